@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one list of Debian packages Quire needs to build, test and run.
+# Idempotent: installs only what is missing; runs `apt-get update` only when it must install.
+# Works as root or through sudo.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git ca-certificates curl
+  libboost1.81-dev libboost-url1.81-dev libboost-program-options1.81-dev
+  libvips-dev libvips-tools
+  libcurl4-openssl-dev libssl-dev libtiff-dev libjpeg-dev
+  nlohmann-json3-dev
+  libsqlite3-dev sqlite3
+  libspdlog-dev libfmt-dev
+  libcli11-dev
+  libgtest-dev libgmock-dev googletest
+  libbenchmark-dev
+  clang libclang-rt-14-dev
+  python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,404 @@
+#include "ingest/origin.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+namespace quire {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Lower(std::string s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return s;
+}
+
+bool InV4Range(uint32_t addr, uint32_t net, int bits) {
+  uint32_t mask = bits == 0 ? 0 : ~uint32_t{0} << (32 - bits);
+  return (addr & mask) == (net & mask);
+}
+
+constexpr uint32_t V4(int a, int b, int c, int d) {
+  return (uint32_t(a) << 24) | (uint32_t(b) << 16) | (uint32_t(c) << 8) | uint32_t(d);
+}
+
+bool IsForbiddenV4(uint32_t a) {
+  return InV4Range(a, V4(0, 0, 0, 0), 8) ||       // "this network", 0.0.0.0
+         InV4Range(a, V4(10, 0, 0, 0), 8) ||      // private
+         InV4Range(a, V4(100, 64, 0, 0), 10) ||   // CGNAT
+         InV4Range(a, V4(127, 0, 0, 0), 8) ||     // loopback
+         InV4Range(a, V4(169, 254, 0, 0), 16) ||  // link-local, cloud metadata
+         InV4Range(a, V4(172, 16, 0, 0), 12) ||   // private
+         InV4Range(a, V4(192, 168, 0, 0), 16) ||  // private
+         InV4Range(a, V4(224, 0, 0, 0), 4) ||     // multicast
+         InV4Range(a, V4(240, 0, 0, 0), 4);       // reserved, broadcast
+}
+
+uint32_t V4At(const unsigned char* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+bool IsForbiddenV6(const unsigned char* b) {
+  static const unsigned char kZero[16] = {};
+  if (std::memcmp(b, kZero, 15) == 0 && (b[15] == 0 || b[15] == 1)) return true;  // ::, ::1
+  if ((b[0] & 0xfe) == 0xfc) return true;                                         // fc00::/7
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;                         // fe80::/10
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return true;                         // fec0::/10
+  if (b[0] == 0xff) return true;                                                  // multicast
+  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(b, kMapped, 12) == 0) return IsForbiddenV4(V4At(b + 12));  // ::ffff:a.b.c.d
+  if (std::memcmp(b, kZero, 12) == 0) return IsForbiddenV4(V4At(b + 12));    // ::a.b.c.d
+  static const unsigned char kNat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (std::memcmp(b, kNat64, 12) == 0) return IsForbiddenV4(V4At(b + 12));  // 64:ff9b::/96
+  if (b[0] == 0x20 && b[1] == 0x02) return IsForbiddenV4(V4At(b + 2));      // 6to4 2002::/16
+  return false;
+}
+
+void InitCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::string FormatSeconds(double s) {
+  char buf[32];
+  if (s >= 10 || std::fabs(s - std::round(s)) < 0.05) {
+    std::snprintf(buf, sizeof buf, "%.0f", s);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f", s);
+  }
+  return buf;
+}
+
+Status HttpStatusError(long code) {
+  std::string msg = "origin returned HTTP " + std::to_string(code);
+  if (code == 408 || code == 429 || code >= 500) return Status::Unavailable(msg);
+  if (code == 404 || code == 410) return Status::NotFound(msg);
+  if (code == 401 || code == 403) return Status::Forbidden(msg);
+  return Status::Invalid(msg);
+}
+
+Status RefusedAddress(const std::string& ip) {
+  return Status::Forbidden("origin address " + ip + " is private and not allowed");
+}
+
+// State shared with libcurl's callbacks for one transfer.
+struct Transfer {
+  FILE* out = nullptr;
+  int64_t max_bytes = 0;
+  int64_t written = 0;
+  bool too_large = false;
+  int write_errno = 0;
+  const AddressRule* forbidden = nullptr;  // null = every address allowed
+  std::string refused_ip;
+};
+
+size_t WriteBody(char* data, size_t size, size_t nmemb, void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  size_t n = size * nmemb;
+  if (t->written + static_cast<int64_t>(n) > t->max_bytes) {
+    t->too_large = true;
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
+  if (std::fwrite(data, 1, n, t->out) != n) {
+    t->write_errno = errno ? errno : EIO;
+    return 0;
+  }
+  t->written += static_cast<int64_t>(n);
+  return n;
+}
+
+std::string SockaddrIp(const struct sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+  }
+  return buf;
+}
+
+// Called for every new connection, before connect(): refusing here means no packet ever
+// reaches a forbidden address, whichever hop of a redirect chain asked for it.
+curl_socket_t OpenSocket(void* clientp, curlsocktype /*purpose*/, struct curl_sockaddr* address) {
+  auto* t = static_cast<Transfer*>(clientp);
+  if (t->forbidden != nullptr) {
+    std::string ip = SockaddrIp(&address->addr);
+    if (ip.empty() || (*t->forbidden)(ip)) {
+      t->refused_ip = ip.empty() ? "(unknown family)" : ip;
+      return CURL_SOCKET_BAD;
+    }
+  }
+  return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+// Called before every request, including ones sent on a reused connection.
+int BeforeRequest(void* clientp, char* conn_primary_ip, char* /*conn_local_ip*/,
+                  int /*conn_primary_port*/, int /*conn_local_port*/) {
+  auto* t = static_cast<Transfer*>(clientp);
+  if (t->forbidden != nullptr && (*t->forbidden)(conn_primary_ip)) {
+    t->refused_ip = conn_primary_ip;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
+struct CurlDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+
+Status MapCurlError(CURLcode rc, CURL* curl, const Transfer& t, const OriginPolicy& policy,
+                    const char* errbuf) {
+  std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  if (!t.refused_ip.empty() && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_ABORTED_BY_CALLBACK)) {
+    return RefusedAddress(t.refused_ip);
+  }
+  switch (rc) {
+    case CURLE_HTTP_RETURNED_ERROR: {
+      long code = 0;
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+      return HttpStatusError(code);
+    }
+    case CURLE_FILESIZE_EXCEEDED:
+      return Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) + " bytes");
+    case CURLE_WRITE_ERROR:
+      if (t.too_large) {
+        return Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) +
+                                " bytes");
+      }
+      return Status::IOError("cannot write the downloaded origin: " +
+                             std::string(std::strerror(t.write_errno ? t.write_errno : EIO)));
+    case CURLE_OPERATION_TIMEDOUT: {
+      if (detail.find("too slow") != std::string::npos) {
+        return Status::Unavailable("origin stalled: under " +
+                                   std::to_string(policy.low_speed_bytes_per_s) + " bytes/s for " +
+                                   std::to_string(policy.low_speed_time_s) + " s");
+      }
+      double total = 0;
+      curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME, &total);
+      return Status::Unavailable("origin timed out after " + FormatSeconds(total) + " s");
+    }
+    case CURLE_TOO_MANY_REDIRECTS:
+      return Status::Invalid("origin redirected more than " + std::to_string(policy.max_redirects) +
+                             " times");
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return Status::Invalid("origin redirected to a scheme other than http or https");
+    case CURLE_URL_MALFORMAT:
+      return Status::Invalid("origin URL is malformed: " + detail);
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return Status::Invalid("origin TLS certificate was rejected: " + detail);
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return Status::Unavailable("origin host could not be resolved: " + detail);
+    case CURLE_COULDNT_CONNECT:
+      return Status::Unavailable("origin connection failed: " + detail);
+    default:
+      // Resets, empty replies, truncated bodies, TLS handshake failures: worth another try.
+      return Status::Unavailable("origin transfer failed: " + detail);
+  }
+}
+
+Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::string& dest,
+                 const AddressRule* forbidden) {
+  InitCurlOnce();
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (!curl) return Status::Internal("cannot start libcurl");
+  FILE* out = std::fopen(dest.c_str(), "wbe");
+  if (out == nullptr) {
+    return Status::IOError("cannot create " + dest + ": " + std::strerror(errno));
+  }
+  Transfer t;
+  t.out = out;
+  t.max_bytes = policy.max_bytes;
+  t.forbidden = forbidden;
+  char errbuf[CURL_ERROR_SIZE] = {};
+
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, static_cast<long>(policy.max_redirects));
+  curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+  // The guard must see the origin's own addresses, so no proxy from the environment.
+  curl_easy_setopt(c, CURLOPT_PROXY, "");
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "Quire-ingest/1");
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, policy.connect_timeout_ms);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, policy.total_timeout_ms);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, policy.low_speed_bytes_per_s);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, policy.low_speed_time_s);
+  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(policy.max_bytes));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteBody);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  if (forbidden != nullptr) {
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &t);
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, BeforeRequest);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, &t);
+  }
+
+  CURLcode rc = curl_easy_perform(c);
+  Status st;
+  if (rc != CURLE_OK) {
+    st = MapCurlError(rc, c, t, policy, errbuf);
+  } else {
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    if (code < 200 || code > 299) st = HttpStatusError(code);  // e.g. a 3xx without Location
+  }
+  if (std::fclose(out) != 0 && st.ok()) {
+    st = Status::IOError("cannot write " + dest + ": " + std::strerror(errno));
+  }
+  if (!st.ok()) ::unlink(dest.c_str());
+  return st;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+Status FetchFile(const std::string& origin, const std::string& rest, const OriginPolicy& policy,
+                 const std::string& dest) {
+  if (policy.file_root.empty()) return Status::Forbidden("file:// origins are not allowed");
+  // rest is "HOST/path"; only an empty host or localhost names this machine.
+  size_t slash = rest.find('/');
+  std::string host = Lower(rest.substr(0, slash));
+  if (slash == std::string::npos || (!host.empty() && host != "localhost")) {
+    return Status::Invalid("origin \"" + origin + "\" is not a local file URL");
+  }
+  std::string path;
+  for (size_t i = slash; i < rest.size(); ++i) {
+    if (rest[i] == '?' || rest[i] == '#') break;
+    if (rest[i] == '%' && i + 2 < rest.size() && HexValue(rest[i + 1]) >= 0 &&
+        HexValue(rest[i + 2]) >= 0) {
+      path.push_back(static_cast<char>(HexValue(rest[i + 1]) * 16 + HexValue(rest[i + 2])));
+      i += 2;
+    } else {
+      path.push_back(rest[i]);
+    }
+  }
+  if (path.find('\0') != std::string::npos) return Status::Invalid("origin path holds a NUL byte");
+
+  char root_buf[PATH_MAX];
+  if (::realpath(policy.file_root.c_str(), root_buf) == nullptr) {
+    return Status::Invalid("origin file root " + policy.file_root + " does not exist");
+  }
+  std::string root = root_buf;
+  char real_buf[PATH_MAX];
+  if (::realpath(path.c_str(), real_buf) == nullptr) {
+    if (errno == ENOENT || errno == ENOTDIR) return Status::NotFound("origin file not found");
+    return Status::Forbidden("origin file cannot be read: " + std::string(std::strerror(errno)));
+  }
+  std::string real = real_buf;
+  std::string root_slash = root == "/" ? root : root + "/";
+  if (real.compare(0, root_slash.size(), root_slash) != 0) {
+    return Status::Forbidden("origin file is outside the allowed file root");
+  }
+  int fd = ::open(real.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    return Status::Forbidden("origin file cannot be read: " + std::string(std::strerror(errno)));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::Invalid("origin file is not a regular file");
+  }
+  if (st.st_size > policy.max_bytes) {
+    ::close(fd);
+    return Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) + " bytes");
+  }
+  int out = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    ::close(fd);
+    return Status::IOError("cannot create " + dest + ": " + std::strerror(errno));
+  }
+  Status result;
+  char buf[1 << 16];
+  int64_t total = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      result = Status::IOError("cannot read origin file: " + std::string(std::strerror(errno)));
+      break;
+    }
+    if (n == 0) break;
+    total += n;
+    if (total > policy.max_bytes) {  // the file grew after fstat
+      result =
+          Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) + " bytes");
+      break;
+    }
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = ::write(out, buf + off, static_cast<size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        result = Status::IOError("cannot write " + dest + ": " + std::strerror(errno));
+        break;
+      }
+      off += w;
+    }
+    if (!result.ok()) break;
+  }
+  ::close(fd);
+  if (::close(out) != 0 && result.ok()) {
+    result = Status::IOError("cannot write " + dest + ": " + std::strerror(errno));
+  }
+  if (!result.ok()) ::unlink(dest.c_str());
+  return result;
+}
+
+}  // namespace
+
+bool IsForbiddenAddress(const std::string& ip) {
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, ip.c_str(), buf) == 1) return IsForbiddenV4(V4At(buf));
+  std::string v6 = ip;
+  size_t zone = v6.find('%');  // fe80::1%eth0
+  if (zone != std::string::npos) v6.resize(zone);
+  if (inet_pton(AF_INET6, v6.c_str(), buf) == 1) return IsForbiddenV6(buf);
+  return true;
+}
+
+Status FetchOriginWithRule(const std::string& origin, const OriginPolicy& policy,
+                           const std::string& dest_path, const AddressRule& forbidden) {
+  size_t sep = origin.find("://");
+  if (sep == std::string::npos || sep == 0) {
+    return Status::Invalid("origin \"" + origin + "\" is not an absolute URL");
+  }
+  std::string scheme = Lower(origin.substr(0, sep));
+  if (scheme == "http" || scheme == "https") {
+    return FetchHttp(origin, policy, dest_path, forbidden ? &forbidden : nullptr);
+  }
+  if (scheme == "file") return FetchFile(origin, origin.substr(sep + 3), policy, dest_path);
+  if (scheme == "s3") return Status::Unsupported("s3 origins are not supported yet");
+  return Status::Invalid("origin scheme \"" + scheme + "\" is not supported");
+}
+
+Status FetchOrigin(const std::string& origin, const OriginPolicy& policy,
+                   const std::string& dest_path) {
+  AddressRule rule;
+  if (!policy.allow_private_origins) rule = IsForbiddenAddress;
+  return FetchOriginWithRule(origin, policy, dest_path, rule);
+}
+
+}  // namespace quire

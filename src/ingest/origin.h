@@ -1,0 +1,48 @@
+// Fetching an image's origin (http, https, file) into a local file, with the safety rules of
+// spec/api.md §9: scheme allow-list, an address guard re-checked on every connection
+// (redirects included), size and time limits. Thread-safe; each call is independent.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/status.h"
+
+namespace quire {
+
+struct OriginPolicy {
+  bool allow_private_origins = false;
+  std::string file_root;  // empty = file:// refused
+  int64_t max_bytes = 1LL << 30;
+  long connect_timeout_ms = 10000;
+  long total_timeout_ms = 300000;
+  long low_speed_bytes_per_s = 1024;  // a transfer slower than this ...
+  long low_speed_time_s = 30;         // ... for this long is abandoned
+  int max_redirects = 5;
+};
+
+// Downloads `origin` into `dest_path` (created or truncated; removed again on failure).
+// On failure the message is a sentence naming the stage and cause, e.g. "origin returned HTTP
+// 404", "origin timed out after 10 s", "origin address 127.0.0.1 is private and not allowed".
+// Code::kUnavailable means transient (timeouts, refused/reset connections, DNS failure, HTTP
+// 5xx/429/408) and worth retrying; every other non-ok code is permanent: kNotFound (404/410,
+// missing file), kForbidden (401/403, guard refusal, file outside the root), kTooLarge,
+// kUnsupported (s3), kInvalid (bad URL or scheme, other 4xx, redirect loops), kIOError (local
+// disk).
+Status FetchOrigin(const std::string& origin, const OriginPolicy& policy,
+                   const std::string& dest_path);
+
+// True when `ip` (numeric IPv4 or IPv6) is loopback, private, link-local (cloud metadata
+// included), unspecified, CGNAT, multicast or reserved - directly or embedded in IPv6
+// (v4-mapped, v4-compatible, NAT64, 6to4). Unparseable text counts as forbidden.
+bool IsForbiddenAddress(const std::string& ip);
+
+// FetchOrigin with the address rule replaced: `forbidden(ip)` is asked for every address a
+// connection is opened to or reused for. FetchOrigin uses IsForbiddenAddress (or no rule when
+// private origins are allowed). Exposed so tests can exercise redirect re-checking on loopback.
+using AddressRule = std::function<bool(const std::string& ip)>;
+Status FetchOriginWithRule(const std::string& origin, const OriginPolicy& policy,
+                           const std::string& dest_path, const AddressRule& forbidden);
+
+}  // namespace quire

@@ -1,0 +1,412 @@
+#include "ingest/origin.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace quire {
+namespace {
+namespace fs = std::filesystem;
+
+// A tiny HTTP/1.1 server on a loopback address: one thread per connection, one request per
+// connection ("Connection: close"), responses chosen by a handler of the request path.
+class LoopbackServer {
+ public:
+  using Handler =
+      std::function<void(const std::string& path, int fd, const std::atomic<bool>& stop)>;
+
+  explicit LoopbackServer(Handler handler, const char* ip = "127.0.0.1")
+      : handler_(std::move(handler)), ip_(ip) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    ::inet_pton(AF_INET, ip, &addr.sin_addr);
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listen_fd_, 16) != 0) {
+      ::close(listen_fd_);
+      listen_fd_ = -1;
+      return;
+    }
+    socklen_t len = sizeof addr;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+
+  ~LoopbackServer() {
+    stop_ = true;
+    if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
+    if (acceptor_.joinable()) acceptor_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& t : workers_) t.join();
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+  }
+
+  bool ok() const { return listen_fd_ >= 0; }
+  std::string Url(const std::string& path) const {
+    return "http://" + ip_ + ":" + std::to_string(port_) + path;
+  }
+  int connections() const { return connections_; }
+
+ private:
+  void AcceptLoop() {
+    for (;;) {
+      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      ++connections_;
+      std::lock_guard<std::mutex> lock(mu_);
+      workers_.emplace_back([this, fd] {
+        std::string req;
+        char buf[4096];
+        while (req.find("\r\n\r\n") == std::string::npos) {
+          ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          req.append(buf, static_cast<size_t>(n));
+        }
+        std::istringstream line(req);
+        std::string method, path;
+        line >> method >> path;
+        if (!path.empty()) handler_(path, fd, stop_);
+        ::close(fd);
+      });
+    }
+  }
+
+  Handler handler_;
+  std::string ip_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<std::thread> workers_;
+};
+
+void Send(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+void Respond(int fd, int code, const std::string& body, const std::string& extra = "") {
+  Send(fd, "HTTP/1.1 " + std::to_string(code) + " X\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\nConnection: close\r\n" + extra + "\r\n" + body);
+}
+
+// Waits until the client goes away or the server stops.
+void WaitForHangup(int fd, const std::atomic<bool>& stop) {
+  while (!stop) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 20) > 0) {
+      char c;
+      if (::recv(fd, &c, 1, 0) <= 0) return;
+    }
+  }
+}
+
+const std::string kBody = "hello origin \x01\x02\x03";
+
+void StandardRoutes(const std::string& path, int fd, const std::atomic<bool>& stop) {
+  if (path == "/ok") return Respond(fd, 200, kBody);
+  if (path.rfind("/status/", 0) == 0) return Respond(fd, std::stoi(path.substr(8)), "error page");
+  if (path == "/stall") {
+    Send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\nabc");
+    return WaitForHangup(fd, stop);
+  }
+  if (path == "/slow") {  // a trickle: 1 byte every 100 ms, far under 1024 bytes/s
+    Send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n");
+    while (!stop) {
+      Send(fd, "x");
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) {
+        char c;
+        if (::recv(fd, &c, 1, 0) <= 0) return;
+      }
+    }
+    return;
+  }
+  if (path == "/big") return Respond(fd, 200, std::string(5000, 'b'));
+  if (path == "/big-unsized") {  // no Content-Length: only the streaming check can stop it
+    Send(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    for (int i = 0; i < 50 && !stop; ++i) Send(fd, std::string(1000, 'b'));
+    return;
+  }
+  if (path == "/loop") return Respond(fd, 302, "", "Location: /loop\r\n");
+  if (path == "/to-ok") return Respond(fd, 301, "", "Location: /ok\r\n");
+  if (path == "/to-file") return Respond(fd, 302, "", "Location: file:///etc/passwd\r\n");
+  Respond(fd, 404, "not found");
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class OriginTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "quire-origin-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    dest_ = dir_ + "/download";
+    loopback_.allow_private_origins = true;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string dir_;
+  std::string dest_;
+  OriginPolicy loopback_;
+};
+
+TEST(IsForbiddenAddressTest, Classifies) {
+  for (const char* ip : {"127.0.0.1",
+                         "127.9.9.9",
+                         "10.1.2.3",
+                         "172.16.0.1",
+                         "172.31.255.255",
+                         "192.168.1.1",
+                         "169.254.169.254",
+                         "169.254.0.1",
+                         "0.0.0.0",
+                         "0.1.2.3",
+                         "100.64.0.1",
+                         "100.127.255.255",
+                         "224.0.0.1",
+                         "255.255.255.255",
+                         "::1",
+                         "::",
+                         "fc00::1",
+                         "fd12:3456::1",
+                         "fe80::1",
+                         "fe80::1%eth0",
+                         "febf::1",
+                         "::ffff:127.0.0.1",
+                         "::ffff:10.0.0.1",
+                         "::ffff:169.254.169.254",
+                         "64:ff9b::a00:1",
+                         "2002:7f00:1::",
+                         "not an ip",
+                         ""}) {
+    EXPECT_TRUE(IsForbiddenAddress(ip)) << ip;
+  }
+  for (const char* ip : {"8.8.8.8", "1.1.1.1", "172.15.255.255", "172.32.0.1", "100.63.255.255",
+                         "100.128.0.0", "192.167.1.1", "169.253.1.1", "2001:4860:4860::8888",
+                         "::ffff:8.8.8.8", "2606:4700::1111"}) {
+    EXPECT_FALSE(IsForbiddenAddress(ip)) << ip;
+  }
+}
+
+TEST_F(OriginTest, DownloadsBody) {
+  LoopbackServer server(StandardRoutes);
+  ASSERT_TRUE(server.ok());
+  Status st = FetchOrigin(server.Url("/ok"), loopback_, dest_);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(ReadFile(dest_), kBody);
+}
+
+TEST_F(OriginTest, FollowsRedirect) {
+  LoopbackServer server(StandardRoutes);
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE(FetchOrigin(server.Url("/to-ok"), loopback_, dest_).ok());
+  EXPECT_EQ(ReadFile(dest_), kBody);
+}
+
+TEST_F(OriginTest, HttpErrorsArePermanentOrTransient) {
+  LoopbackServer server(StandardRoutes);
+  ASSERT_TRUE(server.ok());
+  struct Case {
+    int code;
+    Code expected;
+  };
+  for (Case c :
+       {Case{404, Code::kNotFound}, Case{410, Code::kNotFound}, Case{403, Code::kForbidden},
+        Case{400, Code::kInvalid}, Case{500, Code::kUnavailable}, Case{503, Code::kUnavailable},
+        Case{429, Code::kUnavailable}, Case{408, Code::kUnavailable}}) {
+    Status st = FetchOrigin(server.Url("/status/" + std::to_string(c.code)), loopback_, dest_);
+    EXPECT_EQ(st.code(), c.expected) << c.code;
+    EXPECT_EQ(st.message(), "origin returned HTTP " + std::to_string(c.code));
+    EXPECT_FALSE(fs::exists(dest_));
+  }
+}
+
+TEST_F(OriginTest, StalledOriginTimesOut) {
+  LoopbackServer server(StandardRoutes);
+  ASSERT_TRUE(server.ok());
+  loopback_.total_timeout_ms = 300;
+  auto start = std::chrono::steady_clock::now();
+  Status st = FetchOrigin(server.Url("/stall"), loopback_, dest_);
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_NE(st.message().find("origin timed out after"), std::string::npos) << st.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_FALSE(fs::exists(dest_));
+}
+
+TEST_F(OriginTest, TrickleIsAbandoned) {
+  LoopbackServer server(StandardRoutes);
+  ASSERT_TRUE(server.ok());
+  loopback_.low_speed_time_s = 1;
+  Status st = FetchOrigin(server.Url("/slow"), loopback_, dest_);
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_NE(st.message().find("origin stalled"), std::string::npos) << st.message();
+}
+
+TEST_F(OriginTest, RefusedConnectionIsTransient) {
+  int port;
+  {
+    LoopbackServer server(StandardRoutes);
+    ASSERT_TRUE(server.ok());
+    port = std::stoi(server.Url("").substr(17));
+  }  // closed: nothing listens there now
+  Status st = FetchOrigin("http://127.0.0.1:" + std::to_string(port) + "/ok", loopback_, dest_);
+  EXPECT_EQ(st.code(), Code::kUnavailable) << st.message();
+}
+
+TEST_F(OriginTest, SizeLimitByContentLength) {
+  LoopbackServer server(StandardRoutes);
+  ASSERT_TRUE(server.ok());
+  loopback_.max_bytes = 1000;
+  Status st = FetchOrigin(server.Url("/big"), loopback_, dest_);
+  EXPECT_EQ(st.code(), Code::kTooLarge);
+  EXPECT_EQ(st.message(), "origin larger than 1000 bytes");
+  EXPECT_FALSE(fs::exists(dest_));
+  loopback_.max_bytes = 5000;  // exactly the size is fine
+  EXPECT_TRUE(FetchOrigin(server.Url("/big"), loopback_, dest_).ok());
+}
+
+TEST_F(OriginTest, SizeLimitWhileStreaming) {
+  LoopbackServer server(StandardRoutes);
+  ASSERT_TRUE(server.ok());
+  loopback_.max_bytes = 10000;
+  Status st = FetchOrigin(server.Url("/big-unsized"), loopback_, dest_);
+  EXPECT_EQ(st.code(), Code::kTooLarge) << st.message();
+  EXPECT_EQ(st.message(), "origin larger than 10000 bytes");
+  EXPECT_FALSE(fs::exists(dest_));
+}
+
+TEST_F(OriginTest, RedirectLoopIsPermanent) {
+  LoopbackServer server(StandardRoutes);
+  ASSERT_TRUE(server.ok());
+  loopback_.max_redirects = 3;
+  Status st = FetchOrigin(server.Url("/loop"), loopback_, dest_);
+  EXPECT_EQ(st.code(), Code::kInvalid);
+  EXPECT_EQ(st.message(), "origin redirected more than 3 times");
+}
+
+TEST_F(OriginTest, RedirectToFileSchemeIsRefused) {
+  LoopbackServer server(StandardRoutes);
+  ASSERT_TRUE(server.ok());
+  loopback_.file_root = "/";
+  Status st = FetchOrigin(server.Url("/to-file"), loopback_, dest_);
+  EXPECT_EQ(st.code(), Code::kInvalid) << st.message();
+  EXPECT_FALSE(fs::exists(dest_));
+}
+
+TEST_F(OriginTest, LoopbackRefusedUnlessAllowed) {
+  LoopbackServer server(StandardRoutes);
+  ASSERT_TRUE(server.ok());
+  OriginPolicy strict;
+  Status st = FetchOrigin(server.Url("/ok"), strict, dest_);
+  EXPECT_EQ(st.code(), Code::kForbidden);
+  EXPECT_EQ(st.message(), "origin address 127.0.0.1 is private and not allowed");
+  std::string by_name = server.Url("/ok");
+  by_name.replace(by_name.find("127.0.0.1"), 9, "localhost");
+  st = FetchOrigin(by_name, strict, dest_);
+  EXPECT_EQ(st.code(), Code::kForbidden) << st.message();
+  EXPECT_EQ(server.connections(), 0);  // refused before connect()
+  EXPECT_FALSE(fs::exists(dest_));
+}
+
+TEST_F(OriginTest, RedirectTargetIsCheckedAgain) {
+  // The first hop (127.0.0.1) is allowed, the redirect target (127.0.0.2) is not: the rule
+  // must be applied to the address actually connected to on the second hop.
+  LoopbackServer target(StandardRoutes, "127.0.0.2");
+  if (!target.ok()) GTEST_SKIP() << "cannot bind 127.0.0.2";
+  std::string target_url = target.Url("/ok");
+  LoopbackServer first([&](const std::string&, int fd, const std::atomic<bool>&) {
+    Respond(fd, 302, "", "Location: " + target_url + "\r\n");
+  });
+  ASSERT_TRUE(first.ok());
+  AddressRule no_second_host = [](const std::string& ip) { return ip == "127.0.0.2"; };
+  Status st = FetchOriginWithRule(first.Url("/start"), OriginPolicy{}, dest_, no_second_host);
+  EXPECT_EQ(st.code(), Code::kForbidden);
+  EXPECT_EQ(st.message(), "origin address 127.0.0.2 is private and not allowed");
+  EXPECT_EQ(first.connections(), 1);
+  EXPECT_EQ(target.connections(), 0);
+
+  // With the rule satisfied the same chain succeeds.
+  AddressRule none = [](const std::string&) { return false; };
+  ASSERT_TRUE(FetchOriginWithRule(first.Url("/start"), OriginPolicy{}, dest_, none).ok());
+  EXPECT_EQ(ReadFile(dest_), kBody);
+}
+
+TEST_F(OriginTest, SchemesOutsideTheListAreRefused) {
+  Status st = FetchOrigin("s3://bucket/key.jpg", loopback_, dest_);
+  EXPECT_EQ(st.code(), Code::kUnsupported);
+  EXPECT_EQ(st.message(), "s3 origins are not supported yet");
+  EXPECT_EQ(FetchOrigin("ftp://example.org/a.jpg", loopback_, dest_).code(), Code::kInvalid);
+  EXPECT_EQ(FetchOrigin("gopher://x/", loopback_, dest_).code(), Code::kInvalid);
+  EXPECT_EQ(FetchOrigin("just words", loopback_, dest_).code(), Code::kInvalid);
+  EXPECT_EQ(FetchOrigin("", loopback_, dest_).code(), Code::kInvalid);
+}
+
+TEST_F(OriginTest, FileOriginsStayBelowTheRoot) {
+  fs::create_directories(dir_ + "/root/sub");
+  fs::create_directories(dir_ + "/outside");
+  std::ofstream(dir_ + "/root/sub/a b.jpg") << "inside";
+  std::ofstream(dir_ + "/outside/secret") << "secret";
+  fs::create_symlink(dir_ + "/outside/secret", dir_ + "/root/link");
+  fs::create_symlink(dir_ + "/root/sub/a b.jpg", dir_ + "/root/good-link");
+  fs::create_directories(dir_ + "/rootx");
+  std::ofstream(dir_ + "/rootx/sibling") << "sibling";
+
+  OriginPolicy policy;
+  EXPECT_EQ(FetchOrigin("file://" + dir_ + "/root/sub/a%20b.jpg", policy, dest_).code(),
+            Code::kForbidden);  // no root configured
+
+  policy.file_root = dir_ + "/root/";
+  Status st = FetchOrigin("file://" + dir_ + "/root/sub/a%20b.jpg", policy, dest_);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(ReadFile(dest_), "inside");
+  EXPECT_TRUE(FetchOrigin("file://localhost" + dir_ + "/root/good-link", policy, dest_).ok());
+
+  for (std::string escape :
+       {dir_ + "/root/../outside/secret", dir_ + "/root/sub/../../outside/secret",
+        dir_ + "/root/link", dir_ + "/outside/secret", dir_ + "/rootx/sibling",
+        dir_ + "/root/%2E%2E/outside/secret"}) {
+    fs::remove(dest_);
+    st = FetchOrigin("file://" + escape, policy, dest_);
+    EXPECT_EQ(st.code(), Code::kForbidden) << escape << ": " << st.message();
+    EXPECT_FALSE(fs::exists(dest_)) << escape;
+  }
+  EXPECT_EQ(FetchOrigin("file://" + dir_ + "/root/missing", policy, dest_).code(), Code::kNotFound);
+  EXPECT_EQ(FetchOrigin("file://otherhost" + dir_ + "/root/sub/a%20b.jpg", policy, dest_).code(),
+            Code::kInvalid);
+  policy.max_bytes = 3;
+  EXPECT_EQ(FetchOrigin("file://" + dir_ + "/root/sub/a%20b.jpg", policy, dest_).code(),
+            Code::kTooLarge);
+}
+
+}  // namespace
+}  // namespace quire

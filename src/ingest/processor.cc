@@ -1,0 +1,346 @@
+#include "ingest/processor.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <string_view>
+#include <vips/vips8>
+
+#include "core/vips_init.h"
+
+namespace quire {
+namespace {
+
+using vips::VError;
+using vips::VImage;
+
+class Stopwatch {
+ public:
+  double LapMs() {
+    auto now = std::chrono::steady_clock::now();
+    double ms = std::chrono::duration<double, std::milli>(now - last_).count();
+    last_ = now;
+    return ms;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+std::string FirstLine(const char* text) {
+  std::string s = text ? text : "";
+  size_t nl = s.find('\n');
+  if (nl != std::string::npos) s.resize(nl);
+  if (s.empty()) s = "unknown libvips error";
+  return s;
+}
+
+// libvips appends to one process-wide error buffer and vips-cpp's VError copies it without
+// clearing, so clear it after each failure: the next failure's first line is then its own.
+// (Concurrent failures can still interleave; the message is advisory.)
+std::string TakeVipsError(const VError& e) {
+  std::string line = FirstLine(e.what());
+  vips_error_clear();
+  return line;
+}
+
+Status NotDecodable(const VError& e) {
+  return Status::Invalid("not a decodable image: " + TakeVipsError(e));
+}
+
+// A libvips failure while writing the pyramid is a decode failure of the source unless it
+// reports a problem with the output file.
+Status PyramidFailure(const VError& e) {
+  std::string msg = e.what();
+  vips_error_clear();
+  for (const char* w : {"No space left", "Disk quota", "Read-only file system", "Permission denied",
+                        "unable to open for write", "Write error"}) {
+    if (msg.find(w) != std::string::npos) {
+      return Status::IOError("cannot write the pyramid: " + FirstLine(msg.c_str()));
+    }
+  }
+  return NotDecodable(e);
+}
+
+// Unique scratch file name ending in `suffix`; the empty file is created to claim the name.
+Result<std::string> ScratchFile(const std::string& dir, const char* stem, const char* suffix) {
+  std::string path = dir + "/" + stem + "-XXXXXX" + suffix;
+  int fd = ::mkstemps(path.data(), static_cast<int>(std::strlen(suffix)));
+  if (fd < 0) {
+    return Status::IOError("cannot create scratch file in " + dir + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  return path;
+}
+
+int Orientation(const VImage& image) {
+  if (image.get_typeof(VIPS_META_ORIENTATION) == 0) return 1;
+  int o = image.get_int(VIPS_META_ORIENTATION);
+  return o >= 1 && o <= 8 ? o : 1;
+}
+
+// True when the embedded ICC profile names itself sRGB (ASCII in v2 'desc', UTF-16 in v4 'mluc').
+bool HasSrgbProfile(const VImage& image) {
+  size_t len = 0;
+  const void* data = image.get_blob(VIPS_META_ICC_NAME, &len);
+  std::string_view bytes(static_cast<const char*>(data), len);
+  static constexpr char kUtf16[] = {0, 's', 0, 'R', 0, 'G', 0, 'B'};
+  return bytes.find("sRGB") != std::string_view::npos ||
+         bytes.find(std::string_view(kUtf16, sizeof kUtf16)) != std::string_view::npos;
+}
+
+// 8-bit sRGB (3 bands) or 8-bit greyscale (1 band), alpha flattened on white. Returns the input
+// untouched when it already is one of those.
+VImage ToDeliveryColour(VImage image) {
+  VipsInterpretation interp = image.interpretation();
+  bool has_icc = image.get_typeof(VIPS_META_ICC_NAME) != 0;
+
+  if (interp == VIPS_INTERPRETATION_CMYK && image.bands() >= 4) {
+    image = image.icc_transform("srgb", VImage::option()
+                                            ->set("input_profile", "cmyk")
+                                            ->set("embedded", has_icc)
+                                            ->set("intent", VIPS_INTENT_PERCEPTUAL)
+                                            ->set("depth", 8));
+  } else if (has_icc && image.bands() >= 3 &&
+             (interp == VIPS_INTERPRETATION_sRGB || interp == VIPS_INTERPRETATION_RGB16) &&
+             !HasSrgbProfile(image)) {
+    // Adobe RGB, Display P3, ProPhoto ...: browsers treat JPEG tiles as sRGB.
+    image = image.icc_transform("srgb", VImage::option()
+                                            ->set("embedded", true)
+                                            ->set("intent", VIPS_INTENT_PERCEPTUAL)
+                                            ->set("depth", 8));
+  }
+
+  interp = image.interpretation();
+  bool grey = interp == VIPS_INTERPRETATION_B_W || interp == VIPS_INTERPRETATION_GREY16;
+  if (grey) {
+    if (image.format() != VIPS_FORMAT_UCHAR) {
+      image = interp == VIPS_INTERPRETATION_GREY16 ? image.colourspace(VIPS_INTERPRETATION_B_W)
+                                                   : image.cast(VIPS_FORMAT_UCHAR);
+    }
+  } else if (interp != VIPS_INTERPRETATION_sRGB || image.format() != VIPS_FORMAT_UCHAR) {
+    if (vips_colourspace_issupported(image.get_image())) {
+      image = image.colourspace(VIPS_INTERPRETATION_sRGB);
+    }
+    if (image.format() != VIPS_FORMAT_UCHAR) image = image.cast(VIPS_FORMAT_UCHAR);
+  }
+
+  if (image.has_alpha()) {
+    image = image.flatten(VImage::option()->set("background", std::vector<double>{255.0}));
+    if (image.format() != VIPS_FORMAT_UCHAR) image = image.cast(VIPS_FORMAT_UCHAR);
+  }
+  int want = image.bands() >= 3 ? 3 : 1;
+  if (image.bands() != want) {
+    image = image.extract_band(0, VImage::option()->set("n", want));
+  }
+  if (want == 3 && image.interpretation() != VIPS_INTERPRETATION_sRGB) {
+    image = image.copy(VImage::option()->set("interpretation", VIPS_INTERPRETATION_sRGB));
+  } else if (want == 1 && image.interpretation() != VIPS_INTERPRETATION_B_W) {
+    image = image.copy(VImage::option()->set("interpretation", VIPS_INTERPRETATION_B_W));
+  }
+  return image;
+}
+
+// libvips 8.14.1 (Debian 12) crashes in tiffsave(pyramid) when its input fails part-way
+// (libvips#3411, fixed in 8.14.2): a truncated or corrupt source would take the server down.
+// DecodeGuard sits between the pipeline and tiffsave: it passes regions through without
+// copying, and on the first upstream error records the message and feeds black pixels from
+// then on, so tiffsave always completes and the caller discards the file.
+struct DecodeGuard {
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::string message;
+};
+
+int GuardGenerate(VipsRegion* out, void* seq, void* /*a*/, void* b, gboolean* /*stop*/) {
+  auto* in = static_cast<VipsRegion*>(seq);
+  auto* guard = static_cast<DecodeGuard*>(b);
+  VipsRect* r = &out->valid;
+  if (!guard->failed.load()) {
+    if (vips_region_prepare(in, r) == 0) return vips_region_region(out, in, r, r->left, r->top);
+    if (!guard->failed.exchange(true)) {
+      std::lock_guard<std::mutex> lock(guard->mu);
+      char* text = vips_error_buffer_copy();  // thread-safe; clears the buffer
+      guard->message = FirstLine(text);
+      g_free(text);
+    }
+  }
+  vips_region_black(out);
+  return 0;
+}
+
+// Returns `in` wrapped by a DecodeGuard owned by the returned image.
+VImage Guarded(const VImage& in, DecodeGuard** guard_out) {
+  VipsImage* out = vips_image_new();
+  auto* guard = new DecodeGuard;
+  g_object_set_data_full(G_OBJECT(out), "quire-decode-guard", guard,
+                         [](gpointer p) { delete static_cast<DecodeGuard*>(p); });
+  VipsImage* src = in.get_image();
+  g_object_ref(src);
+  vips_object_local(out, src);  // the guard keeps its input alive
+  if (vips_image_pipelinev(out, VIPS_DEMAND_STYLE_THINSTRIP, src, nullptr) != 0 ||
+      vips_image_generate(out, vips_start_one, GuardGenerate, vips_stop_one, src, guard) != 0) {
+    g_object_unref(out);
+    throw VError();
+  }
+  *guard_out = guard;
+  return VImage(out);
+}
+
+struct EncodedThumbnail {
+  ThumbnailSize size;
+  std::string jpeg;
+};
+
+}  // namespace
+
+std::string PyramidKey(const std::string& prefix) { return prefix + "/image.tif"; }
+std::string ThumbnailKey(const std::string& prefix, int width, int height) {
+  return prefix + "/thumb-" + std::to_string(width) + "x" + std::to_string(height) + ".jpg";
+}
+std::string OriginalKey(const std::string& prefix) { return prefix + "/original"; }
+
+Result<ProcessedImage> ProcessImage(const std::string& source_path, const ProcessOptions& options,
+                                    BlobStore& blobs, const std::string& prefix) {
+  if (!InitVips()) return Status::Internal("libvips failed to start");
+  ProcessedImage result;
+  Stopwatch clock;
+
+  // Probe: header only. Sequential access lets the loader stream straight into the pyramid.
+  VImage source;
+  int orientation = 1;
+  try {
+    auto load_options = [](VipsAccess access) {
+      return VImage::option()->set("access", access)->set("fail_on", VIPS_FAIL_ON_TRUNCATED);
+    };
+    source = VImage::new_from_file(source_path.c_str(), load_options(VIPS_ACCESS_SEQUENTIAL));
+    orientation = Orientation(source);
+    bool swap = orientation >= 5;
+    result.width = swap ? source.height() : source.width();
+    result.height = swap ? source.width() : source.height();
+    int64_t pixels = int64_t{result.width} * result.height;
+    if (pixels > options.max_pixels) {
+      return Status::Invalid("image is " + std::to_string(result.width) + "x" +
+                             std::to_string(result.height) + " pixels, over the limit of " +
+                             std::to_string(options.max_pixels));
+    }
+    if (orientation >= 3) {
+      // Rotating by 90/180 degrees or flipping vertically reads rows out of order, which a
+      // streaming decode cannot do: decode once into memory (or a temp file when large).
+      source = VImage::new_from_file(source_path.c_str(), load_options(VIPS_ACCESS_RANDOM));
+    }
+    if (orientation != 1) source = source.autorot();
+    source = ToDeliveryColour(source);
+  } catch (const VError& e) {
+    // The source is a scratch file whose path means nothing to the submitter.
+    Status st = NotDecodable(e);
+    std::string msg = st.message();
+    for (size_t at; (at = msg.find(source_path)) != std::string::npos;) {
+      msg.replace(at, source_path.size(), "source");
+    }
+    return Status::Invalid(msg);
+  }
+  result.timings.probe_ms = clock.LapMs();
+
+  // Pyramid: the one decode of the source happens here.
+  Result<std::string> tif = ScratchFile(blobs.ScratchDir(), "pyramid", ".tif");
+  if (!tif.ok()) return tif.status();
+  auto remove_tif = [&] { ::unlink(tif->c_str()); };
+  try {
+    DecodeGuard* guard = nullptr;
+    VImage guarded = Guarded(source, &guard);
+    guarded.tiffsave(tif->c_str(), VImage::option()
+                                       ->set("tile", true)
+                                       ->set("tile_width", options.tile_size)
+                                       ->set("tile_height", options.tile_size)
+                                       ->set("pyramid", true)
+                                       ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG)
+                                       ->set("Q", 85));
+    if (guard->failed) {
+      remove_tif();
+      std::lock_guard<std::mutex> lock(guard->mu);
+      return Status::Invalid("not a decodable image: " + guard->message);
+    }
+  } catch (const VError& e) {
+    remove_tif();
+    return PyramidFailure(e);
+  }
+  source = VImage();  // close the source file
+  result.timings.pyramid_ms = clock.LapMs();
+
+  // Thumbnails from the pyramid: vips thumbnail opens the nearest level, not the full image.
+  std::vector<int> boxes = options.thumbnail_sizes;
+  std::sort(boxes.begin(), boxes.end(), std::greater<int>());
+  std::vector<EncodedThumbnail> thumbs;
+  try {
+    for (int box : boxes) {
+      if (box <= 0) continue;
+      // Never upscale. (size=VIPS_SIZE_DOWN would say so, but libvips 8.14 then sizes a
+      // pyramidal TIFF from its smallest level.)
+      int fit = std::min(box, std::max(result.width, result.height));
+      VImage thumb = VImage::thumbnail(tif->c_str(), fit, VImage::option()->set("height", fit));
+      ThumbnailSize size{thumb.width(), thumb.height()};
+      bool seen = std::any_of(thumbs.begin(), thumbs.end(), [&](const EncodedThumbnail& t) {
+        return t.size.width == size.width && t.size.height == size.height;
+      });
+      if (seen) continue;
+      void* buf = nullptr;
+      size_t len = 0;
+      thumb.write_to_buffer(".jpg", &buf, &len,
+                            VImage::option()->set("Q", options.jpeg_quality)->set("strip", true));
+      EncodedThumbnail encoded{size, std::string(static_cast<const char*>(buf), len)};
+      g_free(buf);
+      thumbs.push_back(std::move(encoded));
+    }
+  } catch (const VError& e) {
+    remove_tif();
+    return Status::Internal("cannot make thumbnails from the pyramid: " + TakeVipsError(e));
+  }
+  result.timings.thumbnails_ms = clock.LapMs();
+
+  Status st = blobs.PutFile(PyramidKey(prefix), *tif);
+  if (!st.ok()) {
+    remove_tif();
+    return st;
+  }
+  for (const EncodedThumbnail& t : thumbs) {
+    QUIRE_RETURN_IF_ERROR(
+        blobs.PutBytes(ThumbnailKey(prefix, t.size.width, t.size.height), t.jpeg));
+    result.thumbnails.push_back(t.size);
+  }
+  result.timings.store_ms = clock.LapMs();
+  return result;
+}
+
+Status StoreOriginal(const std::string& source_path, BlobStore& blobs, const std::string& prefix) {
+  // PutFile consumes its input, so hand it a second name for the same bytes: a hard link when
+  // the scratch directory shares the filesystem, a copy otherwise.
+  std::string dir = blobs.ScratchDir();
+  std::string path = dir + "/original-XXXXXX";
+  int fd = ::mkstemp(path.data());
+  if (fd < 0) {
+    return Status::IOError("cannot create scratch file in " + dir + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (::link(source_path.c_str(), path.c_str()) != 0) {
+    std::error_code ec;
+    std::filesystem::copy_file(source_path, path, ec);
+    if (ec) {
+      ::unlink(path.c_str());
+      return Status::IOError("cannot copy " + source_path + ": " + ec.message());
+    }
+  }
+  Status st = blobs.PutFile(OriginalKey(prefix), path);
+  if (!st.ok()) ::unlink(path.c_str());
+  return st;
+}
+
+}  // namespace quire

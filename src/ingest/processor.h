@@ -1,0 +1,61 @@
+// Turning a fetched source file into the delivery derivatives: a tiled pyramidal TIFF and
+// bounding-box thumbnails, via libvips. Pipeline: probe -> orient -> colour -> pyramid ->
+// thumbnails (from the pyramid) -> store. The source is decoded once, streaming.
+// Thread-safe: calls may run concurrently (each is its own libvips pipeline).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "blob/blob_store.h"
+#include "core/status.h"
+
+namespace quire {
+
+struct ProcessOptions {
+  int64_t max_pixels = 1000000000;
+  std::vector<int> thumbnail_sizes{1024, 400, 200, 100};  // bounding boxes, longest side
+  int tile_size = 256;
+  int jpeg_quality = 85;
+};
+
+struct ThumbnailSize {
+  int width;
+  int height;
+};
+
+struct StageTimings {
+  double probe_ms = 0, pyramid_ms = 0, thumbnails_ms = 0, store_ms = 0;
+};
+
+struct ProcessedImage {
+  int width = 0;  // after EXIF orientation
+  int height = 0;
+  std::vector<ThumbnailSize> thumbnails;  // distinct sizes, largest first
+  StageTimings timings;
+};
+
+// Blob keys written under `prefix` (see AssetBlobPrefix).
+std::string PyramidKey(const std::string& prefix);                           // prefix/image.tif
+std::string ThumbnailKey(const std::string& prefix, int width, int height);  // prefix/thumb-WxH.jpg
+std::string OriginalKey(const std::string& prefix);                          // prefix/original
+
+// Decodes `source_path` once and stores, under `prefix`:
+//  - image.tif: tiffsave(tile, tile_size square tiles, pyramid, JPEG Q=85, no subifd), so
+//    level k (scale 1/2^k) is TIFF page k; 8-bit sRGB (3 bands) or greyscale (1 band), EXIF
+//    orientation applied, alpha flattened on white, CMYK and tagged non-sRGB RGB converted;
+//  - thumb-WxH.jpg for each bounding box in options.thumbnail_sizes (never upscaled; boxes
+//    that give the same WxH are stored once), made from the written pyramid.
+// The pixel limit is judged from the header, before any decoding.
+// Errors: kInvalid "not a decodable image: ..." or "image is WxH pixels, over the limit of N"
+// (permanent); kIOError for storage. On failure some blobs under `prefix` may already be
+// written; the caller decides whether to DeletePrefix.
+Result<ProcessedImage> ProcessImage(const std::string& source_path, const ProcessOptions& options,
+                                    BlobStore& blobs, const std::string& prefix);
+
+// The `file` channel: stores the source bytes as-is at OriginalKey(prefix). The source file is
+// left in place.
+Status StoreOriginal(const std::string& source_path, BlobStore& blobs, const std::string& prefix);
+
+}  // namespace quire

@@ -21,6 +21,9 @@ namespace {
 using vips::VError;
 using vips::VImage;
 
+// Images needing a rotation are decoded into memory up to this size, else into scratch tiles.
+constexpr int64_t kInMemoryReorientBytes = 16 << 20;
+
 class Stopwatch {
  public:
   double LapMs() {
@@ -51,12 +54,8 @@ std::string TakeVipsError(const VError& e) {
   return line;
 }
 
-Status NotDecodable(const VError& e) {
-  return Status::Invalid("not a decodable image: " + TakeVipsError(e));
-}
-
-// A libvips failure while writing the pyramid is a decode failure of the source unless it
-// reports a problem with the output file.
+// A libvips failure while writing the pyramid is a decode failure of the source (kInvalid with
+// the cause) unless it reports a problem with the output file (kIOError).
 Status PyramidFailure(const VError& e) {
   std::string msg = e.what();
   vips_error_clear();
@@ -66,7 +65,7 @@ Status PyramidFailure(const VError& e) {
       return Status::IOError("cannot write the pyramid: " + FirstLine(msg.c_str()));
     }
   }
-  return NotDecodable(e);
+  return Status::Invalid(FirstLine(msg.c_str()));
 }
 
 // Unique scratch file name ending in `suffix`; the empty file is created to claim the name.
@@ -194,6 +193,48 @@ VImage Guarded(const VImage& in, DecodeGuard** guard_out) {
   return VImage(out);
 }
 
+// Applies EXIF `orientation` (2..8) to the sequentially loaded `image`. A horizontal flip
+// streams; rotations and vertical flips read rows out of order, so the pixels are first
+// decoded once: into memory when small, else into an uncompressed tiled TIFF in `scratch`
+// that the rotation then reads tile by tile (bounded memory, unlike a whole-image buffer or
+// an mmapped .v file), named in *temp_file for the caller to remove once the result has been
+// consumed. Errors: kInvalid with the decoder's cause.
+Result<VImage> Reorient(VImage image, int orientation, const std::string& scratch,
+                        std::string* temp_file) {
+  if (orientation >= 3) {
+    int64_t bytes = int64_t{image.width()} * image.height() * image.bands() *
+                    static_cast<int64_t>(vips_format_sizeof(image.format()));
+    if (bytes <= kInMemoryReorientBytes) {
+      image = image.copy_memory();
+    } else {
+      Result<std::string> tiles = ScratchFile(scratch, "oriented", ".tif");
+      if (!tiles.ok()) return tiles.status();
+      DecodeGuard* guard = nullptr;
+      VImage guarded = Guarded(image, &guard);
+      try {
+        guarded.tiffsave(tiles->c_str(), VImage::option()
+                                             ->set("tile", true)
+                                             ->set("tile_width", 256)
+                                             ->set("tile_height", 256)
+                                             ->set("strip", true));
+      } catch (const VError& e) {
+        ::unlink(tiles->c_str());
+        return PyramidFailure(e);
+      }
+      if (guard->failed) {
+        ::unlink(tiles->c_str());
+        std::lock_guard<std::mutex> lock(guard->mu);
+        return Status::Invalid(guard->message);
+      }
+      *temp_file = *tiles;
+      image = VImage::new_from_file(tiles->c_str(),
+                                    VImage::option()->set("access", VIPS_ACCESS_RANDOM));
+    }
+  }
+  image.set(VIPS_META_ORIENTATION, orientation);
+  return image.autorot();
+}
+
 struct EncodedThumbnail {
   ThumbnailSize size;
   std::string jpeg;
@@ -213,14 +254,22 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
   ProcessedImage result;
   Stopwatch clock;
 
+  // Messages name the source by its scratch path, which means nothing to the submitter.
+  auto decode_error = [&](std::string cause) {
+    for (size_t at; (at = cause.find(source_path)) != std::string::npos;) {
+      cause.replace(at, source_path.size(), "source");
+    }
+    return Status::Invalid("not a decodable image: " + cause);
+  };
+
   // Probe: header only. Sequential access lets the loader stream straight into the pyramid.
   VImage source;
   int orientation = 1;
   try {
-    auto load_options = [](VipsAccess access) {
-      return VImage::option()->set("access", access)->set("fail_on", VIPS_FAIL_ON_TRUNCATED);
-    };
-    source = VImage::new_from_file(source_path.c_str(), load_options(VIPS_ACCESS_SEQUENTIAL));
+    source =
+        VImage::new_from_file(source_path.c_str(), VImage::option()
+                                                       ->set("access", VIPS_ACCESS_SEQUENTIAL)
+                                                       ->set("fail_on", VIPS_FAIL_ON_TRUNCATED));
     orientation = Orientation(source);
     bool swap = orientation >= 5;
     result.width = swap ? source.height() : source.width();
@@ -231,29 +280,30 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
                              std::to_string(result.height) + " pixels, over the limit of " +
                              std::to_string(options.max_pixels));
     }
-    if (orientation >= 3) {
-      // Rotating by 90/180 degrees or flipping vertically reads rows out of order, which a
-      // streaming decode cannot do: decode once into memory (or a temp file when large).
-      source = VImage::new_from_file(source_path.c_str(), load_options(VIPS_ACCESS_RANDOM));
-    }
-    if (orientation != 1) source = source.autorot();
     source = ToDeliveryColour(source);
   } catch (const VError& e) {
-    // The source is a scratch file whose path means nothing to the submitter.
-    Status st = NotDecodable(e);
-    std::string msg = st.message();
-    for (size_t at; (at = msg.find(source_path)) != std::string::npos;) {
-      msg.replace(at, source_path.size(), "source");
-    }
-    return Status::Invalid(msg);
+    return decode_error(TakeVipsError(e));
   }
   result.timings.probe_ms = clock.LapMs();
 
-  // Pyramid: the one decode of the source happens here.
+  // Pyramid: the one decode of the source happens here (or in Reorient).
   Result<std::string> tif = ScratchFile(blobs.ScratchDir(), "pyramid", ".tif");
   if (!tif.ok()) return tif.status();
+  std::string reorient_tiles;
   auto remove_tif = [&] { ::unlink(tif->c_str()); };
+  auto remove_temps = [&] {
+    if (!reorient_tiles.empty()) ::unlink(reorient_tiles.c_str());
+  };
   try {
+    if (orientation != 1) {
+      Result<VImage> oriented = Reorient(source, orientation, blobs.ScratchDir(), &reorient_tiles);
+      if (!oriented.ok()) {
+        remove_tif();
+        const Status& st = oriented.status();
+        return st.code() == Code::kInvalid ? decode_error(st.message()) : st;
+      }
+      source = *oriented;
+    }
     DecodeGuard* guard = nullptr;
     VImage guarded = Guarded(source, &guard);
     guarded.tiffsave(tif->c_str(), VImage::option()
@@ -263,14 +313,17 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
                                        ->set("pyramid", true)
                                        ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG)
                                        ->set("Q", 85));
+    remove_temps();
     if (guard->failed) {
       remove_tif();
       std::lock_guard<std::mutex> lock(guard->mu);
-      return Status::Invalid("not a decodable image: " + guard->message);
+      return decode_error(guard->message);
     }
   } catch (const VError& e) {
+    remove_temps();
     remove_tif();
-    return PyramidFailure(e);
+    Status st = PyramidFailure(e);
+    return st.code() == Code::kInvalid ? decode_error(st.message()) : st;
   }
   source = VImage();  // close the source file
   result.timings.pyramid_ms = clock.LapMs();

@@ -10,6 +10,7 @@
 
 #include "blob/blob_store.h"
 #include "core/status.h"
+#include "model/asset.h"  // ThumbnailSize
 
 namespace quire {
 
@@ -18,11 +19,6 @@ struct ProcessOptions {
   std::vector<int> thumbnail_sizes{1024, 400, 200, 100};  // bounding boxes, longest side
   int tile_size = 256;
   int jpeg_quality = 85;
-};
-
-struct ThumbnailSize {
-  int width;
-  int height;
 };
 
 struct StageTimings {

@@ -28,6 +28,40 @@ VImage Quadrants(int width, int height) {
       .copy(VImage::option()->set("interpretation", VIPS_INTERPRETATION_sRGB));
 }
 
+// Tells all eight orientations apart: top-left red, top-right green, bottom half blue.
+VImage Marked(int width, int height) {
+  VImage xyz = VImage::xyz(width, height);
+  VImage top = xyz[1] < height / 2;
+  VImage left = xyz[0] < width / 2;
+  VImage top_colour =
+      left.ifthenelse(std::vector<double>{255, 0, 0}, std::vector<double>{0, 255, 0});
+  return top.ifthenelse(top_colour, std::vector<double>{0, 0, 255})
+      .cast(VIPS_FORMAT_UCHAR)
+      .copy(VImage::option()->set("interpretation", VIPS_INTERPRETATION_sRGB));
+}
+
+// The stored pixels that display as `display` under EXIF `orientation`.
+VImage StoredFor(const VImage& display, int orientation) {
+  switch (orientation) {
+    case 2:
+      return display.fliphor();
+    case 3:
+      return display.rot180();
+    case 4:
+      return display.flipver();
+    case 5:
+      return display.rot90().fliphor();
+    case 6:
+      return display.rot270();
+    case 7:
+      return display.rot270().fliphor();
+    case 8:
+      return display.rot90();
+    default:
+      return display;
+  }
+}
+
 uint32_t Crc32(const std::string& data) {
   uint32_t crc = 0xffffffffu;
   for (unsigned char c : data) {
@@ -220,6 +254,46 @@ TEST_F(ProcessorTest, AppliesExifOrientation) {
   EXPECT_EQ(r->thumbnails[1].height, 267);
 }
 
+TEST_F(ProcessorTest, AppliesEveryExifOrientation) {
+  VImage display = Marked(240, 160);
+  for (int orientation = 1; orientation <= 8; ++orientation) {
+    SCOPED_TRACE(orientation);
+    VImage stored = StoredFor(display, orientation).copy();
+    stored.set(VIPS_META_ORIENTATION, orientation);
+    // libvips' own autorot agrees with the construction.
+    ASSERT_EQ(stored.autorot().width(), 240);
+    ASSERT_EQ(stored.autorot().getpoint(200, 40)[1], 255);
+    std::string name = std::to_string(orientation);  // (GCC 12 -Wrestrict misfires on "o" + ...)
+    name += ".jpg";
+    std::string src = Save(stored, name);
+    auto r = Process(src);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->width, 240);
+    EXPECT_EQ(r->height, 160);
+    ExpectRed(PyramidPixel(40, 40));
+    std::vector<double> green = PyramidPixel(200, 40);
+    EXPECT_GT(green[1], 200);
+    EXPECT_LT(green[0], 60);
+    ExpectBlue(PyramidPixel(120, 140));
+  }
+}
+
+TEST_F(ProcessorTest, RotatesLargeImagesThroughScratchTiles) {
+  // 18 MB of pixels: over the in-memory threshold, so rotation reads scratch tiles.
+  VImage stored = StoredFor(Marked(3000, 2000), 8).copy();
+  stored.set(VIPS_META_ORIENTATION, 8);
+  std::string src = Save(stored, "big-rotated.jpg");
+  auto r = Process(src);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->width, 3000);
+  EXPECT_EQ(r->height, 2000);
+  ExpectRed(PyramidPixel(500, 500));
+  std::vector<double> green = PyramidPixel(2500, 500);
+  EXPECT_GT(green[1], 200);
+  ExpectBlue(PyramidPixel(1500, 1700));
+  EXPECT_TRUE(fs::is_empty(store_->ScratchDir()));
+}
+
 TEST_F(ProcessorTest, SixteenBitPngBecomesEightBit) {
   VImage q16 = (Quadrants(320, 240).cast(VIPS_FORMAT_USHORT) * 257)
                    .cast(VIPS_FORMAT_USHORT)
@@ -300,6 +374,18 @@ TEST_F(ProcessorTest, TruncatedJpegIsNotDecodable) {
   EXPECT_EQ(r.status().code(), Code::kInvalid);
   EXPECT_EQ(r.status().message().rfind("not a decodable image: ", 0), 0u) << r.status().message();
   EXPECT_FALSE(store_->Exists(PyramidKey(kPrefix)));
+  EXPECT_TRUE(fs::is_empty(store_->ScratchDir()));
+}
+
+TEST_F(ProcessorTest, TruncatedRotatedJpegIsNotDecodable) {
+  VImage stored = StoredFor(Marked(3000, 2000), 6).copy();
+  stored.set(VIPS_META_ORIENTATION, 6);
+  std::string full = Save(stored, "full.jpg");
+  fs::resize_file(full, fs::file_size(full) / 2);
+  auto r = Process(full);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalid);
+  EXPECT_EQ(r.status().message().rfind("not a decodable image: ", 0), 0u) << r.status().message();
   EXPECT_TRUE(fs::is_empty(store_->ScratchDir()));
 }
 

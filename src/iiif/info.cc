@@ -85,8 +85,8 @@ nlohmann::json InfoJson(ApiVersion version, const std::string& id_url, int width
   return j;
 }
 
-nlohmann::json InfoJsonLevel0(ApiVersion version, const std::string& id_url, int width,
-                              int height, const std::vector<std::pair<int, int>>& sizes) {
+nlohmann::json InfoJsonLevel0(ApiVersion version, const std::string& id_url, int width, int height,
+                              const std::vector<std::pair<int, int>>& sizes) {
   nlohmann::json j;
   j["protocol"] = kProtocol;
   j["width"] = width;

@@ -2,11 +2,10 @@
 // fields spec/iiif.md lists. Pure functions, thread-safe.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "iiif/request.h"
 
@@ -22,8 +21,8 @@ nlohmann::json InfoJson(ApiVersion version, const std::string& id_url, int width
                         const std::vector<int>& scale_factors, const Limits& limits);
 
 // A level-0 service listing only fixed `sizes` (the stored thumbnails): no tiles, no limits.
-nlohmann::json InfoJsonLevel0(ApiVersion version, const std::string& id_url, int width,
-                              int height, const std::vector<std::pair<int, int>>& sizes);
+nlohmann::json InfoJsonLevel0(ApiVersion version, const std::string& id_url, int width, int height,
+                              const std::vector<std::pair<int, int>>& sizes);
 
 // The profile URI for the `Link: <…>;rel="profile"` header.
 std::string ProfileUri(ApiVersion version, bool level0 = false);

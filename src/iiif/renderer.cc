@@ -1,5 +1,6 @@
 #include "iiif/renderer.h"
 
+#include <glib.h>
 #include <tiffio.h>
 
 #include <algorithm>
@@ -8,8 +9,6 @@
 #include <cstdarg>
 #include <cstdio>
 #include <memory>
-
-#include <glib.h>
 #include <vips/vips8>
 
 namespace quire::iiif {
@@ -39,10 +38,20 @@ Result<TiffPtr> OpenTiff(const std::string& path, TiffErrors* errors) {
   TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
   TIFFOpenOptionsSetErrorHandlerExtR(opts, CaptureTiffError, errors);
   TIFFOpenOptionsSetWarningHandlerExtR(opts, IgnoreTiffWarning, nullptr);
-  TIFF* tif = TIFFOpenExt(path.c_str(), "r", opts);
+  // "m": read() instead of mmap (mapping a large file costs more than the few KB read here);
+  // "h": read only the header, the caller selects the directory it needs.
+  TIFF* tif = TIFFOpenExt(path.c_str(), "rmh", opts);
   TIFFOpenOptionsFree(opts);
   if (!tif) return Status::IOError("cannot open pyramid " + path + ": " + errors->last);
   return TiffPtr(tif);
+}
+
+Status SelectLevel(TIFF* t, size_t k, const std::string& path, const TiffErrors& errors) {
+  if (!TIFFSetDirectory(t, tdir_t(k))) {
+    return Status::IOError("pyramid " + path + " has no level " + std::to_string(k) + ": " +
+                           errors.last);
+  }
+  return Status::Ok();
 }
 
 // --- pyramid geometry ---
@@ -87,8 +96,7 @@ vips::VImage ResizeExactly(vips::VImage img, int width, int height) {
     img = img.extract_area(0, 0, std::min(width, img.width()), std::min(height, img.height()));
   }
   if (img.width() < width || img.height() < height) {
-    img = img.embed(0, 0, width, height,
-                    vips::VImage::option()->set("extend", VIPS_EXTEND_COPY));
+    img = img.embed(0, 0, width, height, vips::VImage::option()->set("extend", VIPS_EXTEND_COPY));
   }
   return img;
 }
@@ -171,8 +179,8 @@ std::string Encode(vips::VImage img, Format f) {
 // APP14 "Adobe" with transform 0: tells JPEG decoders the three components are RGB, not
 // YCbCr. libtiff suppresses this marker when it writes Photometric=RGB JPEG tiles, so without
 // it every decoder would assume YCbCr and show false colours.
-constexpr unsigned char kAdobeRgbMarker[] = {0xFF, 0xEE, 0x00, 0x0E, 'A',  'd',  'o', 'b',
-                                            'e',  0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00};
+constexpr unsigned char kAdobeRgbMarker[] = {0xFF, 0xEE, 0x00, 0x0E, 'A',  'd',  'o',  'b',
+                                             'e',  0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00};
 
 bool StartsWithSoi(const std::string& s) {
   return s.size() >= 4 && uint8_t(s[0]) == 0xFF && uint8_t(s[1]) == 0xD8;
@@ -187,6 +195,7 @@ Result<PyramidInfo> ReadPyramidInfo(const std::string& tiff_path) {
   TiffErrors errors;
   Result<TiffPtr> tif = OpenTiff(tiff_path, &errors);
   if (!tif.ok()) return tif.status();
+  QUIRE_RETURN_IF_ERROR(SelectLevel(tif->get(), 0, tiff_path, errors));
   PyramidInfo info;
   constexpr int kMaxLevels = 40;
   do {
@@ -237,8 +246,7 @@ Result<Rendered> Render(const std::string& tiff_path, const PyramidInfo& info,
   }
 }
 
-Result<std::optional<Rendered>> TryStoredTile(const std::string& tiff_path,
-                                              const PyramidInfo& info,
+Result<std::optional<Rendered>> TryStoredTile(const std::string& tiff_path, const PyramidInfo& info,
                                               const ResolvedRequest& r) {
   const std::optional<Rendered> no;
   const int tw = info.tile_width, th = info.tile_height;
@@ -263,9 +271,7 @@ Result<std::optional<Rendered>> TryStoredTile(const std::string& tiff_path,
   Result<TiffPtr> opened = OpenTiff(tiff_path, &errors);
   if (!opened.ok()) return opened.status();
   TIFF* t = opened->get();
-  if (!TIFFSetDirectory(t, tdir_t(k))) {
-    return Status::IOError("pyramid has no level " + std::to_string(k) + ": " + errors.last);
-  }
+  QUIRE_RETURN_IF_ERROR(SelectLevel(t, k, tiff_path, errors));
   uint16_t compression = 0, planar = PLANARCONFIG_CONTIG, bits = 0, samples = 0, photometric = 0;
   uint32_t ftw = 0, fth = 0;
   TIFFGetField(t, TIFFTAG_COMPRESSION, &compression);

@@ -18,8 +18,8 @@
 namespace quire::iiif {
 
 struct PyramidInfo {
-  int width = 0, height = 0;                  // level 0
-  std::vector<std::pair<int, int>> levels;    // (width, height) per TIFF page, level 0 first
+  int width = 0, height = 0;                // level 0
+  std::vector<std::pair<int, int>> levels;  // (width, height) per TIFF page, level 0 first
   int tile_width = 0, tile_height = 0;
 };
 
@@ -45,8 +45,7 @@ Result<Rendered> Render(const std::string& tiff_path, const PyramidInfo& info,
 // interior stored tile at one level, unrotated, unmirrored, default/color quality, jpg, the
 // answer is the stored JPEG tile bytes behind the file's JPEGTables — no decode, no encode.
 // Returns nullopt when not applicable (the caller then uses Render).
-Result<std::optional<Rendered>> TryStoredTile(const std::string& tiff_path,
-                                              const PyramidInfo& info,
+Result<std::optional<Rendered>> TryStoredTile(const std::string& tiff_path, const PyramidInfo& info,
                                               const ResolvedRequest& request);
 
 }  // namespace quire::iiif

@@ -45,8 +45,7 @@ std::optional<double> ParseDecimal(std::string_view s) {
   }
   if (dots > 1 || digits == 0) return std::nullopt;
   double v = 0;
-  auto [end, ec] =
-      std::from_chars(s.data(), s.data() + s.size(), v, std::chars_format::fixed);
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, std::chars_format::fixed);
   if (ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
   return v;
 }
@@ -283,11 +282,16 @@ Result<Dims> ResolveSize(const ImageRequest& req, int rw, int rh, const Limits& 
 }
 
 bool ParseQuality(std::string_view s, Quality* q) {
-  if (s == "default") *q = Quality::kDefault;
-  else if (s == "color") *q = Quality::kColor;
-  else if (s == "gray") *q = Quality::kGray;
-  else if (s == "bitonal") *q = Quality::kBitonal;
-  else return false;
+  if (s == "default")
+    *q = Quality::kDefault;
+  else if (s == "color")
+    *q = Quality::kColor;
+  else if (s == "gray")
+    *q = Quality::kGray;
+  else if (s == "bitonal")
+    *q = Quality::kBitonal;
+  else
+    return false;
   return true;
 }
 
@@ -336,15 +340,22 @@ Result<ImageRequest> ParseImageRequest(ApiVersion version, std::string_view regi
     return Bad("quality must be default, color, gray or bitonal");
   }
   std::string_view fmt = quality_format.substr(dot + 1);
-  if (fmt == "jpg") req.format = Format::kJpg;
-  else if (fmt == "png") req.format = Format::kPng;
-  else if (fmt == "webp") req.format = Format::kWebp;
-  else if (fmt == "tif") req.format = Format::kTif;
-  else if (fmt == "gif") req.format = Format::kGif;
+  if (fmt == "jpg")
+    req.format = Format::kJpg;
+  else if (fmt == "png")
+    req.format = Format::kPng;
+  else if (fmt == "webp")
+    req.format = Format::kWebp;
+  else if (fmt == "tif")
+    req.format = Format::kTif;
+  else if (fmt == "gif")
+    req.format = Format::kGif;
   // IIIF formats we do not produce: a valid request that is not implemented (501). Checked
   // last so that any syntax error elsewhere still wins as a 400.
-  else if (fmt == "jp2" || fmt == "pdf") return Status::Unsupported("format not supported: " + std::string(fmt));
-  else return Bad("format must be jpg, png, webp, tif or gif");
+  else if (fmt == "jp2" || fmt == "pdf")
+    return Status::Unsupported("format not supported: " + std::string(fmt));
+  else
+    return Bad("format must be jpg, png, webp, tif or gif");
   return req;
 }
 
@@ -439,32 +450,46 @@ std::string CanonicalPath(const ResolvedRequest& r) {
 
 std::string_view FormatExtension(Format format) {
   switch (format) {
-    case Format::kJpg: return "jpg";
-    case Format::kPng: return "png";
-    case Format::kWebp: return "webp";
-    case Format::kTif: return "tif";
-    case Format::kGif: return "gif";
+    case Format::kJpg:
+      return "jpg";
+    case Format::kPng:
+      return "png";
+    case Format::kWebp:
+      return "webp";
+    case Format::kTif:
+      return "tif";
+    case Format::kGif:
+      return "gif";
   }
   return "jpg";
 }
 
 std::string_view ContentType(Format format) {
   switch (format) {
-    case Format::kJpg: return "image/jpeg";
-    case Format::kPng: return "image/png";
-    case Format::kWebp: return "image/webp";
-    case Format::kTif: return "image/tiff";
-    case Format::kGif: return "image/gif";
+    case Format::kJpg:
+      return "image/jpeg";
+    case Format::kPng:
+      return "image/png";
+    case Format::kWebp:
+      return "image/webp";
+    case Format::kTif:
+      return "image/tiff";
+    case Format::kGif:
+      return "image/gif";
   }
   return "application/octet-stream";
 }
 
 std::string_view QualityName(Quality quality) {
   switch (quality) {
-    case Quality::kDefault: return "default";
-    case Quality::kColor: return "color";
-    case Quality::kGray: return "gray";
-    case Quality::kBitonal: return "bitonal";
+    case Quality::kDefault:
+      return "default";
+    case Quality::kColor:
+      return "color";
+    case Quality::kGray:
+      return "gray";
+    case Quality::kBitonal:
+      return "bitonal";
   }
   return "default";
 }

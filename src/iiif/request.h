@@ -35,7 +35,7 @@ struct Limits {
 enum class RegionKind { kFull, kSquare, kPixels, kPercent };
 struct RegionSpec {
   RegionKind kind = RegionKind::kFull;
-  int64_t x = 0, y = 0, w = 0, h = 0;  // kPixels
+  int64_t x = 0, y = 0, w = 0, h = 0;     // kPixels
   double px = 0, py = 0, pw = 0, ph = 0;  // kPercent
 };
 
@@ -78,7 +78,7 @@ struct ResolvedRequest {
   ApiVersion version = ApiVersion::kV3;
   int image_width = 0, image_height = 0;
   Limits limits;
-  PixelRect region;  // inside the image, w,h >= 1
+  PixelRect region;           // inside the image, w,h >= 1
   int width = 0, height = 0;  // output size before rotation, >= 1, within limits
   bool mirror = false;
   double rotation = 0;

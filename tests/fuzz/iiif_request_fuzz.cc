@@ -46,10 +46,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ApiVersion version = (data[4] & 1) ? ApiVersion::kV2 : ApiVersion::kV3;
   Limits limits;
   switch ((data[4] >> 1) & 3) {
-    case 0: break;
-    case 1: limits.max_width = 1 + data[5] * 40; break;
-    case 2: limits.max_area = int64_t(1 + data[5]) * 100000; break;
-    case 3: limits.max_width = 1 + data[5] * 40, limits.max_height = 1 + data[5] * 20; break;
+    case 0:
+      break;
+    case 1:
+      limits.max_width = 1 + data[5] * 40;
+      break;
+    case 2:
+      limits.max_area = int64_t(1 + data[5]) * 100000;
+      break;
+    case 3:
+      limits.max_width = 1 + data[5] * 40, limits.max_height = 1 + data[5] * 20;
+      break;
   }
   std::string_view path(reinterpret_cast<const char*>(data + 6), size - 6);
 

@@ -1,6 +1,6 @@
-#include "iiif/info.h"
-
 #include <gtest/gtest.h>
+
+#include "iiif/info.h"
 
 namespace quire::iiif {
 namespace {
@@ -26,12 +26,11 @@ TEST(IiifInfo, Version3) {
   EXPECT_EQ(j["maxArea"], 20000000);
   EXPECT_EQ(j["sizes"], json::parse(R"([{"width":100,"height":75},{"width":400,"height":300},
                                         {"width":1024,"height":768}])"));
-  EXPECT_EQ(j["tiles"],
-            json::parse(R"([{"width":256,"height":256,"scaleFactors":[1,2,4,8,16]}])"));
+  EXPECT_EQ(j["tiles"], json::parse(R"([{"width":256,"height":256,"scaleFactors":[1,2,4,8,16]}])"));
   EXPECT_EQ(j["extraQualities"], json::parse(R"(["color","gray","bitonal"])"));
   EXPECT_EQ(j["extraFormats"], json::parse(R"(["webp","tif","gif"])"));
-  for (const char* f : {"mirroring", "rotationArbitrary", "sizeUpscaling",
-                        "canonicalLinkHeader", "profileLinkHeader"}) {
+  for (const char* f : {"mirroring", "rotationArbitrary", "sizeUpscaling", "canonicalLinkHeader",
+                        "profileLinkHeader"}) {
     EXPECT_NE(std::find(j["extraFeatures"].begin(), j["extraFeatures"].end(), f),
               j["extraFeatures"].end())
         << f;
@@ -50,8 +49,8 @@ TEST(IiifInfo, Version3WithoutLimitsDoesNotOfferUpscaling) {
 }
 
 TEST(IiifInfo, SizesBeyondLimitsAreLeftOut) {
-  json j = InfoJson(ApiVersion::kV3, "http://h/x", 4000, 3000, kSizes, 256, kScales,
-                    Limits{500, 0, 0});
+  json j =
+      InfoJson(ApiVersion::kV3, "http://h/x", 4000, 3000, kSizes, 256, kScales, Limits{500, 0, 0});
   EXPECT_EQ(j["sizes"].size(), 2u);
 }
 

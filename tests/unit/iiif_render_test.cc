@@ -1,5 +1,3 @@
-#include "iiif/renderer.h"
-
 #include <gtest/gtest.h>
 #include <jpeglib.h>
 #include <tiffio.h>
@@ -9,12 +7,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <numbers>
 #include <thread>
 #include <vector>
-
 #include <vips/vips8>
 
 #include "core/vips_init.h"
+#include "iiif/renderer.h"
 
 namespace quire::iiif {
 namespace {
@@ -62,8 +61,8 @@ class IiifRender : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ASSERT_TRUE(InitVips());
-    dir_ = new fs::path(fs::temp_directory_path() /
-                        ("quire-iiif-render-" + std::to_string(getpid())));
+    dir_ =
+        new fs::path(fs::temp_directory_path() / ("quire-iiif-render-" + std::to_string(getpid())));
     fs::create_directories(*dir_);
     VImage squares = SquaresImage();
     WritePyramid(squares, Path("squares.tif"));
@@ -117,9 +116,9 @@ fs::path* IiifRender::dir_ = nullptr;
   int d = std::max({std::abs(int(got[0]) - want.r), std::abs(int(got[1]) - want.g),
                     std::abs(int(got[2]) - want.b)});
   if (d <= tolerance) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "got (" << got[0] << "," << got[1] << "," << got[2]
-                                       << ") want (" << want.r << "," << want.g << ","
-                                       << want.b << ")";
+  return ::testing::AssertionFailure()
+         << "got (" << got[0] << "," << got[1] << "," << got[2] << ") want (" << want.r << ","
+         << want.g << "," << want.b << ")";
 }
 
 // For every square centre of the source inside `region`, maps it to output pixels with
@@ -146,10 +145,8 @@ int CheckSquares(const VImage& img, int rx, int ry, int rw, int rh,
 
 // Source → output for an unrotated region scaled to w×h.
 std::function<std::pair<double, double>(double, double)> Scaled(int rx, int ry, int rw, int rh,
-                                                                   int w, int h) {
-  return [=](double x, double y) {
-    return std::pair{(x - rx) * w / rw, (y - ry) * h / rh};
-  };
+                                                                int w, int h) {
+  return [=](double x, double y) { return std::pair{(x - rx) * w / rw, (y - ry) * h / rh}; };
 }
 
 TEST_F(IiifRender, ReadsRealLevelSizes) {
@@ -266,14 +263,14 @@ TEST_F(IiifRender, RotationsAndMirroring) {
 }
 
 TEST_F(IiifRender, ArbitraryRotationIsClockwiseOnBackground) {
-  const double t = 30 * M_PI / 180;
+  const double t = 30 * std::numbers::pi / 180;
   // 200×200 output: content rotated clockwise around the centre, bounding box ~273×273.
   VImage png = RenderDecoded("full/200,200/30/default.png");
   const double side = 200 * (std::cos(t) + std::sin(t));
   EXPECT_NEAR(png.width(), side, 2);
   EXPECT_NEAR(png.height(), side, 2);
   ASSERT_EQ(png.bands(), 4);
-  EXPECT_EQ(png.getpoint(0, 0)[3], 0);  // transparent corner
+  EXPECT_EQ(png.getpoint(0, 0)[3], 0);      // transparent corner
   auto rotated = [&](double x, double y) {  // source → output
     double u = x / 5 - 100, v = y / 5 - 100;
     return std::pair{u * std::cos(t) - v * std::sin(t) + png.width() / 2.0,
@@ -329,9 +326,9 @@ TEST_F(IiifRender, EveryFormatDecodes) {
     EXPECT_STREQ(img.get_string("vips-loader"), c.loader);
     ASSERT_EQ(img.width(), 300);
     ASSERT_EQ(img.height(), 200);
-    EXPECT_EQ(CheckSquares(img, 100, 100, 600, 400, Scaled(100, 100, 600, 400, 300, 200),
-                           c.tolerance),
-              24);
+    EXPECT_EQ(
+        CheckSquares(img, 100, 100, 600, 400, Scaled(100, 100, 600, 400, 300, 200), c.tolerance),
+        24);
   }
 }
 
@@ -439,7 +436,7 @@ TEST_F(IiifRender, StoredTileNotApplicable) {
            "256,256,256,256/256,256/90/default.jpg", "256,256,256,256/256,256/!0/default.jpg",
            "256,256,256,256/256,256/0/gray.jpg", "256,256,256,256/256,256/0/default.png",
            "256,256,256,256/128,128/0/default.jpg", "250,256,256,256/256,256/0/default.jpg",
-           "0,0,768,768/256,256/0/default.jpg",     // scale factor 3
+           "0,0,768,768/256,256/0/default.jpg",      // scale factor 3
            "512,512,512,512/256,256/0/default.jpg",  // level-1 edge tile (level is 500 wide)
        }) {
     SCOPED_TRACE(path);
@@ -456,8 +453,8 @@ TEST_F(IiifRender, ConcurrentRenders) {
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&, i] {
       for (int j = 0; j < 5; ++j) {
-        ResolvedRequest r = Resolve("256,0,256,256/128,/" + std::to_string(90 * (i % 4)) +
-                                    "/default.png");
+        ResolvedRequest r =
+            Resolve("256,0,256,256/128,/" + std::to_string(90 * (i % 4)) + "/default.png");
         Result<Rendered> out = Render(Path("squares.tif"), info, r);
         if (!out.ok() || out->bytes.empty()) ++failures[i];
       }

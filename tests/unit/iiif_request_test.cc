@@ -1,8 +1,8 @@
-#include "iiif/request.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
+
+#include "iiif/request.h"
 
 namespace quire::iiif {
 namespace {
@@ -49,13 +49,11 @@ TEST(IiifRequest, Regions) {
   ExpectResolved(V3("full/max/0/default.jpg"), {0, 0, 1000, 1000, 1000, 1000});
   ExpectResolved(V3("square/max/0/default.jpg", 300, 200), {50, 0, 200, 200, 200, 200});
   ExpectResolved(V3("square/max/0/default.jpg", 200, 300), {0, 50, 200, 200, 200, 200});
-  ExpectResolved(V3("125,15,120,140/max/0/default.jpg", 300, 200),
-                 {125, 15, 120, 140, 120, 140});
+  ExpectResolved(V3("125,15,120,140/max/0/default.jpg", 300, 200), {125, 15, 120, 140, 120, 140});
   // Examples from the spec (3.0 §4.1): the same regions by percent, and cropped at the edge.
   ExpectResolved(V3("pct:41.6,7.5,40,70/max/0/default.jpg", 300, 200),
                  {125, 15, 120, 140, 120, 140});
-  ExpectResolved(V3("125,15,200,200/max/0/default.jpg", 300, 200),
-                 {125, 15, 175, 185, 175, 185});
+  ExpectResolved(V3("125,15,200,200/max/0/default.jpg", 300, 200), {125, 15, 175, 185, 175, 185});
   ExpectResolved(V3("pct:41.6,7.5,66.6,100/max/0/default.jpg", 300, 200),
                  {125, 15, 175, 185, 175, 185});
   ExpectResolved(V3("900,900,99999999999,5/max/0/default.jpg"), {900, 900, 100, 5, 100, 5});
@@ -99,24 +97,21 @@ TEST(IiifRequest, SizesV3) {
   ExpectResolved(V3("full/^pct:120/0/default.jpg", 300, 200, l), {0, 0, 300, 200, 360, 240});
   ExpectResolved(V3("full/^360,360/0/default.jpg", 300, 200, l), {0, 0, 300, 200, 360, 360});
   ExpectResolved(V3("full/^!360,360/0/default.jpg", 300, 200, l), {0, 0, 300, 200, 360, 240});
-  ExpectResolved(V3("full/^!1000,1000/0/default.jpg", 300, 200, l),
-                 {0, 0, 300, 200, 360, 240});
+  ExpectResolved(V3("full/^!1000,1000/0/default.jpg", 300, 200, l), {0, 0, 300, 200, 360, 240});
   // ^ forms that do not upscale are fine without limits.
   ExpectResolved(V3("full/^100,/0/default.jpg"), {0, 0, 1000, 1000, 100, 100});
   ExpectResolved(V3("full/^max/0/default.jpg"), {0, 0, 1000, 1000, 1000, 1000});
 }
 
 TEST(IiifRequest, MaxRespectsLimits) {
-  ExpectResolved(V3("full/max/0/default.jpg", 300, 200, {200, 0, 0}),
-                 {0, 0, 300, 200, 200, 133});
+  ExpectResolved(V3("full/max/0/default.jpg", 300, 200, {200, 0, 0}), {0, 0, 300, 200, 200, 133});
   ExpectResolved(V3("full/max/0/default.jpg", 2000, 1000, {4000, 400, 0}),
                  {0, 0, 2000, 1000, 800, 400});
   Result<ResolvedRequest> r = V3("full/max/0/default.jpg", 3000, 2000, {0, 0, 1000000});
   ASSERT_TRUE(r.ok());
   EXPECT_LE(int64_t(r->width) * r->height, 1000000);
   EXPECT_GE(int64_t(r->width) * r->height, 990000);
-  ExpectResolved(V2("full/max/0/default.jpg", 300, 200, {200, 0, 0}),
-                 {0, 0, 300, 200, 200, 133});
+  ExpectResolved(V2("full/max/0/default.jpg", 300, 200, {200, 0, 0}), {0, 0, 300, 200, 200, 133});
 }
 
 TEST(IiifRequest, SizeRejectionsV3) {
@@ -146,8 +141,7 @@ TEST(IiifRequest, SizeRejectionsV3) {
             Code::kInvalid);
   EXPECT_EQ(CodeOf(V3("full/^pct:99999999999/0/default.jpg", 300, 200, {360, 0, 0})),
             Code::kInvalid);
-  EXPECT_EQ(CodeOf(V3("full/500,500/0/default.jpg", 1000, 1000, {0, 0, 200000})),
-            Code::kInvalid);
+  EXPECT_EQ(CodeOf(V3("full/500,500/0/default.jpg", 1000, 1000, {0, 0, 200000})), Code::kInvalid);
   EXPECT_EQ(CodeOf(V3("full/full/0/default.jpg", 1000, 1000, {500, 0, 0})), Code::kInvalid);
   // Upscaling without declared limits is not implemented (501).
   EXPECT_EQ(CodeOf(V3("full/^1001,/0/default.jpg")), Code::kUnsupported);
@@ -187,14 +181,12 @@ TEST(IiifRequest, RotationQualityFormat) {
   EXPECT_TRUE(V3("full/max/360/bitonal.webp").ok());
   EXPECT_TRUE(V3("full/max/0.5/color.tif").ok());
   EXPECT_TRUE(V3("full/max/90/default.gif").ok());
-  for (const char* bad : {"full/max/361/default.jpg", "full/max/-90/default.jpg",
-                          "full/max/1e2/default.jpg", "full/max//default.jpg",
-                          "full/max/!/default.jpg", "full/max/!!90/default.jpg",
-                          "full/max/9.9.9/default.jpg", "full/max/nan/default.jpg",
-                          "full/max/0/grey.jpg", "full/max/0/default", "full/max/0/.jpg",
-                          "full/max/0/default.", "full/max/0/default.jpeg",
-                          "full/max/0/default.JPG", "full/max/0/default.exe",
-                          "full/max/0/jp2.default"}) {
+  for (const char* bad :
+       {"full/max/361/default.jpg", "full/max/-90/default.jpg", "full/max/1e2/default.jpg",
+        "full/max//default.jpg", "full/max/!/default.jpg", "full/max/!!90/default.jpg",
+        "full/max/9.9.9/default.jpg", "full/max/nan/default.jpg", "full/max/0/grey.jpg",
+        "full/max/0/default", "full/max/0/.jpg", "full/max/0/default.", "full/max/0/default.jpeg",
+        "full/max/0/default.JPG", "full/max/0/default.exe", "full/max/0/jp2.default"}) {
     EXPECT_EQ(CodeOf(V3(bad)), Code::kInvalid) << bad;
   }
   // Valid IIIF formats we do not produce: 501; but a syntax error elsewhere still wins.
@@ -214,11 +206,9 @@ TEST(IiifRequest, CanonicalV3) {
   EXPECT_EQ(Canonical(V3("0,0,1000,1000/1000,1000/0/default.jpg")), "full/max/0/default.jpg");
   EXPECT_EQ(Canonical(V3("pct:0,0,100,100/pct:100/0/default.jpg")), "full/max/0/default.jpg");
   EXPECT_EQ(Canonical(V3("square/max/0/default.jpg")), "full/max/0/default.jpg");
-  EXPECT_EQ(Canonical(V3("square/max/0/default.jpg", 300, 200)),
-            "50,0,200,200/max/0/default.jpg");
+  EXPECT_EQ(Canonical(V3("square/max/0/default.jpg", 300, 200)), "50,0,200,200/max/0/default.jpg");
   EXPECT_EQ(Canonical(V3("full/150,/0/color.png", 300, 200)), "full/150,100/0/color.png");
-  EXPECT_EQ(Canonical(V3("full/!225,100/360/gray.jpg", 300, 200)),
-            "full/150,100/360/gray.jpg");
+  EXPECT_EQ(Canonical(V3("full/!225,100/360/gray.jpg", 300, 200)), "full/150,100/360/gray.jpg");
   EXPECT_EQ(Canonical(V3("125,15,200,200/pct:50/!90.50/bitonal.webp", 300, 200)),
             "125,15,175,185/88,93/!90.5/bitonal.webp");
   EXPECT_EQ(Canonical(V3("full/max/000.250/default.jpg")), "full/max/0.25/default.jpg");
@@ -227,8 +217,7 @@ TEST(IiifRequest, CanonicalV3) {
   Limits l{360, 0, 0};
   EXPECT_EQ(Canonical(V3("full/^max/0/default.jpg", 300, 200, l)), "full/^max/0/default.jpg");
   EXPECT_EQ(Canonical(V3("full/^360,/0/default.jpg", 300, 200, l)), "full/^max/0/default.jpg");
-  EXPECT_EQ(Canonical(V3("full/^330,/0/default.jpg", 300, 200, l)),
-            "full/^330,220/0/default.jpg");
+  EXPECT_EQ(Canonical(V3("full/^330,/0/default.jpg", 300, 200, l)), "full/^330,220/0/default.jpg");
   EXPECT_EQ(Canonical(V3("full/^300,/0/default.jpg", 300, 200, l)), "full/max/0/default.jpg");
   EXPECT_EQ(Canonical(V3("full/max/0/default.jpg", 300, 200, {200, 0, 0})),
             "full/max/0/default.jpg");
@@ -252,10 +241,10 @@ TEST(IiifRequest, CanonicalV2) {
 // key.
 TEST(IiifRequest, CanonicalIsAFixedPoint) {
   const Limits limits[] = {{}, {360, 0, 0}, {0, 0, 50000}, {500, 300, 0}};
-  const char* sizes3[] = {"max", "^max", "150,", ",150", "pct:33.3", "^pct:150", "100,57",
-                          "!100,57", "^!1000,70", "^400,", "7,"};
-  const char* sizes2[] = {"full", "max", "150,", ",150", "pct:33.3", "pct:150", "100,57",
-                          "!100,57", "!1000,70", "400,", "7,"};
+  const char* sizes3[] = {"max",    "^max",    "150,",      ",150",  "pct:33.3", "^pct:150",
+                          "100,57", "!100,57", "^!1000,70", "^400,", "7,"};
+  const char* sizes2[] = {"full",   "max",     "150,",     ",150", "pct:33.3", "pct:150",
+                          "100,57", "!100,57", "!1000,70", "400,", "7,"};
   const char* regions[] = {"full", "square", "10,20,203,101", "pct:10.5,3,50,97.5",
                            "250,100,5000,5000"};
   for (ApiVersion v : {ApiVersion::kV3, ApiVersion::kV2}) {

@@ -1,0 +1,40 @@
+# Quire: the two commands are `make run` and `make test`. Every target first installs the
+# Debian packages it needs (scripts/install-deps.sh skips what is already there).
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+DATA ?= ./var
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: all deps configure build run test asan fuzz bench clean format
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	./$(BUILD_DIR)/quire serve --listen $(LISTEN) --data $(DATA)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 600
+
+asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure -j 2 -L unit
+
+bench: build
+	./bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h')
+
+clean:
+	rm -rf $(BUILD_DIR) build-asan

@@ -1,0 +1,137 @@
+#include "api/common.h"
+
+#include <charconv>
+
+#include "core/secrets.h"
+
+namespace quire::api {
+
+http::Response Json(int status, const json& body) {
+  return http::Response(status, "application/json",
+                        body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+std::string RequestUrl(const Context& ctx, const http::Request& req) {
+  return ctx.urls.base() + req.path;
+}
+
+http::Response Error(const Context& ctx, const http::Request& req, int status,
+                     const std::string& detail) {
+  http::Response res = Json(status, hydra::Error(status, detail, RequestUrl(ctx, req)));
+  if (status == 401) res.Set("WWW-Authenticate", "Basic realm=\"Quire\"");
+  return res;
+}
+
+int HttpStatusFor(Code code) {
+  switch (code) {
+    case Code::kOk: return 200;
+    case Code::kInvalid: return 400;
+    case Code::kUnauthorized: return 401;
+    case Code::kForbidden: return 403;
+    case Code::kNotFound: return 404;
+    case Code::kConflict: return 409;
+    case Code::kTooLarge: return 413;
+    case Code::kUnsupported: return 501;
+    case Code::kUnavailable: return 503;
+    case Code::kIOError:
+    case Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+http::Response FromStatus(const Context& ctx, const http::Request& req, const Status& st) {
+  return Error(ctx, req, HttpStatusFor(st.code()), st.message());
+}
+
+Result<json> ParseJsonObject(const http::Request& req) {
+  if (req.body.empty()) return Status::Invalid("request body must be a JSON object; it is empty");
+  json j;
+  try {
+    j = json::parse(req.body);
+  } catch (const json::parse_error& e) {
+    return Status::Invalid(std::string("malformed JSON: ") + e.what());
+  }
+  if (!j.is_object()) return Status::Invalid("request body must be a JSON object");
+  return j;
+}
+
+std::optional<int64_t> ParseId(const std::string& text) {
+  if (text.empty() || text.size() > 18) return std::nullopt;
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || v < 0) return std::nullopt;
+  return v;
+}
+
+static std::string Base64Decode(const std::string& in) {
+  static const std::string kChars =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -8;
+  for (char c : in) {
+    if (c == '=') break;
+    auto pos = kChars.find(c);
+    if (pos == std::string::npos) return "";
+    val = (val << 6) + static_cast<int>(pos);
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xff));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+Result<Caller> Authenticate(Context& ctx, const http::Request& req) {
+  const std::string& h = req.Header("authorization");
+  if (h.empty()) return Status::Unauthorized("authentication required");
+  if (h.size() < 6 || strncasecmp(h.c_str(), "Basic ", 6) != 0)
+    return Status::Unauthorized("use HTTP Basic authentication with key:secret");
+  std::string decoded = Base64Decode(h.substr(6));
+  size_t colon = decoded.find(':');
+  if (colon == std::string::npos) return Status::Unauthorized("credentials must be key:secret");
+  std::string key = decoded.substr(0, colon), secret = decoded.substr(colon + 1);
+  auto stored = ctx.store.GetKey(key);
+  // Hash even for unknown keys so timing does not reveal which keys exist.
+  std::string hash = HashSecret(stored.ok() ? stored->salt : "unknown-key", secret);
+  if (!stored.ok() || !ConstantTimeEquals(hash, stored->secret_hash))
+    return Status::Unauthorized("invalid key or secret");
+  auto customer = ctx.store.GetCustomer(stored->customer);
+  if (!customer.ok()) return Status::Unauthorized("invalid key or secret");
+  return Caller{customer->id, customer->administrator};
+}
+
+Access AuthorizeCustomer(Context& ctx, const http::Request& req) {
+  Access a;
+  auto caller = Authenticate(ctx, req);
+  if (!caller.ok()) {
+    a.denied = Error(ctx, req, 401, caller.status().message());
+    return a;
+  }
+  a.caller = *caller;
+  auto c = ParseId(req.Param("c"));
+  if (!c || (!caller->admin && *c != caller->customer)) {
+    a.denied = Error(ctx, req, 404, "customer not found");
+    return a;
+  }
+  if (caller->admin && *c != caller->customer && !ctx.store.GetCustomer(*c).ok()) {
+    a.denied = Error(ctx, req, 404, "customer not found");
+    return a;
+  }
+  a.customer = *c;
+  return a;
+}
+
+Access AuthorizeAdmin(Context& ctx, const http::Request& req) {
+  Access a;
+  auto caller = Authenticate(ctx, req);
+  if (!caller.ok()) {
+    a.denied = Error(ctx, req, 401, caller.status().message());
+    return a;
+  }
+  a.caller = *caller;
+  if (!caller->admin) a.denied = Error(ctx, req, 403, "only the administrator may do this");
+  return a;
+}
+
+}  // namespace quire::api

@@ -1,0 +1,52 @@
+// Shared by the resource files of api/: JSON responses, the error body, status mapping,
+// authentication and the per-customer access rule (another customer's resource → 404).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "api/context.h"
+#include "core/status.h"
+#include "hydra/hydra.h"
+#include "http/message.h"
+
+namespace quire::api {
+
+using json = nlohmann::json;
+
+http::Response Json(int status, const json& body);
+http::Response Error(const Context& ctx, const http::Request& req, int status,
+                     const std::string& detail);
+int HttpStatusFor(Code code);
+http::Response FromStatus(const Context& ctx, const http::Request& req, const Status& st);
+
+// Parses the body as a JSON object. Invalid with a precise message otherwise.
+Result<json> ParseJsonObject(const http::Request& req);
+
+// Strict integer path/query parsing: digits only, in range. nullopt otherwise.
+std::optional<int64_t> ParseId(const std::string& text);
+
+struct Caller {
+  int64_t customer = 0;
+  bool admin = false;
+};
+
+// Who is calling, from HTTP Basic `key:secret`. Unauthorized when absent or wrong.
+Result<Caller> Authenticate(Context& ctx, const http::Request& req);
+
+// The outcome of checking access to `/customers/{c}/…`.
+struct Access {
+  std::optional<http::Response> denied;  // set when the request must stop here
+  Caller caller;
+  int64_t customer = 0;
+};
+// Authenticates, then checks that the caller may act for path customer {c}: its own, or any
+// when admin. Unknown or foreign customers → 404 (existence is not revealed).
+Access AuthorizeCustomer(Context& ctx, const http::Request& req);
+// Authenticates and requires the administrator (403 otherwise).
+Access AuthorizeAdmin(Context& ctx, const http::Request& req);
+
+// The collection URL of a request (public base + path, no query).
+std::string RequestUrl(const Context& ctx, const http::Request& req);
+
+}  // namespace quire::api

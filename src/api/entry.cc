@@ -1,0 +1,96 @@
+// The anonymous entry points: /, /healthz, /contexts, /thumbnailPolicies, /queue, /setup.
+#include "api/entry.h"
+
+#include "api/common.h"
+#include "core/secrets.h"
+
+namespace quire::api {
+
+static const std::vector<int> kDefaultThumbnailSizes = {1024, 400, 200, 100};
+
+static json PolicyJson(const Context& ctx, const std::string& name) {
+  return json{{"@context", ctx.urls.Context("ThumbnailPolicy")},
+              {"@id", ctx.urls.base() + "/thumbnailPolicies/" + name},
+              {"@type", "vocab:ThumbnailPolicy"},
+              {"id", name},
+              {"name", name},
+              {"sizes", kDefaultThumbnailSizes}};
+}
+
+// Creates customer 1 (the administrator) and a first key. Used by POST /setup and by
+// --admin-key seeding.
+Result<AdminCredentials> CreateAdministrator(Store& store, const std::string& key,
+                                             const std::string& secret) {
+  Customer admin;
+  admin.id = 1;
+  admin.name = "admin";
+  admin.display_name = "Administrator";
+  admin.administrator = true;
+  auto c = store.CreateCustomer(admin);
+  if (!c.ok()) return c.status();
+  ApiKey k;
+  k.key = key.empty() ? RandomHex(16) : key;
+  std::string s = secret.empty() ? RandomHex(24) : secret;
+  k.customer = c->id;
+  k.salt = RandomHex(16);
+  k.secret_hash = HashSecret(k.salt, s);
+  QUIRE_RETURN_IF_ERROR(store.CreateKey(k));
+  return AdminCredentials{*c, k.key, s};
+}
+
+void RegisterEntry(http::Router& r, Context& ctx) {
+  r.Add("GET", "/", [&ctx](http::Request&) {
+    return Json(200, json{{"@context", ctx.urls.Context("EntryPoint")},
+                          {"@id", ctx.urls.base() + "/"},
+                          {"@type", "vocab:EntryPoint"},
+                          {"customers", ctx.urls.base() + "/customers"},
+                          {"thumbnailPolicies", ctx.urls.base() + "/thumbnailPolicies"},
+                          {"queue", ctx.urls.base() + "/queue"}});
+  });
+  r.Add("GET", "/healthz", [](http::Request&) {
+    return http::Response(200, "text/plain; charset=utf-8", "ok\n");
+  });
+  r.Add("GET", "/contexts/{name}", [&ctx](http::Request& req) {
+    // A minimal JSON-LD context so every @context we emit resolves.
+    const std::string& name = req.Param("name");
+    if (name.size() < 8 || name.substr(name.size() - 7) != ".jsonld")
+      return Error(ctx, req, 404, "no such context");
+    return Json(200, json{{"@context",
+                           {{"vocab", ctx.urls.base() + "/vocab#"},
+                            {"hydra", "http://www.w3.org/ns/hydra/core#"}}}});
+  });
+  r.Add("GET", "/thumbnailPolicies", [&ctx](http::Request& req) {
+    json members = json::array({PolicyJson(ctx, "default")});
+    return Json(200, hydra::Collection(RequestUrl(ctx, req), PageRequest{1, kDefaultPageSize}, 1,
+                                       members));
+  });
+  r.Add("GET", "/thumbnailPolicies/{name}", [&ctx](http::Request& req) {
+    if (req.Param("name") != "default")
+      return Error(ctx, req, 404, "no thumbnail policy named '" + req.Param("name") + "'");
+    return Json(200, PolicyJson(ctx, "default"));
+  });
+  r.Add("GET", "/queue", [&ctx](http::Request& req) {
+    auto counts = ctx.store.GetGlobalQueueCounts();
+    if (!counts.ok()) return FromStatus(ctx, req, counts.status());
+    return Json(200, json{{"@context", ctx.urls.Context("Queue")},
+                          {"@id", ctx.urls.base() + "/queue"},
+                          {"@type", "vocab:Queue"},
+                          {"incoming", counts->incoming},
+                          {"priority", counts->priority}});
+  });
+  r.Add("POST", "/setup", [&ctx](http::Request& req) {
+    auto existing = ctx.store.ListCustomers(PageRequest{1, 1});
+    if (!existing.ok()) return FromStatus(ctx, req, existing.status());
+    if (existing->total > 0) return Error(ctx, req, 409, "setup has already been done");
+    auto made = CreateAdministrator(ctx.store, "", "");
+    if (!made.ok()) return FromStatus(ctx, req, made.status());
+    json body = hydra::CustomerJson(ctx.urls, made->customer);
+    body["key"] = made->key;
+    body["secret"] = made->secret;
+    http::Response res = Json(201, body);
+    res.Set("Location", ctx.urls.Customer(made->customer.id));
+    return res;
+  });
+}
+
+}  // namespace quire::api

@@ -1,0 +1,143 @@
+// Images: /customers/{c}/spaces/{s}/images[/{id}[/reingest]].
+#include <set>
+
+#include "api/common.h"
+#include "api/entry.h"
+#include "api/image_input.h"
+#include "api/image_listing.h"
+
+namespace quire::api {
+
+namespace {
+
+struct ImageTarget {
+  std::optional<http::Response> denied;
+  int64_t customer = 0;
+  int64_t space = 0;
+  std::string id;
+};
+
+ImageTarget ResolveImage(Context& ctx, http::Request& req) {
+  ImageTarget t;
+  Access a = AuthorizeCustomer(ctx, req);
+  if (a.denied) {
+    t.denied = a.denied;
+    return t;
+  }
+  auto space = ParseId(req.Param("s"));
+  if (!space || !ctx.store.GetSpace(a.customer, *space).ok()) {
+    t.denied = Error(ctx, req, 404, "space not found");
+    return t;
+  }
+  t.customer = a.customer;
+  t.space = *space;
+  t.id = req.Param("id");
+  return t;
+}
+
+// Queues `asset` as a one-image batch and answers with the asset as stored.
+http::Response Reingest(Context& ctx, const http::Request& req, const Asset& asset, int status) {
+  auto batch = ctx.store.CreateBatch(asset.customer, {asset}, false);
+  if (!batch.ok()) return FromStatus(ctx, req, batch.status());
+  ctx.work_queued();
+  auto stored = ctx.store.GetAsset(asset.customer, asset.space, asset.id);
+  if (!stored.ok()) return FromStatus(ctx, req, stored.status());
+  http::Response res = Json(status, hydra::AssetJson(ctx.urls, *stored));
+  if (status == 201) res.Set("Location", ctx.urls.Image(asset.customer, asset.space, asset.id));
+  return res;
+}
+
+std::string JoinProblems(const std::vector<std::string>& problems) {
+  std::string out;
+  for (auto& p : problems) out += (out.empty() ? "" : ". ") + p;
+  return out;
+}
+
+}  // namespace
+
+void RegisterImages(http::Router& r, Context& ctx) {
+  r.Add("GET", "/customers/{c}/spaces/{s}/images", [&ctx](http::Request& req) {
+    Access a = AuthorizeCustomer(ctx, req);
+    if (a.denied) return *a.denied;
+    auto space = ParseId(req.Param("s"));
+    if (!space || !ctx.store.GetSpace(a.customer, *space).ok())
+      return Error(ctx, req, 404, "space not found");
+    AssetQuery q;
+    std::string keep;
+    if (std::string problem = ReadAssetQuery(req, &q, &keep); !problem.empty())
+      return Error(ctx, req, 400, problem);
+    q.customer = a.customer;
+    q.space = *space;
+    auto list = ctx.store.ListAssets(q);
+    if (!list.ok()) return FromStatus(ctx, req, list.status());
+    json members = json::array();
+    for (auto& asset : list->items) members.push_back(hydra::AssetJson(ctx.urls, asset));
+    return Json(200, hydra::Collection(RequestUrl(ctx, req), q.page, list->total, members, keep));
+  });
+
+  r.Add("GET", "/customers/{c}/spaces/{s}/images/{id}", [&ctx](http::Request& req) {
+    ImageTarget t = ResolveImage(ctx, req);
+    if (t.denied) return *t.denied;
+    auto asset = ctx.store.GetAsset(t.customer, t.space, t.id);
+    if (!asset.ok()) return FromStatus(ctx, req, asset.status());
+    return Json(200, hydra::AssetJson(ctx.urls, *asset));
+  });
+
+  r.Add("PUT", "/customers/{c}/spaces/{s}/images/{id}", [&ctx](http::Request& req) {
+    ImageTarget t = ResolveImage(ctx, req);
+    if (t.denied) return *t.denied;
+    if (std::string why = ImageIdProblem(t.id); !why.empty())
+      return Error(ctx, req, 400, "invalid image id: " + why);
+    auto body = ParseJsonObject(req);
+    if (!body.ok()) return FromStatus(ctx, req, body.status());
+    bool existed = ctx.store.GetAsset(t.customer, t.space, t.id).ok();
+    Asset asset;
+    asset.customer = t.customer;
+    asset.space = t.space;
+    asset.id = t.id;
+    bool id_given = false;
+    auto problems = ReadImageInput(*body, ImageInputMode::kPut, ctx.config, &asset, &id_given);
+    if (!problems.empty()) return Error(ctx, req, 400, JoinProblems(problems));
+    return Reingest(ctx, req, asset, existed ? 200 : 201);
+  });
+
+  r.Add("PATCH", "/customers/{c}/spaces/{s}/images/{id}", [&ctx](http::Request& req) {
+    ImageTarget t = ResolveImage(ctx, req);
+    if (t.denied) return *t.denied;
+    auto existing = ctx.store.GetAsset(t.customer, t.space, t.id);
+    if (!existing.ok()) return FromStatus(ctx, req, existing.status());
+    auto body = ParseJsonObject(req);
+    if (!body.ok()) return FromStatus(ctx, req, body.status());
+    Asset asset = *existing;
+    bool id_given = false;
+    auto problems = ReadImageInput(*body, ImageInputMode::kPatch, ctx.config, &asset, &id_given);
+    if (!problems.empty()) return Error(ctx, req, 400, JoinProblems(problems));
+    bool needs_ingest = asset.origin != existing->origin ||
+                        asset.media_type != existing->media_type ||
+                        asset.delivery_channels != existing->delivery_channels;
+    if (needs_ingest) return Reingest(ctx, req, asset, 200);
+    auto updated = ctx.store.UpdateAssetMetadata(asset);
+    if (!updated.ok()) return FromStatus(ctx, req, updated.status());
+    return Json(200, hydra::AssetJson(ctx.urls, *updated));
+  });
+
+  r.Add("DELETE", "/customers/{c}/spaces/{s}/images/{id}", [&ctx](http::Request& req) {
+    ImageTarget t = ResolveImage(ctx, req);
+    if (t.denied) return *t.denied;
+    Status st = ctx.store.DeleteAsset(t.customer, t.space, t.id);
+    if (!st.ok()) return FromStatus(ctx, req, st);
+    st = ctx.blobs.DeletePrefix(AssetBlobPrefix(t.customer, t.space, t.id));
+    if (!st.ok()) return FromStatus(ctx, req, st);
+    return http::Response(204, "application/json", "");
+  });
+
+  r.Add("POST", "/customers/{c}/spaces/{s}/images/{id}/reingest", [&ctx](http::Request& req) {
+    ImageTarget t = ResolveImage(ctx, req);
+    if (t.denied) return *t.denied;
+    auto existing = ctx.store.GetAsset(t.customer, t.space, t.id);
+    if (!existing.ok()) return FromStatus(ctx, req, existing.status());
+    return Reingest(ctx, req, *existing, 200);
+  });
+}
+
+}  // namespace quire::api

@@ -1,0 +1,312 @@
+// The quire command: serve, worker, migrate, admin.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "api/context.h"
+#include "api/entry.h"
+#include "blob/blob_store.h"
+#include "core/config.h"
+#include "core/secrets.h"
+#include "core/time_util.h"
+#include "core/vips_init.h"
+#include "http/server.h"
+#include "iiif/delivery.h"
+#include "ingest/ingest_workers.h"
+#include "store/store.h"
+
+namespace quire {
+namespace {
+
+// Flags shared by serve and worker; each has a QUIRE_* environment variable.
+void AddCommonFlags(CLI::App* app, Config* c) {
+  app->add_option("--data", c->data_dir, "home of the embedded defaults (DIR/quire.db, DIR/blobs)")
+      ->envname("QUIRE_DATA")
+      ->capture_default_str();
+  app->add_option("--database", c->database, "sqlite:PATH (default sqlite:DATA/quire.db)")
+      ->envname("QUIRE_DATABASE");
+  app->add_option("--storage", c->storage, "file:PATH (default file:DATA/blobs)")
+      ->envname("QUIRE_STORAGE");
+}
+
+void AddIngestFlags(CLI::App* app, Config* c) {
+  app->add_option("--workers", c->workers, "ingest threads in this process (default: cores)")
+      ->envname("QUIRE_WORKERS");
+  app->add_flag("--allow-private-origins", c->allow_private_origins,
+                "allow origins on loopback/private/link-local addresses")
+      ->envname("QUIRE_ALLOW_PRIVATE_ORIGINS");
+  app->add_option("--origin-file-root", c->origin_file_root,
+                  "allow file:// origins below this directory only")
+      ->envname("QUIRE_ORIGIN_FILE_ROOT");
+  app->add_option("--ingest-attempts", c->ingest_attempts,
+                  "tries per image before a transient failure is final")
+      ->envname("QUIRE_INGEST_ATTEMPTS")
+      ->capture_default_str();
+  app->add_option("--ingest-backoff-ms", c->ingest_backoff_ms,
+                  "delay before the first retry; doubles each time")
+      ->envname("QUIRE_INGEST_BACKOFF_MS")
+      ->capture_default_str();
+  app->add_option("--lease-ms", c->lease_ms, "ingest job lease, heartbeated while work runs")
+      ->envname("QUIRE_LEASE_MS")
+      ->capture_default_str();
+  app->add_option("--max-pixels", c->max_pixels, "largest image accepted, in pixels")
+      ->envname("QUIRE_MAX_PIXELS")
+      ->capture_default_str();
+  app->add_option("--max-origin-bytes", c->max_origin_bytes, "largest origin download")
+      ->envname("QUIRE_MAX_ORIGIN_BYTES")
+      ->capture_default_str();
+  app->add_option("--origin-connect-timeout-ms", c->origin_connect_timeout_ms,
+                  "origin connect timeout")
+      ->envname("QUIRE_ORIGIN_CONNECT_TIMEOUT_MS")
+      ->capture_default_str();
+  app->add_option("--origin-timeout-ms", c->origin_timeout_ms, "origin total download timeout")
+      ->envname("QUIRE_ORIGIN_TIMEOUT_MS")
+      ->capture_default_str();
+}
+
+Status PrepareDataDir(const Config& c) {
+  std::error_code ec;
+  std::filesystem::create_directories(c.data_dir, ec);
+  if (ec) return Status::IOError("cannot create --data " + c.data_dir + ": " + ec.message());
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Store>> OpenMigratedStore(const Config& c) {
+  QUIRE_RETURN_IF_ERROR(PrepareDataDir(c));
+  auto store = OpenStore(c.DatabaseUrl());
+  if (!store.ok()) return store.status();
+  QUIRE_RETURN_IF_ERROR((*store)->Migrate());
+  return store;
+}
+
+IngestSettings MakeIngestSettings(const Config& c) {
+  IngestSettings s;
+  s.workers = c.EffectiveWorkers();
+  s.attempts = c.ingest_attempts;
+  s.backoff_ms = c.ingest_backoff_ms;
+  s.lease_ms = c.lease_ms;
+  s.origin.allow_private_origins = c.allow_private_origins;
+  s.origin.file_root = c.origin_file_root;
+  s.origin.max_bytes = c.max_origin_bytes;
+  s.origin.connect_timeout_ms = c.origin_connect_timeout_ms;
+  s.origin.total_timeout_ms = c.origin_timeout_ms;
+  s.process.max_pixels = c.max_pixels;
+  return s;
+}
+
+int Fail(const Status& st) {
+  spdlog::error("{}", st.message());
+  return 1;
+}
+
+// Blocks until SIGTERM or SIGINT.
+void WaitForSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int Serve(Config c) {
+  auto store = OpenMigratedStore(c);
+  if (!store.ok()) return Fail(store.status());
+  auto blobs = OpenBlobStore(c.StorageUrl());
+  if (!blobs.ok()) return Fail(blobs.status());
+  if (!InitVips()) return Fail(Status::Internal("libvips failed to start"));
+
+  if (!c.admin_key.empty() || !c.admin_secret.empty()) {
+    if (c.admin_key.empty() || c.admin_secret.empty())
+      return Fail(Status::Invalid("--admin-key and --admin-secret go together"));
+    if (!(*store)->GetCustomer(1).ok()) {
+      auto made = api::CreateAdministrator(**store, c.admin_key, c.admin_secret);
+      if (!made.ok()) return Fail(made.status());
+      spdlog::info("seeded administrator customer 1 with key {}", c.admin_key);
+    } else if (!(*store)->GetKey(c.admin_key).ok()) {
+      ApiKey k;
+      k.key = c.admin_key;
+      k.customer = 1;
+      k.salt = RandomHex(16);
+      k.secret_hash = HashSecret(k.salt, c.admin_secret);
+      Status st = (*store)->CreateKey(k);
+      if (!st.ok()) return Fail(st);
+      spdlog::info("added admin key {} to customer 1", c.admin_key);
+    }
+  }
+
+  http::ServerOptions opts;
+  Status st = http::ParseListen(c.listen, &opts.host, &opts.port);
+  if (!st.ok()) return Fail(st);
+  opts.io_threads = c.EffectiveIoThreads();
+  opts.cpu_threads = c.EffectiveIoThreads();
+  opts.max_body_bytes = static_cast<uint64_t>(c.max_body_bytes);
+  opts.request_timeout_s = c.request_timeout_s;
+
+  // Block the signals before any thread starts so only WaitForSignal receives them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  http::Router router;
+  http::Server server(router, opts);
+  st = server.Start();
+  if (!st.ok()) return Fail(st);
+  if (c.public_url.empty()) c.public_url = "http://" + opts.host + ":" + std::to_string(server.port());
+
+  IngestWorkers workers(**store, **blobs, MakeIngestSettings(c));
+  api::Context ctx{**store, **blobs, c, hydra::Urls(c.PublicUrl())};
+  ctx.work_queued = [&workers] { workers.Wake(); };
+  api::RegisterApi(router, ctx);
+  iiif::DeliveryOptions delivery_opts;
+  delivery_opts.large_render_lane = c.render_lane;
+  delivery_opts.cache_bytes = c.response_cache_bytes;
+  iiif::Delivery delivery(**store, **blobs, ctx.urls.base(), delivery_opts);
+  delivery.Register(router);
+  workers.Start();
+  spdlog::info("quire listening on {}:{} (public URL {}, {} ingest workers, data {})", opts.host,
+               server.port(), c.PublicUrl(), c.EffectiveWorkers(), c.data_dir);
+
+  WaitForSignal();
+  server.Stop(10000);
+  workers.Stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+int Worker(Config c) {
+  auto store = OpenMigratedStore(c);
+  if (!store.ok()) return Fail(store.status());
+  auto blobs = OpenBlobStore(c.StorageUrl());
+  if (!blobs.ok()) return Fail(blobs.status());
+  if (!InitVips()) return Fail(Status::Internal("libvips failed to start"));
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  IngestWorkers workers(**store, **blobs, MakeIngestSettings(c));
+  workers.Start();
+  spdlog::info("quire worker running {} ingest workers", c.EffectiveWorkers());
+  WaitForSignal();
+  workers.Stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace quire
+
+int main(int argc, char** argv) {
+  using namespace quire;
+  auto logger = spdlog::stderr_color_mt("quire");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+
+  CLI::App app{"quire: a digital-library image platform (DLCS-compatible API, IIIF delivery)"};
+  app.require_subcommand(1);
+  Config c;
+
+  CLI::App* serve = app.add_subcommand("serve", "HTTP API + IIIF delivery + ingest workers");
+  serve->add_option("--listen", c.listen, "HOST:PORT to serve on")
+      ->envname("QUIRE_LISTEN")
+      ->capture_default_str();
+  AddCommonFlags(serve, &c);
+  AddIngestFlags(serve, &c);
+  serve->add_option("--public-url", c.public_url, "base of every @id and IIIF id (default http://LISTEN)")
+      ->envname("QUIRE_PUBLIC_URL");
+  serve->add_option("--admin-key", c.admin_key, "seed administrator customer 1 with this key")
+      ->envname("QUIRE_ADMIN_KEY");
+  serve->add_option("--admin-secret", c.admin_secret, "secret for --admin-key")
+      ->envname("QUIRE_ADMIN_SECRET");
+  serve->add_option("--max-batch-size", c.max_batch_size, "largest accepted queue POST")
+      ->envname("QUIRE_MAX_BATCH_SIZE")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  serve->add_option("--max-body-bytes", c.max_body_bytes, "largest request body (413 beyond)")
+      ->envname("QUIRE_MAX_BODY_BYTES")
+      ->capture_default_str();
+  serve->add_option("--io-threads", c.io_threads, "HTTP threads (default: cores)")
+      ->envname("QUIRE_IO_THREADS");
+  serve->add_option("--request-timeout", c.request_timeout_s, "seconds per request read/write")
+      ->envname("QUIRE_REQUEST_TIMEOUT")
+      ->capture_default_str();
+  serve->add_option("--render-lane", c.render_lane, "concurrent large IIIF renders before 503")
+      ->envname("QUIRE_RENDER_LANE")
+      ->capture_default_str();
+  serve->add_option("--response-cache-bytes", c.response_cache_bytes,
+                    "memory for cached IIIF responses")
+      ->envname("QUIRE_RESPONSE_CACHE_BYTES")
+      ->capture_default_str();
+
+  CLI::App* worker = app.add_subcommand("worker", "ingest workers only (a back node)");
+  AddCommonFlags(worker, &c);
+  AddIngestFlags(worker, &c);
+
+  CLI::App* migrate = app.add_subcommand("migrate", "create or upgrade the database schema");
+  AddCommonFlags(migrate, &c);
+
+  CLI::App* admin = app.add_subcommand("admin", "bootstrap customers and keys from the shell");
+  admin->require_subcommand(1);
+  std::string name, display;
+  int64_t customer_id = 0;
+  CLI::App* create_customer = admin->add_subcommand("create-customer", "create a customer");
+  AddCommonFlags(create_customer, &c);
+  create_customer->add_option("--name", name, "unique name ([A-Za-z0-9._-]+)")->required();
+  create_customer->add_option("--display-name", display, "display name");
+  CLI::App* create_key = admin->add_subcommand("create-key", "create an API key for a customer");
+  AddCommonFlags(create_key, &c);
+  create_key->add_option("--customer", customer_id, "customer id")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (serve->parsed()) return Serve(c);
+  if (worker->parsed()) return Worker(c);
+  auto store = OpenMigratedStore(c);
+  if (!store.ok()) return Fail(store.status());
+  if (migrate->parsed()) {
+    auto v = (*store)->SchemaVersion();
+    std::cout << "schema at version " << (v.ok() ? *v : -1) << "\n";
+    return 0;
+  }
+  if (create_customer->parsed()) {
+    if (!IsValidCustomerName(name))
+      return Fail(Status::Invalid("--name must be 1-100 of letters, digits, '.', '_', '-'"));
+    Customer cu;
+    cu.name = name;
+    cu.display_name = display.empty() ? name : display;
+    bool first = !(*store)->GetCustomer(1).ok();
+    if (first) {
+      cu.id = 1;  // the first customer is the administrator
+      cu.administrator = true;
+    }
+    auto made = (*store)->CreateCustomer(cu);
+    if (!made.ok()) return Fail(made.status());
+    std::cout << "customer " << made->id << " (" << made->name << ")"
+              << (made->administrator ? " administrator" : "") << "\n";
+    return 0;
+  }
+  if (create_key->parsed()) {
+    if (!(*store)->GetCustomer(customer_id).ok())
+      return Fail(Status::NotFound("no customer " + std::to_string(customer_id)));
+    ApiKey k;
+    k.key = NewUuid();
+    std::string secret = RandomHex(24);
+    k.customer = customer_id;
+    k.salt = RandomHex(16);
+    k.secret_hash = HashSecret(k.salt, secret);
+    Status st = (*store)->CreateKey(k);
+    if (!st.ok()) return Fail(st);
+    std::cout << "key    " << k.key << "\nsecret " << secret
+              << "\n(the secret is shown only now)\n";
+    return 0;
+  }
+  return 0;
+}

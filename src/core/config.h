@@ -1,0 +1,42 @@
+// Process configuration: every flag of `quire serve` / `quire worker`, filled by cli/ from
+// flags and QUIRE_* environment variables (flag wins).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace quire {
+
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./var";
+  std::string database;    // empty: sqlite:DATA/quire.db
+  std::string storage;     // empty: file:DATA/blobs
+  std::string public_url;  // empty: http://LISTEN
+  int workers = -1;        // -1: number of cores
+  std::string admin_key;
+  std::string admin_secret;
+  bool allow_private_origins = false;
+  std::string origin_file_root;
+  int max_batch_size = 250;
+  int64_t max_body_bytes = 10 * 1024 * 1024;
+  int io_threads = -1;     // -1: number of cores
+  int request_timeout_s = 30;
+  int ingest_attempts = 5;         // tries per image before a transient failure is final
+  int ingest_backoff_ms = 2000;    // first retry delay; doubles per attempt
+  int lease_ms = 60000;            // job lease; heartbeated while long work runs
+  int64_t max_pixels = 1000000000;
+  int64_t max_origin_bytes = 1LL << 30;
+  long origin_connect_timeout_ms = 10000;
+  long origin_timeout_ms = 300000;
+  int render_lane = 2;             // concurrent large renders before 503
+  int64_t response_cache_bytes = 64 * 1024 * 1024;
+
+  std::string DatabaseUrl() const;
+  std::string StorageUrl() const;
+  std::string PublicUrl() const;
+  int EffectiveWorkers() const;
+  int EffectiveIoThreads() const;
+};
+
+}  // namespace quire

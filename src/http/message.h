@@ -1,0 +1,46 @@
+// Quire's own request/response types: api/ and iiif/ handlers see these, never Beast.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace quire::http {
+
+struct Request {
+  std::string method;  // upper case; HEAD arrives as HEAD
+  std::string target;  // as received
+  std::string path;    // target without the query, still percent-encoded
+  std::string query;   // after '?', raw
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower case
+  std::string body;
+  std::map<std::string, std::string> params;  // route parameters, percent-decoded
+
+  // First header named `name` (lower case), or "".
+  const std::string& Header(const std::string& name) const;
+  // Decoded value of query parameter `name`, or "" when absent.
+  std::string Query(const std::string& name) const;
+  bool HasQuery(const std::string& name) const;
+  const std::string& Param(const std::string& name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  Response() = default;
+  Response(int s, std::string content_type, std::string b) : status(s), body(std::move(b)) {
+    Set("Content-Type", std::move(content_type));
+  }
+  // Replaces a header of the same name (case-insensitive).
+  void Set(const std::string& name, std::string value);
+  const std::string* Get(const std::string& name) const;
+};
+
+std::string PercentDecode(const std::string& s, bool plus_is_space = false);
+std::string PercentEncodeSegment(const std::string& s);
+
+}  // namespace quire::http

@@ -1,0 +1,80 @@
+#include "http/router.h"
+
+#include <set>
+
+namespace quire::http {
+
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> out;
+  size_t pos = path.empty() || path[0] != '/' ? 0 : 1;
+  if (path.size() <= 1) return out;
+  while (true) {
+    size_t slash = path.find('/', pos);
+    out.push_back(PercentDecode(path.substr(pos, slash - pos)));
+    if (slash == std::string::npos) break;
+    pos = slash + 1;
+  }
+  return out;
+}
+
+void Router::Add(const std::string& method, const std::string& pattern, Handler handler,
+                 RouteOptions options) {
+  routes_.push_back({method, SplitPath(pattern), std::move(handler), options});
+}
+
+bool Router::MatchPath(const Route& r, const std::vector<std::string>& segs,
+                       std::map<std::string, std::string>* params) {
+  params->clear();
+  size_t n = r.segments.size();
+  bool rest = n > 0 && r.segments.back().rfind("{*", 0) == 0;
+  if (rest ? segs.size() < n : segs.size() != n) return false;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& p = r.segments[i];
+    if (rest && i == n - 1) {
+      std::string joined;
+      for (size_t k = i; k < segs.size(); ++k) joined += (k > i ? "/" : "") + segs[k];
+      (*params)[p.substr(2, p.size() - 3)] = joined;
+      return true;
+    }
+    if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
+      if (segs[i].empty()) return false;
+      (*params)[p.substr(1, p.size() - 2)] = segs[i];
+    } else if (p != segs[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Match Router::Find(Request& req) const {
+  std::vector<std::string> segs = SplitPath(req.path);
+  std::map<std::string, std::string> params;
+  std::set<std::string> allowed;
+  Match m;
+  m.status = 404;
+  bool any_cors = false;
+  const std::string& method = req.method == "HEAD" ? std::string("GET") : req.method;
+  for (const Route& r : routes_) {
+    if (!MatchPath(r, segs, &params)) continue;
+    allowed.insert(r.method);
+    any_cors = any_cors || r.options.cors;
+    if (r.method == method && m.handler == nullptr) {
+      m.handler = &r.handler;
+      m.options = r.options;
+      m.status = 200;
+      req.params = params;
+    }
+  }
+  if (!allowed.empty()) {
+    if (allowed.count("GET")) allowed.insert("HEAD");
+    allowed.insert("OPTIONS");
+    for (auto& a : allowed) m.allow += (m.allow.empty() ? "" : ", ") + a;
+    if (m.handler == nullptr) {
+      m.status = req.method == "OPTIONS" ? 204 : 405;
+      m.options.cors = any_cors;
+    }
+  }
+  return m;
+}
+
+}  // namespace quire::http

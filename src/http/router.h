@@ -1,0 +1,53 @@
+// Routes a request to its handler by method and path pattern. Patterns are '/'-separated
+// literals and {name} parameters; a last segment {*name} takes the rest of the path.
+// A path that matches some route but not the method gets 405 with Allow; OPTIONS on any
+// matching path is answered with Allow (and CORS for delivery routes) automatically.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "http/message.h"
+
+namespace quire::http {
+
+using Handler = std::function<Response(Request&)>;
+
+struct RouteOptions {
+  // Runs on the CPU pool rather than an I/O thread (libvips work).
+  bool offload = false;
+  // Public delivery route: CORS headers on every answer, including errors and OPTIONS.
+  bool cors = false;
+};
+
+struct Match {
+  const Handler* handler = nullptr;
+  RouteOptions options;
+  int status = 200;        // 404 or 405 when no handler
+  std::string allow;       // for 405 and OPTIONS
+};
+
+class Router {
+ public:
+  void Add(const std::string& method, const std::string& pattern, Handler handler,
+           RouteOptions options = {});
+  // Fills req.params on success.
+  Match Find(Request& req) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;
+    Handler handler;
+    RouteOptions options;
+  };
+  static bool MatchPath(const Route& r, const std::vector<std::string>& segs,
+                        std::map<std::string, std::string>* params);
+  std::vector<Route> routes_;
+};
+
+// Splits "/a/b%2Fc/" into {"a", "b/c", ""}: segments percent-decoded.
+std::vector<std::string> SplitPath(const std::string& path);
+
+}  // namespace quire::http

@@ -1,0 +1,341 @@
+#include "http/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+
+namespace quire::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+Response PlainError(int status, const std::string& text) {
+  return Response(status, "text/plain; charset=utf-8", text + "\n");
+}
+
+void AddCors(Response& res) {
+  res.Set("Access-Control-Allow-Origin", "*");
+  res.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+  res.Set("Access-Control-Allow-Headers", "Accept, Authorization, Content-Type, If-None-Match, "
+                                          "If-Modified-Since, Range");
+  res.Set("Access-Control-Expose-Headers", "ETag, Last-Modified, Link, Content-Length");
+  res.Set("Access-Control-Max-Age", "86400");
+}
+
+}  // namespace
+
+struct Server::Impl {
+  const Router& router;
+  ServerOptions options;
+  asio::io_context ioc;
+  asio::thread_pool cpu_pool;
+  tcp::acceptor acceptor;
+  std::vector<std::thread> threads;
+  std::atomic<int> in_flight{0};
+  std::atomic<bool> stopping{false};
+  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work;
+
+  Impl(const Router& r, ServerOptions o)
+      : router(r),
+        options(o),
+        ioc(o.io_threads),
+        cpu_pool(static_cast<size_t>(std::max(1, o.cpu_threads))),
+        acceptor(asio::make_strand(ioc)) {}
+
+  void Accept();
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, Server::Impl* server)
+      : stream_(std::move(socket)), server_(server) {}
+
+  void Start() {
+    asio::dispatch(stream_.get_executor(),
+                   beast::bind_front_handler(&Session::Read, shared_from_this()));
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(server_->options.max_body_bytes);
+    parser_->header_limit(server_->options.max_header_bytes);
+    stream_.expires_after(std::chrono::seconds(server_->options.request_timeout_s));
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, std::size_t) {
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
+        ec == beast::error::timeout || ec == asio::error::operation_aborted) {
+      return Close();
+    }
+    started_ = std::chrono::steady_clock::now();
+    server_->in_flight.fetch_add(1);
+    if (ec == bhttp::error::body_limit) {
+      return SendError(413, "request body larger than " +
+                                std::to_string(server_->options.max_body_bytes) + " bytes",
+                       false);
+    }
+    if (ec == bhttp::error::header_limit) {
+      return SendError(431, "request headers too large", false);
+    }
+    if (ec) return SendError(400, "malformed HTTP request: " + ec.message(), false);
+
+    auto& msg = parser_->get();
+    auto req = std::make_shared<Request>();
+    req->method = std::string(msg.method_string());
+    req->target = std::string(msg.target());
+    size_t q = req->target.find('?');
+    req->path = req->target.substr(0, q);
+    if (q != std::string::npos) req->query = req->target.substr(q + 1);
+    for (auto& field : msg) {
+      std::string name(field.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req->headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    req->body = std::move(msg.body());
+    keep_alive_ = msg.keep_alive();
+    version_ = msg.version();
+    if (req->path.empty() || req->path[0] != '/')
+      return SendError(400, "request target must be an absolute path", keep_alive_);
+
+    Match match = server_->router.Find(*req);
+    if (match.handler == nullptr) {
+      Response res;
+      if (match.status == 204) {
+        res.status = 204;
+        res.Set("Allow", match.allow);
+      } else if (match.status == 405) {
+        res = ErrorJson(405, "Method not allowed",
+                        req->method + " is not allowed on " + req->path, req->path);
+        res.Set("Allow", match.allow);
+      } else {
+        res = ErrorJson(404, "Not found", "no resource at " + req->path, req->path);
+      }
+      if (match.options.cors) AddCors(res);
+      return Send(std::move(res), req);
+    }
+    if (match.options.offload) {
+      auto self = shared_from_this();
+      const Handler* handler = match.handler;
+      bool cors = match.options.cors;
+      asio::post(server_->cpu_pool, [self, handler, req, cors] {
+        Response res = self->Invoke(*handler, *req, cors);
+        asio::post(self->stream_.get_executor(), [self, req, res = std::move(res)]() mutable {
+          self->Send(std::move(res), req);
+        });
+      });
+      return;
+    }
+    Send(Invoke(*match.handler, *req, match.options.cors), req);
+  }
+
+  Response Invoke(const Handler& handler, Request& req, bool cors) {
+    Response res;
+    try {
+      res = handler(req);
+    } catch (const std::exception& e) {
+      spdlog::error("handler for {} {} threw: {}", req.method, req.path, e.what());
+      res = ErrorJson(500, "Internal server error", "an internal error occurred", req.path);
+    }
+    if (cors) AddCors(res);
+    return res;
+  }
+
+  static Response ErrorJson(int status, const std::string& title, const std::string& detail,
+                            const std::string& instance) {
+    // Minimal Hydra/RFC 7807 error for transport-level failures; api/ builds the same shape.
+    auto esc = [](const std::string& s) {
+      std::string o;
+      for (char c : s) {
+        if (c == '"' || c == '\\') {
+          o += '\\';
+          o += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          o += buf;
+        } else {
+          o += c;
+        }
+      }
+      return o;
+    };
+    std::string body = "{\"@context\":\"http://www.w3.org/ns/hydra/context.jsonld\","
+                       "\"@type\":\"Error\",\"statusCode\":" + std::to_string(status) +
+                       ",\"title\":\"" + esc(title) + "\",\"description\":\"" + esc(detail) +
+                       "\",\"status\":" + std::to_string(status) + ",\"detail\":\"" +
+                       esc(detail) + "\",\"instance\":\"" + esc(instance) + "\"}";
+    return Response(status, "application/json", std::move(body));
+  }
+
+  void SendError(int status, const std::string& text, bool keep_alive) {
+    keep_alive_ = keep_alive;
+    auto req = std::make_shared<Request>();
+    req->method = "?";
+    req->path = "?";
+    if (parser_ && parser_->is_header_done()) {
+      req->method = std::string(parser_->get().method_string());
+      req->path = std::string(parser_->get().target());
+    }
+    Response res = ErrorJson(status, status == 413 ? "Payload too large" : "Bad request", text,
+                             req->path);
+    (void)PlainError;
+    Send(std::move(res), req);
+  }
+
+  void Send(Response res, const std::shared_ptr<Request>& req) {
+    auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
+    out->version(version_ ? version_ : 11);
+    out->result(static_cast<unsigned>(res.status));
+    out->set(bhttp::field::server, "quire");
+    for (auto& [k, v] : res.headers) out->set(k, v);
+    bool head = req->method == "HEAD";
+    size_t bytes = res.body.size();
+    if (res.status == 204 || res.status == 304) {
+      bytes = 0;
+    } else if (head) {
+      out->content_length(res.body.size());
+    } else {
+      out->body() = std::move(res.body);
+      out->prepare_payload();
+    }
+    bool keep = keep_alive_ && !server_->stopping.load();
+    out->keep_alive(keep);
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started_)
+                      .count();
+    spdlog::info("{} {} {} {} {}us", req->method, req->path, res.status, head ? 0 : bytes, micros);
+    response_ = out;
+    stream_.expires_after(std::chrono::seconds(server_->options.request_timeout_s));
+    // For HEAD, serialize only the header: the body is empty but Content-Length is real.
+    if (head) {
+      auto sr = std::make_shared<bhttp::response_serializer<bhttp::string_body>>(*out);
+      bhttp::async_write_header(stream_, *sr,
+                                [self = shared_from_this(), sr, keep](beast::error_code ec,
+                                                                      std::size_t) {
+                                  self->OnWrite(keep, ec);
+                                });
+      return;
+    }
+    bhttp::async_write(stream_, *out,
+                       [self = shared_from_this(), keep](beast::error_code ec, std::size_t) {
+                         self->OnWrite(keep, ec);
+                       });
+  }
+
+  void OnWrite(bool keep, beast::error_code ec) {
+    response_.reset();
+    server_->in_flight.fetch_sub(1);
+    if (ec || !keep) return Close();
+    Read();
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  Server::Impl* server_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::shared_ptr<void> response_;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace
+
+void Server::Impl::Accept() {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopping.load()) return;
+    if (!ec) {
+      socket.set_option(tcp::no_delay(true), ec);
+      std::make_shared<Session>(std::move(socket), this)->Start();
+    }
+    Accept();
+  });
+}
+
+Server::Server(const Router& router, ServerOptions options)
+    : impl_(std::make_unique<Impl>(router, options)) {}
+
+Server::~Server() { Stop(0); }
+
+Status Server::Start() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.host, ec);
+  if (ec) return Status::Invalid("bad listen address '" + impl_->options.host + "'");
+  tcp::endpoint endpoint(address, impl_->options.port);
+  auto& acc = impl_->acceptor;
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +
+                               std::to_string(impl_->options.port) + ": " + ec.message());
+  impl_->work = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+      impl_->ioc.get_executor());
+  impl_->Accept();
+  for (int i = 0; i < std::max(1, impl_->options.io_threads); ++i)
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return Status::Ok();
+}
+
+uint16_t Server::port() const {
+  beast::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void Server::Stop(int grace_ms) {
+  if (impl_->threads.empty()) return;
+  impl_->stopping.store(true);
+  asio::post(impl_->acceptor.get_executor(), [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+  });
+  impl_->work.reset();
+  // Let in-flight sessions finish their current response; idle keep-alive sessions are
+  // closed by stopping the loop after the grace period.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+  while (std::chrono::steady_clock::now() < deadline && impl_->in_flight.load() > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  impl_->cpu_pool.join();
+}
+
+Status ParseListen(const std::string& listen, std::string* host, uint16_t* port) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return Status::Invalid("--listen must be HOST:PORT, got '" + listen + "'");
+  std::string h = listen.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  std::string p = listen.substr(colon + 1);
+  char* end = nullptr;
+  long v = std::strtol(p.c_str(), &end, 10);
+  if (p.empty() || *end != '\0' || v < 0 || v > 65535)
+    return Status::Invalid("--listen port must be 0–65535, got '" + p + "'");
+  *host = h == "localhost" ? "127.0.0.1" : h;
+  *port = static_cast<uint16_t>(v);
+  return Status::Ok();
+}
+
+}  // namespace quire::http

@@ -1,0 +1,204 @@
+#include "hydra/hydra.h"
+
+#include "core/time_util.h"
+#include "http/message.h"
+#include "model/paging.h"
+
+namespace quire::hydra {
+
+std::string Urls::Context(const std::string& type) const {
+  return base_ + "/contexts/" + type + ".jsonld";
+}
+std::string Urls::Customer(int64_t c) const { return base_ + "/customers/" + std::to_string(c); }
+std::string Urls::Keys(int64_t c) const { return Customer(c) + "/keys"; }
+std::string Urls::Key(int64_t c, const std::string& key) const {
+  return Keys(c) + "/" + http::PercentEncodeSegment(key);
+}
+std::string Urls::Spaces(int64_t c) const { return Customer(c) + "/spaces"; }
+std::string Urls::Space(int64_t c, int64_t s) const {
+  return Spaces(c) + "/" + std::to_string(s);
+}
+std::string Urls::Images(int64_t c, int64_t s) const { return Space(c, s) + "/images"; }
+std::string Urls::Image(int64_t c, int64_t s, const std::string& id) const {
+  return Images(c, s) + "/" + http::PercentEncodeSegment(id);
+}
+std::string Urls::Queue(int64_t c) const { return Customer(c) + "/queue"; }
+std::string Urls::Batch(int64_t c, int64_t b) const {
+  return Queue(c) + "/batches/" + std::to_string(b);
+}
+std::string Urls::ImageService(int64_t c, int64_t s, const std::string& id) const {
+  return base_ + "/iiif-img/" + std::to_string(c) + "/" + std::to_string(s) + "/" +
+         http::PercentEncodeSegment(id);
+}
+std::string Urls::ThumbService(int64_t c, int64_t s, const std::string& id) const {
+  return base_ + "/thumbs/" + std::to_string(c) + "/" + std::to_string(s) + "/" +
+         http::PercentEncodeSegment(id);
+}
+std::string Urls::FileUrl(int64_t c, int64_t s, const std::string& id) const {
+  return base_ + "/file/" + std::to_string(c) + "/" + std::to_string(s) + "/" +
+         http::PercentEncodeSegment(id);
+}
+
+std::string StatusTitle(int status) {
+  switch (status) {
+    case 400: return "Bad request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not found";
+    case 405: return "Method not allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload too large";
+    case 501: return "Not implemented";
+    case 503: return "Service unavailable";
+    default: return status >= 500 ? "Internal server error" : "Error";
+  }
+}
+
+json Error(int status, const std::string& detail, const std::string& instance) {
+  return json{{"@context", kHydraContext}, {"@type", "Error"},   {"statusCode", status},
+              {"title", StatusTitle(status)}, {"description", detail}, {"status", status},
+              {"detail", detail},             {"instance", instance}};
+}
+
+json Collection(const std::string& url, const PageRequest& page, int64_t total, json members,
+                const std::string& extra_query) {
+  json out = {{"@context", kHydraContext},
+              {"@id", url},
+              {"@type", "Collection"},
+              {"totalItems", total},
+              {"pageSize", page.page_size},
+              {"member", std::move(members)}};
+  int64_t pages = TotalPages(total, page.page_size);
+  if (pages > 1) {
+    auto link = [&](int64_t p) {
+      std::string q = "page=" + std::to_string(p) + "&pageSize=" + std::to_string(page.page_size);
+      if (!extra_query.empty()) q += "&" + extra_query;
+      return url + "?" + q;
+    };
+    json view = {{"@id", link(page.page)},
+                 {"@type", "PartialCollectionView"},
+                 {"page", page.page},
+                 {"pageSize", page.page_size},
+                 {"totalPages", pages}};
+    if (page.page > 1) {
+      view["first"] = link(1);
+      view["previous"] = link(std::min(page.page - 1, pages));
+    }
+    if (page.page < pages) {
+      view["next"] = link(page.page + 1);
+      view["last"] = link(pages);
+    }
+    out["view"] = std::move(view);
+  }
+  return out;
+}
+
+static json Resource(const Urls& u, const std::string& type, const std::string& id) {
+  return json{{"@context", u.Context(type)}, {"@id", id}, {"@type", "vocab:" + type}};
+}
+
+json CustomerJson(const Urls& u, const Customer& c) {
+  json j = Resource(u, "Customer", u.Customer(c.id));
+  j["id"] = c.id;
+  j["name"] = c.name;
+  j["displayName"] = c.display_name;
+  j["administrator"] = c.administrator;
+  j["created"] = FormatIso8601(c.created_ms);
+  j["keys"] = u.Keys(c.id);
+  j["spaces"] = u.Spaces(c.id);
+  j["queue"] = u.Queue(c.id);
+  return j;
+}
+
+json KeyJson(const Urls& u, const ApiKey& k) {
+  json j = Resource(u, "Key", u.Key(k.customer, k.key));
+  j["key"] = k.key;
+  j["created"] = FormatIso8601(k.created_ms);
+  return j;
+}
+
+json SpaceJson(const Urls& u, const Space& s) {
+  json j = Resource(u, "Space", u.Space(s.customer, s.id));
+  j["id"] = s.id;
+  j["name"] = s.name;
+  j["created"] = FormatIso8601(s.created_ms);
+  j["maxUnauthorised"] = s.max_unauthorised;
+  j["defaultTags"] = s.default_tags;
+  j["defaultRoles"] = s.default_roles;
+  j["approximateNumberOfImages"] = s.approximate_images;
+  j["images"] = u.Images(s.customer, s.id);
+  return j;
+}
+
+json AssetJson(const Urls& u, const Asset& a) {
+  json j = Resource(u, "Image", u.Image(a.customer, a.space, a.id));
+  j["id"] = a.id;
+  j["space"] = a.space;
+  j["origin"] = a.origin;
+  j["mediaType"] = a.media_type;
+  j["family"] = a.family;
+  json channels = json::array();
+  for (auto& c : a.delivery_channels) {
+    json cj = {{"channel", c.channel}};
+    if (!c.policy.empty()) cj["policy"] = c.policy;
+    channels.push_back(std::move(cj));
+  }
+  j["deliveryChannels"] = std::move(channels);
+  j["tags"] = a.tags;
+  j["roles"] = a.roles;
+  j["string1"] = a.string1;
+  j["string2"] = a.string2;
+  j["string3"] = a.string3;
+  j["number1"] = a.number1;
+  j["number2"] = a.number2;
+  j["number3"] = a.number3;
+  j["maxUnauthorised"] = a.max_unauthorised;
+  j["created"] = FormatIso8601(a.created_ms);
+  if (a.finished_ms) j["finished"] = FormatIso8601(*a.finished_ms);
+  j["ingesting"] = a.ingesting;
+  j["error"] = a.error;
+  j["width"] = a.width;
+  j["height"] = a.height;
+  if (a.batch) j["batch"] = u.Batch(a.customer, *a.batch);
+  if (a.HasChannel("iiif-img")) j["imageService"] = u.ImageService(a.customer, a.space, a.id);
+  if (a.HasChannel("thumbs"))
+    j["thumbnailImageService"] = u.ThumbService(a.customer, a.space, a.id);
+  if (a.HasChannel("file")) j["file"] = u.FileUrl(a.customer, a.space, a.id);
+  return j;
+}
+
+json BatchJson(const Urls& u, const Batch& b) {
+  std::string id = u.Batch(b.customer, b.id);
+  json j = Resource(u, "Batch", id);
+  j["id"] = b.id;
+  j["submitted"] = FormatIso8601(b.submitted_ms);
+  j["count"] = b.count;
+  j["completed"] = b.completed;
+  j["errors"] = b.errors;
+  if (b.finished_ms) j["finished"] = FormatIso8601(*b.finished_ms);
+  if (b.est_completion_ms) j["estCompletion"] = FormatIso8601(*b.est_completion_ms);
+  j["superseded"] = b.superseded;
+  j["priority"] = b.priority;
+  j["images"] = id + "/images";
+  j["completedImages"] = id + "/completedImages";
+  j["errorImages"] = id + "/errorImages";
+  j["test"] = id + "/test";
+  j["retry"] = id + "/retry";
+  return j;
+}
+
+json QueueJson(const Urls& u, int64_t customer, const QueueCounts& q) {
+  std::string id = u.Queue(customer);
+  json j = Resource(u, "CustomerQueue", id);
+  j["size"] = q.size;
+  j["batchesWaiting"] = q.batches_waiting;
+  j["imagesWaiting"] = q.images_waiting;
+  j["batches"] = id + "/batches";
+  j["active"] = id + "/active";
+  j["recent"] = id + "/recent";
+  j["images"] = id + "/images";
+  j["priority"] = id + "/priority";
+  return j;
+}
+
+}  // namespace quire::hydra

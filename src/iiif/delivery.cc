@@ -1,0 +1,402 @@
+#include "iiif/delivery.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "api/common.h"
+#include "core/time_util.h"
+#include "iiif/info.h"
+#include "ingest/processor.h"
+
+namespace quire::iiif {
+
+namespace {
+
+constexpr const char* kImageCacheControl = "public, max-age=2592000";
+constexpr const char* kInfoCacheControl = "public, max-age=3600";
+
+http::Response Text(int status, const std::string& text) {
+  return http::Response(status, "text/plain; charset=utf-8", text + "\n");
+}
+
+std::string ServicePath(ApiVersion v, const char* root, int64_t c, int64_t s,
+                        const std::string& id) {
+  return std::string("/") + root + (v == ApiVersion::kV2 ? "/v2/" : "/") + std::to_string(c) +
+         "/" + std::to_string(s) + "/" + http::PercentEncodeSegment(id);
+}
+
+std::string ProfileLink(ApiVersion v, bool level0) {
+  return "<" + ProfileUri(v, level0) + ">;rel=\"profile\"";
+}
+
+std::string InfoContentType(const http::Request& req, ApiVersion v) {
+  const std::string& accept = req.Header("accept");
+  if (accept.find("application/json") != std::string::npos &&
+      accept.find("application/ld+json") == std::string::npos)
+    return "application/json";
+  return std::string("application/ld+json;profile=\"http://iiif.io/api/image/") +
+         (v == ApiVersion::kV3 ? "3" : "2") + "/context.json\"";
+}
+
+// Sets validators and answers 304 when the client's copy is current.
+bool NotModified(const http::Request& req, http::Response& res, const std::string& etag,
+                 int64_t modified_ms) {
+  res.Set("ETag", etag);
+  res.Set("Last-Modified", FormatHttpDate(modified_ms));
+  const std::string& inm = req.Header("if-none-match");
+  if (!inm.empty()) return inm == etag || inm == "*" || inm.find(etag) != std::string::npos;
+  const std::string& ims = req.Header("if-modified-since");
+  if (!ims.empty()) {
+    auto t = ParseHttpDate(ims);
+    return t && modified_ms / 1000 <= *t / 1000;
+  }
+  return false;
+}
+
+http::Response NotModifiedResponse(const http::Response& with_headers) {
+  http::Response r;
+  r.status = 304;
+  for (auto& [k, v] : with_headers.headers)
+    if (k != "Content-Type") r.headers.emplace_back(k, v);
+  return r;
+}
+
+std::string Etag(const std::string& key) {
+  return "\"" + std::to_string(std::hash<std::string>{}(key)) + "\"";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- ByteCache
+
+bool ByteCache::Get(const std::string& key, std::string* value, std::string* type) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(key);
+  if (it == index_.end()) return false;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  *value = it->second->value;
+  *type = it->second->type;
+  return true;
+}
+
+void ByteCache::Put(const std::string& key, const std::string& value, const std::string& type) {
+  int64_t size = static_cast<int64_t>(key.size() + value.size() + type.size());
+  if (size > capacity_ / 8) return;  // one response may not crowd out the rest
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index_.count(key)) return;
+  lru_.push_front({key, value, type});
+  index_[key] = lru_.begin();
+  used_ += size;
+  while (used_ > capacity_ && !lru_.empty()) {
+    auto& last = lru_.back();
+    used_ -= static_cast<int64_t>(last.key.size() + last.value.size() + last.type.size());
+    index_.erase(last.key);
+    lru_.pop_back();
+  }
+}
+
+// ---------------------------------------------------------------- Delivery
+
+struct Delivery::Target {
+  Asset asset;
+  std::string prefix;
+  std::string version_key;  // changes whenever the derivatives change
+};
+
+Delivery::Delivery(Store& store, BlobStore& blobs, std::string public_base,
+                   DeliveryOptions options)
+    : store_(store),
+      blobs_(blobs),
+      base_(std::move(public_base)),
+      options_(options),
+      responses_(options.cache_bytes) {}
+
+void Delivery::Register(http::Router& r) {
+  http::RouteOptions cors{false, true};
+  http::RouteOptions heavy{true, true};
+  for (ApiVersion v : {ApiVersion::kV2, ApiVersion::kV3}) {
+    std::string root = v == ApiVersion::kV2 ? "/iiif-img/v2" : "/iiif-img";
+    r.Add("GET", root + "/{c}/{s}/{id}",
+          [this, v](http::Request& req) { return Redirect(req, v, false); }, cors);
+    r.Add("GET", root + "/{c}/{s}/{id}/info.json",
+          [this, v](http::Request& req) { return Info(req, v); }, cors);
+    r.Add("GET", root + "/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
+          [this, v](http::Request& req) { return Image(req, v); }, heavy);
+  }
+  r.Add("GET", "/thumbs/{c}/{s}/{id}",
+        [this](http::Request& req) { return Redirect(req, ApiVersion::kV3, true); }, cors);
+  r.Add("GET", "/thumbs/{c}/{s}/{id}/info.json",
+        [this](http::Request& req) { return ThumbInfo(req); }, cors);
+  r.Add("GET", "/thumbs/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
+        [this](http::Request& req) { return Thumb(req); }, cors);
+  r.Add("GET", "/file/{c}/{s}/{id}", [this](http::Request& req) { return File(req); }, heavy);
+}
+
+bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
+                       http::Response* error) {
+  const std::string& c = req.Param("c");
+  int64_t customer = 0;
+  if (auto id = api::ParseId(c)) {
+    customer = *id;
+  } else {
+    auto byname = store_.GetCustomerByName(c);
+    if (!byname.ok()) {
+      *error = Text(404, "no customer '" + c + "'");
+      return false;
+    }
+    customer = byname->id;
+  }
+  auto space = api::ParseId(req.Param("s"));
+  if (!space) {
+    *error = Text(404, "no space '" + req.Param("s") + "'");
+    return false;
+  }
+  auto asset = store_.GetAsset(customer, *space, req.Param("id"));
+  if (!asset.ok()) {
+    *error = Text(404, "no image '" + req.Param("id") + "' in space " + req.Param("s"));
+    return false;
+  }
+  if (!asset->HasChannel(channel)) {
+    *error = Text(404, "image '" + asset->id + "' is not delivered on the " + channel +
+                           " channel");
+    return false;
+  }
+  if (!asset->roles.empty()) {
+    *error = Text(401, "image '" + asset->id + "' is restricted; IIIF auth is not available yet");
+    return false;
+  }
+  bool has_derivative = std::string(channel) == "file"
+                            ? blobs_.Exists(OriginalKey(AssetBlobPrefix(customer, *space, asset->id)))
+                            : asset->width > 0;
+  if (!has_derivative) {
+    if (asset->ingesting)
+      *error = Text(404, "image '" + asset->id + "' is still being ingested; try again soon");
+    else if (!asset->error.empty())
+      *error = Text(404, "image '" + asset->id + "' could not be ingested: " + asset->error);
+    else
+      *error = Text(404, "image '" + asset->id + "' has not been ingested");
+    return false;
+  }
+  out->prefix = AssetBlobPrefix(customer, *space, asset->id);
+  out->version_key = out->prefix + "@" + std::to_string(asset->finished_ms.value_or(0)) + "x" +
+                     std::to_string(asset->width);
+  out->asset = std::move(*asset);
+  return true;
+}
+
+Result<PyramidInfo> Delivery::Pyramid(const Target& t) {
+  {
+    std::lock_guard<std::mutex> lock(pyramid_mu_);
+    auto it = pyramids_.find(t.version_key);
+    if (it != pyramids_.end()) return it->second;
+  }
+  auto path = blobs_.LocalPath(PyramidKey(t.prefix));
+  if (!path.ok()) return path.status();
+  auto info = ReadPyramidInfo(*path);
+  if (!info.ok()) return info.status();
+  std::lock_guard<std::mutex> lock(pyramid_mu_);
+  if (pyramids_.size() > 10000) pyramids_.clear();  // bounded; metadata is cheap to re-read
+  pyramids_[t.version_key] = *info;
+  return info;
+}
+
+http::Response Delivery::Redirect(http::Request& req, ApiVersion v, bool thumbs) {
+  Target t;
+  http::Response err;
+  if (!Resolve(req, thumbs ? "thumbs" : "iiif-img", &t, &err)) return err;
+  http::Response res = Text(303, "see info.json");
+  res.Set("Location", base_ + ServicePath(v, thumbs ? "thumbs" : "iiif-img", t.asset.customer,
+                                          t.asset.space, t.asset.id) + "/info.json");
+  return res;
+}
+
+static Limits DeclaredLimits(const Asset& a, const DeliveryOptions& o) {
+  Limits l;
+  int64_t area = static_cast<int64_t>(a.width) * a.height;
+  l.max_area = std::max<int64_t>(std::min<int64_t>(std::max<int64_t>(area, 4096 * 4096), o.max_area), 1);
+  return l;
+}
+
+http::Response Delivery::Info(http::Request& req, ApiVersion v) {
+  Target t;
+  http::Response err;
+  if (!Resolve(req, "iiif-img", &t, &err)) return err;
+  std::string etag = Etag(t.version_key + (v == ApiVersion::kV2 ? "/v2" : "/v3") + base_);
+  http::Response res;
+  res.Set("Cache-Control", kInfoCacheControl);
+  res.Set("Link", ProfileLink(v, false));
+  if (NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
+    return NotModifiedResponse(res);
+  auto pyramid = Pyramid(t);
+  if (!pyramid.ok()) return Text(500, "derivative unreadable: " + pyramid.status().message());
+  std::vector<int> scales;
+  for (size_t i = 0; i < pyramid->levels.size(); ++i) scales.push_back(1 << i);
+  std::vector<std::pair<int, int>> sizes;
+  for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
+  std::sort(sizes.begin(), sizes.end());
+  if (!t.asset.HasChannel("thumbs")) sizes.clear();
+  std::string id = base_ + ServicePath(v, "iiif-img", t.asset.customer, t.asset.space, t.asset.id);
+  auto j = InfoJson(v, id, pyramid->width, pyramid->height, sizes,
+                    pyramid->tile_width > 0 ? pyramid->tile_width : 256, scales,
+                    DeclaredLimits(t.asset, options_));
+  res.status = 200;
+  res.body = j.dump();
+  res.Set("Content-Type", InfoContentType(req, v));
+  return res;
+}
+
+http::Response Delivery::Image(http::Request& req, ApiVersion v) {
+  Target t;
+  http::Response err;
+  if (!Resolve(req, "iiif-img", &t, &err)) return err;
+  Limits limits = DeclaredLimits(t.asset, options_);
+  auto pyramid = Pyramid(t);
+  if (!pyramid.ok()) return Text(500, "derivative unreadable: " + pyramid.status().message());
+  auto resolved = ResolveImageRequest(v, req.Param("region"), req.Param("size"),
+                                      req.Param("rotation"), req.Param("qf"), pyramid->width,
+                                      pyramid->height, limits);
+  if (!resolved.ok()) {
+    int status = resolved.status().code() == Code::kUnsupported ? 501 : 400;
+    return Text(status, resolved.status().message());
+  }
+  std::string canonical = CanonicalPath(*resolved);
+  std::string service = ServicePath(v, "iiif-img", t.asset.customer, t.asset.space, t.asset.id);
+  std::string cache_key = t.version_key + (v == ApiVersion::kV2 ? "/v2/" : "/v3/") + canonical;
+  std::string etag = Etag(cache_key);
+
+  http::Response res;
+  res.Set("Cache-Control", kImageCacheControl);
+  res.Set("Link", ProfileLink(v, false) + ", <" + base_ + service + "/" + canonical +
+                      ">;rel=\"canonical\"");
+  if (NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
+    return NotModifiedResponse(res);
+
+  std::string body, type;
+  if (responses_.Get(cache_key, &body, &type)) {
+    res.status = 200;
+    res.body = std::move(body);
+    res.Set("Content-Type", type);
+    return res;
+  }
+  auto path = blobs_.LocalPath(PyramidKey(t.prefix));
+  if (!path.ok()) return Text(500, "derivative missing: " + path.status().message());
+
+  auto tile = TryStoredTile(*path, *pyramid, *resolved);
+  if (tile.ok() && tile->has_value()) {
+    res.status = 200;
+    res.body = std::move((*tile)->bytes);
+    res.Set("Content-Type", (*tile)->content_type);
+    return res;
+  }
+
+  // Large renders share a small lane so they cannot starve tile traffic.
+  int64_t out_area = static_cast<int64_t>(resolved->width) * resolved->height;
+  bool large = out_area > options_.large_render_pixels;
+  if (large) {
+    if (large_in_flight_.fetch_add(1) >= options_.large_render_lane) {
+      large_in_flight_.fetch_sub(1);
+      http::Response busy = Text(503, "too many large renders in progress; retry shortly");
+      busy.Set("Retry-After", "2");
+      return busy;
+    }
+  }
+  auto rendered = Render(*path, *pyramid, *resolved);
+  if (large) large_in_flight_.fetch_sub(1);
+  if (!rendered.ok()) {
+    int status = rendered.status().code() == Code::kUnsupported ? 501
+                 : rendered.status().code() == Code::kInvalid   ? 400
+                                                                : 500;
+    return Text(status, rendered.status().message());
+  }
+  responses_.Put(cache_key, rendered->bytes, rendered->content_type);
+  res.status = 200;
+  res.body = std::move(rendered->bytes);
+  res.Set("Content-Type", rendered->content_type);
+  return res;
+}
+
+http::Response Delivery::ThumbInfo(http::Request& req) {
+  Target t;
+  http::Response err;
+  if (!Resolve(req, "thumbs", &t, &err)) return err;
+  std::vector<std::pair<int, int>> sizes;
+  for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
+  std::sort(sizes.begin(), sizes.end());
+  std::string id =
+      base_ + ServicePath(ApiVersion::kV3, "thumbs", t.asset.customer, t.asset.space, t.asset.id);
+  int w = sizes.empty() ? 0 : sizes.back().first, h = sizes.empty() ? 0 : sizes.back().second;
+  http::Response res;
+  res.Set("Cache-Control", kInfoCacheControl);
+  res.Set("Link", ProfileLink(ApiVersion::kV3, true));
+  if (NotModified(req, res, Etag(t.version_key + "/thumbs" + base_),
+                  t.asset.finished_ms.value_or(0)))
+    return NotModifiedResponse(res);
+  res.status = 200;
+  res.body = InfoJsonLevel0(ApiVersion::kV3, id, w, h, sizes).dump();
+  res.Set("Content-Type", InfoContentType(req, ApiVersion::kV3));
+  return res;
+}
+
+// Picks the stored thumbnail a level-0 size request names exactly, or none.
+static const ThumbnailSize* MatchThumbnail(const std::vector<ThumbnailSize>& thumbs,
+                                           const std::string& size) {
+  if (thumbs.empty()) return nullptr;
+  if (size == "max" || size == "full") return &thumbs.front();  // largest first
+  bool confined = !size.empty() && size[0] == '!';
+  std::string s = confined ? size.substr(1) : size;
+  size_t comma = s.find(',');
+  if (comma == std::string::npos) return nullptr;
+  auto w = api::ParseId(s.substr(0, comma)), h = api::ParseId(s.substr(comma + 1));
+  for (const auto& t : thumbs) {
+    if (confined) {
+      if (w && h && t.width <= *w && t.height <= *h && (t.width == *w || t.height == *h))
+        return &t;
+    } else if ((w || h) && (!w || t.width == *w) && (!h || t.height == *h)) {
+      return &t;
+    }
+  }
+  return nullptr;
+}
+
+http::Response Delivery::Thumb(http::Request& req) {
+  Target t;
+  http::Response err;
+  if (!Resolve(req, "thumbs", &t, &err)) return err;
+  if (req.Param("region") != "full" || req.Param("rotation") != "0" ||
+      req.Param("qf") != "default.jpg")
+    return Text(400, "thumbnails are served only as full/{size}/0/default.jpg");
+  const ThumbnailSize* match = MatchThumbnail(t.asset.thumbnails, req.Param("size"));
+  if (match == nullptr)
+    return Text(404, "no stored thumbnail of size '" + req.Param("size") +
+                         "'; see info.json for the sizes available");
+  http::Response res;
+  res.Set("Cache-Control", kImageCacheControl);
+  res.Set("Link", ProfileLink(ApiVersion::kV3, true));
+  std::string key = ThumbnailKey(t.prefix, match->width, match->height);
+  if (NotModified(req, res, Etag(t.version_key + key), t.asset.finished_ms.value_or(0)))
+    return NotModifiedResponse(res);
+  auto bytes = blobs_.GetBytes(key);
+  if (!bytes.ok()) return Text(404, "thumbnail missing: " + bytes.status().message());
+  res.status = 200;
+  res.body = std::move(*bytes);
+  res.Set("Content-Type", "image/jpeg");
+  return res;
+}
+
+http::Response Delivery::File(http::Request& req) {
+  Target t;
+  http::Response err;
+  if (!Resolve(req, "file", &t, &err)) return err;
+  http::Response res;
+  res.Set("Cache-Control", kImageCacheControl);
+  if (NotModified(req, res, Etag(t.version_key + "/file"), t.asset.finished_ms.value_or(0)))
+    return NotModifiedResponse(res);
+  auto bytes = blobs_.GetBytes(OriginalKey(t.prefix));
+  if (!bytes.ok()) return Text(404, "original missing: " + bytes.status().message());
+  res.status = 200;
+  res.body = std::move(*bytes);
+  res.Set("Content-Type", t.asset.media_type);
+  return res;
+}
+
+}  // namespace quire::iiif

@@ -1,0 +1,173 @@
+#include "ingest/ingest_workers.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/secrets.h"
+#include "core/time_util.h"
+
+namespace quire {
+
+namespace {
+
+double MsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+IngestWorkers::IngestWorkers(Store& store, BlobStore& blobs, IngestSettings settings)
+    : store_(store), blobs_(blobs), settings_(std::move(settings)) {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  owner_prefix_ = std::string(host) + ":" + std::to_string(getpid()) + ":" + RandomHex(4);
+}
+
+IngestWorkers::~IngestWorkers() { Stop(); }
+
+void IngestWorkers::Start() {
+  for (int i = 0; i < settings_.workers; ++i) threads_.emplace_back([this, i] { Run(i); });
+  if (settings_.workers > 0) heartbeat_ = std::thread([this] { Heartbeat(); });
+}
+
+void IngestWorkers::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void IngestWorkers::Stop() {
+  if (stop_.exchange(true)) return;
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  for (int i = 0; i < settings_.workers; ++i) {
+    Status st = store_.ReleaseJobs(owner_prefix_ + "/" + std::to_string(i));
+    if (!st.ok()) spdlog::warn("could not hand jobs back to the queue: {}", st.message());
+  }
+  threads_.clear();
+}
+
+void IngestWorkers::Run(int index) {
+  const std::string owner = owner_prefix_ + "/" + std::to_string(index);
+  while (!stop_.load()) {
+    auto claimed = store_.ClaimJob(owner, settings_.lease_ms);
+    if (!claimed.ok()) {
+      spdlog::warn("claiming a job failed: {}", claimed.status().message());
+    }
+    if (!claimed.ok() || !claimed->has_value()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(settings_.idle_poll_ms),
+                   [&] { return woken_ || stop_.load(); });
+      woken_ = false;
+      continue;
+    }
+    const Job& job = **claimed;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      active_[job.id] = job;
+    }
+    Process(job);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      active_.erase(job.id);
+    }
+  }
+}
+
+void IngestWorkers::Heartbeat() {
+  const auto period = std::chrono::milliseconds(std::max(100, settings_.lease_ms / 3));
+  while (!stop_.load()) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, period, [&] { return stop_.load(); });
+    }
+    std::vector<Job> jobs;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, job] : active_) jobs.push_back(job);
+    }
+    for (auto& job : jobs) {
+      Status st = store_.ExtendLease(job, settings_.lease_ms);
+      if (!st.ok() && st.code() != Code::kNotFound)
+        spdlog::warn("lease heartbeat for job {} failed: {}", job.id, st.message());
+    }
+  }
+}
+
+void IngestWorkers::Process(const Job& job) {
+  auto started = std::chrono::steady_clock::now();
+  std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
+  IngestOutcome outcome;
+
+  auto asset = store_.GetAsset(job.customer, job.space, job.asset_id);
+  if (!asset.ok()) {
+    outcome.error = "image was deleted before it was processed";
+    store_.RecordOutcome(job, outcome);
+    return;
+  }
+  std::string scratch = blobs_.ScratchDir() + "/fetch-" + std::to_string(job.id) + "-" +
+                        RandomHex(6);
+  auto cleanup = [&] {
+    std::error_code ec;
+    std::filesystem::remove(scratch, ec);
+  };
+
+  auto t0 = std::chrono::steady_clock::now();
+  Status st = FetchOrigin(asset->origin, settings_.origin, scratch);
+  double fetch_ms = MsSince(t0);
+  StageTimings timings;
+  if (st.ok()) {
+    bool image_channels = asset->HasChannel("iiif-img") || asset->HasChannel("thumbs");
+    if (image_channels && asset->IsImage()) {
+      auto processed = ProcessImage(scratch, settings_.process, blobs_, prefix);
+      if (processed.ok()) {
+        outcome.width = processed->width;
+        outcome.height = processed->height;
+        timings = processed->timings;
+        for (auto& t : processed->thumbnails) outcome.thumbnails.push_back({t.width, t.height});
+      } else {
+        st = processed.status();
+      }
+    }
+    if (st.ok() && asset->HasChannel("file")) st = StoreOriginal(scratch, blobs_, prefix);
+  }
+  cleanup();
+
+  if (!st.ok()) {
+    bool transient = st.code() == Code::kUnavailable || st.code() == Code::kIOError;
+    if (transient && job.attempts < settings_.attempts) {
+      int64_t delay = static_cast<int64_t>(settings_.backoff_ms) << std::min(job.attempts - 1, 16);
+      delay = std::min<int64_t>(delay, 5 * 60 * 1000);
+      spdlog::info("ingest {}/{}/{} attempt {} failed ({}); retrying in {} ms", job.customer,
+                   job.space, job.asset_id, job.attempts, st.message(), delay);
+      Status rs = store_.RescheduleJob(job, NowMs() + delay, st.message());
+      if (!rs.ok()) spdlog::warn("rescheduling job {} failed: {}", job.id, rs.message());
+      return;
+    }
+    outcome.success = false;
+    outcome.error = st.message();
+    if (transient)
+      outcome.error += " (gave up after " + std::to_string(job.attempts) + " attempts)";
+  } else {
+    outcome.success = true;
+  }
+  outcome.duration_ms = static_cast<int64_t>(MsSince(started));
+  Status rs = store_.RecordOutcome(job, outcome);
+  if (!rs.ok())
+    spdlog::warn("recording the outcome of job {} failed: {}", job.id, rs.message());
+  spdlog::info(
+      "ingest {}/{}/{} batch {} {} in {} ms (fetch {:.0f}, probe {:.0f}, pyramid {:.0f}, "
+      "thumbnails {:.0f}, store {:.0f}){}{}",
+      job.customer, job.space, job.asset_id, job.batch, outcome.success ? "done" : "failed",
+      outcome.duration_ms, fetch_ms, timings.probe_ms, timings.pyramid_ms, timings.thumbnails_ms,
+      timings.store_ms, outcome.success ? "" : ": ", outcome.error);
+}
+
+}  // namespace quire

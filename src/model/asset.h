@@ -1,0 +1,62 @@
+// An asset (vocab:Image): one registered image or file, its metadata and ingest outcome.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace quire {
+
+struct DeliveryChannel {
+  std::string channel;  // iiif-img, thumbs, file
+  std::string policy;   // may be empty
+  bool operator==(const DeliveryChannel&) const = default;
+};
+
+struct ThumbnailSize {
+  int width = 0;
+  int height = 0;
+  bool operator==(const ThumbnailSize&) const = default;
+};
+
+struct Asset {
+  int64_t customer = 0;
+  int64_t space = 0;
+  std::string id;
+  std::string origin;
+  std::string media_type;
+  std::string family = "I";  // I image, T timebased, F file
+  std::vector<DeliveryChannel> delivery_channels;
+  std::vector<std::string> tags;
+  std::vector<std::string> roles;
+  std::string string1, string2, string3;
+  int64_t number1 = 0, number2 = 0, number3 = 0;
+  int64_t max_unauthorised = -1;
+  int64_t created_ms = 0;
+  std::optional<int64_t> finished_ms;
+  bool ingesting = false;
+  std::string error;
+  int width = 0;
+  int height = 0;
+  std::optional<int64_t> batch;
+  std::vector<ThumbnailSize> thumbnails;  // stored thumbnail sizes, largest first
+
+  bool HasChannel(const std::string& name) const;
+  bool IsImage() const { return media_type.rfind("image/", 0) == 0; }
+};
+
+// Image ids: 1–255 bytes of valid UTF-8, no '/', '\\', whitespace or control characters.
+// Returns an empty string when valid, else the reason.
+std::string ImageIdProblem(const std::string& id);
+
+// Default channels for a media type: images get iiif-img + thumbs, everything else file.
+std::vector<DeliveryChannel> DefaultDeliveryChannels(const std::string& media_type);
+
+// Checks channels against the media type. Empty string when valid, else the message.
+std::string DeliveryChannelsProblem(const std::vector<DeliveryChannel>& channels,
+                                    const std::string& media_type);
+
+std::string FamilyForMediaType(const std::string& media_type);
+
+}  // namespace quire

@@ -1,0 +1,118 @@
+#include <algorithm>
+#include <charconv>
+
+#include "model/asset.h"
+#include "model/customer.h"
+#include "model/paging.h"
+
+namespace quire {
+
+bool IsValidCustomerName(const std::string& name) {
+  if (name.empty() || name.size() > 100) return false;
+  return std::all_of(name.begin(), name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == '-';
+  });
+}
+
+bool Asset::HasChannel(const std::string& name) const {
+  return std::any_of(delivery_channels.begin(), delivery_channels.end(),
+                     [&](const DeliveryChannel& c) { return c.channel == name; });
+}
+
+static bool IsValidUtf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+    for (int k = 1; k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 2) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    if (cp == 0x85 || cp == 0xa0 || cp == 0x2028 || cp == 0x2029 || cp == 0x3000 ||
+        (cp >= 0x80 && cp < 0xa0))
+      return false;  // Unicode whitespace and C1 controls
+    i += len;
+  }
+  return true;
+}
+
+std::string ImageIdProblem(const std::string& id) {
+  if (id.empty()) return "id must not be empty";
+  if (id.size() > 255) return "id must be at most 255 characters";
+  for (char ch : id) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (ch == '/' || ch == '\\') return "id must not contain '/' or '\\'";
+    if (c < 0x20 || c == 0x7f) return "id must not contain control characters";
+    if (ch == ' ') return "id must not contain whitespace";
+  }
+  if (!IsValidUtf8(id)) return "id must be valid UTF-8 without whitespace or control characters";
+  if (id == "." || id == "..") return "id must not be '.' or '..'";
+  return "";
+}
+
+std::string FamilyForMediaType(const std::string& media_type) {
+  if (media_type.rfind("image/", 0) == 0) return "I";
+  if (media_type.rfind("audio/", 0) == 0 || media_type.rfind("video/", 0) == 0) return "T";
+  return "F";
+}
+
+std::vector<DeliveryChannel> DefaultDeliveryChannels(const std::string& media_type) {
+  if (media_type.rfind("image/", 0) == 0)
+    return {{"iiif-img", "default"}, {"thumbs", "default"}};
+  return {{"file", "none"}};
+}
+
+std::string DeliveryChannelsProblem(const std::vector<DeliveryChannel>& channels,
+                                    const std::string& media_type) {
+  bool image = media_type.rfind("image/", 0) == 0;
+  for (const auto& c : channels) {
+    if (c.channel == "iiif-av") return "audio/video delivery is not supported";
+    if (c.channel == "iiif-img" || c.channel == "thumbs") {
+      if (!image)
+        return "channel '" + c.channel + "' needs an image media type; use the 'file' channel";
+      if (!c.policy.empty() && c.policy != "default" && c.policy != "use-original")
+        return "unknown policy '" + c.policy + "' for channel '" + c.channel + "'";
+    } else if (c.channel == "file") {
+      // any policy accepted
+    } else if (c.channel == "none") {
+      if (channels.size() > 1) return "channel 'none' cannot be combined with other channels";
+    } else {
+      return "unknown delivery channel '" + c.channel + "'";
+    }
+  }
+  for (size_t i = 0; i < channels.size(); ++i)
+    for (size_t j = i + 1; j < channels.size(); ++j)
+      if (channels[i].channel == channels[j].channel)
+        return "delivery channel '" + channels[i].channel + "' listed twice";
+  return "";
+}
+
+static int64_t ParsePositive(const std::string& s, int64_t fallback) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v <= 0) return fallback;
+  return v;
+}
+
+PageRequest ParsePageRequest(const std::string& page, const std::string& page_size) {
+  PageRequest r;
+  r.page = ParsePositive(page, 1);
+  r.page_size = std::min(ParsePositive(page_size, kDefaultPageSize), kMaxPageSize);
+  // Guard Offset() against overflow on absurd page numbers.
+  r.page = std::min<int64_t>(r.page, INT64_MAX / kMaxPageSize - 1);
+  return r;
+}
+
+int64_t TotalPages(int64_t total, int64_t page_size) {
+  if (total <= 0) return 1;
+  return (total + page_size - 1) / page_size;
+}
+
+}  // namespace quire

@@ -1,0 +1,130 @@
+#include "store/sqlite/schema.h"
+
+namespace quire::sqlite {
+
+const std::vector<std::string>& Migrations() {
+  static const std::vector<std::string> kMigrations = {
+      // 1: the whole first schema.
+      R"SQL(
+CREATE TABLE customers (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  display_name TEXT NOT NULL,
+  administrator INTEGER NOT NULL DEFAULT 0,
+  created INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+  key TEXT PRIMARY KEY,
+  customer INTEGER NOT NULL REFERENCES customers(id),
+  salt TEXT NOT NULL,
+  secret_hash TEXT NOT NULL,
+  created INTEGER NOT NULL
+);
+CREATE INDEX api_keys_customer ON api_keys(customer, created);
+CREATE TABLE spaces (
+  customer INTEGER NOT NULL REFERENCES customers(id),
+  id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  max_unauthorised INTEGER NOT NULL DEFAULT -1,
+  default_tags TEXT NOT NULL DEFAULT '[]',
+  default_roles TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY (customer, id),
+  UNIQUE (customer, name)
+);
+CREATE TABLE assets (
+  customer INTEGER NOT NULL,
+  space INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  family TEXT NOT NULL,
+  delivery_channels TEXT NOT NULL,
+  tags TEXT NOT NULL DEFAULT '[]',
+  roles TEXT NOT NULL DEFAULT '[]',
+  string1 TEXT NOT NULL DEFAULT '',
+  string2 TEXT NOT NULL DEFAULT '',
+  string3 TEXT NOT NULL DEFAULT '',
+  number1 INTEGER NOT NULL DEFAULT 0,
+  number2 INTEGER NOT NULL DEFAULT 0,
+  number3 INTEGER NOT NULL DEFAULT 0,
+  max_unauthorised INTEGER NOT NULL DEFAULT -1,
+  created INTEGER NOT NULL,
+  finished INTEGER,
+  ingesting INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '',
+  width INTEGER NOT NULL DEFAULT 0,
+  height INTEGER NOT NULL DEFAULT 0,
+  batch INTEGER,
+  thumbnails TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY (customer, space, id),
+  FOREIGN KEY (customer, space) REFERENCES spaces(customer, id)
+);
+CREATE INDEX assets_created ON assets(customer, space, created, id);
+CREATE INDEX assets_batch ON assets(batch);
+CREATE TABLE batches (
+  id INTEGER PRIMARY KEY,
+  customer INTEGER NOT NULL REFERENCES customers(id),
+  submitted INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  completed INTEGER NOT NULL DEFAULT 0,
+  errors INTEGER NOT NULL DEFAULT 0,
+  finished INTEGER,
+  superseded INTEGER NOT NULL DEFAULT 0,
+  priority INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX batches_customer ON batches(customer, id);
+CREATE INDEX batches_active ON batches(customer, finished, superseded, id);
+CREATE TABLE batch_assets (
+  batch INTEGER NOT NULL REFERENCES batches(id),
+  customer INTEGER NOT NULL,
+  space INTEGER NOT NULL,
+  asset_id TEXT NOT NULL,
+  ordinal INTEGER NOT NULL,
+  state TEXT NOT NULL DEFAULT 'waiting' CHECK (state IN ('waiting', 'completed', 'error')),
+  error TEXT NOT NULL DEFAULT '',
+  finished INTEGER,
+  PRIMARY KEY (batch, customer, space, asset_id)
+);
+CREATE INDEX batch_assets_order ON batch_assets(batch, ordinal);
+CREATE INDEX batch_assets_state ON batch_assets(batch, state, ordinal);
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY,
+  customer INTEGER NOT NULL,
+  space INTEGER NOT NULL,
+  asset_id TEXT NOT NULL,
+  batch INTEGER NOT NULL,
+  priority INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'leased')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  lease_owner TEXT,
+  lease_until INTEGER,
+  last_error TEXT NOT NULL DEFAULT '',
+  created INTEGER NOT NULL
+);
+CREATE INDEX jobs_claim ON jobs(customer, priority, state, id);
+CREATE INDEX jobs_lease ON jobs(state, lease_until);
+CREATE INDEX jobs_asset ON jobs(customer, space, asset_id);
+CREATE INDEX jobs_batch ON jobs(batch);
+CREATE INDEX jobs_order ON jobs(customer, priority DESC, id);
+-- Round-robin state: the customer served longest ago is served next.
+CREATE TABLE queue_turns (
+  customer INTEGER PRIMARY KEY,
+  last_turn INTEGER NOT NULL DEFAULT 0
+);
+-- Recent ingest completions, for throughput (estCompletion). Trimmed to the last hour.
+CREATE TABLE ingest_log (
+  id INTEGER PRIMARY KEY,
+  customer INTEGER NOT NULL,
+  finished INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL
+);
+CREATE INDEX ingest_log_customer ON ingest_log(customer, finished);
+CREATE INDEX ingest_log_finished ON ingest_log(finished);
+)SQL",
+  };
+  return kMigrations;
+}
+
+}  // namespace quire::sqlite

@@ -1,0 +1,158 @@
+#include "store/sqlite/sqlite_db.h"
+
+#include <thread>
+
+namespace quire::sqlite {
+
+Status ErrorStatus(sqlite3* db, int rc, const std::string& what) {
+  std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  int primary = rc & 0xff;
+  if (primary == SQLITE_CONSTRAINT) return Status::Conflict(msg);
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) return Status::Unavailable(msg);
+  return Status::IOError(msg);
+}
+
+Statement& Statement::Bind(int i, int64_t v) {
+  sqlite3_bind_int64(stmt_, i, v);
+  return *this;
+}
+Statement& Statement::Bind(int i, const std::string& v) {
+  sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Statement& Statement::Bind(int i, std::optional<int64_t> v) {
+  return v ? Bind(i, *v) : BindNull(i);
+}
+Statement& Statement::BindNull(int i) {
+  sqlite3_bind_null(stmt_, i);
+  return *this;
+}
+
+bool Statement::Step(Status* status) {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc != SQLITE_DONE) *status = ErrorStatus(sqlite3_db_handle(stmt_), rc, "step");
+  return false;
+}
+
+Status Statement::Run() {
+  Status st;
+  while (Step(&st)) {
+  }
+  return st;
+}
+
+std::string Statement::Text(int col) const {
+  const unsigned char* t = sqlite3_column_text(stmt_, col);
+  if (t == nullptr) return {};
+  return std::string(reinterpret_cast<const char*>(t),
+                     static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+
+void Statement::Reset() {
+  if (stmt_ != nullptr) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+}
+
+Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = ErrorStatus(db, rc, "open " + path);
+    sqlite3_close(db);
+    return st;
+  }
+  std::unique_ptr<Connection> conn(new Connection(db));
+  sqlite3_busy_timeout(db, 10000);
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
+        "PRAGMA temp_store=MEMORY", "PRAGMA cache_size=-16000"}) {
+    Status st = conn->Exec(pragma);
+    if (!st.ok()) return st;
+  }
+  return conn;
+}
+
+Connection::~Connection() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+Result<std::unique_ptr<Statement>> Connection::Prepare(const std::string& sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) return ErrorStatus(db_, rc, "prepare");
+    it = cache_.emplace(sql, stmt).first;
+  }
+  return std::make_unique<Statement>(it->second);
+}
+
+Status Connection::Exec(const std::string& sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return ErrorStatus(nullptr, rc, "exec: " + msg);
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Pool>> Pool::Open(const std::string& path, int size) {
+  auto pool = std::make_unique<Pool>();
+  for (int i = 0; i < size; ++i) {
+    auto conn = Connection::Open(path);
+    if (!conn.ok()) return conn.status();
+    pool->free_.push_back(conn->get());
+    pool->all_.push_back(std::move(conn).value());
+  }
+  return pool;
+}
+
+Pool::Lease Pool::Acquire() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !free_.empty(); });
+  Connection* c = free_.back();
+  free_.pop_back();
+  return Lease(this, c);
+}
+
+Pool::Lease::~Lease() {
+  if (conn_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(pool_->mu_);
+    pool_->free_.push_back(conn_);
+  }
+  pool_->cv_.notify_one();
+}
+
+Transaction::Transaction(Pool& pool, bool write)
+    : write_lock_(write ? std::unique_lock<std::mutex>(pool.write_mutex())
+                        : std::unique_lock<std::mutex>()),
+      lease_(pool.Acquire()) {
+  // Another process may hold the write lock beyond the busy timeout; retry a few times.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    begin_ = lease_->Exec(write ? "BEGIN IMMEDIATE" : "BEGIN");
+    if (begin_.code() != Code::kUnavailable) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+Transaction::~Transaction() {
+  if (!done_ && begin_.ok()) lease_->Exec("ROLLBACK");
+}
+
+Status Transaction::Commit() {
+  Status st = lease_->Exec("COMMIT");
+  if (st.ok()) done_ = true;
+  return st;
+}
+
+}  // namespace quire::sqlite

@@ -1,0 +1,159 @@
+// Store: everything Quire keeps in its database — customers, keys, spaces, assets, batches and
+// the ingest queue. The SQLite implementation is the embedded default; a PostgreSQL one will
+// follow behind the same contract (and the same contract tests).
+//
+// Thread-safe: one Store is shared by every HTTP and ingest thread.
+// Every method that changes more than one row does so in ONE transaction: a batch POST writes
+// all of its rows or none; an ingest outcome updates the asset, its batch_assets row and the
+// batch counts together. Counts are recomputed from rows, never incremented blindly.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/asset.h"
+#include "model/batch.h"
+#include "model/customer.h"
+#include "model/paging.h"
+#include "model/space.h"
+
+namespace quire {
+
+// Filters and order for image listings (spec §3).
+struct AssetQuery {
+  int64_t customer = 0;
+  std::optional<int64_t> space;
+  std::optional<std::string> string1, string2, string3;
+  std::optional<int64_t> number1, number2, number3;
+  std::string order_by = "created";  // id, created, width, height, string1..3, number1..3
+  bool descending = false;
+  PageRequest page;
+};
+
+struct BatchQuery {
+  int64_t customer = 0;
+  BatchListFilter filter = BatchListFilter::kAll;
+  std::string order_by = "id";  // id, submitted, finished
+  bool descending = false;
+  PageRequest page;
+};
+
+struct QueueCounts {
+  int64_t size = 0;             // images waiting or in progress
+  int64_t batches_waiting = 0;  // unfinished, not superseded
+  int64_t images_waiting = 0;   // Σ count − completed − errors over those batches
+};
+
+struct GlobalQueueCounts {
+  int64_t incoming = 0;  // waiting images on default queues
+  int64_t priority = 0;  // waiting images on priority queues
+};
+
+// One unit of ingest work: the latest request to ingest one asset, tied to its batch.
+struct Job {
+  int64_t id = 0;
+  int64_t customer = 0;
+  int64_t space = 0;
+  std::string asset_id;
+  int64_t batch = 0;
+  bool priority = false;
+  int attempts = 0;  // including the current one once claimed
+  std::string lease_owner;
+  int64_t lease_until_ms = 0;
+};
+
+struct IngestOutcome {
+  bool success = false;
+  std::string error;  // human message naming the stage, on failure
+  int width = 0;
+  int height = 0;
+  std::vector<ThumbnailSize> thumbnails;
+  int64_t duration_ms = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Creates or upgrades the schema. Idempotent.
+  virtual Status Migrate() = 0;
+  virtual Result<int> SchemaVersion() = 0;
+
+  // --- customers and keys
+  // `id` 0 assigns the next id. Conflict when the name (or id) exists.
+  virtual Result<Customer> CreateCustomer(const Customer& customer) = 0;
+  virtual Result<Customer> GetCustomer(int64_t id) = 0;
+  virtual Result<Customer> GetCustomerByName(const std::string& name) = 0;
+  virtual Result<Page<Customer>> ListCustomers(const PageRequest& page) = 0;
+  virtual Result<Customer> UpdateCustomer(const Customer& customer) = 0;
+
+  virtual Status CreateKey(const ApiKey& key) = 0;
+  virtual Result<ApiKey> GetKey(const std::string& key) = 0;
+  virtual Result<Page<ApiKey>> ListKeys(int64_t customer, const PageRequest& page) = 0;
+  virtual Status DeleteKey(int64_t customer, const std::string& key) = 0;
+
+  // --- spaces
+  // Assigns the next id of the customer. Conflict when the name is taken.
+  virtual Result<Space> CreateSpace(const Space& space) = 0;
+  // Creates with the given id or replaces its mutable fields. `*created` says which.
+  virtual Result<Space> PutSpace(const Space& space, bool* created) = 0;
+  virtual Result<Space> GetSpace(int64_t customer, int64_t id) = 0;
+  virtual Result<Page<Space>> ListSpaces(int64_t customer, const PageRequest& page) = 0;
+  // Conflict while the space holds images.
+  virtual Status DeleteSpace(int64_t customer, int64_t id) = 0;
+
+  // --- assets
+  virtual Result<Asset> GetAsset(int64_t customer, int64_t space, const std::string& id) = 0;
+  virtual Result<Page<Asset>> ListAssets(const AssetQuery& query) = 0;
+  // Changes metadata only (tags, roles, strings, numbers, maxUnauthorised); no reingest.
+  virtual Result<Asset> UpdateAssetMetadata(const Asset& asset) = 0;
+  // Removes the asset and its queued work; a batch still waiting for it records an error.
+  virtual Status DeleteAsset(int64_t customer, int64_t space, const std::string& id) = 0;
+
+  // --- queue and batches
+  // All-or-nothing: NotFound-free validation of spaces happens here too (Invalid with the
+  // spec's message). Each member is upserted (ingesting, error "", batch = new), an older
+  // batch still waiting for it records it as superseded, and one job per member is queued.
+  virtual Result<Batch> CreateBatch(int64_t customer, const std::vector<Asset>& members,
+                                    bool priority) = 0;
+  virtual Result<Batch> GetBatch(int64_t customer, int64_t id) = 0;
+  virtual Result<Page<Batch>> ListBatches(const BatchQuery& query) = 0;
+  virtual Result<Page<Asset>> ListBatchAssets(int64_t customer, int64_t batch,
+                                              BatchMemberFilter filter,
+                                              const PageRequest& page) = 0;
+  // DLCS "test" semantics (spec §7). Returns whether anything changed.
+  virtual Result<bool> TestBatch(int64_t customer, int64_t batch) = 0;
+  // Puts the batch's failed members (still pointing at it) back on the queue.
+  virtual Result<Batch> RetryBatch(int64_t customer, int64_t batch) = 0;
+  // `priority_only`: count only the priority queue's jobs and batches.
+  virtual Result<QueueCounts> GetQueueCounts(int64_t customer, bool priority_only = false) = 0;
+  virtual Result<GlobalQueueCounts> GetGlobalQueueCounts() = 0;
+  // Assets waiting or in progress, in the order they will be processed.
+  virtual Result<Page<Asset>> ListQueuedAssets(int64_t customer, const PageRequest& page) = 0;
+
+  // --- ingest jobs
+  // Claims the next job: priority first, then round-robin across customers, skipping jobs
+  // in backoff. Expired leases are claimable again. nullopt when nothing is ready.
+  virtual Result<std::optional<Job>> ClaimJob(const std::string& owner, int64_t lease_ms) = 0;
+  // Extends a held lease. NotFound when the job is gone or no longer held by `owner`.
+  virtual Status ExtendLease(const Job& job, int64_t lease_ms) = 0;
+  // Records the final outcome of a held job in one transaction (asset, batch_assets row,
+  // batch counts, finished once, throughput sample). Conflict when the lease was lost — the
+  // outcome is then ignored, so recording twice changes nothing.
+  virtual Status RecordOutcome(const Job& job, const IngestOutcome& outcome) = 0;
+  // Transient failure: releases the job to be tried again at `next_attempt_ms`.
+  virtual Status RescheduleJob(const Job& job, int64_t next_attempt_ms,
+                               const std::string& last_error) = 0;
+  // Hands back every job leased by `owner` (graceful shutdown).
+  virtual Status ReleaseJobs(const std::string& owner) = 0;
+};
+
+// Opens the store named by a --database URL ("sqlite:PATH"), creating the file if needed.
+// Does not migrate.
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url);
+
+}  // namespace quire

@@ -1,0 +1,97 @@
+#include "support/quire_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace quire::test {
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "quire-test-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+QuireProcess::QuireProcess(const std::string& data_dir, std::vector<std::string> extra)
+    : data_dir_(data_dir) {
+  std::filesystem::create_directories(data_dir);
+  log_path_ = data_dir + "/quire-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + ".log";
+  std::vector<std::string> args = {QUIRE_BINARY, "serve",       "--listen",    "127.0.0.1:0",
+                                   "--data",     data_dir,      "--admin-key", "admin",
+                                   "--admin-secret", "admin-secret"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  pid_ = fork();
+  if (pid_ == 0) {
+    int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  // The server logs "quire listening on HOST:PORT" once it accepts connections.
+  std::regex listening("listening on 127\\.0\\.0\\.1:([0-9]+)");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::smatch m;
+    std::string log = Log();
+    if (std::regex_search(log, m, listening)) {
+      url_ = "http://127.0.0.1:" + m[1].str();
+      if (Http("GET", url_ + "/healthz").status == 200) return;
+    }
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("quire exited during start-up:\n" + log);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  throw std::runtime_error("quire did not become ready:\n" + Log());
+}
+
+QuireProcess::~QuireProcess() {
+  if (pid_ > 0) Kill();
+}
+
+std::string QuireProcess::Log() const {
+  std::ifstream f(log_path_);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+int QuireProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void QuireProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+}  // namespace quire::test

@@ -1,0 +1,48 @@
+// Starts a real `quire serve` on a free loopback port with its own --data, for API tests.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "support/http_client.h"
+
+namespace quire::test {
+
+// A fresh temporary directory, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class QuireProcess {
+ public:
+  // Starts `quire serve --listen 127.0.0.1:0 --data DATA --admin-key admin --admin-secret
+  // admin-secret` plus `extra` flags, and waits for /healthz.
+  explicit QuireProcess(const std::string& data_dir, std::vector<std::string> extra = {});
+  ~QuireProcess();
+
+  const std::string& url() const { return url_; }
+  Credentials admin() const { return {"admin", "admin-secret"}; }
+  pid_t pid() const { return pid_; }
+  std::string Log() const;
+
+  // Graceful stop (SIGTERM) and wait; returns the exit status.
+  int Stop();
+  // SIGKILL, no goodbye.
+  void Kill();
+
+ private:
+  std::string data_dir_;
+  std::string log_path_;
+  std::string url_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace quire::test

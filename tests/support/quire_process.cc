@@ -27,13 +27,15 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-QuireProcess::QuireProcess(const std::string& data_dir, std::vector<std::string> extra)
+QuireProcess::QuireProcess(const std::string& data_dir, std::vector<std::string> extra,
+                           bool seed_admin)
     : data_dir_(data_dir) {
   std::filesystem::create_directories(data_dir);
   log_path_ = data_dir + "/quire-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + ".log";
-  std::vector<std::string> args = {QUIRE_BINARY, "serve",       "--listen",    "127.0.0.1:0",
-                                   "--data",     data_dir,      "--admin-key", "admin",
-                                   "--admin-secret", "admin-secret"};
+  std::vector<std::string> args = {QUIRE_BINARY, "serve", "--listen", "127.0.0.1:0", "--data",
+                                   data_dir};
+  if (seed_admin)
+    args.insert(args.end(), {"--admin-key", "admin", "--admin-secret", "admin-secret"});
   args.insert(args.end(), extra.begin(), extra.end());
   pid_ = fork();
   if (pid_ == 0) {

@@ -24,8 +24,10 @@ class TempDir {
 class QuireProcess {
  public:
   // Starts `quire serve --listen 127.0.0.1:0 --data DATA --admin-key admin --admin-secret
-  // admin-secret` plus `extra` flags, and waits for /healthz.
-  explicit QuireProcess(const std::string& data_dir, std::vector<std::string> extra = {});
+  // admin-secret` (the admin flags only when `seed_admin`) plus `extra` flags, and waits for
+  // /healthz.
+  explicit QuireProcess(const std::string& data_dir, std::vector<std::string> extra = {},
+                        bool seed_admin = true);
   ~QuireProcess();
 
   const std::string& url() const { return url_; }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <vips/vips8>
 
 #include "blob/file_blob_store.h"
@@ -386,6 +387,30 @@ TEST_F(ProcessorTest, TruncatedRotatedJpegIsNotDecodable) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kInvalid);
   EXPECT_EQ(r.status().message().rfind("not a decodable image: ", 0), 0u) << r.status().message();
+  EXPECT_TRUE(fs::is_empty(store_->ScratchDir()));
+}
+
+TEST_F(ProcessorTest, ConcurrentJobsDoNotInterfere) {
+  std::string good = Save(Quadrants(1600, 1200), "good.jpg");
+  std::string bad = Save(Quadrants(1600, 1200), "bad.jpg");
+  fs::resize_file(bad, fs::file_size(bad) / 3);
+  std::vector<Status> results(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = ProcessImage(i % 2 ? bad : good, ProcessOptions{}, *store_,
+                            "1/2/job" + std::to_string(i));
+      results[i] = r.status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 4; ++i) {
+    if (i % 2) {
+      EXPECT_EQ(results[i].code(), Code::kInvalid) << i;
+    } else {
+      EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].message();
+    }
+  }
   EXPECT_TRUE(fs::is_empty(store_->ScratchDir()));
 }
 

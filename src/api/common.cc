@@ -3,6 +3,9 @@
 #include <charconv>
 
 #include "core/secrets.h"
+#include "core/time_util.h"
+
+#include <strings.h>
 
 namespace quire::api {
 
@@ -91,21 +94,32 @@ Result<Caller> Authenticate(Context& ctx, const http::Request& req) {
   size_t colon = decoded.find(':');
   if (colon == std::string::npos) return Status::Unauthorized("credentials must be key:secret");
   std::string key = decoded.substr(0, colon), secret = decoded.substr(colon + 1);
-  auto stored = ctx.store.GetKey(key);
+  int64_t now = NowMs();
+  auto cached = ctx.keys->Get(key, now);
+  if (!cached) {
+    auto stored = ctx.store.GetKey(key);
+    if (stored.ok()) {
+      auto customer = ctx.store.GetCustomer(stored->customer);
+      if (customer.ok())
+        cached = CachedKey{stored->salt, stored->secret_hash, customer->id,
+                           customer->administrator, 0};
+    } else if (stored.status().code() != Code::kNotFound) {
+      return stored.status();
+    }
+    if (cached) ctx.keys->Put(key, *cached, now);
+  }
   // Hash even for unknown keys so timing does not reveal which keys exist.
-  std::string hash = HashSecret(stored.ok() ? stored->salt : "unknown-key", secret);
-  if (!stored.ok() || !ConstantTimeEquals(hash, stored->secret_hash))
+  std::string hash = HashSecret(cached ? cached->salt : "unknown-key", secret);
+  if (!cached || !ConstantTimeEquals(hash, cached->secret_hash))
     return Status::Unauthorized("invalid key or secret");
-  auto customer = ctx.store.GetCustomer(stored->customer);
-  if (!customer.ok()) return Status::Unauthorized("invalid key or secret");
-  return Caller{customer->id, customer->administrator};
+  return Caller{cached->customer, cached->admin};
 }
 
 Access AuthorizeCustomer(Context& ctx, const http::Request& req) {
   Access a;
   auto caller = Authenticate(ctx, req);
   if (!caller.ok()) {
-    a.denied = Error(ctx, req, 401, caller.status().message());
+    a.denied = FromStatus(ctx, req, caller.status());
     return a;
   }
   a.caller = *caller;
@@ -126,7 +140,7 @@ Access AuthorizeAdmin(Context& ctx, const http::Request& req) {
   Access a;
   auto caller = Authenticate(ctx, req);
   if (!caller.ok()) {
-    a.denied = Error(ctx, req, 401, caller.status().message());
+    a.denied = FromStatus(ctx, req, caller.status());
     return a;
   }
   a.caller = *caller;

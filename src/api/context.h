@@ -2,7 +2,9 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 
+#include "api/key_cache.h"
 #include "blob/blob_store.h"
 #include "core/config.h"
 #include "hydra/hydra.h"
@@ -18,6 +20,7 @@ struct Context {
   hydra::Urls urls;
   // Called after work is queued, so idle ingest workers look for it at once.
   std::function<void()> work_queued = [] {};
+  std::shared_ptr<KeyCache> keys = std::make_shared<KeyCache>();
 };
 
 // Registers every API route (everything but IIIF delivery) on the router.

@@ -121,6 +121,7 @@ void RegisterCustomers(http::Router& r, Context& ctx) {
     if (a.denied) return *a.denied;
     Status st = ctx.store.DeleteKey(a.customer, req.Param("key"));
     if (!st.ok()) return FromStatus(ctx, req, st);
+    ctx.keys->Erase(req.Param("key"));
     return http::Response(204, "application/json", "");
   });
 }

@@ -1,5 +1,6 @@
 // The quire command: serve, worker, migrate, admin.
 #include <signal.h>
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -206,8 +207,11 @@ int Worker(Config c) {
 
 int main(int argc, char** argv) {
   using namespace quire;
-  auto logger = spdlog::stderr_color_mt("quire");
+  // Logging is asynchronous so the access log costs the I/O threads a queue push, not a write.
+  spdlog::init_thread_pool(16384, 1);
+  auto logger = spdlog::create_async<spdlog::sinks::stderr_color_sink_mt>("quire");
   spdlog::set_default_logger(logger);
+  spdlog::flush_every(std::chrono::seconds(1));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
 
   CLI::App app{"quire: a digital-library image platform (DLCS-compatible API, IIIF delivery)"};
@@ -267,8 +271,16 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (serve->parsed()) return Serve(c);
-  if (worker->parsed()) return Worker(c);
+  if (serve->parsed()) {
+    int rc = Serve(c);
+    spdlog::shutdown();
+    return rc;
+  }
+  if (worker->parsed()) {
+    int rc = Worker(c);
+    spdlog::shutdown();
+    return rc;
+  }
   auto store = OpenMigratedStore(c);
   if (!store.ok()) return Fail(store.status());
   if (migrate->parsed()) {

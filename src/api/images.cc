@@ -47,6 +47,16 @@ http::Response Reingest(Context& ctx, const http::Request& req, const Asset& ass
   return res;
 }
 
+// ParseJsonObject only catches json::parse_error; a number beyond double range ("1e999")
+// makes nlohmann throw json::out_of_range (406) instead, which surfaced as a 500.
+Result<json> ParseBody(const http::Request& req) {
+  try {
+    return ParseJsonObject(req);
+  } catch (const json::exception& e) {
+    return Status::Invalid(std::string("malformed JSON: ") + e.what());
+  }
+}
+
 std::string JoinProblems(const std::vector<std::string>& problems) {
   std::string out;
   for (auto& p : problems) out += (out.empty() ? "" : ". ") + p;
@@ -88,7 +98,7 @@ void RegisterImages(http::Router& r, Context& ctx) {
     if (t.denied) return *t.denied;
     if (std::string why = ImageIdProblem(t.id); !why.empty())
       return Error(ctx, req, 400, "invalid image id: " + why);
-    auto body = ParseJsonObject(req);
+    auto body = ParseBody(req);
     if (!body.ok()) return FromStatus(ctx, req, body.status());
     bool existed = ctx.store.GetAsset(t.customer, t.space, t.id).ok();
     Asset asset;
@@ -106,7 +116,7 @@ void RegisterImages(http::Router& r, Context& ctx) {
     if (t.denied) return *t.denied;
     auto existing = ctx.store.GetAsset(t.customer, t.space, t.id);
     if (!existing.ok()) return FromStatus(ctx, req, existing.status());
-    auto body = ParseJsonObject(req);
+    auto body = ParseBody(req);
     if (!body.ok()) return FromStatus(ctx, req, body.status());
     Asset asset = *existing;
     bool id_given = false;

@@ -48,7 +48,15 @@ std::string ReadBatchBody(Context& ctx, int64_t customer, const json& body, bool
         ReadImageInput((*list)[i], ImageInputMode::kQueueMember, ctx.config, &a, &id_given);
     for (auto& p : member_problems)
       problems.push_back("Member " + std::to_string(i) + ": " + p);
-    if (!member_problems.empty()) continue;
+    if (!member_problems.empty()) {
+      // Still check its space, so the 400 names every problem (spec §6).
+      const json& m = (*list)[i];
+      if (m.is_object() && m.contains("space") && m["space"].is_number_integer() &&
+          m["space"].get<int64_t>() >= 0 &&
+          !(m["space"].is_number_unsigned() && m["space"].get<uint64_t>() > (1ULL << 53)))
+        spaces.insert(m["space"].get<int64_t>());
+      continue;
+    }
     if (priority && !a.IsImage())
       problems.push_back("Member " + std::to_string(i) +
                          ": the priority queue accepts only images, not '" + a.media_type + "'");
@@ -73,10 +81,20 @@ std::string ReadBatchBody(Context& ctx, int64_t customer, const json& body, bool
   return Join(problems, ". ");
 }
 
+// ParseJsonObject only catches json::parse_error; a number beyond double range ("1e999")
+// makes nlohmann throw json::out_of_range (406) instead, which surfaced as a 500.
+Result<json> ParseBody(const http::Request& req) {
+  try {
+    return ParseJsonObject(req);
+  } catch (const json::exception& e) {
+    return Status::Invalid(std::string("malformed JSON: ") + e.what());
+  }
+}
+
 http::Response PostBatch(Context& ctx, http::Request& req, bool priority) {
   Access a = AuthorizeCustomer(ctx, req);
   if (a.denied) return *a.denied;
-  auto body = ParseJsonObject(req);
+  auto body = ParseBody(req);
   if (!body.ok()) return FromStatus(ctx, req, body.status());
   std::vector<Asset> members;
   if (std::string problem = ReadBatchBody(ctx, a.customer, *body, priority, &members);

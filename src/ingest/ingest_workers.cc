@@ -43,7 +43,12 @@ void IngestWorkers::Wake() {
 }
 
 void IngestWorkers::Stop() {
-  if (stop_.exchange(true)) return;
+  {
+    // Under the lock: a thread between its predicate check and its wait would otherwise miss
+    // the notification and sleep a whole poll or heartbeat period.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_.exchange(true)) return;
+  }
   cv_.notify_all();
   for (auto& t : threads_) t.join();
   if (heartbeat_.joinable()) heartbeat_.join();
@@ -120,8 +125,19 @@ void IngestWorkers::Process(const Job& job) {
   };
 
   auto t0 = std::chrono::steady_clock::now();
-  Status st = FetchOrigin(asset->origin, settings_.origin, scratch);
+  OriginPolicy policy = settings_.origin;
+  policy.cancel = &stop_;  // a graceful stop abandons slow downloads
+  Status st = FetchOrigin(asset->origin, policy, scratch);
   double fetch_ms = MsSince(t0);
+  if (!st.ok() && stop_.load()) {
+    // Not the origin's fault: leave the job leased; Stop() hands it back to the queue without
+    // spending the attempt, and the next process fetches it again.
+    cleanup();
+    spdlog::info("ingest {}/{}/{} batch {} interrupted by shutdown after {:.0f} ms ({}); "
+                 "handed back to the queue",
+                 job.customer, job.space, job.asset_id, job.batch, fetch_ms, st.message());
+    return;
+  }
   StageTimings timings;
   if (st.ok()) {
     bool image_channels = asset->HasChannel("iiif-img") || asset->HasChannel("thumbs");

@@ -106,6 +106,8 @@ struct Transfer {
   int write_errno = 0;
   const AddressRule* forbidden = nullptr;  // null = every address allowed
   std::string refused_ip;
+  const std::atomic<bool>* cancel = nullptr;
+  bool cancelled = false;
 };
 
 size_t WriteBody(char* data, size_t size, size_t nmemb, void* userp) {
@@ -158,6 +160,16 @@ int BeforeRequest(void* clientp, char* conn_primary_ip, char* /*conn_local_ip*/,
   return CURL_PREREQFUNC_OK;
 }
 
+// Called often during a transfer and about once a second while it is idle (stalled).
+int OnProgress(void* clientp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(clientp);
+  if (t->cancel != nullptr && t->cancel->load()) {
+    t->cancelled = true;
+    return 1;  // aborts with CURLE_ABORTED_BY_CALLBACK
+  }
+  return 0;
+}
+
 struct CurlDeleter {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
 };
@@ -165,6 +177,9 @@ struct CurlDeleter {
 Status MapCurlError(CURLcode rc, CURL* curl, const Transfer& t, const OriginPolicy& policy,
                     const char* errbuf) {
   std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  if (t.cancelled && rc == CURLE_ABORTED_BY_CALLBACK) {
+    return Status::Unavailable("origin download abandoned: the ingest worker is stopping");
+  }
   if (!t.refused_ip.empty() && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_ABORTED_BY_CALLBACK)) {
     return RefusedAddress(t.refused_ip);
   }
@@ -225,6 +240,7 @@ Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::
   t.out = out;
   t.max_bytes = policy.max_bytes;
   t.forbidden = forbidden;
+  t.cancel = policy.cancel;
   char errbuf[CURL_ERROR_SIZE] = {};
 
   CURL* c = curl.get();
@@ -246,6 +262,11 @@ Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::
   curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(policy.max_bytes));
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  if (policy.cancel != nullptr) {
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  }
   if (forbidden != nullptr) {
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &t);
@@ -342,6 +363,10 @@ Status FetchFile(const std::string& origin, const std::string& rest, const Origi
       break;
     }
     if (n == 0) break;
+    if (policy.cancel != nullptr && policy.cancel->load()) {
+      result = Status::Unavailable("origin download abandoned: the ingest worker is stopping");
+      break;
+    }
     total += n;
     if (total > policy.max_bytes) {  // the file grew after fstat
       result =

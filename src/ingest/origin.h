@@ -3,6 +3,7 @@
 // (redirects included), size and time limits. Thread-safe; each call is independent.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -20,6 +21,10 @@ struct OriginPolicy {
   long low_speed_bytes_per_s = 1024;  // a transfer slower than this ...
   long low_speed_time_s = 30;         // ... for this long is abandoned
   int max_redirects = 5;
+  // When set and it becomes true, a download in progress is abandoned within about a second
+  // (kUnavailable "origin download abandoned: ..."); ingest workers point it at their stop flag
+  // so a graceful stop does not wait for slow or stalled origins.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // Downloads `origin` into `dest_path` (created or truncated; removed again on failure).

@@ -339,6 +339,53 @@ TEST_F(IngestE2ETest, EachFailureIsAPerImageErrorWhileTheRestOfTheBatchCompletes
   EXPECT_EQ(api_->Get("/customers/1/queue").Json()["size"], 0);
 }
 
+// Claims are round-robin across customers: a small batch submitted after a big one of another
+// customer does not wait behind it.
+TEST_F(IngestE2ETest, SmallBatchOfAnotherCustomerIsNotStuckBehindABigOne) {
+  int64_t a = api_->CreateCustomer("fair-a");
+  int64_t b = api_->CreateCustomer("fair-b");
+  int64_t space_a = api_->CreateSpace(a, "big");
+  int64_t space_b = api_->CreateSpace(b, "small");
+  std::vector<std::string> variants = {MakeJpeg(200, 150, 31), MakeJpeg(180, 160, 32),
+                                       MakeJpeg(240, 120, 33)};
+  json big = json::array(), small = json::array();
+  for (int i = 0; i < 200; ++i) {
+    std::string path = "/fair/a/" + std::to_string(i) + ".jpg";
+    origin_->Serve(path, variants[i % variants.size()], "image/jpeg");
+    big.push_back(Member(space_a, "a" + std::to_string(i), origin_->Url(path), "image/jpeg"));
+  }
+  for (int i = 0; i < 5; ++i) {
+    std::string path = "/fair/b/" + std::to_string(i) + ".jpg";
+    origin_->Serve(path, variants[i % variants.size()], "image/jpeg");
+    small.push_back(Member(space_b, "b" + std::to_string(i), origin_->Url(path), "image/jpeg"));
+  }
+  long status = 0;
+  json batch_a = api_->SubmitBatch(a, big, &status);
+  ASSERT_EQ(status, 201) << batch_a.dump();
+  json batch_b = api_->SubmitBatch(b, small, &status);
+  ASSERT_EQ(status, 201) << batch_b.dump();
+
+  json done_b = api_->WaitForBatch(b, batch_b["id"], 30s);
+  json a_then = api_->Batch(a, batch_a["id"]);
+  ASSERT_TRUE(done_b.contains("finished")) << done_b.dump(2);
+  EXPECT_EQ(done_b["completed"], 5);
+  int a_left = a_then["count"].get<int>() - a_then["completed"].get<int>() -
+               a_then["errors"].get<int>();
+  std::cout << "[ fair   ] B's 5 images finished with " << a_left << " of A's 200 left\n";
+  EXPECT_GT(a_left, 100) << "B waited behind A: " << a_then.dump(2);
+  // While A is still running its estimate lies in the future, after B's finish.
+  if (!a_then.contains("finished")) {
+    EXPECT_TRUE(a_then.contains("estCompletion")) << a_then.dump(2);
+    EXPECT_GT(a_then.value("estCompletion", ""), done_b["finished"].get<std::string>());
+  }
+
+  json done_a = api_->WaitForBatch(a, batch_a["id"], 45s);
+  ASSERT_TRUE(done_a.contains("finished")) << done_a.dump(2);
+  EXPECT_EQ(done_a["completed"], 200);
+  EXPECT_EQ(done_a["errors"], 0);
+  EXPECT_LT(done_b["finished"].get<std::string>(), done_a["finished"].get<std::string>());
+}
+
 // Without --allow-private-origins the loopback origin itself is refused before any packet is
 // sent, whether named directly or reached by a redirect; file:// under the root still works.
 TEST_F(IngestE2ETest, PrivateOriginsAreRefusedUnlessAllowed) {

@@ -49,7 +49,11 @@ http::Response Reingest(Context& ctx, const http::Request& req, const Asset& ass
 
 // ParseJsonObject only catches json::parse_error; a number beyond double range ("1e999")
 // makes nlohmann throw json::out_of_range (406) instead, which surfaced as a 500.
+// nlohmann also stops at a raw NUL byte as if the input ended there, so a document followed
+// by "\0anything" was accepted; a raw NUL never occurs in valid JSON.
 Result<json> ParseBody(const http::Request& req) {
+  if (req.body.find('\0') != std::string::npos)
+    return Status::Invalid("malformed JSON: the body contains a NUL byte");
   try {
     return ParseJsonObject(req);
   } catch (const json::exception& e) {

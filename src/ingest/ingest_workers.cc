@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "core/secrets.h"
 #include "core/time_util.h"
@@ -78,7 +79,18 @@ void IngestWorkers::Run(int index) {
       std::lock_guard<std::mutex> lock(mu_);
       active_[job.id] = job;
     }
-    Process(job);
+    try {
+      Process(job);
+    } catch (const std::exception& e) {
+      // A defect, but one image must not take the worker (and the process) down with it.
+      spdlog::error("ingest {}/{}/{}: unexpected exception: {}", job.customer, job.space,
+                    job.asset_id, e.what());
+      IngestOutcome outcome;
+      outcome.error = std::string("internal error while ingesting: ") + e.what();
+      Status rs = store_.RecordOutcome(job, outcome);
+      if (!rs.ok())
+        spdlog::warn("recording the outcome of job {} failed: {}", job.id, rs.message());
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       active_.erase(job.id);
@@ -111,10 +123,36 @@ void IngestWorkers::Process(const Job& job) {
   std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
   IngestOutcome outcome;
 
+  auto record = [&] {
+    outcome.duration_ms = static_cast<int64_t>(MsSince(started));
+    Status rs = store_.RecordOutcome(job, outcome);
+    if (!rs.ok())
+      spdlog::warn("recording the outcome of job {} failed: {}", job.id, rs.message());
+  };
+
   auto asset = store_.GetAsset(job.customer, job.space, job.asset_id);
   if (!asset.ok()) {
+    if (asset.status().code() != Code::kNotFound) {
+      // The database hiccuped: try again shortly rather than fail the image.
+      spdlog::warn("ingest {}/{}/{}: cannot read the image ({}); retrying", job.customer,
+                   job.space, job.asset_id, asset.status().message());
+      Status rs = store_.RescheduleJob(job, NowMs() + settings_.backoff_ms, asset.status().message());
+      if (!rs.ok()) spdlog::warn("rescheduling job {} failed: {}", job.id, rs.message());
+      return;
+    }
     outcome.error = "image was deleted before it was processed";
-    store_.RecordOutcome(job, outcome);
+    record();
+    return;
+  }
+  // Every claim counts an attempt and a graceful stop gives its attempt back, so a job claimed
+  // more often than allowed was interrupted by crashes or lost leases each time. An image that
+  // kills the process must not crash-loop every server that picks it up.
+  if (job.attempts > settings_.attempts) {
+    outcome.error = "ingest was interrupted " + std::to_string(job.attempts - 1) +
+                    " times (the server crashed or lost the job while processing this image); gave up";
+    record();
+    spdlog::warn("ingest {}/{}/{} batch {} failed: {}", job.customer, job.space, job.asset_id,
+                 job.batch, outcome.error);
     return;
   }
   std::string scratch = blobs_.ScratchDir() + "/fetch-" + std::to_string(job.id) + "-" +
@@ -123,6 +161,10 @@ void IngestWorkers::Process(const Job& job) {
     std::error_code ec;
     std::filesystem::remove(scratch, ec);
   };
+  struct ScratchGuard {  // removes the download however Process ends (exceptions included)
+    std::function<void()> fn;
+    ~ScratchGuard() { fn(); }
+  } scratch_guard{cleanup};
 
   auto t0 = std::chrono::steady_clock::now();
   OriginPolicy policy = settings_.origin;

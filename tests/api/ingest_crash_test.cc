@@ -267,5 +267,50 @@ TEST_F(IngestCrashTest, SigtermDoesNotWaitForAStalledOrigin) {
   if (HasFailure()) std::cerr << "---- quire log (1st run) ----\n" << log1;
 }
 
+// An image the process dies on every time (here: the process is SIGKILLed while working on it)
+// must not be retried forever: once it has been claimed more than --ingest-attempts times
+// without an outcome it fails with an error saying so, and the rest of the batch is unaffected.
+TEST_F(IngestCrashTest, AnImageThatKeepsKillingTheServerEventuallyFails) {
+  const std::string data = dir_.path() + "/data";
+  std::vector<std::string> flags = {"--workers", "2", "--allow-private-origins", "--lease-ms",
+                                    "1000", "--ingest-attempts", "2"};
+  origin_.Stall("/poison.jpg");
+  origin_.Serve("/fine.jpg", variants_[0].bytes, "image/jpeg");
+  auto server = std::make_unique<QuireProcess>(data, flags);
+  Api api{server->url(), server->admin()};
+  int64_t space = api.CreateSpace(kCustomer, "poison");
+  json members = json::array({
+      Member(space, "poison", origin_.Url("/poison.jpg"), "image/jpeg"),
+      Member(space, "fine", origin_.Url("/fine.jpg"), "image/jpeg"),
+  });
+  long status = 0;
+  json batch = api.SubmitBatch(kCustomer, members, &status);
+  ASSERT_EQ(status, 201) << batch.dump();
+  int64_t batch_id = batch["id"];
+
+  for (int kill = 1; kill <= 2; ++kill) {
+    // Wait until this process works on the poison image, then kill it there.
+    auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (origin_.Requests("/poison.jpg") < kill && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(origin_.Requests("/poison.jpg"), kill) << server->Log();
+    server->Kill();
+    server = std::make_unique<QuireProcess>(data, flags);
+    api.base = server->url();
+  }
+  json done = api.WaitForBatch(kCustomer, batch_id, 20s);
+  ASSERT_TRUE(done.contains("finished")) << done.dump(2) << server->Log();
+  EXPECT_EQ(done["completed"], 1);
+  EXPECT_EQ(done["errors"], 1);
+  json poison = api.Image(kCustomer, space, "poison");
+  std::string error = poison["error"];
+  std::cout << "[ result ] poison: " << error << "\n";
+  EXPECT_NE(error.find("interrupted"), std::string::npos) << error;
+  EXPECT_EQ(poison["ingesting"], false);
+  EXPECT_EQ(origin_.Requests("/poison.jpg"), 2) << "not fetched a third time";
+  EXPECT_EQ(api.Image(kCustomer, space, "fine")["error"], "");
+  EXPECT_EQ(api.Get("/customers/1/queue").Json()["size"], 0);
+}
+
 }  // namespace
 }  // namespace quire::test

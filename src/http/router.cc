@@ -54,7 +54,13 @@ Match Router::Find(Request& req) const {
   m.status = 404;
   bool any_cors = false;
   const std::string& method = req.method == "HEAD" ? std::string("GET") : req.method;
+  // A path under a public delivery root (/iiif-img, /thumbs, /file) that matches no route is
+  // still a delivery answer: it carries CORS like every other one.
+  bool cors_root = false;
   for (const Route& r : routes_) {
+    if (r.options.cors && !segs.empty() && !r.segments.empty() && r.segments[0] == segs[0] &&
+        r.segments[0].front() != '{')
+      cors_root = true;
     if (!MatchPath(r, segs, &params)) continue;
     allowed.insert(r.method);
     any_cors = any_cors || r.options.cors;
@@ -73,6 +79,8 @@ Match Router::Find(Request& req) const {
       m.status = req.method == "OPTIONS" ? 204 : 405;
       m.options.cors = any_cors;
     }
+  } else {
+    m.options.cors = cors_root;
   }
   return m;
 }

@@ -117,11 +117,14 @@ class Session : public std::enable_shared_from_this<Session> {
         res.status = 204;
         res.Set("Allow", match.allow);
       } else if (match.status == 405) {
-        res = ErrorJson(405, "Method not allowed",
-                        req->method + " is not allowed on " + req->path, req->path);
+        std::string why = req->method + " is not allowed on " + req->path;
+        // Delivery answers errors in short text (spec/iiif.md); the API in Hydra JSON.
+        res = match.options.cors ? PlainError(405, why)
+                                 : ErrorJson(405, "Method not allowed", why, req->path);
         res.Set("Allow", match.allow);
       } else {
-        res = ErrorJson(404, "Not found", "no resource at " + req->path, req->path);
+        std::string why = "no resource at " + req->path;
+        res = match.options.cors ? PlainError(404, why) : ErrorJson(404, "Not found", why, req->path);
       }
       if (match.options.cors) AddCors(res);
       return Send(std::move(res), req);

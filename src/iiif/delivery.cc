@@ -19,10 +19,17 @@ http::Response Text(int status, const std::string& text) {
   return http::Response(status, "text/plain; charset=utf-8", text + "\n");
 }
 
+// `c` is the customer segment as it appears in the URL (its id, or its name).
+std::string ServicePath(ApiVersion v, const char* root, const std::string& c, int64_t s,
+                        const std::string& id) {
+  return std::string("/") + root + (v == ApiVersion::kV2 ? "/v2/" : "/") +
+         http::PercentEncodeSegment(c) + "/" + std::to_string(s) + "/" +
+         http::PercentEncodeSegment(id);
+}
+
 std::string ServicePath(ApiVersion v, const char* root, int64_t c, int64_t s,
                         const std::string& id) {
-  return std::string("/") + root + (v == ApiVersion::kV2 ? "/v2/" : "/") + std::to_string(c) +
-         "/" + std::to_string(s) + "/" + http::PercentEncodeSegment(id);
+  return ServicePath(v, root, std::to_string(c), s, id);
 }
 
 std::string ProfileLink(ApiVersion v, bool level0) {
@@ -101,6 +108,10 @@ struct Delivery::Target {
   Asset asset;
   std::string prefix;
   std::string version_key;  // changes whenever the derivatives change
+  // The customer as the request named it (id or name): the service ids a response hands
+  // out (303 Location, info.json id) keep the form the client used, so a viewer stays on the
+  // URLs it started from. Canonical links always use the id.
+  std::string customer_segment;
 };
 
 Delivery::Delivery(Store& store, BlobStore& blobs, std::string public_base,
@@ -178,6 +189,7 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
     return false;
   }
   out->prefix = AssetBlobPrefix(customer, *space, asset->id);
+  out->customer_segment = c;
   out->version_key = out->prefix + "@" + std::to_string(asset->finished_ms.value_or(0)) + "x" +
                      std::to_string(asset->width);
   out->asset = std::move(*asset);
@@ -205,7 +217,7 @@ http::Response Delivery::Redirect(http::Request& req, ApiVersion v, bool thumbs)
   http::Response err;
   if (!Resolve(req, thumbs ? "thumbs" : "iiif-img", &t, &err)) return err;
   http::Response res = Text(303, "see info.json");
-  res.Set("Location", base_ + ServicePath(v, thumbs ? "thumbs" : "iiif-img", t.asset.customer,
+  res.Set("Location", base_ + ServicePath(v, thumbs ? "thumbs" : "iiif-img", t.customer_segment,
                                           t.asset.space, t.asset.id) + "/info.json");
   return res;
 }
@@ -221,7 +233,8 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   Target t;
   http::Response err;
   if (!Resolve(req, "iiif-img", &t, &err)) return err;
-  std::string etag = Etag(t.version_key + (v == ApiVersion::kV2 ? "/v2" : "/v3") + base_);
+  std::string etag = Etag(t.version_key + (v == ApiVersion::kV2 ? "/v2" : "/v3") + base_ + "|" +
+                          t.customer_segment);
   http::Response res;
   res.Set("Cache-Control", kInfoCacheControl);
   res.Set("Link", ProfileLink(v, false));
@@ -235,7 +248,7 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
   std::sort(sizes.begin(), sizes.end());
   if (!t.asset.HasChannel("thumbs")) sizes.clear();
-  std::string id = base_ + ServicePath(v, "iiif-img", t.asset.customer, t.asset.space, t.asset.id);
+  std::string id = base_ + ServicePath(v, "iiif-img", t.customer_segment, t.asset.space, t.asset.id);
   auto j = InfoJson(v, id, pyramid->width, pyramid->height, sizes,
                     pyramid->tile_width > 0 ? pyramid->tile_width : 256, scales,
                     DeclaredLimits(t.asset, options_));
@@ -289,9 +302,30 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
     return res;
   }
 
-  // Large renders share a small lane so they cannot starve tile traffic.
+  // Full-size and very large renders share a small lane so they cannot starve tile traffic
+  // (spec/iiif.md): large output, a large decode (the renderer reads the smallest level that
+  // still has the output resolution), or the whole image decoded at full resolution.
   int64_t out_area = static_cast<int64_t>(resolved->width) * resolved->height;
-  bool large = out_area > options_.large_render_pixels;
+  size_t level = 0;
+  auto level_scale = [&](size_t k) {
+    return pyramid->levels[k].first > 0
+               ? static_cast<double>(pyramid->width) / pyramid->levels[k].first
+               : 1.0;
+  };
+  while (level + 1 < pyramid->levels.size()) {
+    double f = level_scale(level + 1);
+    if (resolved->region.w / f < resolved->width || resolved->region.h / f < resolved->height)
+      break;
+    ++level;
+  }
+  double f = pyramid->levels.empty() ? 1.0 : level_scale(level);
+  int64_t decoded_area = static_cast<int64_t>(resolved->region.w / f) *
+                         static_cast<int64_t>(resolved->region.h / f);
+  const int64_t one_tile = 256 * 256;
+  bool full_size = level == 0 && resolved->region.w == pyramid->width &&
+                   resolved->region.h == pyramid->height && decoded_area > one_tile;
+  bool large = full_size || out_area > options_.large_render_pixels ||
+               decoded_area > options_.large_render_pixels;
   if (large) {
     if (large_in_flight_.fetch_add(1) >= options_.large_render_lane) {
       large_in_flight_.fetch_sub(1);
@@ -323,12 +357,12 @@ http::Response Delivery::ThumbInfo(http::Request& req) {
   for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
   std::sort(sizes.begin(), sizes.end());
   std::string id =
-      base_ + ServicePath(ApiVersion::kV3, "thumbs", t.asset.customer, t.asset.space, t.asset.id);
+      base_ + ServicePath(ApiVersion::kV3, "thumbs", t.customer_segment, t.asset.space, t.asset.id);
   int w = sizes.empty() ? 0 : sizes.back().first, h = sizes.empty() ? 0 : sizes.back().second;
   http::Response res;
   res.Set("Cache-Control", kInfoCacheControl);
   res.Set("Link", ProfileLink(ApiVersion::kV3, true));
-  if (NotModified(req, res, Etag(t.version_key + "/thumbs" + base_),
+  if (NotModified(req, res, Etag(t.version_key + "/thumbs" + base_ + "|" + t.customer_segment),
                   t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
   res.status = 200;

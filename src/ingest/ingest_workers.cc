@@ -136,7 +136,8 @@ void IngestWorkers::Process(const Job& job) {
       // The database hiccuped: try again shortly rather than fail the image.
       spdlog::warn("ingest {}/{}/{}: cannot read the image ({}); retrying", job.customer,
                    job.space, job.asset_id, asset.status().message());
-      Status rs = store_.RescheduleJob(job, NowMs() + settings_.backoff_ms, asset.status().message());
+      Status rs =
+          store_.RescheduleJob(job, NowMs() + settings_.backoff_ms, asset.status().message());
       if (!rs.ok()) spdlog::warn("rescheduling job {} failed: {}", job.id, rs.message());
       return;
     }
@@ -149,7 +150,8 @@ void IngestWorkers::Process(const Job& job) {
   // kills the process must not crash-loop every server that picks it up.
   if (job.attempts > settings_.attempts) {
     outcome.error = "ingest was interrupted " + std::to_string(job.attempts - 1) +
-                    " times (the server crashed or lost the job while processing this image); gave up";
+                    " times (the server crashed or lost the job while processing this image); "
+                    "gave up";
     record();
     spdlog::warn("ingest {}/{}/{} batch {} failed: {}", job.customer, job.space, job.asset_id,
                  job.batch, outcome.error);

@@ -24,8 +24,8 @@ constexpr int kImages = 60;
 constexpr int kOriginDelayMs = 50;
 
 std::vector<std::string> ServerFlags() {
-  return {"--workers", "2", "--allow-private-origins", "--lease-ms", "2000",
-          "--ingest-backoff-ms", "100", "--ingest-attempts", "3"};
+  return {"--workers",           "2",   "--allow-private-origins", "--lease-ms", "2000",
+          "--ingest-backoff-ms", "100", "--ingest-attempts",       "3"};
 }
 
 class IngestCrashTest : public ::testing::Test {
@@ -33,8 +33,8 @@ class IngestCrashTest : public ::testing::Test {
   void SetUp() override {
     // A few distinct small images, each served under many paths, every response ~50 ms late.
     for (int v = 0; v < 4; ++v) {
-      variants_.push_back({MakeJpeg(320 + 40 * v, 240 + 20 * v, 100 + v), 320 + 40 * v,
-                           240 + 20 * v});
+      variants_.push_back(
+          {MakeJpeg(320 + 40 * v, 240 + 20 * v, 100 + v), 320 + 40 * v, 240 + 20 * v});
     }
   }
 
@@ -66,8 +66,7 @@ class IngestCrashTest : public ::testing::Test {
   }
 
   // Everything the spec promises about a finished batch after crashes.
-  void ExpectExactlyFinished(Api& api, int64_t space, int64_t batch_id,
-                             const std::string& prefix) {
+  void ExpectExactlyFinished(Api& api, int64_t space, int64_t batch_id, const std::string& prefix) {
     json b = api.WaitForBatch(kCustomer, batch_id, 40s);
     ASSERT_TRUE(b.contains("finished")) << b.dump(2);
     EXPECT_EQ(b["count"], kImages);
@@ -206,8 +205,10 @@ TEST_F(IngestCrashTest, SigtermMidBatchHandsWorkBackAndRestartCompletesEverythin
   EXPECT_EQ(mid["errors"], 0);
   ExpectExactlyFinished(api, space, batch, "t");
   if (std::getenv("QUIRE_TEST_SHOW_LOG")) std::cerr << log1;
-  if (HasFailure()) std::cerr << "---- quire log (1st run) ----\n" << log1
-                              << "---- quire log ----\n" << server->Log();
+  if (HasFailure())
+    std::cerr << "---- quire log (1st run) ----\n"
+              << log1 << "---- quire log ----\n"
+              << server->Log();
 }
 
 // A worker blocked on a stalled origin (default 5-minute download timeout) must not hold up a
@@ -272,8 +273,8 @@ TEST_F(IngestCrashTest, SigtermDoesNotWaitForAStalledOrigin) {
 // without an outcome it fails with an error saying so, and the rest of the batch is unaffected.
 TEST_F(IngestCrashTest, AnImageThatKeepsKillingTheServerEventuallyFails) {
   const std::string data = dir_.path() + "/data";
-  std::vector<std::string> flags = {"--workers", "2", "--allow-private-origins", "--lease-ms",
-                                    "1000", "--ingest-attempts", "2"};
+  std::vector<std::string> flags = {
+      "--workers", "2", "--allow-private-origins", "--lease-ms", "1000", "--ingest-attempts", "2"};
   origin_.Stall("/poison.jpg");
   origin_.Serve("/fine.jpg", variants_[0].bytes, "image/jpeg");
   auto server = std::make_unique<QuireProcess>(data, flags);

@@ -147,9 +147,9 @@ TEST_F(IngestE2ETest, GoodImagesOfEveryKindIngestWithTrueSizesAndReadableDerivat
       int w = s["width"], h = s["height"];
       listed.insert({w, h});
       EXPECT_LE(std::max(w, h), longest) << "never upscaled";
-      auto th = Http("GET", Iiif("thumbs", space, img.id,
-                                 "/full/" + std::to_string(w) + "," + std::to_string(h) +
-                                     "/0/default.jpg"));
+      auto th = Http(
+          "GET", Iiif("thumbs", space, img.id,
+                      "/full/" + std::to_string(w) + "," + std::to_string(h) + "/0/default.jpg"));
       ASSERT_EQ(th.status, 200) << w << "x" << h << ": " << th.body;
       Decoded td = Decode(th.body);
       ASSERT_TRUE(td.ok) << td.error;
@@ -195,8 +195,8 @@ TEST_F(IngestE2ETest, EachFailureIsAPerImageErrorWhileTheRestOfTheBatchCompletes
   origin_->FailThenServe("/f/flaky.jpg", 2, jpeg, "image/jpeg", 500);  // 3rd try succeeds
   origin_->Status("/f/missing.jpg", 404);
   origin_->Status("/f/forbidden.jpg", 403);
-  origin_->Status("/f/down.jpg", 500);  // never recovers
-  origin_->Stall("/f/stall.jpg");       // accepts, never answers
+  origin_->Status("/f/down.jpg", 500);                               // never recovers
+  origin_->Stall("/f/stall.jpg");                                    // accepts, never answers
   origin_->Trickle("/f/trickle.jpg", jpeg, "image/jpeg", 16, 1000);  // 16 bytes/s
   origin_->Serve("/f/truncated.jpg", jpeg.substr(0, jpeg.size() / 2), "image/jpeg");
   origin_->Serve("/f/page.jpg",
@@ -369,8 +369,8 @@ TEST_F(IngestE2ETest, SmallBatchOfAnotherCustomerIsNotStuckBehindABigOne) {
   json a_then = api_->Batch(a, batch_a["id"]);
   ASSERT_TRUE(done_b.contains("finished")) << done_b.dump(2);
   EXPECT_EQ(done_b["completed"], 5);
-  int a_left = a_then["count"].get<int>() - a_then["completed"].get<int>() -
-               a_then["errors"].get<int>();
+  int a_left =
+      a_then["count"].get<int>() - a_then["completed"].get<int>() - a_then["errors"].get<int>();
   std::cout << "[ fair   ] B's 5 images finished with " << a_left << " of A's 200 left\n";
   EXPECT_GT(a_left, 100) << "B waited behind A: " << a_then.dump(2);
   // While A is still running its estimate lies in the future, after B's finish.
@@ -402,14 +402,14 @@ TEST_F(IngestE2ETest, PrivateOriginsAreRefusedUnlessAllowed) {
   Api api{strict.url(), strict.admin()};
   int64_t space = api.CreateSpace(kCustomer, "strict");
   origin_->Serve("/p/direct.jpg", MakeJpeg(100, 100, 22), "image/jpeg");
-  origin_->Redirect("/p/hop.jpg", "http://127.0.0.1:" + std::to_string(origin_->port()) +
-                                      "/p/direct.jpg");
+  origin_->Redirect("/p/hop.jpg",
+                    "http://127.0.0.1:" + std::to_string(origin_->port()) + "/p/direct.jpg");
   json members = json::array({
       Member(space, "local-file", "file://" + root + "/local.jpg", "image/jpeg"),
       Member(space, "loopback", origin_->Url("/p/direct.jpg"), "image/jpeg"),
       Member(space, "redirect-to-loopback", origin_->Url("/p/hop.jpg"), "image/jpeg"),
-      Member(space, "localhost", "http://localhost:" + std::to_string(origin_->port()) +
-                                     "/p/direct.jpg", "image/jpeg"),
+      Member(space, "localhost",
+             "http://localhost:" + std::to_string(origin_->port()) + "/p/direct.jpg", "image/jpeg"),
       Member(space, "metadata", "http://169.254.169.254/latest/meta-data/", "image/jpeg"),
   });
   long status = 0;

@@ -28,8 +28,8 @@ VImage Synthetic(int w, int h, int seed) {
   VImage gradient = (x * (255.0 / w) + y * (255.0 / h)) * 0.5;
   VImage rings = (VImage::zone(w, h) + 1.0) * 127.5;
   VImage eye = (VImage::eye(w, h, VImage::option()->set("factor", 0.5)) + 1.0) * 127.5;
-  VImage noise = VImage::gaussnoise(w, h, VImage::option()->set("sigma", 18.0)->set("mean", 0.0)
-                                              ->set("seed", seed));
+  VImage noise = VImage::gaussnoise(
+      w, h, VImage::option()->set("sigma", 18.0)->set("mean", 0.0)->set("seed", seed));
   VImage wave = ((x * (0.05 * s)).sin() * (y * (0.03 * s)).cos() + 1.0) * 127.5;
   VImage r = gradient * 0.6 + rings * 0.4 + noise;
   VImage g = eye * 0.5 + wave * 0.5 + noise * 0.5;
@@ -37,7 +37,8 @@ VImage Synthetic(int w, int h, int seed) {
   VImage rgb = r.bandjoin(g).bandjoin(b);
   rgb = rgb.cast(VIPS_FORMAT_UCHAR)
             .copy(VImage::option()->set("interpretation", VIPS_INTERPRETATION_sRGB));
-  // cast clips to 0..255. Materialise once so the encoders do not recompute the expression per band/pass.
+  // cast clips to 0..255. Materialise once so the encoders do not recompute the expression per
+  // band/pass.
   return rgb.copy_memory();
 }
 

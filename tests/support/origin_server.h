@@ -20,14 +20,14 @@ struct OriginRoute {
   int status = 200;
   std::string body;
   std::string content_type = "application/octet-stream";
-  std::string location;          // set: answer `status` (3xx) with this Location
-  int fail_first = 0;            // answer fail_status to the first N requests, then normally
+  std::string location;  // set: answer `status` (3xx) with this Location
+  int fail_first = 0;    // answer fail_status to the first N requests, then normally
   int fail_status = 500;
-  int delay_ms = 0;              // wait this long before answering
-  bool stall = false;            // read the request, then never answer
-  int trickle_bytes = 0;         // >0: send headers, then this many body bytes per interval
+  int delay_ms = 0;       // wait this long before answering
+  bool stall = false;     // read the request, then never answer
+  int trickle_bytes = 0;  // >0: send headers, then this many body bytes per interval
   int trickle_interval_ms = 1000;
-  bool send_length = true;       // false: no Content-Length, the body ends at close
+  bool send_length = true;  // false: no Content-Length, the body ends at close
 };
 
 class OriginServer {
@@ -43,8 +43,7 @@ class OriginServer {
 
   void Route(const std::string& path, OriginRoute route);
   // Shorthands.
-  void Serve(const std::string& path, std::string body, std::string content_type,
-             int delay_ms = 0);
+  void Serve(const std::string& path, std::string body, std::string content_type, int delay_ms = 0);
   void Status(const std::string& path, int status, std::string body = "");
   void FailThenServe(const std::string& path, int failures, std::string body,
                      std::string content_type, int fail_status = 500);

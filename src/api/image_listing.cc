@@ -1,6 +1,7 @@
 #include "api/image_listing.h"
 
 #include <charconv>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -15,6 +16,13 @@ const std::set<std::string> kImageOrderFields = {"id",      "created", "width", 
 bool ParseInt(const std::string& s, int64_t* out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+// An integer that fits int64 (an unsigned above INT64_MAX would wrap to a negative filter).
+bool IsInt64(const nlohmann::json& v) {
+  return v.is_number_integer() &&
+         !(v.is_number_unsigned() &&
+           v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
 }
 
 void Keep(std::string* keep, const std::string& name, const std::string& raw_value) {
@@ -73,13 +81,13 @@ std::string ReadAssetQuery(const http::Request& req, AssetQuery* q, std::string*
           *strings[i] = value.get<std::string>();
           matched = true;
         } else if (key == "number" + std::to_string(i + 1)) {
-          if (!value.is_number_integer()) return "'q." + key + "' must be an integer";
+          if (!IsInt64(value)) return "'q." + key + "' must be an integer";
           *numbers[i] = value.get<int64_t>();
           matched = true;
         }
       }
       if (key == "space") {
-        if (!value.is_number_integer()) return "'q.space' must be an integer";
+        if (!IsInt64(value)) return "'q.space' must be an integer";
         q->space = value.get<int64_t>();
         matched = true;
       }

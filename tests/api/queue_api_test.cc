@@ -441,7 +441,9 @@ TEST_F(QueueApi, ImageListingFiltersAndOrders) {
         std::string("?q=") + http_escape("[1,2]"), std::string("?q=") + http_escape("\"x\""),
         std::string("?q=") + http_escape("{\"colour\":\"red\"}"),
         std::string("?q=") + http_escape("{\"number1\":\"two\"}"),
-        std::string("?q=") + http_escape("{\"string1\":5}"), std::string("?number1=two"),
+        std::string("?q=") + http_escape("{\"string1\":5}"),
+        std::string("?q=") + http_escape("{\"number1\":18446744073709551615}"),
+        std::string("?number1=18446744073709551615"), std::string("?number1=two"),
         std::string("?number1=1.5"), std::string("?orderBy=colour"),
         std::string("?orderBy=id&orderByDescending=id"), std::string("?space=one")})
     ExpectError(Http("GET", images + bad, "", c.key), 400);

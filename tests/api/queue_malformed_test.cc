@@ -163,6 +163,11 @@ const std::vector<Case>& Corpus() {
       {"id with C1 control", BW(M(R"("id":"a\u0085b")"))},
       {"id dot-dot", BW(M(R"("id":"..")"))},
       {"id 256 chars", BW(M(R"("id":")" + std::string(256, 'x') + "\""))},
+      {"id 301 chars, multibyte cut in the echo", BW(M(R"("id":"a)" + [] {
+         std::string s;
+         for (int i = 0; i < 150; ++i) s += "\xc3\xa9";
+         return s;
+       }() + "\""))},
       {"id 100 KB", BW(M(R"("id":")" + std::string(100000, 'x') + "\""))},
       {"modelId a number", BW([] {
          json m = json::parse(M(""));

@@ -237,7 +237,8 @@ def cmd_post_batches(args):
 
 
 def cmd_latency(args):
-    """latency BASE USER N PATH... -> per path: p50/p99 ms of N sequential GETs (after 10 warm-ups)."""
+    """latency BASE USER N PATH... -> per path: p50/p99 ms of N sequential GETs (after 10 warm-ups;
+    at most $BENCH_MAX_SECONDS, default 8, per path)."""
     base, user, n = args[0], args[1], int(args[2])
     paths = args[3:]
     c = Client(base, user if user != "-" else None)
@@ -248,11 +249,14 @@ def cmd_latency(args):
         if st != 200:
             raise SystemExit(f"GET {p} -> {st}: {_b[:300]!r}")
         lat = []
+        deadline = time.perf_counter() + float(os.environ.get("BENCH_MAX_SECONDS", "8"))
         for _ in range(n):
             t0 = time.perf_counter()
             st, _b = c.request("GET", p)
             lat.append((time.perf_counter() - t0) * 1000)
-        res[p] = {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "bytes": len(_b)}
+            if t0 > deadline:  # slow paths: stop early, keep what was measured
+                break
+        res[p] = {"n": len(lat), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "bytes": len(_b)}
     out(res)
 
 
@@ -332,20 +336,26 @@ CLAIM_SELECT = ("SELECT customer, jid FROM (SELECT t.customer, t.last_turn, "
 
 
 def cmd_claim(args):
-    """claim DB N -> mean/p99 ms of N claim transactions (rolled back) against DB."""
+    """claim DB N -> mean/p99 ms of N claim transactions (rolled back) against DB (at most
+    $BENCH_MAX_SECONDS, default 8, and at least 3 claims)."""
     db, n = args[0], int(args[1])
     conn = sqlite3.connect(db, isolation_level=None)
-    lat = []
-    for k in range(n + 5):
+    lat, sel = [], []
+    deadline = time.perf_counter() + float(os.environ.get("BENCH_MAX_SECONDS", "8"))
+    for k in range(n + 2):
+        if k >= 5 and time.perf_counter() > deadline:  # slow claims: stop early
+            break
         now = int(time.time() * 1000)
         t0 = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(CLAIM_SQL[0][0], (now,))
         row = None
+        ts = time.perf_counter()
         for prio in (1, 0):
             row = conn.execute(CLAIM_SELECT, (prio, now)).fetchone()
             if row:
                 break
+        sel_ms = (time.perf_counter() - ts) * 1000
         if row:
             conn.execute("UPDATE jobs SET state = 'leased', lease_owner = ?, lease_until = ?, "
                          "attempts = attempts + 1 WHERE id = ?", ("bench", now + 60000, row[1]))
@@ -354,12 +364,14 @@ def cmd_claim(args):
             conn.execute("SELECT id, customer, space, asset_id, batch, priority, attempts, "
                          "lease_owner, lease_until FROM jobs WHERE id = ?", (row[1],)).fetchone()
         conn.execute("ROLLBACK")
-        if k >= 5:
+        if k >= 2:
             lat.append((time.perf_counter() - t0) * 1000)
+            sel.append(sel_ms)
     jobs = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
     plan = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + CLAIM_SELECT, (0, 0))]
     plan += [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + CLAIM_SQL[0][0], (0,))]
-    out({"jobs": jobs, "claimed": bool(row), "mean_ms": statistics.mean(lat),
+    out({"jobs": jobs, "n": len(lat), "claimed": bool(row), "mean_ms": statistics.mean(lat),
+         "select_mean_ms": statistics.mean(sel),
          "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "plan": plan})
 
 

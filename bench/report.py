@@ -106,6 +106,10 @@ row(f"job claim transaction (SQL of ClaimJob), {big_rows:,} vs {small_rows:,} qu
 L = []
 L.append("# Quire benchmark report\n")
 machine = read("machine.txt")
+load0 = [l for l in machine.splitlines() if l.startswith("load at start:")]
+if load0 and float(load0[0].split(":")[1].split()[0]) > 1.0:
+    L.append(f"> **Shared machine**: {load0[0]} (other work was running). Absolute figures are "
+             "noisy; each ratio is still Quire and its reference measured side by side in this run.\n")
 if "QUICK" in machine:
     L.append("> **QUICK RUN** (`BENCH_QUICK=1`): small images and short load runs, for checking the "
              "harness. These are not the benchmark's figures.\n")
@@ -151,6 +155,13 @@ L.append("- Ingest: the CLI reference reads the JPEGs from local disk; Quire fet
          "database (`BEGIN IMMEDIATE` … `ROLLBACK`); query plan of the claim SELECT at the large size:\n")
 cb_plan = group("claim_big")[0].get("plan", [])
 L.append("```\n" + "\n".join(cb_plan) + "\n```\n")
+cbs = med("claim_big", "select_mean_ms") if all("select_mean_ms" in v for v in group("claim_big")) else None
+if cbs is not None and cb / cs > 1.5:
+    L.append(f"  Claim at {big_rows:,} jobs: {cb:.2f} ms, of which {cbs:.2f} ms ({100 * cbs / cb:.0f}%) is the "
+             "claim SELECT. The index `jobs_claim (customer, priority, state, id)` has no "
+             "`next_attempt_at`, so for every customer whose queued jobs all wait on backoff the "
+             "correlated subquery walks all of that customer's jobs on every claim: cost grows with "
+             "the backlog.\n")
 profs = sorted(f for f in os.listdir(run) if f.startswith("profile-"))
 L.append("## Profiles of missed targets\n")
 if not missed:

@@ -48,10 +48,13 @@ http::Response FromStatus(const Context& ctx, const http::Request& req, const St
 
 Result<json> ParseJsonObject(const http::Request& req) {
   if (req.body.empty()) return Status::Invalid("request body must be a JSON object; it is empty");
+  // nlohmann stops at a raw NUL as if the input ended there; valid JSON never holds one.
+  if (req.body.find('\0') != std::string::npos)
+    return Status::Invalid("malformed JSON: the body contains a NUL byte");
   json j;
   try {
     j = json::parse(req.body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors and out-of-range numbers ("1e999")
     return Status::Invalid(std::string("malformed JSON: ") + e.what());
   }
   if (!j.is_object()) return Status::Invalid("request body must be a JSON object");

@@ -47,20 +47,6 @@ http::Response Reingest(Context& ctx, const http::Request& req, const Asset& ass
   return res;
 }
 
-// ParseJsonObject only catches json::parse_error; a number beyond double range ("1e999")
-// makes nlohmann throw json::out_of_range (406) instead, which surfaced as a 500.
-// nlohmann also stops at a raw NUL byte as if the input ended there, so a document followed
-// by "\0anything" was accepted; a raw NUL never occurs in valid JSON.
-Result<json> ParseBody(const http::Request& req) {
-  if (req.body.find('\0') != std::string::npos)
-    return Status::Invalid("malformed JSON: the body contains a NUL byte");
-  try {
-    return ParseJsonObject(req);
-  } catch (const json::exception& e) {
-    return Status::Invalid(std::string("malformed JSON: ") + e.what());
-  }
-}
-
 std::string JoinProblems(const std::vector<std::string>& problems) {
   std::string out;
   for (auto& p : problems) out += (out.empty() ? "" : ". ") + p;
@@ -102,7 +88,7 @@ void RegisterImages(http::Router& r, Context& ctx) {
     if (t.denied) return *t.denied;
     if (std::string why = ImageIdProblem(t.id); !why.empty())
       return Error(ctx, req, 400, "invalid image id: " + why);
-    auto body = ParseBody(req);
+    auto body = ParseJsonObject(req);
     if (!body.ok()) return FromStatus(ctx, req, body.status());
     bool existed = ctx.store.GetAsset(t.customer, t.space, t.id).ok();
     Asset asset;
@@ -120,7 +106,7 @@ void RegisterImages(http::Router& r, Context& ctx) {
     if (t.denied) return *t.denied;
     auto existing = ctx.store.GetAsset(t.customer, t.space, t.id);
     if (!existing.ok()) return FromStatus(ctx, req, existing.status());
-    auto body = ParseBody(req);
+    auto body = ParseJsonObject(req);
     if (!body.ok()) return FromStatus(ctx, req, body.status());
     Asset asset = *existing;
     bool id_given = false;

@@ -81,24 +81,10 @@ std::string ReadBatchBody(Context& ctx, int64_t customer, const json& body, bool
   return Join(problems, ". ");
 }
 
-// ParseJsonObject only catches json::parse_error; a number beyond double range ("1e999")
-// makes nlohmann throw json::out_of_range (406) instead, which surfaced as a 500.
-// nlohmann also stops at a raw NUL byte as if the input ended there, so a document followed
-// by "\0anything" was accepted; a raw NUL never occurs in valid JSON.
-Result<json> ParseBody(const http::Request& req) {
-  if (req.body.find('\0') != std::string::npos)
-    return Status::Invalid("malformed JSON: the body contains a NUL byte");
-  try {
-    return ParseJsonObject(req);
-  } catch (const json::exception& e) {
-    return Status::Invalid(std::string("malformed JSON: ") + e.what());
-  }
-}
-
 http::Response PostBatch(Context& ctx, http::Request& req, bool priority) {
   Access a = AuthorizeCustomer(ctx, req);
   if (a.denied) return *a.denied;
-  auto body = ParseBody(req);
+  auto body = ParseJsonObject(req);
   if (!body.ok()) return FromStatus(ctx, req, body.status());
   std::vector<Asset> members;
   if (std::string problem = ReadBatchBody(ctx, a.customer, *body, priority, &members);

@@ -40,6 +40,7 @@ struct Server::Impl {
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
   std::atomic<int> in_flight{0};
+  std::string base_url;  // set in Start() before any thread runs
   std::atomic<bool> stopping{false};
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work;
 
@@ -120,11 +121,12 @@ class Session : public std::enable_shared_from_this<Session> {
         std::string why = req->method + " is not allowed on " + req->path;
         // Delivery answers errors in short text (spec/iiif.md); the API in Hydra JSON.
         res = match.options.cors ? PlainError(405, why)
-                                 : ErrorJson(405, "Method not allowed", why, req->path);
+                                 : ErrorJson(405, "Method not allowed", why, server_->base_url + req->path);
         res.Set("Allow", match.allow);
       } else {
         std::string why = "no resource at " + req->path;
-        res = match.options.cors ? PlainError(404, why) : ErrorJson(404, "Not found", why, req->path);
+        res = match.options.cors ? PlainError(404, why)
+                                 : ErrorJson(404, "Not found", why, server_->base_url + req->path);
       }
       if (match.options.cors) AddCors(res);
       return Send(std::move(res), req);
@@ -150,7 +152,8 @@ class Session : public std::enable_shared_from_this<Session> {
       res = handler(req);
     } catch (const std::exception& e) {
       spdlog::error("handler for {} {} threw: {}", req.method, req.path, e.what());
-      res = ErrorJson(500, "Internal server error", "an internal error occurred", req.path);
+      res = ErrorJson(500, "Internal server error", "an internal error occurred",
+                      server_->base_url + req.path);
     }
     if (cors) AddCors(res);
     return res;
@@ -192,8 +195,11 @@ class Session : public std::enable_shared_from_this<Session> {
       req->method = std::string(parser_->get().method_string());
       req->path = std::string(parser_->get().target());
     }
-    Response res = ErrorJson(status, status == 413 ? "Payload too large" : "Bad request", text,
-                             req->path);
+    Response res = ErrorJson(status,
+                             status == 413   ? "Payload too large"
+                             : status == 431 ? "Request header fields too large"
+                                             : "Bad request",
+                             text, server_->base_url + req->path);
     (void)PlainError;
     Send(std::move(res), req);
   }
@@ -292,6 +298,10 @@ Status Server::Start() {
   if (ec)
     return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +
                                std::to_string(impl_->options.port) + ": " + ec.message());
+  impl_->base_url = impl_->options.public_base.empty()
+                        ? "http://" + impl_->options.host + ":" + std::to_string(port())
+                        : impl_->options.public_base;
+  while (!impl_->base_url.empty() && impl_->base_url.back() == '/') impl_->base_url.pop_back();
   impl_->work = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       impl_->ioc.get_executor());
   impl_->Accept();

@@ -24,6 +24,8 @@ struct ServerOptions {
   uint64_t max_body_bytes = 10 * 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;
   int request_timeout_s = 30;
+  // Base of absolute URLs in the server's own error bodies; empty: http://HOST:PORT.
+  std::string public_base;
 };
 
 class Server {

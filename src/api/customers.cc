@@ -1,6 +1,6 @@
 // Customers and their keys: /customers, /customers/{c}, /customers/{c}/keys[/{key}].
 #include "api/common.h"
-#include "api/entry.h"
+#include "api/routes.h"
 #include "core/secrets.h"
 #include "core/time_util.h"
 

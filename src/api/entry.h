@@ -1,4 +1,4 @@
-// Anonymous entry points and administrator bootstrap.
+// Administrator bootstrap, shared by POST /setup and `quire serve --admin-key`.
 #pragma once
 
 #include <string>
@@ -19,10 +19,5 @@ struct AdminCredentials {
 Result<AdminCredentials> CreateAdministrator(Store& store, const std::string& key,
                                              const std::string& secret);
 
-void RegisterEntry(http::Router& r, Context& ctx);
-void RegisterCustomers(http::Router& r, Context& ctx);
-void RegisterSpaces(http::Router& r, Context& ctx);
-void RegisterImages(http::Router& r, Context& ctx);
-void RegisterQueue(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

@@ -2,7 +2,7 @@
 #include <set>
 
 #include "api/common.h"
-#include "api/entry.h"
+#include "api/routes.h"
 #include "api/image_input.h"
 #include "api/image_listing.h"
 

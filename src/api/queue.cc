@@ -4,7 +4,7 @@
 #include <set>
 
 #include "api/common.h"
-#include "api/entry.h"
+#include "api/routes.h"
 #include "api/image_input.h"
 #include "api/image_listing.h"
 #include "core/secrets.h"
@@ -205,14 +205,6 @@ void RegisterQueue(http::Router& r, Context& ctx) {
     ctx.work_queued();
     return Json(200, hydra::BatchJson(ctx.urls, *batch));
   });
-}
-
-void RegisterApi(http::Router& router, Context& ctx) {
-  RegisterEntry(router, ctx);
-  RegisterCustomers(router, ctx);
-  RegisterSpaces(router, ctx);
-  RegisterImages(router, ctx);
-  RegisterQueue(router, ctx);
 }
 
 }  // namespace quire::api

@@ -1,6 +1,6 @@
 // Spaces: /customers/{c}/spaces and /customers/{c}/spaces/{s}.
 #include "api/common.h"
-#include "api/entry.h"
+#include "api/routes.h"
 
 namespace quire::api {
 

@@ -1,0 +1,15 @@
+// Every API route, family by family; each family lives in its own file.
+#include "api/context.h"
+#include "api/routes.h"
+
+namespace quire::api {
+
+void RegisterApi(http::Router& router, Context& ctx) {
+  RegisterEntry(router, ctx);
+  RegisterCustomers(router, ctx);
+  RegisterSpaces(router, ctx);
+  RegisterImages(router, ctx);
+  RegisterQueue(router, ctx);
+}
+
+}  // namespace quire::api

@@ -1,0 +1,14 @@
+// The route families of the API, one file each; RegisterApi (api.cc) calls them all.
+#pragma once
+
+#include "api/context.h"
+
+namespace quire::api {
+
+void RegisterEntry(http::Router& r, Context& ctx);
+void RegisterCustomers(http::Router& r, Context& ctx);
+void RegisterSpaces(http::Router& r, Context& ctx);
+void RegisterImages(http::Router& r, Context& ctx);
+void RegisterQueue(http::Router& r, Context& ctx);
+
+}  // namespace quire::api

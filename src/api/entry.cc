@@ -1,7 +1,6 @@
 // The anonymous entry points: /, /healthz, /contexts, /thumbnailPolicies, /queue, /setup.
 #include "api/entry.h"
 
-
 #include "api/common.h"
 #include "api/routes.h"
 #include "core/secrets.h"

@@ -200,9 +200,9 @@ Status MapCurlError(CURLcode rc, CURL* curl, const Transfer& t, const OriginPoli
                              std::string(std::strerror(t.write_errno ? t.write_errno : EIO)));
     case CURLE_OPERATION_TIMEDOUT: {
       if (detail.find("too slow") != std::string::npos) {
-        return Status::Unavailable("origin stalled: under " +
-                                   std::to_string(policy.low_speed_bytes_per_s) + " bytes/s for " +
-                                   std::to_string(policy.low_speed_time_s) + " s");
+        return Status::Unavailable("origin stalled: timed out after " +
+                                   std::to_string(policy.low_speed_time_s) + " s under " +
+                                   std::to_string(policy.low_speed_bytes_per_s) + " bytes/s");
       }
       double total = 0;
       curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME, &total);

@@ -32,7 +32,8 @@ class IngestE2ETest : public ::testing::Test {
     server_ = new QuireProcess(data_->path() + "/data",
                                {"--workers", "2", "--allow-private-origins", "--ingest-attempts",
                                 "3", "--ingest-backoff-ms", "100", "--origin-timeout-ms", "1500",
-                                "--max-origin-bytes", "3000000", "--lease-ms", "5000"});
+                                "--max-origin-bytes", "3000000", "--lease-ms", "5000",
+                                "--origin-low-speed-time-s", "1"});
     api_ = new Api{server_->url(), server_->admin()};
   }
   static void TearDownTestSuite() {
@@ -212,6 +213,12 @@ TEST_F(IngestE2ETest, EachFailureIsAPerImageErrorWhileTheRestOfTheBatchCompletes
   unsized.content_type = "image/jpeg";
   unsized.send_length = false;  // the limit must hold while streaming too
   origin_->Route("/f/oversize-stream.jpg", unsized);
+  OriginRoute cut;  // claims the whole JPEG, sends half, closes
+  cut.body = jpeg.substr(0, jpeg.size() / 2);
+  cut.content_type = "image/jpeg";
+  cut.declared_length = static_cast<long>(jpeg.size());
+  origin_->Route("/f/cut-short.jpg", cut);
+  origin_->Redirect("/f/loop.jpg", origin_->Url("/f/loop.jpg"));
 
   struct Case {
     std::string id, path, media_type;
@@ -226,12 +233,14 @@ TEST_F(IngestE2ETest, EachFailureIsAPerImageErrorWhileTheRestOfTheBatchCompletes
       {"forbidden", "/f/forbidden.jpg", "image/jpeg", {"403"}},
       {"down", "/f/down.jpg", "image/jpeg", {"500"}},
       {"stalled", "/f/stall.jpg", "image/jpeg", {"timed out"}},
-      {"trickle", "/f/trickle.jpg", "image/jpeg", {"timed out", "stalled"}},
+      {"trickle", "/f/trickle.jpg", "image/jpeg", {"stalled"}},
       {"truncated", "/f/truncated.jpg", "image/jpeg", {"decod"}},
       {"html", "/f/page.jpg", "image/jpeg", {"decod"}},
       {"huge", "/f/huge.png", "image/png", {"pixels"}},
       {"oversize", "/f/oversize.jpg", "image/jpeg", {"larger"}},
       {"oversize-stream", "/f/oversize-stream.jpg", "image/jpeg", {"larger"}},
+      {"cut-short", "/f/cut-short.jpg", "image/jpeg", {"transfer", "closed"}},
+      {"redirect-loop", "/f/loop.jpg", "image/jpeg", {"redirect"}},
   };
   json members = json::array();
   std::set<std::string> failing;
@@ -297,6 +306,7 @@ TEST_F(IngestE2ETest, EachFailureIsAPerImageErrorWhileTheRestOfTheBatchCompletes
   EXPECT_EQ(origin_->Requests("/f/truncated.jpg"), 1);
   EXPECT_EQ(origin_->Requests("/f/huge.png"), 1);
   EXPECT_EQ(origin_->Requests("/f/moved.jpg"), 1);
+  EXPECT_EQ(origin_->Requests("/f/cut-short.jpg"), 3) << "a cut-short transfer is transient";
   EXPECT_NE(api_->Image(kCustomer, space, "down")["error"].get<std::string>().find("3 attempts"),
             std::string::npos);
 

@@ -289,7 +289,10 @@ void OriginServer::Handle(Conn* conn) {
   std::string out = "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) + "\r\n";
   out += "Content-Type: " + type + "\r\n";
   if (redirect) out += "Location: " + route.location + "\r\n";
-  if (route.send_length || redirect)
+  bool failing = nth <= route.fail_first;
+  if (route.declared_length >= 0 && !failing && !redirect)
+    out += "Content-Length: " + std::to_string(route.declared_length) + "\r\n";
+  else if (route.send_length || redirect)
     out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   out += "Connection: close\r\n\r\n";
   if (!SendAll(fd, out.data(), out.size())) return;

@@ -28,6 +28,7 @@ struct OriginRoute {
   int trickle_bytes = 0;  // >0: send headers, then this many body bytes per interval
   int trickle_interval_ms = 1000;
   bool send_length = true;  // false: no Content-Length, the body ends at close
+  long declared_length = -1;  // >=0: Content-Length to claim (e.g. more than is sent)
 };
 
 class OriginServer {

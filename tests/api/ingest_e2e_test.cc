@@ -29,11 +29,11 @@ class IngestE2ETest : public ::testing::Test {
   static void SetUpTestSuite() {
     origin_ = new OriginServer();
     data_ = new TempDir();
-    server_ = new QuireProcess(data_->path() + "/data",
-                               {"--workers", "2", "--allow-private-origins", "--ingest-attempts",
-                                "3", "--ingest-backoff-ms", "100", "--origin-timeout-ms", "1500",
-                                "--max-origin-bytes", "3000000", "--lease-ms", "5000",
-                                "--origin-low-speed-time-s", "1"});
+    server_ = new QuireProcess(
+        data_->path() + "/data",
+        {"--workers", "2", "--allow-private-origins", "--ingest-attempts", "3",
+         "--ingest-backoff-ms", "100", "--origin-timeout-ms", "1500", "--max-origin-bytes",
+         "3000000", "--lease-ms", "5000", "--origin-low-speed-time-s", "1"});
     api_ = new Api{server_->url(), server_->admin()};
   }
   static void TearDownTestSuite() {
@@ -347,6 +347,55 @@ TEST_F(IngestE2ETest, EachFailureIsAPerImageErrorWhileTheRestOfTheBatchCompletes
   EXPECT_EQ(origin_->Requests("/f/missing.jpg"), 2);
   EXPECT_EQ(origin_->Requests("/f/forbidden.jpg"), 2) << "every error is re-queued";
   EXPECT_EQ(api_->Get("/customers/1/queue").Json()["size"], 0);
+}
+
+// Submitting an image again with a different origin replaces its derivatives: delivery serves
+// the new size at once (no stale info.json, pyramid or thumbnail from a cache), and the first
+// batch becomes superseded.
+TEST_F(IngestE2ETest, ReingestReplacesTheDerivatives) {
+  int64_t space = api_->CreateSpace(kCustomer, "reingest");
+  origin_->Serve("/r/v1.jpg", MakeJpeg(600, 400, 41), "image/jpeg");
+  origin_->Serve("/r/v2.png", MakePng(300, 500, 42), "image/png");
+  long status = 0;
+  json b1 = api_->SubmitBatch(
+      kCustomer, json::array({Member(space, "pic", origin_->Url("/r/v1.jpg"), "image/jpeg")}),
+      &status);
+  ASSERT_EQ(status, 201);
+  ASSERT_TRUE(api_->WaitForBatch(kCustomer, b1["id"], 20s).contains("finished"));
+  // Warm every cache with the first version.
+  EXPECT_EQ(Http("GET", Iiif("iiif-img", space, "pic", "/info.json")).Json()["width"], 600);
+  EXPECT_EQ(
+      Decode(Http("GET", Iiif("iiif-img", space, "pic", "/full/max/0/default.jpg")).body).width,
+      600);
+  EXPECT_EQ(
+      Decode(Http("GET", Iiif("thumbs", space, "pic", "/full/!200,200/0/default.jpg")).body).width,
+      200);
+
+  json b2 = api_->SubmitBatch(
+      kCustomer, json::array({Member(space, "pic", origin_->Url("/r/v2.png"), "image/png")}),
+      &status);
+  ASSERT_EQ(status, 201);
+  json done = api_->WaitForBatch(kCustomer, b2["id"], 20s);
+  ASSERT_TRUE(done.contains("finished"));
+  EXPECT_EQ(done["completed"], 1);
+  json a = api_->Image(kCustomer, space, "pic");
+  EXPECT_EQ(a["width"], 300);
+  EXPECT_EQ(a["height"], 500);
+  EXPECT_EQ(a["batch"], done["@id"]);
+  json info = Http("GET", Iiif("iiif-img", space, "pic", "/info.json")).Json();
+  EXPECT_EQ(info["width"], 300);
+  EXPECT_EQ(info["height"], 500);
+  Decoded full =
+      Decode(Http("GET", Iiif("iiif-img", space, "pic", "/full/max/0/default.jpg")).body);
+  EXPECT_EQ(full.width, 300);
+  EXPECT_EQ(full.height, 500);
+  Decoded th =
+      Decode(Http("GET", Iiif("thumbs", space, "pic", "/full/!200,200/0/default.jpg")).body);
+  EXPECT_EQ(th.width, 120);
+  EXPECT_EQ(th.height, 200);
+  json old = api_->Batch(kCustomer, b1["id"]);
+  EXPECT_EQ(old["superseded"], true) << old.dump(2);
+  EXPECT_EQ(old["completed"], 1) << "the old batch keeps its own history";
 }
 
 // Claims are round-robin across customers: a small batch submitted after a big one of another

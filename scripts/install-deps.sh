@@ -17,6 +17,7 @@ PACKAGES=(
   libbenchmark-dev
   clang libclang-rt-14-dev
   python3
+  chromium
 )
 
 missing=()

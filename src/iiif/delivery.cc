@@ -248,6 +248,14 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
   std::sort(sizes.begin(), sizes.end());
   if (!t.asset.HasChannel("thumbs")) sizes.clear();
+  // `sizes` lists thumbnails, not pyramid levels. OpenSeadragon (4.1 and later) takes `sizes`
+  // for the levels whenever there are log2(largest scale factor) or one more of them, and then
+  // asks for tiles at wrong, distorted sizes (with the default policy's 4 sizes: every image
+  // whose pyramid has scale factors 1…16, i.e. most photographs). Listing one more scale
+  // factor, rendered from the smallest level, keeps every viewer on the real pyramid.
+  while (!sizes.empty() && !scales.empty() &&
+         (sizes.size() + 1 == scales.size() || sizes.size() == scales.size()))
+    scales.push_back(scales.back() * 2);
   std::string id = base_ + ServicePath(v, "iiif-img", t.customer_segment, t.asset.space, t.asset.id);
   auto j = InfoJson(v, id, pyramid->width, pyramid->height, sizes,
                     pyramid->tile_width > 0 ? pyramid->tile_width : 256, scales,

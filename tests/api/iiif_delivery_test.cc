@@ -288,6 +288,10 @@ TEST_F(IiifDeliveryTest, InfoJson3) {
   auto scales = j["tiles"][0]["scaleFactors"];
   ASSERT_TRUE(scales.is_array() && scales.size() >= 3) << j.dump(2);
   for (size_t i = 0; i < scales.size(); ++i) EXPECT_EQ(scales[i], 1 << i);
+  // OpenSeadragon reads `sizes` as the pyramid's levels when there are log2(max scale factor)
+  // of them or one more; thumbnail sizes are not levels, so that must never line up.
+  EXPECT_NE(j["sizes"].size() + 1, scales.size()) << j.dump();
+  EXPECT_NE(j["sizes"].size(), scales.size()) << j.dump();
   // sizes: exactly the stored thumbnails (policy boxes 1024, 400, 200, 100 → 1000, 400, …)
   std::set<std::pair<int, int>> sizes;
   for (auto& s : j["sizes"]) sizes.insert(std::make_pair(s["width"].get<int>(), s["height"].get<int>()));

@@ -1,0 +1,195 @@
+// A real deep-zoom viewer against a live `quire serve`: OpenSeadragon (from the npm registry)
+// in headless Debian Chromium, driven by viewer.mjs through playwright-core. A 4000×3000 card
+// of coloured squares is ingested; the viewer opens its info.json (3.0, then 2.1), shows it
+// whole, all the way in at a corner, and at an intermediate level. Every request the browser
+// made must have succeeded, no tile may fail, and every screenshot must show the right colour
+// at each sample point (so tiles are the right ones, at the right size, in the right place).
+// Screenshots stay in the build tree: <build>/tests/viewer/artefacts/.
+#include <gtest/gtest.h>
+#include <vips/vips8>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/vips_init.h"
+#include "support/http_client.h"
+#include "support/ingest_fixtures.h"
+#include "support/quire_process.h"
+
+namespace quire::test {
+namespace {
+
+using json = nlohmann::json;
+using vips::VImage;
+using namespace std::chrono_literals;
+
+constexpr int kWidth = 4000, kHeight = 3000, kSquare = 250;
+
+std::array<int, 3> SquareColour(int col, int row) {
+  return {20 + 13 * col, 20 + 17 * row, 240 - 7 * (col + row)};
+}
+
+std::string CardPng() {
+  EXPECT_TRUE(quire::InitVips());
+  VImage card = VImage::black(kWidth, kHeight, VImage::option()->set("bands", 3))
+                    .cast(VIPS_FORMAT_UCHAR)
+                    .copy(VImage::option()->set("interpretation", VIPS_INTERPRETATION_sRGB))
+                    .copy_memory();
+  for (int row = 0; row * kSquare < kHeight; ++row)
+    for (int col = 0; col * kSquare < kWidth; ++col) {
+      auto c = SquareColour(col, row);
+      card.draw_rect({double(c[0]), double(c[1]), double(c[2])}, col * kSquare, row * kSquare,
+                     kSquare, kSquare, VImage::option()->set("fill", true));
+    }
+  void* buf = nullptr;
+  size_t len = 0;
+  card.write_to_buffer(".png", &buf, &len);
+  std::string out(static_cast<const char*>(buf), len);
+  g_free(buf);
+  return out;
+}
+
+// Runs a command, returning its standard output (standard error passes through).
+std::string RunCommand(const std::string& command, int* exit_code) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) {
+    *exit_code = -1;
+    return out;
+  }
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+class ViewerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_TRUE(quire::InitVips());
+    dir_ = new TempDir();
+    std::string origins = dir_->path() + "/origins";
+    std::filesystem::create_directories(origins);
+    std::ofstream(origins + "/card.png", std::ios::binary) << CardPng();
+    server_ = new QuireProcess(dir_->path() + "/data",
+                               {"--workers", "1", "--origin-file-root", origins});
+    Api api{server_->url(), server_->admin()};
+    space_ = api.CreateSpace(1, "viewer");
+    long status = 0;
+    json batch = api.SubmitBatch(
+        1, json::array({Member(space_, "card", "file://" + origins + "/card.png", "image/png")}),
+        &status);
+    ASSERT_EQ(status, 201) << batch.dump(2);
+    json done = api.WaitForBatch(1, batch.at("id"), 90s);
+    ASSERT_EQ(done.value("completed", 0), 1) << done.dump(2) << server_->Log();
+  }
+  static void TearDownTestSuite() {
+    if (::testing::Test::HasFailure() && server_) {
+      std::string log = server_->Log();
+      std::cerr << "---- quire log (tail) ----\n"
+                << (log.size() > 8000 ? log.substr(log.size() - 8000) : log);
+    }
+    delete server_;
+    delete dir_;
+    server_ = nullptr;
+  }
+
+  // Opens `info` in the viewer and checks everything it saw; screenshots go to
+  // artefacts/<name>-<view>.png.
+  static void View(const std::string& info, const std::string& name) {
+    ASSERT_TRUE(std::filesystem::exists(std::string(VIEWER_DIR) + "/node_modules/openseadragon"))
+        << "run the viewer_npm_ci test first (ctest does: it is this test's fixture)";
+    std::string artefacts = std::string(VIEWER_DIR) + "/artefacts";
+    std::filesystem::create_directories(artefacts);
+    int code = 0;
+    std::string out = RunCommand("node " + Quote(std::string(VIEWER_DIR) + "/viewer.mjs") + " " +
+                              Quote(info) + " " + Quote(artefacts + "/" + name),
+                          &code);
+    std::string last = out.substr(out.rfind('\n', out.size() >= 2 ? out.size() - 2 : 0) + 1);
+    json r = json::parse(last, nullptr, false);
+    ASSERT_TRUE(r.is_object()) << "viewer.mjs printed: " << out.substr(0, 4000);
+    json summary = r;  // for failure messages: without the sample points
+    if (summary.contains("views"))
+      for (auto& v : summary["views"]) v.erase("samples");
+    ASSERT_EQ(code, 0) << summary.dump(2);
+    ASSERT_FALSE(r.contains("error")) << summary.dump(2);
+
+    const json& v = r["viewer"];
+    EXPECT_TRUE(v["opened"].get<bool>()) << v.dump(2);
+    EXPECT_TRUE(v["openFailed"].is_null()) << v.dump(2);
+    EXPECT_EQ(v["imageSize"], json::array({kWidth, kHeight}));
+    EXPECT_TRUE(v["tilesFailed"].empty()) << v["tilesFailed"].dump(2);
+    EXPECT_TRUE(r["failedRequests"].empty()) << r["failedRequests"].dump(2);
+    EXPECT_TRUE(r["badResponses"].empty()) << r["badResponses"].dump(2);
+    EXPECT_TRUE(r["pageErrors"].empty()) << r["pageErrors"].dump(2);
+    EXPECT_TRUE(r["consoleErrors"].empty()) << r["consoleErrors"].dump(2);
+    EXPECT_GT(v["tilesLoaded"].get<int>(), 10);
+    EXPECT_GT(r["requests"].get<int>(), v["tilesLoaded"].get<int>()) << "info.json + tiles";
+
+    ASSERT_EQ(r["views"].size(), 3u) << summary.dump(2);
+    for (const json& view : r["views"]) {
+      std::string vname = view["name"];
+      SCOPED_TRACE(name + " view " + vname);
+      EXPECT_GT(view["newTiles"].get<int>(), 0) << "each view needs tiles of its own";
+      std::cout << "[ viewer ] " << name << " " << vname << ": " << view["newTiles"]
+                << " tiles in " << view["ms"] << " ms, " << view["screenshot"].get<std::string>()
+                << "\n";
+      VImage shot = VImage::new_from_file(view["screenshot"].get<std::string>().c_str());
+      ASSERT_EQ(shot.width(), 800);
+      ASSERT_EQ(shot.height(), 600);
+      double zoom = view["imageZoom"];  // screen px per image px
+      double margin = 3 / zoom + 2;     // image px kept clear of square edges (smoothing)
+      int checked = 0, wrong = 0;
+      std::string first_wrong;
+      for (const json& s : view["samples"]) {
+        int x = s[0], y = s[1];
+        double ix = s[2], iy = s[3];
+        if (ix < 0 || iy < 0 || ix >= kWidth || iy >= kHeight) continue;
+        double fx = std::fmod(ix, kSquare), fy = std::fmod(iy, kSquare);
+        if (fx < margin || fy < margin || fx > kSquare - margin || fy > kSquare - margin) continue;
+        auto want = SquareColour(int(ix) / kSquare, int(iy) / kSquare);
+        auto got = shot.getpoint(x, y);
+        ++checked;
+        bool ok = got.size() >= 3;
+        for (int k = 0; ok && k < 3; ++k) ok = std::abs(got[k] - want[k]) <= 24;
+        if (!ok && wrong++ == 0)
+          first_wrong = "screen " + std::to_string(x) + "," + std::to_string(y) + " image " +
+                        std::to_string(ix) + "," + std::to_string(iy) + ": got " +
+                        std::to_string(got[0]) + "," + std::to_string(got[1]) + "," +
+                        std::to_string(got[2]) + " want " + std::to_string(want[0]) + "," +
+                        std::to_string(want[1]) + "," + std::to_string(want[2]);
+      }
+      EXPECT_GT(checked, 100) << "the view shows too little of the image to check";
+      EXPECT_EQ(wrong, 0) << wrong << " of " << checked << " sample points wrong; first: "
+                          << first_wrong;
+    }
+  }
+
+  static std::string Info(const std::string& version_root) {
+    return server_->url() + "/" + version_root + "/1/" + std::to_string(space_) + "/card/info.json";
+  }
+
+  static TempDir* dir_;
+  static QuireProcess* server_;
+  static int64_t space_;
+};
+
+TempDir* ViewerTest::dir_ = nullptr;
+QuireProcess* ViewerTest::server_ = nullptr;
+int64_t ViewerTest::space_ = 0;
+
+TEST_F(ViewerTest, OpenSeadragonOnImageApi3) { View(Info("iiif-img"), "osd-v3"); }
+
+TEST_F(ViewerTest, OpenSeadragonOnImageApi21) { View(Info("iiif-img/v2"), "osd-v2"); }
+
+}  // namespace
+}  // namespace quire::test

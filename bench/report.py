@@ -109,7 +109,10 @@ machine = read("machine.txt")
 load0 = [l for l in machine.splitlines() if l.startswith("load at start:")]
 if load0 and float(load0[0].split(":")[1].split()[0]) > 1.0:
     L.append(f"> **Shared machine**: {load0[0]} (other work was running). Absolute figures are "
-             "noisy; each ratio is still Quire and its reference measured side by side in this run.\n")
+             "noisy; each ratio is still Quire and its reference measured side by side in this run. "
+             "Contention hurts the ingest CLI reference (5 short-lived vips processes per image, each "
+             "paying start-up under load) more than a long-lived server, so the ingest ratio flatters "
+             "Quire here; compare its seconds with bench-reference figures measured on a quiet machine.\n")
 if "QUICK" in machine:
     L.append("> **QUICK RUN** (`BENCH_QUICK=1`): small images and short load runs, for checking the "
              "harness. These are not the benchmark's figures.\n")

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 
 #include "support/http_client.h"
 #include "support/ingest_fixtures.h"
@@ -182,6 +183,10 @@ TEST_F(IngestE2ETest, GoodImagesOfEveryKindIngestWithTrueSizesAndReadableDerivat
     for (int d : durations) sum += d;
     std::cout << "[ ingest ] " << durations.size() << " images, mean " << sum / durations.size()
               << " ms per image\n";
+    std::istringstream lines(server_->Log());
+    for (std::string line; std::getline(lines, line);)
+      if (line.find(" done in ") != std::string::npos)
+        std::cout << "[ ingest ] " << line.substr(line.find("ingest ")) << "\n";
   }
 }
 

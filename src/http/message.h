@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -31,9 +32,18 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 
+  // When set, the handler has done the cheap part inline and the rest (libvips work) must
+  // run on the CPU pool: the server calls it there and sends what it returns instead.
+  std::function<Response()> deferred;
+
   Response() = default;
   Response(int s, std::string content_type, std::string b) : status(s), body(std::move(b)) {
     Set("Content-Type", std::move(content_type));
+  }
+  static Response Defer(std::function<Response()> work) {
+    Response r;
+    r.deferred = std::move(work);
+    return r;
   }
   // Replaces a header of the same name (case-insensitive).
   void Set(const std::string& name, std::string value);

@@ -143,13 +143,28 @@ class Session : public std::enable_shared_from_this<Session> {
       });
       return;
     }
-    Send(Invoke(*match.handler, *req, match.options.cors), req);
+    Response res = Invoke(*match.handler, *req, match.options.cors);
+    if (res.deferred) {
+      auto self = shared_from_this();
+      bool cors = match.options.cors;
+      auto work = std::move(res.deferred);
+      asio::post(server_->cpu_pool, [self, req, cors, work = std::move(work)] {
+        Response out = self->Invoke([&work](Request&) { return work(); }, *req, cors);
+        asio::post(self->stream_.get_executor(), [self, req, out = std::move(out)]() mutable {
+          self->Send(std::move(out), req);
+        });
+      });
+      return;
+    }
+    Send(std::move(res), req);
   }
 
+  // Runs a handler (or deferred work), turning exceptions into a 500.
   Response Invoke(const Handler& handler, Request& req, bool cors) {
     Response res;
     try {
       res = handler(req);
+      if (res.deferred) return res;  // CORS is added when the deferred part completes
     } catch (const std::exception& e) {
       spdlog::error("handler for {} {} threw: {}", req.method, req.path, e.what());
       res = ErrorJson(500, "Internal server error", "an internal error occurred",

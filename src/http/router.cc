@@ -24,24 +24,26 @@ void Router::Add(const std::string& method, const std::string& pattern, Handler 
 
 bool Router::MatchPath(const Route& r, const std::vector<std::string>& segs,
                        std::map<std::string, std::string>* params) {
-  params->clear();
   size_t n = r.segments.size();
   bool rest = n > 0 && r.segments.back().rfind("{*", 0) == 0;
   if (rest ? segs.size() < n : segs.size() != n) return false;
-  for (size_t i = 0; i < n; ++i) {
+  // Literals first: most routes fail here, before any parameter is copied.
+  size_t fixed = rest ? n - 1 : n;
+  for (size_t i = 0; i < fixed; ++i) {
     const std::string& p = r.segments[i];
-    if (rest && i == n - 1) {
-      std::string joined;
-      for (size_t k = i; k < segs.size(); ++k) joined += (k > i ? "/" : "") + segs[k];
-      (*params)[p.substr(2, p.size() - 3)] = joined;
-      return true;
-    }
-    if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
-      if (segs[i].empty()) return false;
+    bool param = p.size() > 2 && p.front() == '{' && p.back() == '}';
+    if (param ? segs[i].empty() : p != segs[i]) return false;
+  }
+  params->clear();
+  for (size_t i = 0; i < fixed; ++i) {
+    const std::string& p = r.segments[i];
+    if (p.size() > 2 && p.front() == '{' && p.back() == '}')
       (*params)[p.substr(1, p.size() - 2)] = segs[i];
-    } else if (p != segs[i]) {
-      return false;
-    }
+  }
+  if (rest) {
+    std::string joined;
+    for (size_t k = fixed; k < segs.size(); ++k) joined += (k > fixed ? "/" : "") + segs[k];
+    (*params)[r.segments.back().substr(2, r.segments.back().size() - 3)] = joined;
   }
   return true;
 }

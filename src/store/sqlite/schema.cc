@@ -11,7 +11,10 @@ CREATE TABLE customers (
   name TEXT NOT NULL UNIQUE,
   display_name TEXT NOT NULL,
   administrator INTEGER NOT NULL DEFAULT 0,
-  created INTEGER NOT NULL
+  created INTEGER NOT NULL,
+  -- Maintained with every batch insert / supersede, so batch listings need no COUNT(*).
+  batch_count INTEGER NOT NULL DEFAULT 0,
+  superseded_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE api_keys (
   key TEXT PRIMARY KEY,
@@ -29,6 +32,8 @@ CREATE TABLE spaces (
   max_unauthorised INTEGER NOT NULL DEFAULT -1,
   default_tags TEXT NOT NULL DEFAULT '[]',
   default_roles TEXT NOT NULL DEFAULT '[]',
+  -- Maintained with every asset insert / delete, so a space's listing needs no COUNT(*).
+  image_count INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (customer, id),
   UNIQUE (customer, name)
 );
@@ -97,17 +102,19 @@ CREATE TABLE jobs (
   priority INTEGER NOT NULL DEFAULT 0,
   state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'leased')),
   attempts INTEGER NOT NULL DEFAULT 0,
+  -- When the job may run: its creation time, or the time of its next retry. Claims take the
+  -- earliest ready job, so the claim index below finds it without scanning.
   next_attempt_at INTEGER NOT NULL DEFAULT 0,
   lease_owner TEXT,
   lease_until INTEGER,
   last_error TEXT NOT NULL DEFAULT '',
   created INTEGER NOT NULL
 );
-CREATE INDEX jobs_claim ON jobs(customer, priority, state, id);
+CREATE INDEX jobs_claim ON jobs(customer, priority, state, next_attempt_at, id);
 CREATE INDEX jobs_lease ON jobs(state, lease_until);
 CREATE INDEX jobs_asset ON jobs(customer, space, asset_id);
 CREATE INDEX jobs_batch ON jobs(batch);
-CREATE INDEX jobs_order ON jobs(customer, priority DESC, id);
+CREATE INDEX jobs_order ON jobs(customer, priority DESC, next_attempt_at, id);
 -- Round-robin state: the customer served longest ago is served next.
 CREATE TABLE queue_turns (
   customer INTEGER PRIMARY KEY,

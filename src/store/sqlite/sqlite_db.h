@@ -112,6 +112,7 @@ class Transaction {
   Status Commit();
 
  private:
+  static Status RunCached(Connection& conn, const char* sql);
   std::unique_lock<std::mutex> write_lock_;
   Pool::Lease lease_;
   Status begin_;

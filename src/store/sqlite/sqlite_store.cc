@@ -132,7 +132,7 @@ Customer ReadCustomer(const Statement& s) {
 
 constexpr const char* kSpaceCols =
     "s.customer, s.id, s.name, s.created, s.max_unauthorised, s.default_tags, s.default_roles, "
-    "(SELECT COUNT(*) FROM assets a WHERE a.customer = s.customer AND a.space = s.id)";
+    "s.image_count";
 
 Space ReadSpace(const Statement& s) {
   Space sp;
@@ -174,11 +174,23 @@ Status RecomputeBatch(Connection& conn, int64_t batch, int64_t now) {
 }
 
 // A batch is superseded once no asset names it as its latest batch.
-Status RefreshSuperseded(Connection& conn, int64_t batch) {
+Status MarkSuperseded(Connection& conn, int64_t batch, bool only_if_empty) {
+  {
+    PREPARE(st, conn,
+            only_if_empty ? "UPDATE batches SET superseded = 1 WHERE id = ?1 AND superseded = 0 "
+                            "AND NOT EXISTS (SELECT 1 FROM assets WHERE batch = ?1)"
+                          : "UPDATE batches SET superseded = 1 WHERE id = ?1 AND superseded = 0");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, batch).Run());
+  }
+  if (conn.Changes() == 0) return Status::Ok();
   PREPARE(st, conn,
-          "UPDATE batches SET superseded = 1 WHERE id = ?1 AND superseded = 0 "
-          "AND NOT EXISTS (SELECT 1 FROM assets WHERE batch = ?1)");
+          "UPDATE customers SET superseded_count = superseded_count + 1 "
+          "WHERE id = (SELECT customer FROM batches WHERE id = ?)");
   return st.Bind(1, batch).Run();
+}
+
+Status RefreshSuperseded(Connection& conn, int64_t batch) {
+  return MarkSuperseded(conn, batch, /*only_if_empty=*/true);
 }
 
 Result<Batch> ReadBatchRow(Connection& conn, int64_t customer, int64_t id) {
@@ -193,8 +205,8 @@ Result<Batch> ReadBatchRow(Connection& conn, int64_t customer, int64_t id) {
 Status InsertJob(Connection& conn, const Asset& a, int64_t batch, bool priority, int64_t now) {
   {
     PREPARE(st, conn,
-            "INSERT INTO jobs (customer, space, asset_id, batch, priority, created) "
-            "VALUES (?, ?, ?, ?, ?, ?)");
+            "INSERT INTO jobs (customer, space, asset_id, batch, priority, created, "
+            "next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
     QUIRE_RETURN_IF_ERROR(st.Bind(1, a.customer)
                               .Bind(2, a.space)
                               .Bind(3, a.id)
@@ -555,7 +567,15 @@ Result<Page<Asset>> SqliteStore::ListAssets(const AssetQuery& q) {
   BEGIN_TX(tx, false);
   auto& conn = tx.conn();
   Page<Asset> out;
-  {
+  bool filtered = q.string1 || q.string2 || q.string3 || q.number1 || q.number2 || q.number3;
+  if (q.space && !filtered) {
+    // The space keeps its image count, so a plain listing costs the same at any size.
+    PREPARE(st, conn, "SELECT image_count FROM spaces WHERE customer = ? AND id = ?");
+    st.Bind(1, q.customer).Bind(2, *q.space);
+    Status status;
+    if (st.Step(&status)) out.total = st.Int(0);
+    if (!status.ok()) return status;
+  } else {
     PREPARE(st, conn, "SELECT COUNT(*) FROM assets a" + where);
     bind(st);
     Status status;
@@ -638,6 +658,11 @@ Status SqliteStore::DeleteAsset(int64_t customer, int64_t space, const std::stri
     PREPARE(st, conn, "DELETE FROM assets WHERE customer = ? AND space = ? AND id = ?");
     QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, space).Bind(3, id).Run());
   }
+  {
+    PREPARE(st, conn,
+            "UPDATE spaces SET image_count = image_count - 1 WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, space).Run());
+  }
   if (asset->batch) touched->insert(*asset->batch);
   for (int64_t b : *touched) {
     QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now));
@@ -679,6 +704,10 @@ Result<Batch> SqliteStore::CreateBatch(int64_t customer, const std::vector<Asset
                               .Run());
     batch_id = conn.LastInsertId();
   }
+  {
+    PREPARE(st, conn, "UPDATE customers SET batch_count = batch_count + 1 WHERE id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Run());
+  }
   std::set<int64_t> touched;
   int64_t ordinal = 0;
   for (const Asset& in : members) {
@@ -692,6 +721,12 @@ Result<Batch> SqliteStore::CreateBatch(int64_t customer, const std::vector<Asset
     {
       auto old = ReadAssetRow(conn, customer, m.space, m.id);
       if (old.ok() && old->batch) touched.insert(*old->batch);
+      if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
+      if (!old.ok()) {
+        PREPARE(st, conn,
+                "UPDATE spaces SET image_count = image_count + 1 WHERE customer = ? AND id = ?");
+        QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, m.space).Run());
+      }
     }
     {
       PREPARE(st, conn,
@@ -781,7 +816,8 @@ Status SqliteStore::FillEstimate(Connection& conn, Batch* b) {
   if (per_ms <= 0) return Status::Ok();
   PREPARE(st, conn,
           "SELECT COUNT(*) FROM jobs WHERE customer = ?1 AND (priority > ?2 OR "
-          "(priority = ?2 AND id <= (SELECT COALESCE(MAX(id), 0) FROM jobs WHERE batch = ?3)))");
+          "(priority = ?2 AND next_attempt_at <= (SELECT COALESCE(MAX(next_attempt_at), 0) "
+          "FROM jobs WHERE batch = ?3)))");
   st.Bind(1, b->customer).Bind(2, b->priority ? 1 : 0).Bind(3, b->id);
   Status status;
   int64_t ahead = st.Step(&status) ? st.Int(0) : 0;
@@ -791,10 +827,11 @@ Status SqliteStore::FillEstimate(Connection& conn, Batch* b) {
 }
 
 Result<Batch> SqliteStore::GetBatch(int64_t customer, int64_t id) {
-  BEGIN_TX(tx, false);
-  auto b = ReadBatchRow(tx.conn(), customer, id);
+  // No transaction: one row, plus (while unfinished) an estimate that may be a moment old.
+  auto conn = pool_->Acquire();
+  auto b = ReadBatchRow(*conn, customer, id);
   if (!b.ok()) return b;
-  QUIRE_RETURN_IF_ERROR(FillEstimate(tx.conn(), &*b));
+  QUIRE_RETURN_IF_ERROR(FillEstimate(*conn, &*b));
   return b;
 }
 
@@ -812,10 +849,20 @@ Result<Page<Batch>> SqliteStore::ListBatches(const BatchQuery& q) {
   auto& conn = tx.conn();
   Page<Batch> out;
   {
-    PREPARE(st, conn, "SELECT COUNT(*) FROM batches" + where);
+    // Totals from the customer's counters: all = batch_count; recent = all − active −
+    // superseded. Only the active set (small by nature) is counted row by row.
+    PREPARE(st, conn,
+            "SELECT c.batch_count, c.superseded_count, (SELECT COUNT(*) FROM batches WHERE "
+            "customer = ?1 AND finished IS NULL AND superseded = 0) FROM customers c "
+            "WHERE c.id = ?1");
     st.Bind(1, q.customer);
     Status status;
-    if (st.Step(&status)) out.total = st.Int(0);
+    if (st.Step(&status)) {
+      int64_t all = st.Int(0), superseded = st.Int(1), active = st.Int(2);
+      out.total = q.filter == BatchListFilter::kAll      ? all
+                  : q.filter == BatchListFilter::kActive ? active
+                                                         : all - active - superseded;
+    }
     if (!status.ok()) return status;
   }
   PREPARE(st, conn,
@@ -874,8 +921,7 @@ Result<bool> SqliteStore::TestBatch(int64_t customer, int64_t id) {
   bool changed = false;
   if (*pointing == 0) {
     if (!b->superseded) {
-      PREPARE(st, conn, "UPDATE batches SET superseded = 1 WHERE id = ?");
-      QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Run());
+      QUIRE_RETURN_IF_ERROR(MarkSuperseded(conn, id, /*only_if_empty=*/false));
       changed = true;
     }
   } else {
@@ -992,7 +1038,8 @@ Result<Page<Asset>> SqliteStore::ListQueuedAssets(int64_t customer, const PageRe
   PREPARE(st, conn,
           std::string("SELECT ") + kAssetCols +
               " FROM jobs j JOIN assets a ON a.customer = j.customer AND a.space = j.space AND "
-              "a.id = j.asset_id WHERE j.customer = ? ORDER BY j.priority DESC, j.id "
+              "a.id = j.asset_id WHERE j.customer = ? ORDER BY j.priority DESC, "
+              "j.next_attempt_at, j.id "
               "LIMIT ? OFFSET ?");
   st.Bind(1, customer).Bind(2, page.page_size).Bind(3, page.Offset());
   Status status;
@@ -1033,7 +1080,8 @@ Result<std::optional<Job>> SqliteStore::ClaimJob(const std::string& owner, int64
     PREPARE(st, conn,
             "SELECT customer, jid FROM (SELECT t.customer, t.last_turn, "
             "(SELECT j.id FROM jobs j WHERE j.customer = t.customer AND j.priority = ?1 AND "
-            "j.state = 'queued' AND j.next_attempt_at <= ?2 ORDER BY j.id LIMIT 1) AS jid "
+            "j.state = 'queued' AND j.next_attempt_at <= ?2 ORDER BY j.next_attempt_at, j.id "
+            "LIMIT 1) AS jid "
             "FROM queue_turns t) WHERE jid IS NOT NULL ORDER BY last_turn, customer LIMIT 1");
     st.Bind(1, prio).Bind(2, now);
     Status status;

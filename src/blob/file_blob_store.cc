@@ -109,7 +109,20 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::Open(const std::string& ro
   if (ec) {
     return Status::IOError("cannot create blob store directory " + root_str + ": " + ec.message());
   }
+  RemoveStaleScratch(abs / kScratchName);
   return std::unique_ptr<FileBlobStore>(new FileBlobStore(root_str));
+}
+
+// Scratch files outlive only a crashed writer. Anything older than an hour is such a
+// leftover (a live writer's files are minutes old at most), so it goes at start-up.
+void FileBlobStore::RemoveStaleScratch(const fs::path& scratch) {
+  std::error_code ec;
+  auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  for (auto it = fs::directory_iterator(scratch, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    std::error_code e2;
+    if (it->is_regular_file(e2) && it->last_write_time(e2) < cutoff) fs::remove(it->path(), e2);
+  }
 }
 
 std::string FileBlobStore::ScratchDir() const { return root_ + "/" + kScratchName; }

@@ -4,6 +4,7 @@
 // beyond the filesystem).
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -13,7 +14,7 @@ namespace quire {
 
 class FileBlobStore : public BlobStore {
  public:
-  // Creates `root` and `root/.tmp` if missing.
+  // Creates `root` and `root/.tmp` if missing; removes scratch files over an hour old.
   static Result<std::unique_ptr<FileBlobStore>> Open(const std::string& root);
 
   Status PutFile(const std::string& key, const std::string& local_path) override;
@@ -29,6 +30,7 @@ class FileBlobStore : public BlobStore {
  private:
   explicit FileBlobStore(std::string root) : root_(std::move(root)) {}
 
+  static void RemoveStaleScratch(const std::filesystem::path& scratch);
   // Renames the fsynced temp file `tmp` (under ScratchDir) into place as `key`.
   Status Publish(const std::string& key, const std::string& tmp);
 

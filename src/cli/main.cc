@@ -23,14 +23,6 @@
 namespace quire {
 namespace {
 
-// Origin low-speed abort: a download slower than `bytes` per second for `time_s` seconds is
-// abandoned (a stalled origin). Kept here rather than in Config: only the ingest settings read it.
-struct LowSpeedFlags {
-  long bytes = OriginPolicy{}.low_speed_bytes_per_s;
-  long time_s = OriginPolicy{}.low_speed_time_s;
-};
-LowSpeedFlags g_low_speed;
-
 // Flags shared by serve and worker; each has a QUIRE_* environment variable.
 void AddCommonFlags(CLI::App* app, Config* c) {
   app->add_option("--data", c->data_dir, "home of the embedded defaults (DIR/quire.db, DIR/blobs)")
@@ -75,12 +67,12 @@ void AddIngestFlags(CLI::App* app, Config* c) {
   app->add_option("--origin-timeout-ms", c->origin_timeout_ms, "origin total download timeout")
       ->envname("QUIRE_ORIGIN_TIMEOUT_MS")
       ->capture_default_str();
-  app->add_option("--origin-low-speed-bytes", g_low_speed.bytes,
+  app->add_option("--origin-low-speed-bytes", c->origin_low_speed_bytes,
                   "a download slower than this many bytes/s ...")
       ->envname("QUIRE_ORIGIN_LOW_SPEED_BYTES")
       ->capture_default_str()
       ->check(CLI::Range(1L, 1L << 30));
-  app->add_option("--origin-low-speed-time-s", g_low_speed.time_s,
+  app->add_option("--origin-low-speed-time-s", c->origin_low_speed_time_s,
                   "... for this many seconds is abandoned as stalled")
       ->envname("QUIRE_ORIGIN_LOW_SPEED_TIME_S")
       ->capture_default_str()
@@ -113,8 +105,8 @@ IngestSettings MakeIngestSettings(const Config& c) {
   s.origin.max_bytes = c.max_origin_bytes;
   s.origin.connect_timeout_ms = c.origin_connect_timeout_ms;
   s.origin.total_timeout_ms = c.origin_timeout_ms;
-  s.origin.low_speed_bytes_per_s = g_low_speed.bytes;
-  s.origin.low_speed_time_s = g_low_speed.time_s;
+  s.origin.low_speed_bytes_per_s = c.origin_low_speed_bytes;
+  s.origin.low_speed_time_s = c.origin_low_speed_time_s;
   s.process.max_pixels = c.max_pixels;
   return s;
 }

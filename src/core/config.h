@@ -29,6 +29,8 @@ struct Config {
   int64_t max_origin_bytes = 1LL << 30;
   long origin_connect_timeout_ms = 10000;
   long origin_timeout_ms = 300000;
+  long origin_low_speed_bytes = 1024;  // a download slower than this many bytes/s ...
+  long origin_low_speed_time_s = 30;   // ... for this long is abandoned as stalled
   int render_lane = 2;             // concurrent large renders before 503
   int64_t response_cache_bytes = 64 * 1024 * 1024;
 

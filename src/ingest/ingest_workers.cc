@@ -1,7 +1,11 @@
 #include "ingest/ingest_workers.h"
 
 #include <spdlog/spdlog.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <chrono>
 #include <cstdio>
@@ -30,7 +34,33 @@ IngestWorkers::IngestWorkers(Store& store, BlobStore& blobs, IngestSettings sett
 
 IngestWorkers::~IngestWorkers() { Stop(); }
 
+// Leases held by processes of this host that no longer exist (a crash or SIGKILL) would
+// otherwise block their images until the lease runs out; end them now. Owners are
+// "host:pid:nonce/worker"; a live or unknown pid is left to the lease timeout.
+void IngestWorkers::RecoverDeadLocalLeases() {
+  auto owners = store_.LeaseOwners();
+  if (!owners.ok()) {
+    spdlog::warn("could not list lease owners: {}", owners.status().message());
+    return;
+  }
+  std::string host = owner_prefix_.substr(0, owner_prefix_.find(':') + 1);
+  for (const std::string& owner : *owners) {
+    if (owner.rfind(host, 0) != 0) continue;
+    size_t pid_end = owner.find(':', host.size());
+    if (pid_end == std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::atol(owner.substr(host.size(), pid_end - host.size()).c_str()));
+    if (pid <= 0 || pid == getpid()) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    Status st = store_.ExpireLeases(owner);
+    if (st.ok())
+      spdlog::info("took back the ingest jobs of {}, which is no longer running", owner);
+    else
+      spdlog::warn("could not take back the jobs of {}: {}", owner, st.message());
+  }
+}
+
 void IngestWorkers::Start() {
+  if (settings_.workers > 0) RecoverDeadLocalLeases();
   for (int i = 0; i < settings_.workers; ++i) threads_.emplace_back([this, i] { Run(i); });
   if (settings_.workers > 0) heartbeat_ = std::thread([this] { Heartbeat(); });
 }

@@ -42,6 +42,7 @@ class IngestWorkers {
   void Stop();
 
  private:
+  void RecoverDeadLocalLeases();
   void Run(int index);
   void Heartbeat();
   void Process(const Job& job);

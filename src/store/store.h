@@ -150,6 +150,11 @@ class Store {
                                const std::string& last_error) = 0;
   // Hands back every job leased by `owner` (graceful shutdown).
   virtual Status ReleaseJobs(const std::string& owner) = 0;
+  // Owners currently holding leases.
+  virtual Result<std::vector<std::string>> LeaseOwners() = 0;
+  // Ends `owner`'s leases now (it is known to be dead): its jobs are claimable at once, and
+  // the interrupted attempt still counts.
+  virtual Status ExpireLeases(const std::string& owner) = 0;
 };
 
 // Opens the store named by a --database URL ("sqlite:PATH"), creating the file if needed.

@@ -175,6 +175,30 @@ TEST_F(IngestCrashTest, SigkillMidBatchThenRestartFinishesEveryImageExactlyOnce)
   if (HasFailure()) std::cerr << "---- quire log ----\n" << server->Log();
 }
 
+// With the default one-minute lease, a restart on the same host does not wait for the dead
+// process's leases to run out: it sees that process is gone and takes its jobs back at once.
+TEST_F(IngestCrashTest, RestartTakesBackADeadProcesssLeasesWithoutWaitingForThem) {
+  const std::string data = dir_.path() + "/data";
+  std::vector<std::string> flags = {"--workers", "2", "--allow-private-origins",
+                                    "--ingest-backoff-ms", "100"};  // default --lease-ms 60000
+  auto server = std::make_unique<QuireProcess>(data, flags);
+  Api api{server->url(), server->admin()};
+  int64_t space = api.CreateSpace(kCustomer, "leases");
+  int64_t batch = Submit(api, space, "l");
+  ASSERT_GT(batch, 0);
+  json before = WaitForCompleted(api, batch, 6);
+  server->Kill();
+  ASSERT_LT(before.value("completed", 0), kImages) << "the kill must land mid-batch";
+
+  auto restarted = std::chrono::steady_clock::now();
+  server = std::make_unique<QuireProcess>(data, flags);
+  api.base = server->url();
+  ExpectExactlyFinished(api, space, batch, "l");
+  auto took = std::chrono::steady_clock::now() - restarted;
+  EXPECT_LT(took, 30s) << "the dead process's 60 s leases were waited out";
+  EXPECT_NE(server->Log().find("no longer running"), std::string::npos) << server->Log();
+}
+
 TEST_F(IngestCrashTest, SigtermMidBatchHandsWorkBackAndRestartCompletesEverything) {
   const std::string data = dir_.path() + "/data";
   auto server = std::make_unique<QuireProcess>(data, ServerFlags());

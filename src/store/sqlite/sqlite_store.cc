@@ -1203,6 +1203,25 @@ Status SqliteStore::ReleaseJobs(const std::string& owner) {
   return tx.Commit();
 }
 
+Result<std::vector<std::string>> SqliteStore::LeaseOwners() {
+  auto conn = pool_->Acquire();
+  PREPARE(st, *conn, "SELECT DISTINCT lease_owner FROM jobs WHERE state = 'leased'");
+  std::vector<std::string> owners;
+  Status status;
+  while (st.Step(&status)) owners.push_back(st.Text(0));
+  if (!status.ok()) return status;
+  return owners;
+}
+
+Status SqliteStore::ExpireLeases(const std::string& owner) {
+  BEGIN_TX(tx, true);
+  PREPARE(st, tx.conn(),
+          "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL "
+          "WHERE lease_owner = ? AND state = 'leased'");
+  QUIRE_RETURN_IF_ERROR(st.Bind(1, owner).Run());
+  return tx.Commit();
+}
+
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url) {
   if (url.rfind("sqlite:", 0) != 0)
     return Status::Invalid("unsupported --database '" + url +

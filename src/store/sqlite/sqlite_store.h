@@ -56,6 +56,8 @@ class SqliteStore : public Store {
   Status RescheduleJob(const Job& job, int64_t next_attempt_ms,
                        const std::string& last_error) override;
   Status ReleaseJobs(const std::string& owner) override;
+  Result<std::vector<std::string>> LeaseOwners() override;
+  Status ExpireLeases(const std::string& owner) override;
 
  private:
   explicit SqliteStore(std::unique_ptr<sqlite::Pool> pool) : pool_(std::move(pool)) {}

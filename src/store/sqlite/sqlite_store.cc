@@ -827,11 +827,11 @@ Status SqliteStore::FillEstimate(Connection& conn, Batch* b) {
 }
 
 Result<Batch> SqliteStore::GetBatch(int64_t customer, int64_t id) {
-  // No transaction: one row, plus (while unfinished) an estimate that may be a moment old.
-  auto conn = pool_->Acquire();
-  auto b = ReadBatchRow(*conn, customer, id);
+  // One read transaction: a single lock cycle for the row and the estimate's queries.
+  BEGIN_TX(tx, false);
+  auto b = ReadBatchRow(tx.conn(), customer, id);
   if (!b.ok()) return b;
-  QUIRE_RETURN_IF_ERROR(FillEstimate(*conn, &*b));
+  QUIRE_RETURN_IF_ERROR(FillEstimate(tx.conn(), &*b));
   return b;
 }
 

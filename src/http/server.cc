@@ -6,6 +6,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <chrono>
 
 namespace quire::http {
@@ -203,6 +204,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void SendError(int status, const std::string& text, bool keep_alive) {
     keep_alive_ = keep_alive;
+    // The client may still be sending the body we refused; closing at once would reset the
+    // connection and lose our answer, so drain it for a moment first.
+    linger_ = !keep_alive;
     auto req = std::make_shared<Request>();
     req->method = "?";
     req->path = "?";
@@ -262,6 +266,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(bool keep, beast::error_code ec) {
     response_.reset();
     server_->in_flight.fetch_sub(1);
+    if (!ec && !keep && linger_) return LingerClose();
     if (ec || !keep) return Close();
     Read();
   }
@@ -272,12 +277,31 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.close();
   }
 
+  // Half-closes, then reads and discards what the client still sends (up to a time and byte
+  // budget) so its unread upload does not turn our close into a reset.
+  void LingerClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(3));
+    Drain(std::make_shared<std::array<char, 65536>>(), 0);
+  }
+
+  void Drain(std::shared_ptr<std::array<char, 65536>> buf, size_t drained) {
+    stream_.async_read_some(
+        asio::buffer(*buf), [self = shared_from_this(), buf, drained](beast::error_code ec,
+                                                                      std::size_t n) {
+          if (ec || drained + n > 64u * 1024 * 1024) return self->stream_.close();
+          self->Drain(buf, drained + n);
+        });
+  }
+
   beast::tcp_stream stream_;
   Server::Impl* server_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<void> response_;
   bool keep_alive_ = true;
+  bool linger_ = false;
   unsigned version_ = 11;
   std::chrono::steady_clock::time_point started_;
 };

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "support/http_client.h"
+#include "support/live_server.h"
 #include "support/quire_process.h"
 
 namespace quire::test {
@@ -10,32 +11,8 @@ namespace {
 
 using nlohmann::json;
 
-void ExpectError(const HttpResult& r, long status) {
-  EXPECT_EQ(r.status, status) << r.body;
-  auto j = r.Json();
-  ASSERT_TRUE(j.is_object()) << r.body;
-  EXPECT_EQ(j["@type"], "Error");
-  EXPECT_EQ(j["statusCode"], status);
-  EXPECT_EQ(j["status"], status);
-  EXPECT_TRUE(j["title"].is_string());
-  EXPECT_TRUE(j["detail"].is_string());
-  EXPECT_EQ(j["detail"], j["description"]);
-  EXPECT_TRUE(j["instance"].is_string());
-}
-
-class FoundationApi : public ::testing::Test {
+class FoundationApi : public LiveServerTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    server_ = new QuireProcess(dir_->path() + "/data", {"--workers", "0"});
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete dir_;
-  }
-  static std::string U(const std::string& path) { return server_->url() + path; }
-  static Credentials Admin() { return server_->admin(); }
-
   // Creates a customer and a key for it.
   static std::pair<int64_t, Credentials> NewCustomer(const std::string& name) {
     auto c = Http("POST", U("/customers"), json{{"name", name}}.dump(), Admin());
@@ -46,11 +23,7 @@ class FoundationApi : public ::testing::Test {
     return {id, Credentials{k.Json()["key"], k.Json()["secret"]}};
   }
 
-  static TempDir* dir_;
-  static QuireProcess* server_;
 };
-TempDir* FoundationApi::dir_ = nullptr;
-QuireProcess* FoundationApi::server_ = nullptr;
 
 TEST_F(FoundationApi, EntryPointsAreAnonymous) {
   auto root = Http("GET", U("/"));
@@ -76,18 +49,18 @@ TEST_F(FoundationApi, EntryPointsAreAnonymous) {
 
 TEST_F(FoundationApi, AuthenticationFailures) {
   auto none = Http("GET", U("/customers"));
-  ExpectError(none, 401);
+  ExpectHydraError(none, 401);
   EXPECT_EQ(none.Header("www-authenticate"), "Basic realm=\"Quire\"");
-  ExpectError(Http("GET", U("/customers"), "", {"admin", "wrong"}), 401);
-  ExpectError(Http("GET", U("/customers"), "", {"nobody", "admin-secret"}), 401);
-  ExpectError(Http("GET", U("/customers"), "", {}, {{"Authorization", "Bearer xyz"}}), 401);
-  ExpectError(Http("GET", U("/customers"), "", {}, {{"Authorization", "Basic !!!"}}), 401);
+  ExpectHydraError(Http("GET", U("/customers"), "", {"admin", "wrong"}), 401);
+  ExpectHydraError(Http("GET", U("/customers"), "", {"nobody", "admin-secret"}), 401);
+  ExpectHydraError(Http("GET", U("/customers"), "", {}, {{"Authorization", "Bearer xyz"}}), 401);
+  ExpectHydraError(Http("GET", U("/customers"), "", {}, {{"Authorization", "Basic !!!"}}), 401);
   EXPECT_EQ(Http("GET", U("/customers"), "", Admin()).status, 200);
 }
 
 TEST_F(FoundationApi, SetupWorksOnlyOnce) {
   // This server was seeded with --admin-key, so setup is already done.
-  ExpectError(Http("POST", U("/setup")), 409);
+  ExpectHydraError(Http("POST", U("/setup")), 409);
   TempDir fresh;
   QuireProcess blank(fresh.path() + "/data", {"--workers", "0"}, /*seed_admin=*/false);
   auto first = Http("POST", blank.url() + "/setup");
@@ -98,7 +71,7 @@ TEST_F(FoundationApi, SetupWorksOnlyOnce) {
   Credentials admin{j["key"], j["secret"]};
   EXPECT_GE(admin.secret.size(), 32u);  // ≥128 bits
   EXPECT_EQ(Http("GET", blank.url() + "/customers", "", admin).status, 200);
-  ExpectError(Http("POST", blank.url() + "/setup"), 409);
+  ExpectHydraError(Http("POST", blank.url() + "/setup"), 409);
 }
 
 TEST_F(FoundationApi, CustomersLifecycle) {
@@ -119,24 +92,24 @@ TEST_F(FoundationApi, CustomersLifecycle) {
   for (const char* link : {"keys", "spaces", "queue"})
     EXPECT_EQ(Http("GET", c[link].get<std::string>(), "", Admin()).status, 200) << link;
 
-  ExpectError(Http("POST", U("/customers"), json{{"name", "wellcome"}}.dump(), Admin()), 409);
-  ExpectError(Http("POST", U("/customers"), json{{"name", "bad name!"}}.dump(), Admin()), 400);
-  ExpectError(Http("POST", U("/customers"), json{{"displayName", "x"}}.dump(), Admin()), 400);
-  ExpectError(Http("POST", U("/customers"), json{{"name", 7}}.dump(), Admin()), 400);
+  ExpectHydraError(Http("POST", U("/customers"), json{{"name", "wellcome"}}.dump(), Admin()), 409);
+  ExpectHydraError(Http("POST", U("/customers"), json{{"name", "bad name!"}}.dump(), Admin()), 400);
+  ExpectHydraError(Http("POST", U("/customers"), json{{"displayName", "x"}}.dump(), Admin()), 400);
+  ExpectHydraError(Http("POST", U("/customers"), json{{"name", 7}}.dump(), Admin()), 400);
 
   auto patched = Http("PATCH", url, json{{"displayName", "WC"}}.dump(), Admin());
   ASSERT_EQ(patched.status, 200);
   EXPECT_EQ(patched.Json()["displayName"], "WC");
   EXPECT_EQ(Http("GET", url, "", Admin()).Json()["displayName"], "WC");
-  ExpectError(Http("GET", U("/customers/99999"), "", Admin()), 404);
+  ExpectHydraError(Http("GET", U("/customers/99999"), "", Admin()), 404);
 
   // A customer's own key: its own customer yes, the list and other customers no.
   auto key = Http("POST", url + "/keys", "", Admin()).Json();
   Credentials own{key["key"], key["secret"]};
   EXPECT_EQ(Http("GET", url, "", own).status, 200);
-  ExpectError(Http("GET", U("/customers"), "", own), 403);
-  ExpectError(Http("POST", U("/customers"), json{{"name", "sneaky"}}.dump(), own), 403);
-  ExpectError(Http("GET", U("/customers/1"), "", own), 404);
+  ExpectHydraError(Http("GET", U("/customers"), "", own), 403);
+  ExpectHydraError(Http("POST", U("/customers"), json{{"name", "sneaky"}}.dump(), own), 403);
+  ExpectHydraError(Http("GET", U("/customers/1"), "", own), 404);
 }
 
 TEST_F(FoundationApi, KeysAreShownOnceAndRevocable) {
@@ -158,8 +131,8 @@ TEST_F(FoundationApi, KeysAreShownOnceAndRevocable) {
   EXPECT_EQ(Http("GET", keys, "", creds2).Json()["totalItems"], 2);
 
   EXPECT_EQ(Http("DELETE", keys + "/" + creds.key, "", creds2).status, 204);
-  ExpectError(Http("GET", keys, "", creds), 401);
-  ExpectError(Http("DELETE", keys + "/" + creds.key, "", creds2), 404);
+  ExpectHydraError(Http("GET", keys, "", creds), 401);
+  ExpectHydraError(Http("DELETE", keys + "/" + creds.key, "", creds2), 404);
   EXPECT_EQ(Http("GET", keys, "", creds2).status, 200);
 }
 
@@ -175,11 +148,11 @@ TEST_F(FoundationApi, SpacesLifecycle) {
   auto b = Http("POST", spaces, json{{"name", "maps"}, {"maxUnauthorised", 400}}.dump(), creds);
   EXPECT_EQ(b.Json()["id"], 2);
   EXPECT_EQ(b.Json()["maxUnauthorised"], 400);
-  ExpectError(Http("POST", spaces, json{{"name", "books"}}.dump(), creds), 409);
-  ExpectError(Http("POST", spaces, json{{"maxUnauthorised", 1}}.dump(), creds), 400);
-  ExpectError(Http("POST", spaces, json{{"name", "t"}, {"maxUnauthorised", "x"}}.dump(), creds),
+  ExpectHydraError(Http("POST", spaces, json{{"name", "books"}}.dump(), creds), 409);
+  ExpectHydraError(Http("POST", spaces, json{{"maxUnauthorised", 1}}.dump(), creds), 400);
+  ExpectHydraError(Http("POST", spaces, json{{"name", "t"}, {"maxUnauthorised", "x"}}.dump(), creds),
               400);
-  ExpectError(Http("POST", spaces, json{{"name", "t"}, {"defaultTags", "x"}}.dump(), creds), 400);
+  ExpectHydraError(Http("POST", spaces, json{{"name", "t"}, {"defaultTags", "x"}}.dump(), creds), 400);
 
   auto list = Http("GET", spaces, "", creds).Json();
   EXPECT_EQ(list["totalItems"], 2);
@@ -194,24 +167,24 @@ TEST_F(FoundationApi, SpacesLifecycle) {
   auto replaced = Http("PUT", spaces + "/10", json{{"name", "chosen2"}}.dump(), creds);
   EXPECT_EQ(replaced.status, 200);
   EXPECT_EQ(replaced.Json()["name"], "chosen2");
-  ExpectError(Http("PUT", spaces + "/10", json{{"name", "books"}}.dump(), creds), 409);
+  ExpectHydraError(Http("PUT", spaces + "/10", json{{"name", "books"}}.dump(), creds), 409);
 
   auto patched = Http("PATCH", spaces + "/2", json{{"maxUnauthorised", 100}}.dump(), creds);
   EXPECT_EQ(patched.status, 200);
   EXPECT_EQ(patched.Json()["maxUnauthorised"], 100);
   EXPECT_EQ(patched.Json()["name"], "maps");
-  ExpectError(Http("PATCH", spaces + "/77", json{{"name", "x"}}.dump(), creds), 404);
-  ExpectError(Http("GET", spaces + "/77", "", creds), 404);
-  ExpectError(Http("GET", spaces + "/abc", "", creds), 404);
+  ExpectHydraError(Http("PATCH", spaces + "/77", json{{"name", "x"}}.dump(), creds), 404);
+  ExpectHydraError(Http("GET", spaces + "/77", "", creds), 404);
+  ExpectHydraError(Http("GET", spaces + "/abc", "", creds), 404);
 
   EXPECT_EQ(Http("DELETE", spaces + "/10", "", creds).status, 204);
-  ExpectError(Http("DELETE", spaces + "/10", "", creds), 404);
+  ExpectHydraError(Http("DELETE", spaces + "/10", "", creds), 404);
   // A space holding images cannot be deleted.
   auto img = Http("PUT", spaces + "/1/images/one",
                   json{{"origin", "https://example.org/1.jpg"}, {"mediaType", "image/jpeg"}}.dump(),
                   creds);
   ASSERT_EQ(img.status, 201) << img.body;
-  ExpectError(Http("DELETE", spaces + "/1", "", creds), 409);
+  ExpectHydraError(Http("DELETE", spaces + "/1", "", creds), 409);
   EXPECT_EQ(Http("GET", spaces + "/1", "", creds).Json()["approximateNumberOfImages"], 1);
 }
 
@@ -287,23 +260,23 @@ TEST_F(FoundationApi, IsolationMatrix) {
 TEST_F(FoundationApi, TransportErrors) {
   auto [id, creds] = NewCustomer("transport");
   std::string spaces = U("/customers/" + std::to_string(id) + "/spaces");
-  ExpectError(Http("POST", spaces, "{\"name\": ", creds), 400);
-  ExpectError(Http("POST", spaces, "[1,2,3]", creds), 400);
-  ExpectError(Http("POST", spaces, "", creds), 400);
-  ExpectError(Http("POST", spaces, "\"just a string\"", creds), 400);
-  ExpectError(Http("POST", spaces, json{{"name", {{"nested", true}}}}.dump(), creds), 400);
+  ExpectHydraError(Http("POST", spaces, "{\"name\": ", creds), 400);
+  ExpectHydraError(Http("POST", spaces, "[1,2,3]", creds), 400);
+  ExpectHydraError(Http("POST", spaces, "", creds), 400);
+  ExpectHydraError(Http("POST", spaces, "\"just a string\"", creds), 400);
+  ExpectHydraError(Http("POST", spaces, json{{"name", {{"nested", true}}}}.dump(), creds), 400);
 
   std::string big = "{\"name\":\"" + std::string(11 * 1024 * 1024, 'x') + "\"}";
   auto huge = Http("POST", spaces, big, creds);
   EXPECT_EQ(huge.status, 413);
   EXPECT_EQ(Http("GET", spaces, "", creds).Json()["totalItems"], 0);
 
-  ExpectError(Http("GET", U("/no/such/route"), "", creds), 404);
+  ExpectHydraError(Http("GET", U("/no/such/route"), "", creds), 404);
   auto wrong = Http("DELETE", U("/customers"), "", Admin());
-  ExpectError(wrong, 405);
+  ExpectHydraError(wrong, 405);
   EXPECT_NE(wrong.Header("allow").find("GET"), std::string::npos);
   EXPECT_NE(wrong.Header("allow").find("POST"), std::string::npos);
-  ExpectError(Http("PUT", U("/queue"), "{}"), 405);
+  ExpectHydraError(Http("PUT", U("/queue"), "{}"), 405);
   // Keep-alive connections survive errors; HEAD has no body.
   auto head = Http("HEAD", U("/"));
   EXPECT_EQ(head.status, 200);

@@ -17,6 +17,7 @@
 
 #include "store/sqlite/sqlite_store.h"
 #include "support/http_client.h"
+#include "support/live_server.h"
 #include "support/quire_process.h"
 
 namespace quire::test {
@@ -24,29 +25,15 @@ namespace {
 
 using nlohmann::json;
 
-void ExpectError(const HttpResult& r, long status) {
-  EXPECT_EQ(r.status, status) << r.body;
-  auto j = r.Json();
-  ASSERT_TRUE(j.is_object()) << r.body;
-  EXPECT_EQ(j["@type"], "Error");
-  EXPECT_EQ(j["statusCode"], status);
-  EXPECT_EQ(j["status"], status);
-  EXPECT_TRUE(j["title"].is_string());
-  ASSERT_TRUE(j["detail"].is_string());
-  EXPECT_FALSE(j["detail"].get<std::string>().empty());
-  EXPECT_EQ(j["detail"], j["description"]);
-  ASSERT_TRUE(j["instance"].is_string());
-}
-
 // 400 with exactly `detail`.
 void Expect400(const HttpResult& r, const std::string& detail) {
-  ExpectError(r, 400);
+  ExpectHydraError(r, 400);
   EXPECT_EQ(r.Json().value("detail", ""), detail) << r.body;
 }
 
 // 400 whose detail contains `part`.
 void Expect400Containing(const HttpResult& r, const std::string& part) {
-  ExpectError(r, 400);
+  ExpectHydraError(r, 400);
   EXPECT_NE(r.Json().value("detail", "").find(part), std::string::npos)
       << "detail does not mention '" << part << "': " << r.body;
 }
@@ -87,22 +74,18 @@ json Members(const std::string& prefix, int n, int64_t space = 1) {
   return list;
 }
 
-class QueueApi : public ::testing::Test {
+class QueueApi : public LiveServerTest {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    server_ = new QuireProcess(dir_->path() + "/data", {"--workers", "0"});
-    auto s = SqliteStore::Open(dir_->path() + "/data/quire.db");
+    LiveServerTest::SetUpTestSuite();
+    auto s = SqliteStore::Open(DataDir() + "/quire.db");
     if (!s.ok()) throw std::runtime_error(s.status().message());
     store_ = std::move(s).value().release();
   }
   static void TearDownTestSuite() {
     delete store_;
-    delete server_;
-    delete dir_;
+    LiveServerTest::TearDownTestSuite();
   }
-  static std::string U(const std::string& path) { return server_->url() + path; }
-  static Credentials Admin() { return server_->admin(); }
 
   // A fresh customer (so batch listings start empty), a key for it and space 1.
   struct Cust {
@@ -185,12 +168,8 @@ class QueueApi : public ::testing::Test {
     ASSERT_EQ(recorded, outcomes.size());
   }
 
-  static TempDir* dir_;
-  static QuireProcess* server_;
   static SqliteStore* store_;
 };
-TempDir* QueueApi::dir_ = nullptr;
-QuireProcess* QueueApi::server_ = nullptr;
 SqliteStore* QueueApi::store_ = nullptr;
 
 // ------------------------------------------------------------------ listings
@@ -266,7 +245,7 @@ TEST_F(QueueApi, BatchListingsContentsOrdersAndPaging) {
   EXPECT_EQ(BatchIds(by_desc_paged), (std::vector<int64_t>{b[6], b[5], b[4]}));
   EXPECT_NE(by_desc_paged["view"]["next"].get<std::string>().find("orderByDescending=id"),
             std::string::npos);
-  ExpectError(Http("GET", c.base + "/queue/batches?orderBy=colour", "", c.key), 400);
+  ExpectHydraError(Http("GET", c.base + "/queue/batches?orderBy=colour", "", c.key), 400);
 
   // Active: not finished, not superseded — b[3], b[4], b[6].
   json active = Get(c, "/queue/active");
@@ -320,28 +299,28 @@ TEST_F(QueueApi, UnknownAndForeignBatchesAre404) {
   Cust other = NewCustomer("other404");
   int64_t b = Submit(c, {Member("x")})["id"];
   for (const char* suffix : {"", "/images", "/completedImages", "/errorImages"}) {
-    ExpectError(Http("GET", c.base + BatchPath(999999) + suffix, "", c.key), 404);
-    ExpectError(Http("GET", c.base + "/queue/batches/abc" + suffix, "", c.key), 404);
-    ExpectError(Http("GET", c.base + "/queue/batches/-1" + suffix, "", c.key), 404);
+    ExpectHydraError(Http("GET", c.base + BatchPath(999999) + suffix, "", c.key), 404);
+    ExpectHydraError(Http("GET", c.base + "/queue/batches/abc" + suffix, "", c.key), 404);
+    ExpectHydraError(Http("GET", c.base + "/queue/batches/-1" + suffix, "", c.key), 404);
     // Another customer's batch through its own URL space, or through the owner's.
-    ExpectError(Http("GET", other.base + BatchPath(b) + suffix, "", other.key), 404);
-    ExpectError(Http("GET", c.base + BatchPath(b) + suffix, "", other.key), 404);
+    ExpectHydraError(Http("GET", other.base + BatchPath(b) + suffix, "", other.key), 404);
+    ExpectHydraError(Http("GET", c.base + BatchPath(b) + suffix, "", other.key), 404);
     // The owner and the administrator see it.
     EXPECT_EQ(Http("GET", c.base + BatchPath(b) + suffix, "", c.key).status, 200);
     EXPECT_EQ(Http("GET", c.base + BatchPath(b) + suffix, "", Admin()).status, 200);
   }
   for (const char* action : {"/test", "/retry"}) {
-    ExpectError(Http("POST", c.base + BatchPath(999999) + action, "", c.key), 404);
-    ExpectError(Http("POST", other.base + BatchPath(b) + action, "", other.key), 404);
-    ExpectError(Http("POST", c.base + BatchPath(b) + action, "", other.key), 404);
+    ExpectHydraError(Http("POST", c.base + BatchPath(999999) + action, "", c.key), 404);
+    ExpectHydraError(Http("POST", other.base + BatchPath(b) + action, "", other.key), 404);
+    ExpectHydraError(Http("POST", c.base + BatchPath(b) + action, "", other.key), 404);
   }
   // Another customer's queue and listings.
   for (const char* path : {"/queue", "/queue/batches", "/queue/active", "/queue/recent",
                            "/queue/images", "/queue/priority"})
-    ExpectError(Http("GET", c.base + path, "", other.key), 404);
-  ExpectError(Http("POST", c.base + "/queue", Body({Member("y")}).dump(), other.key), 404);
+    ExpectHydraError(Http("GET", c.base + path, "", other.key), 404);
+  ExpectHydraError(Http("POST", c.base + "/queue", Body({Member("y")}).dump(), other.key), 404);
   // Anonymous → 401.
-  ExpectError(Http("GET", c.base + BatchPath(b)), 401);
+  ExpectHydraError(Http("GET", c.base + BatchPath(b)), 401);
   // Nothing leaked into the other customer's listings.
   EXPECT_EQ(Get(other, "/queue/batches")["totalItems"], 0);
   EXPECT_EQ(Get(c, "/queue/batches")["totalItems"], 1);
@@ -446,7 +425,7 @@ TEST_F(QueueApi, ImageListingFiltersAndOrders) {
         std::string("?number1=18446744073709551615"), std::string("?number1=two"),
         std::string("?number1=1.5"), std::string("?orderBy=colour"),
         std::string("?orderBy=id&orderByDescending=id"), std::string("?space=one")})
-    ExpectError(Http("GET", images + bad, "", c.key), 400);
+    ExpectHydraError(Http("GET", images + bad, "", c.key), 400);
 }
 
 // ------------------------------------------------------------------ queue POST rejections
@@ -554,7 +533,7 @@ TEST_F(QueueApi, EveryRejectionIs400WithTheSpecMessageAndWritesNothing) {
   json ro_in_space_9 = Member("w9", 9);
   ro_in_space_9["width"] = 5;
   auto multi = Post(c, Body({Member("a/b"), ro_in_space_9, Member("d"), Member("d")}));
-  ExpectError(multi, 400);
+  ExpectHydraError(multi, 400);
   std::string detail = multi.Json().value("detail", "");
   EXPECT_NE(detail.find("Member 0: invalid id 'a/b'"), std::string::npos) << detail;
   EXPECT_NE(detail.find("Member 1: 'width' is read-only"), std::string::npos) << detail;
@@ -567,7 +546,7 @@ TEST_F(QueueApi, EveryRejectionIs400WithTheSpecMessageAndWritesNothing) {
 
   // Two duplicated ids (one of them three times).
   auto dups = Post(c, Body({Member("p"), Member("q"), Member("p"), Member("q"), Member("p")}));
-  ExpectError(dups, 400);
+  ExpectHydraError(dups, 400);
   std::string dd = dups.Json().value("detail", "");
   EXPECT_EQ(dd.rfind("Members contains 2 duplicate Id(s): ", 0), 0u) << dd;
   EXPECT_NE(dd.find("Id:p,Space:1"), std::string::npos) << dd;

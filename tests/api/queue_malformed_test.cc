@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "support/http_client.h"
+#include "support/live_server.h"
 #include "support/quire_process.h"
 
 namespace quire::test {
@@ -225,24 +226,7 @@ const std::vector<Case>& Corpus() {
   return corpus;
 }
 
-class QueueMalformed : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    server_ = new QuireProcess(dir_->path() + "/data", {"--workers", "0"});
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete dir_;
-  }
-  static std::string U(const std::string& path) { return server_->url() + path; }
-  static Credentials Admin() { return server_->admin(); }
-
-  static TempDir* dir_;
-  static QuireProcess* server_;
-};
-TempDir* QueueMalformed::dir_ = nullptr;
-QuireProcess* QueueMalformed::server_ = nullptr;
+class QueueMalformed : public LiveServerTest {};
 
 void ExpectBadRequest(const HttpResult& r, const std::string& instance) {
   ASSERT_NE(r.status, 500) << r.body;

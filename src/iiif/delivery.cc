@@ -112,6 +112,9 @@ struct Delivery::Target {
   // out (303 Location, info.json id) keep the form the client used, so a viewer stays on the
   // URLs it started from. Canonical links always use the id.
   std::string customer_segment;
+  // iiif-img targets from ResolveImage: the pyramid file and which file it was.
+  std::string pyramid_path;
+  FileIdentity pyramid_id;
 };
 
 Delivery::Delivery(Store& store, BlobStore& blobs, std::string public_base,
@@ -125,6 +128,8 @@ Delivery::Delivery(Store& store, BlobStore& blobs, std::string public_base,
 void Delivery::Register(http::Router& r) {
   http::RouteOptions cors{false, true};
   http::RouteOptions heavy{true, true};
+  // Image requests run inline on the I/O thread as far as the cheap answers go (cache, stored
+  // tile, single-tile crop); only libvips renders are deferred to the CPU pool.
   for (ApiVersion v : {ApiVersion::kV2, ApiVersion::kV3}) {
     std::string root = v == ApiVersion::kV2 ? "/iiif-img/v2" : "/iiif-img";
     r.Add("GET", root + "/{c}/{s}/{id}",
@@ -132,7 +137,7 @@ void Delivery::Register(http::Router& r) {
     r.Add("GET", root + "/{c}/{s}/{id}/info.json",
           [this, v](http::Request& req) { return Info(req, v); }, cors);
     r.Add("GET", root + "/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
-          [this, v](http::Request& req) { return Image(req, v); }, heavy);
+          [this, v](http::Request& req) { return Image(req, v); }, cors);
   }
   r.Add("GET", "/thumbs/{c}/{s}/{id}",
         [this](http::Request& req) { return Redirect(req, ApiVersion::kV3, true); }, cors);
@@ -196,20 +201,95 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
   return true;
 }
 
-Result<PyramidInfo> Delivery::Pyramid(const Target& t) {
+std::shared_ptr<const Delivery::Target> Delivery::ResolveImage(http::Request& req,
+                                                               http::Response* error) {
+  std::string key = req.Param("c") + '\n' + req.Param("s") + '\n' + req.Param("id");
+  const auto now = std::chrono::steady_clock::now();
+  std::shared_ptr<const Target> cached;
   {
-    std::lock_guard<std::mutex> lock(pyramid_mu_);
-    auto it = pyramids_.find(t.version_key);
-    if (it != pyramids_.end()) return it->second;
+    std::lock_guard<std::mutex> lock(targets_mu_);
+    auto it = targets_.find(key);
+    if (it != targets_.end()) {
+      if (now - it->second.fetched < options_.asset_ttl) {
+        cached = it->second.target;
+      } else {
+        targets_.erase(it);
+      }
+    }
   }
-  auto path = blobs_.LocalPath(PyramidKey(t.prefix));
-  if (!path.ok()) return path.status();
-  auto info = ReadPyramidInfo(*path);
-  if (!info.ok()) return info.status();
-  std::lock_guard<std::mutex> lock(pyramid_mu_);
-  if (pyramids_.size() > 10000) pyramids_.clear();  // bounded; metadata is cheap to re-read
-  pyramids_[t.version_key] = *info;
-  return info;
+  if (cached) {
+    // The pyramid is replaced (renamed over) on re-ingest and removed on delete: a different
+    // file, or none, means the row must be read again.
+    auto id = StatIdentity(cached->pyramid_path);
+    if (id.ok() && *id == cached->pyramid_id) return cached;
+    std::lock_guard<std::mutex> lock(targets_mu_);
+    auto it = targets_.find(key);
+    if (it != targets_.end() && it->second.target == cached) targets_.erase(it);
+  }
+  auto fresh = std::make_shared<Target>();
+  if (!Resolve(req, "iiif-img", fresh.get(), error)) return nullptr;
+  auto path = blobs_.LocalPath(PyramidKey(fresh->prefix));
+  Result<FileIdentity> id = path.ok() ? StatIdentity(*path) : Result<FileIdentity>(path.status());
+  if (!id.ok()) {
+    // Deleted (or being replaced) under our feet: there is nothing to serve.
+    *error = Text(404, "image '" + fresh->asset.id + "' has no derivative to serve");
+    return nullptr;
+  }
+  fresh->pyramid_path = *path;
+  fresh->pyramid_id = *id;
+  std::lock_guard<std::mutex> lock(targets_mu_);
+  if (targets_.size() >= options_.max_cached_assets) targets_.clear();
+  targets_[key] = TargetEntry{fresh, now};
+  return fresh;
+}
+
+std::shared_ptr<const PyramidIndex> Delivery::Index(const Target& t, http::Response* error) {
+  {
+    std::lock_guard<std::mutex> lock(index_mu_);
+    auto it = indexes_.find(t.version_key);
+    if (it != indexes_.end() && it->second.index->identity() == t.pyramid_id) {
+      it->second.last_used = ++index_clock_;
+      return it->second.index;
+    }
+  }
+  auto opened = PyramidIndex::Open(t.pyramid_path);
+  if (!opened.ok()) {
+    *error = opened.status().code() == Code::kNotFound
+                 ? Text(404, "image '" + t.asset.id + "' has no derivative to serve")
+                 : Text(500, "derivative unreadable: " + opened.status().message());
+    return nullptr;
+  }
+  std::lock_guard<std::mutex> lock(index_mu_);
+  if (indexes_.size() >= options_.max_open_pyramids && !indexes_.count(t.version_key)) {
+    auto oldest = indexes_.begin();
+    for (auto it = indexes_.begin(); it != indexes_.end(); ++it)
+      if (it->second.last_used < oldest->second.last_used) oldest = it;
+    indexes_.erase(oldest);  // in-flight requests keep their shared_ptr (and fd)
+  }
+  indexes_[t.version_key] = IndexEntry{*opened, ++index_clock_};
+  return *opened;
+}
+
+void Delivery::Invalidate(int64_t customer, int64_t space, const std::string& id) {
+  const std::string versions = AssetBlobPrefix(customer, space, id) + "@";
+  {
+    std::lock_guard<std::mutex> lock(targets_mu_);
+    for (auto it = targets_.begin(); it != targets_.end();) {
+      const Asset& a = it->second.target->asset;
+      if (a.customer == customer && a.space == space && a.id == id)
+        it = targets_.erase(it);
+      else
+        ++it;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(index_mu_);
+    for (auto it = indexes_.begin(); it != indexes_.end();)
+      it = it->first.compare(0, versions.size(), versions) == 0 ? indexes_.erase(it) : std::next(it);
+  }
+  std::lock_guard<std::mutex> lock(info_mu_);
+  for (auto it = info_bodies_.begin(); it != info_bodies_.end();)
+    it = it->first.compare(0, versions.size(), versions) == 0 ? info_bodies_.erase(it) : std::next(it);
 }
 
 http::Response Delivery::Redirect(http::Request& req, ApiVersion v, bool thumbs) {
@@ -230,9 +310,10 @@ static Limits DeclaredLimits(const Asset& a, const DeliveryOptions& o) {
 }
 
 http::Response Delivery::Info(http::Request& req, ApiVersion v) {
-  Target t;
   http::Response err;
-  if (!Resolve(req, "iiif-img", &t, &err)) return err;
+  std::shared_ptr<const Target> tp = ResolveImage(req, &err);
+  if (!tp) return err;
+  const Target& t = *tp;
   std::string etag = Etag(t.version_key + (v == ApiVersion::kV2 ? "/v2" : "/v3") + base_ + "|" +
                           t.customer_segment);
   http::Response res;
@@ -240,42 +321,61 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   res.Set("Link", ProfileLink(v, false));
   if (NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
-  auto pyramid = Pyramid(t);
-  if (!pyramid.ok()) return Text(500, "derivative unreadable: " + pyramid.status().message());
-  std::vector<int> scales;
-  for (size_t i = 0; i < pyramid->levels.size(); ++i) scales.push_back(1 << i);
-  std::vector<std::pair<int, int>> sizes;
-  for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
-  std::sort(sizes.begin(), sizes.end());
-  if (!t.asset.HasChannel("thumbs")) sizes.clear();
-  // `sizes` lists thumbnails, not pyramid levels. OpenSeadragon (4.1 and later) takes `sizes`
-  // for the levels whenever there are log2(largest scale factor) or one more of them, and then
-  // asks for tiles at wrong, distorted sizes (with the default policy's 4 sizes: every image
-  // whose pyramid has scale factors 1…16, i.e. most photographs). Listing one more scale
-  // factor, rendered from the smallest level, keeps every viewer on the real pyramid.
-  while (!sizes.empty() && !scales.empty() &&
-         (sizes.size() + 1 == scales.size() || sizes.size() == scales.size()))
-    scales.push_back(scales.back() * 2);
-  std::string id = base_ + ServicePath(v, "iiif-img", t.customer_segment, t.asset.space, t.asset.id);
-  auto j = InfoJson(v, id, pyramid->width, pyramid->height, sizes,
-                    pyramid->tile_width > 0 ? pyramid->tile_width : 256, scales,
-                    DeclaredLimits(t.asset, options_));
+  std::shared_ptr<const PyramidIndex> index = Index(t, &err);
+  if (!index) return err;
+  // The body depends only on the asset version, the pyramid file, the API version and the
+  // customer form of the URL: serialized once.
+  const FileIdentity& fid = index->identity();
+  std::string body_key = t.version_key + "#" + std::to_string(fid.ino) + "." +
+                         std::to_string(fid.mtime_ns) + (v == ApiVersion::kV2 ? "/v2|" : "/v3|") +
+                         t.customer_segment;
+  {
+    std::lock_guard<std::mutex> lock(info_mu_);
+    auto it = info_bodies_.find(body_key);
+    if (it != info_bodies_.end()) res.body = it->second;
+  }
+  if (res.body.empty()) {
+    const PyramidInfo& pyramid = index->info();
+    std::vector<int> scales;
+    for (size_t i = 0; i < pyramid.levels.size(); ++i) scales.push_back(1 << i);
+    std::vector<std::pair<int, int>> sizes;
+    for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
+    std::sort(sizes.begin(), sizes.end());
+    if (!t.asset.HasChannel("thumbs")) sizes.clear();
+    // `sizes` lists thumbnails, not pyramid levels. OpenSeadragon (4.1 and later) takes `sizes`
+    // for the levels whenever there are log2(largest scale factor) or one more of them, and then
+    // asks for tiles at wrong, distorted sizes (with the default policy's 4 sizes: every image
+    // whose pyramid has scale factors 1…16, i.e. most photographs). Listing one more scale
+    // factor, rendered from the smallest level, keeps every viewer on the real pyramid.
+    while (!sizes.empty() && !scales.empty() &&
+           (sizes.size() + 1 == scales.size() || sizes.size() == scales.size()))
+      scales.push_back(scales.back() * 2);
+    std::string id = base_ + ServicePath(v, "iiif-img", t.customer_segment, t.asset.space, t.asset.id);
+    auto j = InfoJson(v, id, pyramid.width, pyramid.height, sizes,
+                      pyramid.tile_width > 0 ? pyramid.tile_width : 256, scales,
+                      DeclaredLimits(t.asset, options_));
+    res.body = j.dump();
+    std::lock_guard<std::mutex> lock(info_mu_);
+    if (info_bodies_.size() >= options_.max_cached_assets) info_bodies_.clear();
+    info_bodies_.emplace(body_key, res.body);
+  }
   res.status = 200;
-  res.body = j.dump();
   res.Set("Content-Type", InfoContentType(req, v));
   return res;
 }
 
 http::Response Delivery::Image(http::Request& req, ApiVersion v) {
-  Target t;
   http::Response err;
-  if (!Resolve(req, "iiif-img", &t, &err)) return err;
+  std::shared_ptr<const Target> tp = ResolveImage(req, &err);
+  if (!tp) return err;
+  const Target& t = *tp;
   Limits limits = DeclaredLimits(t.asset, options_);
-  auto pyramid = Pyramid(t);
-  if (!pyramid.ok()) return Text(500, "derivative unreadable: " + pyramid.status().message());
+  std::shared_ptr<const PyramidIndex> index = Index(t, &err);
+  if (!index) return err;
+  const PyramidInfo& pyramid = index->info();
   auto resolved = ResolveImageRequest(v, req.Param("region"), req.Param("size"),
-                                      req.Param("rotation"), req.Param("qf"), pyramid->width,
-                                      pyramid->height, limits);
+                                      req.Param("rotation"), req.Param("qf"), pyramid.width,
+                                      pyramid.height, limits);
   if (!resolved.ok()) {
     int status = resolved.status().code() == Code::kUnsupported ? 501 : 400;
     return Text(status, resolved.status().message());
@@ -299,14 +399,22 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
     res.Set("Content-Type", type);
     return res;
   }
-  auto path = blobs_.LocalPath(PyramidKey(t.prefix));
-  if (!path.ok()) return Text(500, "derivative missing: " + path.status().message());
 
-  auto tile = TryStoredTile(*path, *pyramid, *resolved);
+  // What deep-zoom viewers ask for: a stored tile as is (one pread), or a crop of one stored
+  // tile at its own resolution (edge tiles, small levels: one libjpeg decode + encode).
+  auto tile = IndexedStoredTile(*index, *resolved);
   if (tile.ok() && tile->has_value()) {
     res.status = 200;
     res.body = std::move((*tile)->bytes);
     res.Set("Content-Type", (*tile)->content_type);
+    return res;
+  }
+  auto cropped = IndexedCroppedTile(*index, *resolved);
+  if (cropped.ok() && cropped->has_value()) {
+    responses_.Put(cache_key, (*cropped)->bytes, (*cropped)->content_type);
+    res.status = 200;
+    res.body = std::move((*cropped)->bytes);
+    res.Set("Content-Type", (*cropped)->content_type);
     return res;
   }
 
@@ -316,24 +424,26 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   int64_t out_area = static_cast<int64_t>(resolved->width) * resolved->height;
   size_t level = 0;
   auto level_scale = [&](size_t k) {
-    return pyramid->levels[k].first > 0
-               ? static_cast<double>(pyramid->width) / pyramid->levels[k].first
+    return pyramid.levels[k].first > 0
+               ? static_cast<double>(pyramid.width) / pyramid.levels[k].first
                : 1.0;
   };
-  while (level + 1 < pyramid->levels.size()) {
+  while (level + 1 < pyramid.levels.size()) {
     double f = level_scale(level + 1);
     if (resolved->region.w / f < resolved->width || resolved->region.h / f < resolved->height)
       break;
     ++level;
   }
-  double f = pyramid->levels.empty() ? 1.0 : level_scale(level);
+  double f = pyramid.levels.empty() ? 1.0 : level_scale(level);
   int64_t decoded_area = static_cast<int64_t>(resolved->region.w / f) *
                          static_cast<int64_t>(resolved->region.h / f);
   const int64_t one_tile = 256 * 256;
-  bool full_size = level == 0 && resolved->region.w == pyramid->width &&
-                   resolved->region.h == pyramid->height && decoded_area > one_tile;
+  bool full_size = level == 0 && resolved->region.w == pyramid.width &&
+                   resolved->region.h == pyramid.height && decoded_area > one_tile;
   bool large = full_size || out_area > options_.large_render_pixels ||
                decoded_area > options_.large_render_pixels;
+  // Holds a place in the large-render lane until the deferred render is done (or dropped).
+  std::shared_ptr<void> lane;
   if (large) {
     if (large_in_flight_.fetch_add(1) >= options_.large_render_lane) {
       large_in_flight_.fetch_sub(1);
@@ -341,20 +451,24 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
       busy.Set("Retry-After", "2");
       return busy;
     }
+    lane = std::shared_ptr<void>(nullptr, [this](void*) { large_in_flight_.fetch_sub(1); });
   }
-  auto rendered = Render(*path, *pyramid, *resolved);
-  if (large) large_in_flight_.fetch_sub(1);
-  if (!rendered.ok()) {
-    int status = rendered.status().code() == Code::kUnsupported ? 501
-                 : rendered.status().code() == Code::kInvalid   ? 400
-                                                                : 500;
-    return Text(status, rendered.status().message());
-  }
-  responses_.Put(cache_key, rendered->bytes, rendered->content_type);
-  res.status = 200;
-  res.body = std::move(rendered->bytes);
-  res.Set("Content-Type", rendered->content_type);
-  return res;
+  return http::Response::Defer([this, index, request = *resolved, cache_key = std::move(cache_key),
+                                res = std::move(res), lane = std::move(lane)]() mutable {
+    auto rendered = Render(index->path(), index->info(), request);
+    lane.reset();
+    if (!rendered.ok()) {
+      int status = rendered.status().code() == Code::kUnsupported ? 501
+                   : rendered.status().code() == Code::kInvalid   ? 400
+                                                                  : 500;
+      return Text(status, rendered.status().message());
+    }
+    responses_.Put(cache_key, rendered->bytes, rendered->content_type);
+    res.status = 200;
+    res.body = std::move(rendered->bytes);
+    res.Set("Content-Type", rendered->content_type);
+    return std::move(res);
+  });
 }
 
 http::Response Delivery::ThumbInfo(http::Request& req) {

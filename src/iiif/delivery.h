@@ -7,14 +7,17 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "blob/blob_store.h"
 #include "http/router.h"
+#include "iiif/pyramid_index.h"
 #include "iiif/renderer.h"
 #include "iiif/request.h"
 #include "store/store.h"
@@ -26,6 +29,11 @@ struct DeliveryOptions {
   int64_t large_render_pixels = 4096 * 4096;  // output or decoded area that counts as large
   int64_t cache_bytes = 64 * 1024 * 1024;
   int64_t max_area = 100000000;        // upscaling / output bound declared in info.json
+  // How long a looked-up asset is reused without asking the store again (the pyramid file's
+  // identity is still checked on every request, and Invalidate drops it at once).
+  std::chrono::milliseconds asset_ttl{2000};
+  size_t max_cached_assets = 4096;
+  size_t max_open_pyramids = 256;  // tile indexes, each holding an open file descriptor
 };
 
 // A bounded least-recently-used cache of byte strings. Thread-safe.
@@ -51,6 +59,11 @@ class Delivery {
   Delivery(Store& store, BlobStore& blobs, std::string public_base, DeliveryOptions options);
   void Register(http::Router& router);
 
+  // Forgets everything cached about one asset (its store row and, through the version it
+  // carried, its pyramid index and info.json bodies). Call when an asset's row or derivatives
+  // change: ingest outcome (success or failure), DELETE, PUT/PATCH. Thread-safe, cheap.
+  void Invalidate(int64_t customer, int64_t space, const std::string& id);
+
  private:
   struct Target;  // a resolved, servable asset
   http::Response Redirect(http::Request& req, ApiVersion version, bool thumbs);
@@ -61,15 +74,32 @@ class Delivery {
   http::Response File(http::Request& req);
   // Looks up {c}/{s}/{id}; on failure fills *error with the 404/400 answer.
   bool Resolve(http::Request& req, const char* channel, Target* out, http::Response* error);
-  Result<PyramidInfo> Pyramid(const Target& t);
+  // Resolve for the iiif-img channel through a short-lived cache, plus the pyramid file:
+  // nullptr and *error filled when not servable (a missing pyramid is a 404).
+  std::shared_ptr<const Target> ResolveImage(http::Request& req, http::Response* error);
+  // The tile index of the target's pyramid (cached by version and file identity).
+  std::shared_ptr<const PyramidIndex> Index(const Target& t, http::Response* error);
 
   Store& store_;
   BlobStore& blobs_;
   std::string base_;
   DeliveryOptions options_;
   ByteCache responses_;
-  std::mutex pyramid_mu_;
-  std::unordered_map<std::string, PyramidInfo> pyramids_;  // key: blob key + finished
+  struct TargetEntry {
+    std::shared_ptr<const Target> target;
+    std::chrono::steady_clock::time_point fetched;
+  };
+  std::mutex targets_mu_;
+  std::unordered_map<std::string, TargetEntry> targets_;  // key: URL c \n s \n id
+  struct IndexEntry {
+    std::shared_ptr<const PyramidIndex> index;
+    uint64_t last_used = 0;
+  };
+  std::mutex index_mu_;
+  std::unordered_map<std::string, IndexEntry> indexes_;  // key: version key
+  uint64_t index_clock_ = 0;
+  std::mutex info_mu_;
+  std::unordered_map<std::string, std::string> info_bodies_;  // serialized info.json
   std::atomic<int> large_in_flight_{0};
 };
 

@@ -1,0 +1,102 @@
+// A pyramid's tile directory read once: per level the tile grid, every tile's file offset and
+// byte count, the JPEGTables and what the tiles' colour encoding needs — plus an open file
+// descriptor on the very file that was indexed. Serving a stored tile then costs one pread
+// and a memcpy, with no libtiff at request time; a request that is a crop of one stored tile
+// at its own resolution (the padded edge tiles, the small levels) costs one libjpeg decode
+// and encode instead of a libvips pipeline.
+//
+// Thread-safe: a PyramidIndex is immutable after Open; reads use pread on the shared fd.
+// The fd keeps the indexed file alive even if the blob is replaced (rename over it) or
+// deleted; callers key their caches by the file identity and drop stale indexes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "iiif/renderer.h"
+#include "iiif/request.h"
+
+namespace quire::iiif {
+
+// Which file a path named when it was looked at: a blob replaced by rename gets a new inode.
+struct FileIdentity {
+  uint64_t dev = 0, ino = 0;
+  int64_t size = 0, mtime_ns = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+// stat(2) of `path`; NotFound when missing.
+Result<FileIdentity> StatIdentity(const std::string& path);
+
+struct IndexedLevel {
+  int width = 0, height = 0;
+  int tiles_across = 0, tiles_down = 0;
+  std::vector<uint64_t> offsets, byte_counts;  // per tile, row-major
+  // Tiles are 8-bit contiguous baseline JPEG of the pyramid's tile size in a colour encoding
+  // served as is (YCbCr or RGB with 3 samples, MinIsBlack with 1).
+  bool jpeg = false;
+  bool needs_adobe_rgb = false;  // Photometric RGB: APP14 transform 0 must precede the tables
+  int samples = 0;
+  std::string tables_body;  // JPEGTables without SOI and EOI ("" when none)
+};
+
+class PyramidIndex {
+ public:
+  // Opens `tiff_path`, walks every directory once (libtiff) and keeps the fd.
+  static Result<std::shared_ptr<const PyramidIndex>> Open(const std::string& tiff_path);
+  ~PyramidIndex();
+  PyramidIndex(const PyramidIndex&) = delete;
+  PyramidIndex& operator=(const PyramidIndex&) = delete;
+
+  const PyramidInfo& info() const { return info_; }
+  const FileIdentity& identity() const { return identity_; }
+  const std::string& path() const { return path_; }
+  const IndexedLevel& level(size_t k) const { return levels_[k]; }
+  size_t level_count() const { return levels_.size(); }
+
+  // The stored tile (col, row) of level k as a standalone JPEG stream: SOI [APP14] tables
+  // tile-without-SOI. nullopt when the level's tiles can not be served that way.
+  Result<std::optional<std::string>> TileJpeg(size_t k, int col, int row) const;
+
+ private:
+  PyramidIndex() = default;
+  std::string path_;
+  int fd_ = -1;
+  FileIdentity identity_;
+  PyramidInfo info_;
+  std::vector<IndexedLevel> levels_;
+};
+
+// Same contract as TryStoredTile, from the index: exactly one full interior stored tile at
+// one level, unrotated, unmirrored, default/color quality, jpg → the stored bytes.
+Result<std::optional<Rendered>> IndexedStoredTile(const PyramidIndex& index,
+                                                  const ResolvedRequest& request);
+
+// When Render would take a crop of one stored tile at the level it picks and encode it
+// without resizing (no rotation, mirror or quality change, jpg): decodes that tile with
+// libjpeg, crops and encodes at Q90 like Render. nullopt when not applicable.
+Result<std::optional<Rendered>> IndexedCroppedTile(const PyramidIndex& index,
+                                                   const ResolvedRequest& request);
+
+// --- pyramid geometry shared with the renderer ---
+
+// How many level-0 pixels one pixel of level k covers, per axis.
+struct LevelScale {
+  double x, y;
+};
+LevelScale ScaleOfLevel(const PyramidInfo& info, size_t k);
+bool IsPowerOfTwoLevel(const PyramidInfo& info, size_t k);
+// The smallest level whose copy of the region still has at least the output's pixel size.
+size_t ChooseLevel(const PyramidInfo& info, const ResolvedRequest& r);
+// The region in level-k pixels, edges rounded to the nearest level pixel, never empty.
+struct LevelRect {
+  int x0, y0, x1, y1;
+};
+LevelRect RegionOnLevel(const PyramidInfo& info, size_t k, const ResolvedRequest& r);
+
+}  // namespace quire::iiif

@@ -455,7 +455,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   }
   return http::Response::Defer([this, index, request = *resolved, cache_key = std::move(cache_key),
                                 res = std::move(res), lane = std::move(lane)]() mutable {
-    auto rendered = Render(index->path(), index->info(), request);
+    auto rendered = RenderIndexed(*index, request);
     lane.reset();
     if (!rendered.ok()) {
       int status = rendered.status().code() == Code::kUnsupported ? 501

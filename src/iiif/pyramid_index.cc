@@ -64,10 +64,22 @@ struct JpegError {
 }
 void JpegSilence(j_common_ptr) {}
 
-// Decodes rows [0, rows) of a standalone JPEG stream into `out` (rows × width × samples,
-// width and height as the stream declares). Returns false on any error or mismatch.
-bool DecodeRows(const unsigned char* data, size_t size, int samples, bool rgb_components,
-                int width, int rows, unsigned char* out) {
+// Decodes rows [0, rows) of a standalone JPEG stream (width as the stream declares) into
+// rows of `out` `stride` bytes apart; rows before `first_row` go to `scratch` (one row).
+struct DecodeJob {
+  const unsigned char* data;
+  size_t size;
+  int samples;
+  bool rgb_components;
+  int width, rows;
+  unsigned char* out;
+  size_t stride;  // 0: width * samples
+  int first_row;
+  unsigned char* scratch;
+};
+
+// Returns false on any error or mismatch. Only the job pointer lives across setjmp.
+bool DecodeJpegRows(const DecodeJob* job) {
   jpeg_decompress_struct cinfo;
   JpegError jerr;
   cinfo.err = jpeg_std_error(&jerr.pub);
@@ -78,23 +90,24 @@ bool DecodeRows(const unsigned char* data, size_t size, int samples, bool rgb_co
     return false;
   }
   jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
-  if (jpeg_read_header(&cinfo, TRUE) != JPEG_HEADER_OK || cinfo.num_components != samples ||
-      int(cinfo.image_width) != width || int(cinfo.image_height) < rows) {
+  jpeg_mem_src(&cinfo, job->data, static_cast<unsigned long>(job->size));
+  if (jpeg_read_header(&cinfo, TRUE) != JPEG_HEADER_OK || cinfo.num_components != job->samples ||
+      int(cinfo.image_width) != job->width || int(cinfo.image_height) < job->rows) {
     jpeg_destroy_decompress(&cinfo);
     return false;
   }
-  if (samples == 3) {
-    cinfo.jpeg_color_space = rgb_components ? JCS_RGB : JCS_YCbCr;
+  if (job->samples == 3) {
+    cinfo.jpeg_color_space = job->rgb_components ? JCS_RGB : JCS_YCbCr;
     cinfo.out_color_space = JCS_RGB;
   } else {
     cinfo.jpeg_color_space = JCS_GRAYSCALE;
     cinfo.out_color_space = JCS_GRAYSCALE;
   }
   jpeg_start_decompress(&cinfo);
-  const size_t stride = size_t(width) * samples;
-  while (int(cinfo.output_scanline) < rows) {
-    JSAMPROW row = out + size_t(cinfo.output_scanline) * stride;
+  while (int(cinfo.output_scanline) < job->rows) {
+    const int y = int(cinfo.output_scanline);
+    const size_t stride = job->stride ? job->stride : size_t(job->width) * job->samples;
+    JSAMPROW row = y < job->first_row ? job->scratch : job->out + size_t(y - job->first_row) * stride;
     if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) {
       jpeg_destroy_decompress(&cinfo);
       return false;
@@ -109,6 +122,14 @@ bool DecodeRows(const unsigned char* data, size_t size, int samples, bool rgb_co
   return true;
 }
 
+bool DecodeRows(const unsigned char* data, size_t size, int samples, bool rgb_components,
+                int width, int rows, unsigned char* out, size_t stride = 0, int first_row = 0,
+                unsigned char* scratch = nullptr) {
+  const DecodeJob job{data, size, samples, rgb_components, width, rows,
+                      out,  stride, first_row, scratch};
+  return DecodeJpegRows(&job);
+}
+
 // A libjpeg destination appending into a std::string.
 struct StringDest {
   jpeg_destination_mgr pub;
@@ -117,7 +138,10 @@ struct StringDest {
 
 void DestInit(j_compress_ptr cinfo) {
   auto* d = reinterpret_cast<StringDest*>(cinfo->dest);
-  if (d->out->size() < 16384) d->out->resize(16384);
+  // About a third of the raw pixels is a generous first guess for Q90.
+  const size_t guess = std::max<size_t>(16384, size_t(cinfo->image_width) * cinfo->image_height *
+                                                   size_t(cinfo->input_components) / 3);
+  if (d->out->size() < guess) d->out->resize(guess);
   d->pub.next_output_byte = reinterpret_cast<JOCTET*>(d->out->data());
   d->pub.free_in_buffer = d->out->size();
 }
@@ -441,6 +465,61 @@ Result<std::optional<Rendered>> IndexedCroppedTile(const PyramidIndex& index,
     return Status::IOError("cannot encode a tile of " + index.path());
   }
   return std::optional<Rendered>(std::move(out));
+}
+
+bool EncodeJpegLikeRender(const unsigned char* pixels, size_t stride, int width, int height,
+                          int samples, std::string* out) {
+  return EncodeJpeg(pixels, stride, width, height, samples, out);
+}
+
+Status DecodeLevelRect(const PyramidIndex& index, size_t k, const LevelRect& rect,
+                       unsigned char* out) {
+  if (k >= index.level_count()) return Status::Invalid("no such level");
+  const IndexedLevel& L = index.level(k);
+  const PyramidInfo& info = index.info();
+  const int tw = info.tile_width, th = info.tile_height;
+  if (!L.jpeg || (L.samples != 1 && L.samples != 3) || tw <= 0 || th <= 0) {
+    return Status::Unsupported("level " + std::to_string(k) + " is not decodable here");
+  }
+  const int samples = L.samples;
+  const int w = rect.x1 - rect.x0;
+  const size_t out_stride = size_t(w) * samples;
+  const size_t tile_stride = size_t(tw) * samples;
+  thread_local std::vector<unsigned char> tile_px, scratch;
+  if (tile_px.size() < tile_stride * size_t(th)) tile_px.resize(tile_stride * size_t(th));
+  if (scratch.size() < tile_stride) scratch.resize(tile_stride);
+  for (int row = rect.y0 / th; row <= (rect.y1 - 1) / th; ++row) {
+    const int ty0 = std::max(rect.y0, row * th), ty1 = std::min(rect.y1, (row + 1) * th);
+    for (int col = rect.x0 / tw; col <= (rect.x1 - 1) / tw; ++col) {
+      const int tx0 = std::max(rect.x0, col * tw), tx1 = std::min(rect.x1, (col + 1) * tw);
+      auto jpeg = index.TileJpeg(k, col, row);
+      if (!jpeg.ok()) return jpeg.status();
+      if (!jpeg->has_value()) {
+        return Status::Unsupported("a stored tile of " + index.path() + " is not plain JPEG");
+      }
+      const std::string& stream = **jpeg;
+      const auto* data = reinterpret_cast<const unsigned char*>(stream.data());
+      const int first = ty0 - row * th, last = ty1 - row * th;  // tile rows [first, last)
+      unsigned char* dest = out + size_t(ty0 - rect.y0) * out_stride +
+                            size_t(tx0 - rect.x0) * samples;
+      bool ok;
+      if (tx0 == col * tw && tx1 == (col + 1) * tw) {
+        // The tile's full width lies inside: decode straight into place.
+        ok = DecodeRows(data, stream.size(), samples, L.needs_adobe_rgb, tw, last, dest,
+                        out_stride, first, scratch.data());
+      } else {
+        ok = DecodeRows(data, stream.size(), samples, L.needs_adobe_rgb, tw, last,
+                        tile_px.data(), tile_stride, first, scratch.data());
+        if (ok) {
+          const size_t from = size_t(tx0 - col * tw) * samples, n = size_t(tx1 - tx0) * samples;
+          for (int y = 0; y < last - first; ++y)
+            std::memcpy(dest + size_t(y) * out_stride, tile_px.data() + size_t(y) * tile_stride + from, n);
+        }
+      }
+      if (!ok) return Status::IOError("cannot decode a stored tile of " + index.path());
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace quire::iiif

@@ -83,6 +83,23 @@ Result<std::optional<Rendered>> IndexedStoredTile(const PyramidIndex& index,
 Result<std::optional<Rendered>> IndexedCroppedTile(const PyramidIndex& index,
                                                    const ResolvedRequest& request);
 
+// Decodes the level-k pixels of `rect` (8-bit, index.level(k).samples per pixel, rows of
+// (x1-x0)*samples bytes) into `out` from the stored JPEG tiles, as libvips' tiffload would.
+// Unsupported when the level's tiles are not JPEG this code reads.
+Status DecodeLevelRect(const PyramidIndex& index, size_t k, const struct LevelRect& rect,
+                       unsigned char* out);
+
+// Render() on the indexed file: the region's tiles are decoded here (DecodeLevelRect) when it
+// is small enough, then resized, rotated, etc. and encoded by libvips exactly as Render does.
+// Falls back to Render for anything else.
+Result<Rendered> RenderIndexed(const PyramidIndex& index, const ResolvedRequest& request);
+
+// Encodes 8-bit pixels (1 or 3 samples, rows `stride` bytes apart) as Render's jpg output:
+// what libvips jpegsave writes with Q=90 and strip (no JFIF/EXIF/ICC, 4:4:4, baseline,
+// standard Huffman tables). False on failure.
+bool EncodeJpegLikeRender(const unsigned char* pixels, size_t stride, int width, int height,
+                          int samples, std::string* out);
+
 // --- pyramid geometry shared with the renderer ---
 
 // How many level-0 pixels one pixel of level k covers, per axis.

@@ -20,6 +20,10 @@ struct Context {
   hydra::Urls urls;
   // Called after work is queued, so idle ingest workers look for it at once.
   std::function<void()> work_queued = [] {};
+  // Called after an image's metadata or derivatives changed through the API, so delivery
+  // drops what it cached about it.
+  std::function<void(int64_t customer, int64_t space, const std::string& id)> image_changed =
+      [](int64_t, int64_t, const std::string&) {};
   std::shared_ptr<KeyCache> keys = std::make_shared<KeyCache>();
 };
 

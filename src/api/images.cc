@@ -39,6 +39,7 @@ ImageTarget ResolveImage(Context& ctx, http::Request& req) {
 http::Response Reingest(Context& ctx, const http::Request& req, const Asset& asset, int status) {
   auto batch = ctx.store.CreateBatch(asset.customer, {asset}, false);
   if (!batch.ok()) return FromStatus(ctx, req, batch.status());
+  ctx.image_changed(asset.customer, asset.space, asset.id);  // channels or roles may differ
   ctx.work_queued();
   auto stored = ctx.store.GetAsset(asset.customer, asset.space, asset.id);
   if (!stored.ok()) return FromStatus(ctx, req, stored.status());
@@ -118,6 +119,7 @@ void RegisterImages(http::Router& r, Context& ctx) {
     if (needs_ingest) return Reingest(ctx, req, asset, 200);
     auto updated = ctx.store.UpdateAssetMetadata(asset);
     if (!updated.ok()) return FromStatus(ctx, req, updated.status());
+    ctx.image_changed(asset.customer, asset.space, asset.id);
     return Json(200, hydra::AssetJson(ctx.urls, *updated));
   });
 
@@ -126,6 +128,7 @@ void RegisterImages(http::Router& r, Context& ctx) {
     if (t.denied) return *t.denied;
     Status st = ctx.store.DeleteAsset(t.customer, t.space, t.id);
     if (!st.ok()) return FromStatus(ctx, req, st);
+    ctx.image_changed(t.customer, t.space, t.id);
     st = ctx.blobs.DeletePrefix(AssetBlobPrefix(t.customer, t.space, t.id));
     if (!st.ok()) return FromStatus(ctx, req, st);
     return http::Response(204, "application/json", "");

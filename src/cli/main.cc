@@ -175,14 +175,22 @@ int Serve(Config c) {
   if (!st.ok()) return Fail(st);
   if (c.public_url.empty()) c.public_url = "http://" + opts.host + ":" + std::to_string(server.port());
 
-  IngestWorkers workers(**store, **blobs, MakeIngestSettings(c));
-  api::Context ctx{**store, **blobs, c, hydra::Urls(c.PublicUrl())};
-  ctx.work_queued = [&workers] { workers.Wake(); };
-  api::RegisterApi(router, ctx);
+  hydra::Urls urls(c.PublicUrl());
   iiif::DeliveryOptions delivery_opts;
   delivery_opts.large_render_lane = c.render_lane;
   delivery_opts.cache_bytes = c.response_cache_bytes;
-  iiif::Delivery delivery(**store, **blobs, ctx.urls.base(), delivery_opts);
+  iiif::Delivery delivery(**store, **blobs, urls.base(), delivery_opts);
+  IngestSettings ingest = MakeIngestSettings(c);
+  ingest.on_outcome = [&delivery](const Job& job) {
+    delivery.Invalidate(job.customer, job.space, job.asset_id);
+  };
+  IngestWorkers workers(**store, **blobs, ingest);
+  api::Context ctx{**store, **blobs, c, urls};
+  ctx.work_queued = [&workers] { workers.Wake(); };
+  ctx.image_changed = [&delivery](int64_t customer, int64_t space, const std::string& id) {
+    delivery.Invalidate(customer, space, id);
+  };
+  api::RegisterApi(router, ctx);
   delivery.Register(router);
   workers.Start();
   spdlog::info("quire listening on {}:{} (public URL {}, {} ingest workers, data {})", opts.host,

@@ -117,9 +117,7 @@ void IngestWorkers::Run(int index) {
                     job.asset_id, e.what());
       IngestOutcome outcome;
       outcome.error = std::string("internal error while ingesting: ") + e.what();
-      Status rs = store_.RecordOutcome(job, outcome);
-      if (!rs.ok())
-        spdlog::warn("recording the outcome of job {} failed: {}", job.id, rs.message());
+      Record(job, outcome);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -148,6 +146,13 @@ void IngestWorkers::Heartbeat() {
   }
 }
 
+void IngestWorkers::Record(const Job& job, const IngestOutcome& outcome) {
+  Status rs = store_.RecordOutcome(job, outcome);
+  if (!rs.ok())
+    spdlog::warn("recording the outcome of job {} failed: {}", job.id, rs.message());
+  if (settings_.on_outcome) settings_.on_outcome(job);
+}
+
 void IngestWorkers::Process(const Job& job) {
   auto started = std::chrono::steady_clock::now();
   std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
@@ -155,9 +160,7 @@ void IngestWorkers::Process(const Job& job) {
 
   auto record = [&] {
     outcome.duration_ms = static_cast<int64_t>(MsSince(started));
-    Status rs = store_.RecordOutcome(job, outcome);
-    if (!rs.ok())
-      spdlog::warn("recording the outcome of job {} failed: {}", job.id, rs.message());
+    Record(job, outcome);
   };
 
   auto asset = store_.GetAsset(job.customer, job.space, job.asset_id);
@@ -249,9 +252,7 @@ void IngestWorkers::Process(const Job& job) {
     outcome.success = true;
   }
   outcome.duration_ms = static_cast<int64_t>(MsSince(started));
-  Status rs = store_.RecordOutcome(job, outcome);
-  if (!rs.ok())
-    spdlog::warn("recording the outcome of job {} failed: {}", job.id, rs.message());
+  Record(job, outcome);
   spdlog::info(
       "ingest {}/{}/{} batch {} {} in {} ms (fetch {:.0f}, probe {:.0f}, pyramid {:.0f}, "
       "thumbnails {:.0f}, store {:.0f}){}{}",

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -28,6 +29,8 @@ struct IngestSettings {
   int idle_poll_ms = 500;    // how often an idle worker looks for due retries
   OriginPolicy origin;
   ProcessOptions process;
+  // Called after every recorded outcome (e.g. to drop delivery caches of that image).
+  std::function<void(const Job&)> on_outcome;
 };
 
 class IngestWorkers {
@@ -46,6 +49,8 @@ class IngestWorkers {
   void Run(int index);
   void Heartbeat();
   void Process(const Job& job);
+  // Records the outcome through the store's accounting, then tells on_outcome.
+  void Record(const Job& job, const IngestOutcome& outcome);
 
   Store& store_;
   BlobStore& blobs_;

@@ -8,6 +8,7 @@ import http.client
 import json
 import math
 import os
+import re
 import random
 import sqlite3
 import statistics
@@ -318,6 +319,12 @@ def cmd_populate(args):
         "next_attempt_at, created) "
         "SELECT 1000+(i%50), 1, printf('bk%08d', i), 1, 0, 'queued', (i%2), "
         "CASE WHEN i%2=1 THEN ?+86400000 ELSE 0 END, ? FROM k", (n, now, now))
+    # The counters the server keeps in step with its rows (customers.batch_count,
+    # spaces.image_count) are set here too, as the server would have left them.
+    conn.execute("UPDATE customers SET batch_count = (SELECT COUNT(*) FROM batches b "
+                 "WHERE b.customer = customers.id)")
+    conn.execute("UPDATE spaces SET image_count = (SELECT COUNT(*) FROM assets a "
+                 "WHERE a.customer = spaces.customer AND a.space = spaces.id)")
     conn.execute("COMMIT")
     conn.close()
     out({"rows": n, "seconds": time.perf_counter() - t0})
@@ -331,13 +338,28 @@ CLAIM_SQL = [
 ]
 CLAIM_SELECT = ("SELECT customer, jid FROM (SELECT t.customer, t.last_turn, "
                 "(SELECT j.id FROM jobs j WHERE j.customer = t.customer AND j.priority = ?1 AND "
-                "j.state = 'queued' AND j.next_attempt_at <= ?2 ORDER BY j.id LIMIT 1) AS jid "
+                "j.state = 'queued' AND j.next_attempt_at <= ?2 ORDER BY j.next_attempt_at, j.id "
+                "LIMIT 1) AS jid "
                 "FROM queue_turns t) WHERE jid IS NOT NULL ORDER BY last_turn, customer LIMIT 1")
+
+
+def check_claim_sql_matches_source():
+    """The copy above must be the SQL ClaimJob runs: compare with the string literals of
+    src/store/sqlite/sqlite_store.cc joined together, and refuse to measure a stale copy."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "store",
+                       "sqlite", "sqlite_store.cc")
+    text = open(src).read()
+    joined = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', text))
+    for sql in [CLAIM_SELECT] + [q for q, _ in CLAIM_SQL]:
+        if sql not in joined:
+            raise SystemExit("bench/qb.py: the claim SQL no longer matches SqliteStore::ClaimJob; "
+                             "update CLAIM_SELECT/CLAIM_SQL: " + sql)
 
 
 def cmd_claim(args):
     """claim DB N -> mean/p99 ms of N claim transactions (rolled back) against DB (at most
     $BENCH_MAX_SECONDS, default 8, and at least 3 claims)."""
+    check_claim_sql_matches_source()
     db, n = args[0], int(args[1])
     conn = sqlite3.connect(db, isolation_level=None)
     lat, sel = [], []

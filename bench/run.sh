@@ -433,7 +433,9 @@ c=$(echo "${SC[$ROWS_SMALL]}" | $PY -c 'import json,sys;print(json.load(sys.stdi
 u1=$(echo "${SC[$ROWS_SMALL]}" | $PY -c 'import json,sys;print(json.load(sys.stdin)["user"])')
 u2=$(echo "${SC[$ROWS_BIG]}" | $PY -c 'import json,sys;print(json.load(sys.stdin)["user"])')
 sp=$(echo "${SC[$ROWS_SMALL]}" | $PY -c 'import json,sys;print(json.load(sys.stdin)["spaces"][0])')
-LPATHS=("/customers/$c/spaces/$sp/images" "/customers/$c/spaces/$sp/images?page=5" "/customers/$c/queue/batches"
+# Batch listings ask for pages of 4: the small database holds only 4 batches, and a page must
+# carry the same number of members at both sizes for the comparison to be about table size.
+LPATHS=("/customers/$c/spaces/$sp/images" "/customers/$c/spaces/$sp/images?page=5" "/customers/$c/queue/batches?pageSize=4"
         "/customers/$c/queue/active" "/customers/$c/queue/batches/2/images" "/customers/$c/spaces/$sp"
         "/customers/$c/queue")
 NLAT=100; [ "$QUICK" = 1 ] && NLAT=50

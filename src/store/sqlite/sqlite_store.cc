@@ -796,23 +796,9 @@ Status SqliteStore::FillEstimate(Connection& conn, Batch* b) {
     return Status::Ok();
   }
   int64_t now = NowMs();
-  int64_t window_start = now - 15 * 60 * 1000;
-  double per_ms = 0;
-  for (bool own : {true, false}) {
-    PREPARE(st, conn,
-            own ? "SELECT COUNT(*), MIN(finished - duration_ms) FROM ingest_log "
-                  "WHERE customer = ? AND finished >= ?"
-                : "SELECT COUNT(*), MIN(finished - duration_ms) FROM ingest_log "
-                  "WHERE finished >= ?2 AND ?1 = ?1");
-    st.Bind(1, b->customer).Bind(2, window_start);
-    Status status;
-    if (st.Step(&status) && st.Int(0) > 0) {
-      int64_t span = std::max<int64_t>(now - st.Int(1), 1000);
-      per_ms = static_cast<double>(st.Int(0)) / static_cast<double>(span);
-      break;
-    }
-    if (!status.ok()) return status;
-  }
+  auto rate = IngestRatePerMs(conn, b->customer, now);
+  if (!rate.ok()) return rate.status();
+  double per_ms = *rate;
   if (per_ms <= 0) return Status::Ok();
   PREPARE(st, conn,
           "SELECT COUNT(*) FROM jobs WHERE customer = ?1 AND (priority > ?2 OR "
@@ -824,6 +810,38 @@ Status SqliteStore::FillEstimate(Connection& conn, Batch* b) {
   if (!status.ok()) return status;
   b->est_completion_ms = now + static_cast<int64_t>(static_cast<double>(ahead) / per_ms);
   return Status::Ok();
+}
+
+// The customer's images per millisecond over the last 15 minutes (everyone's when the
+// customer has none yet; 0 when nothing was measured). Cached for a second: every batch read
+// needs it, and it moves slowly.
+Result<double> SqliteStore::IngestRatePerMs(Connection& conn, int64_t customer, int64_t now) {
+  {
+    std::lock_guard<std::mutex> lock(rate_mu_);
+    auto it = rates_.find(customer);
+    if (it != rates_.end() && now - it->second.first < 1000) return it->second.second;
+  }
+  int64_t window_start = now - 15 * 60 * 1000;
+  double per_ms = 0;
+  for (bool own : {true, false}) {
+    PREPARE(st, conn,
+            own ? "SELECT COUNT(*), MIN(finished - duration_ms) FROM ingest_log "
+                  "WHERE customer = ? AND finished >= ?"
+                : "SELECT COUNT(*), MIN(finished - duration_ms) FROM ingest_log "
+                  "WHERE finished >= ?2 AND ?1 = ?1");
+    st.Bind(1, customer).Bind(2, window_start);
+    Status status;
+    if (st.Step(&status) && st.Int(0) > 0) {
+      int64_t span = std::max<int64_t>(now - st.Int(1), 1000);
+      per_ms = static_cast<double>(st.Int(0)) / static_cast<double>(span);
+      break;
+    }
+    if (!status.ok()) return status;
+  }
+  std::lock_guard<std::mutex> lock(rate_mu_);
+  if (rates_.size() > 100000) rates_.clear();
+  rates_[customer] = {now, per_ms};
+  return per_ms;
 }
 
 Result<Batch> SqliteStore::GetBatch(int64_t customer, int64_t id) {
@@ -1178,7 +1196,10 @@ Status SqliteStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) 
     PREPARE(st, conn, "DELETE FROM ingest_log WHERE finished < ?");
     QUIRE_RETURN_IF_ERROR(st.Bind(1, now - 3600 * 1000).Run());
   }
-  return tx.Commit();
+  QUIRE_RETURN_IF_ERROR(tx.Commit());
+  std::lock_guard<std::mutex> lock(rate_mu_);
+  rates_.erase(job.customer);  // the measured rate just changed
+  return Status::Ok();
 }
 
 Status SqliteStore::RescheduleJob(const Job& job, int64_t next_attempt_ms,

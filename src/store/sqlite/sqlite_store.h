@@ -2,6 +2,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <string>
 
 #include "store/sqlite/sqlite_db.h"
@@ -62,7 +64,10 @@ class SqliteStore : public Store {
  private:
   explicit SqliteStore(std::unique_ptr<sqlite::Pool> pool) : pool_(std::move(pool)) {}
   Status FillEstimate(sqlite::Connection& conn, Batch* batch);
+  Result<double> IngestRatePerMs(sqlite::Connection& conn, int64_t customer, int64_t now);
   std::unique_ptr<sqlite::Pool> pool_;
+  std::mutex rate_mu_;
+  std::unordered_map<int64_t, std::pair<int64_t, double>> rates_;  // customer → (at, rate)
 };
 
 }  // namespace quire

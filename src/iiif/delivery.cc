@@ -382,7 +382,13 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   }
   std::string canonical = CanonicalPath(*resolved);
   std::string service = ServicePath(v, "iiif-img", t.asset.customer, t.asset.space, t.asset.id);
-  std::string cache_key = t.version_key + (v == ApiVersion::kV2 ? "/v2/" : "/v3/") + canonical;
+  // Keyed (and validated) by the pyramid file actually read too, as the info.json bodies are:
+  // a pyramid replaced while the row still names the old version must not be answered from
+  // the old file's responses.
+  const FileIdentity& fid = index->identity();
+  std::string cache_key = t.version_key + "#" + std::to_string(fid.ino) + "." +
+                          std::to_string(fid.mtime_ns) + (v == ApiVersion::kV2 ? "/v2/" : "/v3/") +
+                          canonical;
   std::string etag = Etag(cache_key);
 
   http::Response res;

@@ -49,4 +49,18 @@ Access AuthorizeAdmin(Context& ctx, const http::Request& req);
 // The collection URL of a request (public base + path, no query).
 std::string RequestUrl(const Context& ctx, const http::Request& req);
 
+// Answers a page from the store as a Hydra collection, each item mapped by
+// `to_json(ctx.urls, item)`; a store error becomes its status. `keep` carries query parameters
+// into the paging links.
+template <typename T, typename ToJson>
+http::Response CollectionResponse(const Context& ctx, const http::Request& req,
+                                  const PageRequest& page, const Result<Page<T>>& list,
+                                  ToJson to_json, const std::string& keep = "") {
+  if (!list.ok()) return FromStatus(ctx, req, list.status());
+  json members = json::array();
+  for (const T& item : list->items) members.push_back(to_json(ctx.urls, item));
+  return Json(200, hydra::Collection(RequestUrl(ctx, req), page, list->total, std::move(members),
+                                     keep));
+}
+
 }  // namespace quire::api

@@ -22,10 +22,7 @@ void RegisterCustomers(http::Router& r, Context& ctx) {
     if (a.denied) return *a.denied;
     PageRequest page = ParsePageRequest(req.Query("page"), req.Query("pageSize"));
     auto list = ctx.store.ListCustomers(page);
-    if (!list.ok()) return FromStatus(ctx, req, list.status());
-    json members = json::array();
-    for (auto& c : list->items) members.push_back(hydra::CustomerJson(ctx.urls, c));
-    return Json(200, hydra::Collection(RequestUrl(ctx, req), page, list->total, members));
+    return CollectionResponse(ctx, req, page, list, hydra::CustomerJson);
   });
 
   r.Add("POST", "/customers", [&ctx](http::Request& req) {
@@ -83,10 +80,7 @@ void RegisterCustomers(http::Router& r, Context& ctx) {
     if (a.denied) return *a.denied;
     PageRequest page = ParsePageRequest(req.Query("page"), req.Query("pageSize"));
     auto list = ctx.store.ListKeys(a.customer, page);
-    if (!list.ok()) return FromStatus(ctx, req, list.status());
-    json members = json::array();
-    for (auto& k : list->items) members.push_back(hydra::KeyJson(ctx.urls, k));
-    return Json(200, hydra::Collection(RequestUrl(ctx, req), page, list->total, members));
+    return CollectionResponse(ctx, req, page, list, hydra::KeyJson);
   });
 
   r.Add("POST", "/customers/{c}/keys", [&ctx](http::Request& req) {

@@ -70,10 +70,7 @@ void RegisterImages(http::Router& r, Context& ctx) {
     q.customer = a.customer;
     q.space = *space;
     auto list = ctx.store.ListAssets(q);
-    if (!list.ok()) return FromStatus(ctx, req, list.status());
-    json members = json::array();
-    for (auto& asset : list->items) members.push_back(hydra::AssetJson(ctx.urls, asset));
-    return Json(200, hydra::Collection(RequestUrl(ctx, req), q.page, list->total, members, keep));
+    return CollectionResponse(ctx, req, q.page, list, hydra::AssetJson, keep);
   });
 
   r.Add("GET", "/customers/{c}/spaces/{s}/images/{id}", [&ctx](http::Request& req) {

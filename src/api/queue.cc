@@ -122,23 +122,34 @@ http::Response ListBatches(Context& ctx, http::Request& req, BatchListFilter fil
   if (std::string problem = ReadBatchOrder(req, &q, &keep); !problem.empty())
     return Error(ctx, req, 400, problem);
   auto list = ctx.store.ListBatches(q);
-  if (!list.ok()) return FromStatus(ctx, req, list.status());
-  json members = json::array();
-  for (auto& b : list->items) members.push_back(hydra::BatchJson(ctx.urls, b));
-  return Json(200, hydra::Collection(RequestUrl(ctx, req), q.page, list->total, members, keep));
+  return CollectionResponse(ctx, req, q.page, list, hydra::BatchJson, keep);
+}
+
+// Access to /customers/{c}/queue/batches/{b}…: the customer rule, then a well-formed {b}.
+struct BatchAccess {
+  std::optional<http::Response> denied;
+  int64_t customer = 0;
+  int64_t batch = 0;
+};
+
+BatchAccess AuthorizeBatch(Context& ctx, const http::Request& req) {
+  BatchAccess out;
+  Access a = AuthorizeCustomer(ctx, req);
+  out.denied = a.denied;
+  out.customer = a.customer;
+  if (out.denied) return out;
+  auto b = ParseId(req.Param("b"));
+  if (!b) out.denied = Error(ctx, req, 404, "batch not found");
+  out.batch = b.value_or(0);
+  return out;
 }
 
 http::Response ListBatchImages(Context& ctx, http::Request& req, BatchMemberFilter filter) {
-  Access a = AuthorizeCustomer(ctx, req);
+  BatchAccess a = AuthorizeBatch(ctx, req);
   if (a.denied) return *a.denied;
-  auto b = ParseId(req.Param("b"));
-  if (!b) return Error(ctx, req, 404, "batch not found");
   PageRequest page = ParsePageRequest(req.Query("page"), req.Query("pageSize"));
-  auto list = ctx.store.ListBatchAssets(a.customer, *b, filter, page);
-  if (!list.ok()) return FromStatus(ctx, req, list.status());
-  json members = json::array();
-  for (auto& asset : list->items) members.push_back(hydra::AssetJson(ctx.urls, asset));
-  return Json(200, hydra::Collection(RequestUrl(ctx, req), page, list->total, members));
+  auto list = ctx.store.ListBatchAssets(a.customer, a.batch, filter, page);
+  return CollectionResponse(ctx, req, page, list, hydra::AssetJson);
 }
 
 }  // namespace
@@ -163,17 +174,12 @@ void RegisterQueue(http::Router& r, Context& ctx) {
     if (a.denied) return *a.denied;
     PageRequest page = ParsePageRequest(req.Query("page"), req.Query("pageSize"));
     auto list = ctx.store.ListQueuedAssets(a.customer, page);
-    if (!list.ok()) return FromStatus(ctx, req, list.status());
-    json members = json::array();
-    for (auto& asset : list->items) members.push_back(hydra::AssetJson(ctx.urls, asset));
-    return Json(200, hydra::Collection(RequestUrl(ctx, req), page, list->total, members));
+    return CollectionResponse(ctx, req, page, list, hydra::AssetJson);
   });
   r.Add("GET", "/customers/{c}/queue/batches/{b}", [&ctx](http::Request& req) {
-    Access a = AuthorizeCustomer(ctx, req);
+    BatchAccess a = AuthorizeBatch(ctx, req);
     if (a.denied) return *a.denied;
-    auto b = ParseId(req.Param("b"));
-    if (!b) return Error(ctx, req, 404, "batch not found");
-    auto batch = ctx.store.GetBatch(a.customer, *b);
+    auto batch = ctx.store.GetBatch(a.customer, a.batch);
     if (!batch.ok()) return FromStatus(ctx, req, batch.status());
     return Json(200, hydra::BatchJson(ctx.urls, *batch));
   });
@@ -187,20 +193,16 @@ void RegisterQueue(http::Router& r, Context& ctx) {
     return ListBatchImages(ctx, req, BatchMemberFilter::kError);
   });
   r.Add("POST", "/customers/{c}/queue/batches/{b}/test", [&ctx](http::Request& req) {
-    Access a = AuthorizeCustomer(ctx, req);
+    BatchAccess a = AuthorizeBatch(ctx, req);
     if (a.denied) return *a.denied;
-    auto b = ParseId(req.Param("b"));
-    if (!b) return Error(ctx, req, 404, "batch not found");
-    auto changed = ctx.store.TestBatch(a.customer, *b);
+    auto changed = ctx.store.TestBatch(a.customer, a.batch);
     if (!changed.ok()) return FromStatus(ctx, req, changed.status());
     return Json(200, json{{"success", *changed}});
   });
   r.Add("POST", "/customers/{c}/queue/batches/{b}/retry", [&ctx](http::Request& req) {
-    Access a = AuthorizeCustomer(ctx, req);
+    BatchAccess a = AuthorizeBatch(ctx, req);
     if (a.denied) return *a.denied;
-    auto b = ParseId(req.Param("b"));
-    if (!b) return Error(ctx, req, 404, "batch not found");
-    auto batch = ctx.store.RetryBatch(a.customer, *b);
+    auto batch = ctx.store.RetryBatch(a.customer, a.batch);
     if (!batch.ok()) return FromStatus(ctx, req, batch.status());
     ctx.work_queued();
     return Json(200, hydra::BatchJson(ctx.urls, *batch));

@@ -52,10 +52,7 @@ void RegisterSpaces(http::Router& r, Context& ctx) {
     if (a.denied) return *a.denied;
     PageRequest page = ParsePageRequest(req.Query("page"), req.Query("pageSize"));
     auto list = ctx.store.ListSpaces(a.customer, page);
-    if (!list.ok()) return FromStatus(ctx, req, list.status());
-    json members = json::array();
-    for (auto& s : list->items) members.push_back(hydra::SpaceJson(ctx.urls, s));
-    return Json(200, hydra::Collection(RequestUrl(ctx, req), page, list->total, members));
+    return CollectionResponse(ctx, req, page, list, hydra::SpaceJson);
   });
 
   r.Add("POST", "/customers/{c}/spaces", [&ctx](http::Request& req) {

@@ -36,21 +36,31 @@ void AddCors(Response& res) {
 struct Server::Impl {
   const Router& router;
   ServerOptions options;
-  asio::io_context ioc;
+  // One io_context per I/O thread, each run by its own thread: a connection lives on one
+  // context, so its handlers never race and need no strand, and the threads share no
+  // scheduler lock. New connections are dealt out round-robin.
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  size_t next_ioc = 0;  // touched only by the acceptor's handler
   asio::thread_pool cpu_pool;
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
   std::atomic<int> in_flight{0};
   std::string base_url;  // set in Start() before any thread runs
   std::atomic<bool> stopping{false};
-  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
+
+  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> out;
+    for (int i = 0; i < std::max(1, n); ++i) out.push_back(std::make_unique<asio::io_context>(1));
+    return out;
+  }
 
   Impl(const Router& r, ServerOptions o)
       : router(r),
         options(o),
-        ioc(o.io_threads),
+        iocs(MakeContexts(o.io_threads)),
         cpu_pool(static_cast<size_t>(std::max(1, o.cpu_threads))),
-        acceptor(asio::make_strand(ioc)) {}
+        acceptor(*iocs[0]) {}
 
   void Accept();
 };
@@ -309,7 +319,8 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void Server::Impl::Accept() {
-  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  asio::io_context& target = *iocs[next_ioc++ % iocs.size()];
+  acceptor.async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
     if (stopping.load()) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
@@ -341,11 +352,12 @@ Status Server::Start() {
                         ? "http://" + impl_->options.host + ":" + std::to_string(port())
                         : impl_->options.public_base;
   while (!impl_->base_url.empty() && impl_->base_url.back() == '/') impl_->base_url.pop_back();
-  impl_->work = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
-      impl_->ioc.get_executor());
+  for (auto& ioc : impl_->iocs) impl_->work.push_back(asio::make_work_guard(*ioc));
   impl_->Accept();
-  for (int i = 0; i < std::max(1, impl_->options.io_threads); ++i)
-    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  for (auto& ioc : impl_->iocs) {
+    asio::io_context* c = ioc.get();
+    impl_->threads.emplace_back([c] { c->run(); });
+  }
   return Status::Ok();
 }
 
@@ -362,13 +374,13 @@ void Server::Stop(int grace_ms) {
     beast::error_code ec;
     impl_->acceptor.close(ec);
   });
-  impl_->work.reset();
+  impl_->work.clear();
   // Let in-flight sessions finish their current response; idle keep-alive sessions are
   // closed by stopping the loop after the grace period.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
   while (std::chrono::steady_clock::now() < deadline && impl_->in_flight.load() > 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  impl_->ioc.stop();
+  for (auto& ioc : impl_->iocs) ioc->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
   impl_->cpu_pool.join();

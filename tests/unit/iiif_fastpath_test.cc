@@ -22,6 +22,7 @@
 #include "iiif/pyramid_index.h"
 #include "iiif/renderer.h"
 #include "iiif/resample.h"
+#include "support/test_pyramid.h"
 
 namespace quire::iiif {
 namespace {
@@ -108,18 +109,6 @@ DiffStats Compare(const VImage& a, const VImage& b) {
 
 VImage Decode(const std::string& bytes) {
   return VImage::new_from_buffer(bytes.data(), bytes.size(), "").copy_memory();
-}
-
-// Exactly the ingest engine's parameters.
-void WritePyramid(const VImage& img, const std::string& path, bool rgbjpeg = false) {
-  img.tiffsave(path.c_str(), VImage::option()
-                                 ->set("tile", true)
-                                 ->set("tile_width", 256)
-                                 ->set("tile_height", 256)
-                                 ->set("pyramid", true)
-                                 ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG)
-                                 ->set("Q", 85)
-                                 ->set("rgbjpeg", rgbjpeg));
 }
 
 ResolvedRequest Resolve(const std::string& path, int w, int h, Limits limits = {}) {
@@ -345,10 +334,10 @@ class FastPath : public ::testing::Test {
     ASSERT_TRUE(InitVips());
     dir_ = new fs::path(fs::temp_directory_path() / ("quire-fastpath-" + std::to_string(getpid())));
     fs::create_directories(*dir_);
-    WritePyramid(NoiseGradientImage(1000, 700, 3, 1), Path("a1000x700.tif"));
-    WritePyramid(NoiseGradientImage(3001, 2049, 3, 2), Path("b3001x2049.tif"));
-    WritePyramid(NoiseGradientImage(1000, 700, 3, 3), Path("rgb1000x700.tif"), /*rgbjpeg=*/true);
-    WritePyramid(NoiseGradientImage(1000, 700, 1, 4), Path("grey1000x700.tif"));
+    test::WriteTestPyramid(NoiseGradientImage(1000, 700, 3, 1), Path("a1000x700.tif"));
+    test::WriteTestPyramid(NoiseGradientImage(3001, 2049, 3, 2), Path("b3001x2049.tif"));
+    test::WriteTestPyramid(NoiseGradientImage(1000, 700, 3, 3), Path("rgb1000x700.tif"), /*rgbjpeg=*/true);
+    test::WriteTestPyramid(NoiseGradientImage(1000, 700, 1, 4), Path("grey1000x700.tif"));
   }
   static void TearDownTestSuite() {
     std::error_code ec;
@@ -743,7 +732,7 @@ TEST_F(FastPath, DecodeLevelRectMatchesTiffload) {
 
 TEST_F(FastPath, ReplacedFileIsNoticed) {
   const std::string path = Path("replaced.tif");
-  WritePyramid(NoiseGradientImage(1000, 700, 3, 11), path);
+  test::WriteTestPyramid(NoiseGradientImage(1000, 700, 3, 11), path);
   const std::string interior = "256,256,256,256/256,256/0/default.jpg";
   const std::string edge = "768,512,232,188/max/0/default.jpg";
   ResolvedRequest ri = Resolve(interior, 1000, 700), re = Resolve(edge, 1000, 700);
@@ -758,7 +747,7 @@ TEST_F(FastPath, ReplacedFileIsNoticed) {
   ASSERT_TRUE(e1.ok() && e1->has_value());
 
   // Replaced the way the blob store does it: a new file renamed over the old name.
-  WritePyramid(NoiseGradientImage(1000, 700, 3, 12), path + ".new");
+  test::WriteTestPyramid(NoiseGradientImage(1000, 700, 3, 12), path + ".new");
   ASSERT_EQ(::rename((path + ".new").c_str(), path.c_str()), 0);
   const std::string new_tile = ExpectedTileStream(path, 0, 1, 1);
   ASSERT_NE(new_tile, old_tile);
@@ -783,7 +772,7 @@ TEST_F(FastPath, ReplacedFileIsNoticed) {
   EXPECT_LT(Compare(Decode((*e2)->bytes), Decode(slow->bytes)).mean, 1.5);
 
   // Rewritten in place (same inode, other content and size): the identity changes too.
-  WritePyramid(NoiseGradientImage(1000, 700, 3, 13).extract_area(0, 0, 900, 650), path);
+  test::WriteTestPyramid(NoiseGradientImage(1000, 700, 3, 13).extract_area(0, 0, 900, 650), path);
   Result<FileIdentity> id3 = StatIdentity(path);
   ASSERT_TRUE(id3.ok());
   EXPECT_FALSE(*id3 == (*second)->identity());

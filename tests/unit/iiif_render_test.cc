@@ -14,6 +14,7 @@
 
 #include "core/vips_init.h"
 #include "iiif/renderer.h"
+#include "support/test_pyramid.h"
 
 namespace quire::iiif {
 namespace {
@@ -45,18 +46,6 @@ VImage SquaresImage() {
       .copy_memory();
 }
 
-// Exactly the ingest engine's parameters.
-void WritePyramid(const VImage& img, const std::string& path, bool rgbjpeg = false) {
-  img.tiffsave(path.c_str(), VImage::option()
-                                 ->set("tile", true)
-                                 ->set("tile_width", 256)
-                                 ->set("tile_height", 256)
-                                 ->set("pyramid", true)
-                                 ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG)
-                                 ->set("Q", 85)
-                                 ->set("rgbjpeg", rgbjpeg));
-}
-
 class IiifRender : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -65,9 +54,9 @@ class IiifRender : public ::testing::Test {
         new fs::path(fs::temp_directory_path() / ("quire-iiif-render-" + std::to_string(getpid())));
     fs::create_directories(*dir_);
     VImage squares = SquaresImage();
-    WritePyramid(squares, Path("squares.tif"));
-    WritePyramid(squares, Path("squares-rgb.tif"), /*rgbjpeg=*/true);
-    WritePyramid(squares.colourspace(VIPS_INTERPRETATION_B_W), Path("squares-grey.tif"));
+    test::WriteTestPyramid(squares, Path("squares.tif"));
+    test::WriteTestPyramid(squares, Path("squares-rgb.tif"), /*rgbjpeg=*/true);
+    test::WriteTestPyramid(squares.colourspace(VIPS_INTERPRETATION_B_W), Path("squares-grey.tif"));
   }
   static void TearDownTestSuite() {
     fs::remove_all(*dir_);

@@ -25,7 +25,9 @@ test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 600
 
 asan: deps
-	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	@# Warnings stay on but not fatal here: GCC 12 reports maybe-uninitialized false positives
+	@# inside libstdc++ (std::regex, std::function) once the sanitizers instrument it.
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQUIRE_WERROR=OFF -DQUIRE_FUZZ=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j 2 -L unit

@@ -101,6 +101,20 @@ Asset ReadAsset(const Statement& s, int o = 0) {
   return a;
 }
 
+// Binds the nine metadata columns (tags, roles, string1..3, number1..3, max_unauthorised), in
+// that order, from parameter `first` on.
+Statement& BindAssetMetadata(Statement& st, int first, const Asset& a) {
+  return st.Bind(first, ToJson(a.tags))
+      .Bind(first + 1, ToJson(a.roles))
+      .Bind(first + 2, a.string1)
+      .Bind(first + 3, a.string2)
+      .Bind(first + 4, a.string3)
+      .Bind(first + 5, a.number1)
+      .Bind(first + 6, a.number2)
+      .Bind(first + 7, a.number3)
+      .Bind(first + 8, a.max_unauthorised);
+}
+
 constexpr const char* kBatchCols =
     "id, customer, submitted, count, completed, errors, finished, superseded, priority";
 
@@ -600,15 +614,7 @@ Result<Asset> SqliteStore::UpdateAssetMetadata(const Asset& a) {
           "UPDATE assets SET tags = ?, roles = ?, string1 = ?, string2 = ?, string3 = ?, "
           "number1 = ?, number2 = ?, number3 = ?, max_unauthorised = ? "
           "WHERE customer = ? AND space = ? AND id = ?");
-  QUIRE_RETURN_IF_ERROR(st.Bind(1, ToJson(a.tags))
-                            .Bind(2, ToJson(a.roles))
-                            .Bind(3, a.string1)
-                            .Bind(4, a.string2)
-                            .Bind(5, a.string3)
-                            .Bind(6, a.number1)
-                            .Bind(7, a.number2)
-                            .Bind(8, a.number3)
-                            .Bind(9, a.max_unauthorised)
+  QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 1, a)
                             .Bind(10, a.customer)
                             .Bind(11, a.space)
                             .Bind(12, a.id)
@@ -738,22 +744,14 @@ Result<Batch> SqliteStore::CreateBatch(int64_t customer, const std::vector<Asset
               "family = ?6, delivery_channels = ?7, tags = ?8, roles = ?9, string1 = ?10, "
               "string2 = ?11, string3 = ?12, number1 = ?13, number2 = ?14, number3 = ?15, "
               "max_unauthorised = ?16, finished = NULL, ingesting = 1, error = '', batch = ?18");
-      QUIRE_RETURN_IF_ERROR(st.Bind(1, customer)
-                                .Bind(2, m.space)
-                                .Bind(3, m.id)
-                                .Bind(4, m.origin)
-                                .Bind(5, m.media_type)
-                                .Bind(6, m.family)
-                                .Bind(7, ChannelsToJson(m.delivery_channels))
-                                .Bind(8, ToJson(m.tags))
-                                .Bind(9, ToJson(m.roles))
-                                .Bind(10, m.string1)
-                                .Bind(11, m.string2)
-                                .Bind(12, m.string3)
-                                .Bind(13, m.number1)
-                                .Bind(14, m.number2)
-                                .Bind(15, m.number3)
-                                .Bind(16, m.max_unauthorised)
+      st.Bind(1, customer)
+          .Bind(2, m.space)
+          .Bind(3, m.id)
+          .Bind(4, m.origin)
+          .Bind(5, m.media_type)
+          .Bind(6, m.family)
+          .Bind(7, ChannelsToJson(m.delivery_channels));
+      QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 8, m)
                                 .Bind(17, now)
                                 .Bind(18, batch_id)
                                 .Run());

@@ -1,5 +1,6 @@
 // The quire command: serve, worker, migrate, admin.
 #include <signal.h>
+#include <sys/resource.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -110,6 +111,20 @@ IngestSettings MakeIngestSettings(const Config& c) {
   return s;
 }
 
+// Each connection, download and open pyramid costs a descriptor; distributions start
+// processes with a soft limit of 1024 and a far higher hard limit, so take the hard one.
+// Returns the soft limit now in force.
+rlim_t RaiseOpenFileLimit() {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  if (lim.rlim_cur < lim.rlim_max) {
+    struct rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return raised.rlim_cur;
+  }
+  return lim.rlim_cur;
+}
+
 int Fail(const Status& st) {
   spdlog::error("{}", st.message());
   return 1;
@@ -193,8 +208,10 @@ int Serve(Config c) {
   api::RegisterApi(router, ctx);
   delivery.Register(router);
   workers.Start();
-  spdlog::info("quire listening on {}:{} (public URL {}, {} ingest workers, data {})", opts.host,
-               server.port(), c.PublicUrl(), c.EffectiveWorkers(), c.data_dir);
+  spdlog::info("quire listening on {}:{} (public URL {}, {} ingest workers, data {}, {} open "
+               "files)",
+               opts.host, server.port(), c.PublicUrl(), c.EffectiveWorkers(), c.data_dir,
+               static_cast<uint64_t>(RaiseOpenFileLimit()));
   spdlog::default_logger()->flush();
 
   WaitForSignal();
@@ -228,6 +245,7 @@ int Worker(Config c) {
 
 int main(int argc, char** argv) {
   using namespace quire;
+  RaiseOpenFileLimit();
   // The log goes to stderr through a buffered file sink: an access-log line costs a formatted
   // append under a mutex, not a write(2) (nor a queue hand-off with a thread wake-up, which
   // measured slower). Buffered lines reach stderr within a second, at once for warnings, and

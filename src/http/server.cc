@@ -7,7 +7,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <array>
+#include <cerrno>
 #include <chrono>
+#include <list>
+#include <optional>
 
 namespace quire::http {
 
@@ -33,9 +36,19 @@ void AddCors(Response& res) {
 
 }  // namespace
 
+namespace {
+class Session;
+}  // namespace
+
 struct Server::Impl {
   const Router& router;
   ServerOptions options;
+  // Per I/O context, the sessions waiting for a request with nothing read yet, oldest first.
+  // Each list is touched only by its context's thread. When accept() runs out of file
+  // descriptors these are closed first: an idle keep-alive connection costs a descriptor
+  // that a new client needs more. (Declared before the contexts: sessions still queued in
+  // them leave these lists when the contexts are destroyed.)
+  std::vector<std::list<Session*>> idle;
   // One io_context per I/O thread, each run by its own thread: a connection lives on one
   // context, so its handlers never race and need no strand, and the threads share no
   // scheduler lock. New connections are dealt out round-robin.
@@ -48,6 +61,9 @@ struct Server::Impl {
   std::string base_url;  // set in Start() before any thread runs
   std::atomic<bool> stopping{false};
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  asio::steady_timer accept_retry;
+  int accept_backoff_ms = 0;  // touched only by the acceptor's handler
+  std::chrono::steady_clock::time_point last_fd_warning{};
 
   static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
     std::vector<std::unique_ptr<asio::io_context>> out;
@@ -58,27 +74,75 @@ struct Server::Impl {
   Impl(const Router& r, ServerOptions o)
       : router(r),
         options(o),
+        idle(static_cast<size_t>(std::max(1, o.io_threads))),
         iocs(MakeContexts(o.io_threads)),
         cpu_pool(static_cast<size_t>(std::max(1, o.cpu_threads))),
-        acceptor(*iocs[0]) {}
+        acceptor(*iocs[0]),
+        accept_retry(*iocs[0]) {}
 
   void Accept();
+  // Out of descriptors: closes the oldest idle sessions on every context, then retries the
+  // accept after a short, growing pause instead of spinning on EMFILE.
+  void OnAcceptExhausted(const beast::error_code& ec);
+  void ShedIdle(size_t ioc_index);
 };
 
 namespace {
 
+// A request's framing is ambiguous when a proxy in front of us could read its body differently
+// (RFC 9112 §6.1, §6.3): any transfer coding but one final "chunked", or Transfer-Encoding
+// next to Content-Length. Beast would read such a request as bodiless and then parse the
+// body's bytes as the next request on the connection, so it is refused and the connection
+// closed. Returns the reason, or "" when the framing is sound.
+std::string AmbiguousFraming(const bhttp::request<bhttp::string_body>& msg) {
+  size_t codings = msg.count(bhttp::field::transfer_encoding);
+  if (codings == 0) return "";
+  if (codings > 1) return "more than one Transfer-Encoding header";
+  if (msg.count(bhttp::field::content_length) > 0)
+    return "both Transfer-Encoding and Content-Length";
+  if (msg.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
+  std::string_view v = msg[bhttp::field::transfer_encoding];
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  if (!beast::iequals(v, "chunked"))
+    return "unsupported Transfer-Encoding \"" + std::string(v) + "\" (only chunked)";
+  return "";
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, Server::Impl* server)
-      : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket&& socket, Server::Impl* server, size_t ioc_index)
+      : stream_(std::move(socket)), server_(server), ioc_index_(ioc_index) {}
+  ~Session() { LeaveIdle(); }
 
   void Start() {
     asio::dispatch(stream_.get_executor(),
                    beast::bind_front_handler(&Session::Read, shared_from_this()));
   }
 
+  // On this session's context: closes the connection if it is still waiting for a request.
+  void ShedIfIdle() {
+    if (!idle_) return;
+    LeaveIdle();
+    shed_ = true;
+    beast::error_code ec;
+    stream_.socket().close(ec);  // the pending read ends with operation_aborted
+  }
+
  private:
+  void EnterIdle() {
+    auto& list = server_->idle[ioc_index_];
+    idle_ = list.insert(list.end(), this);
+  }
+  void LeaveIdle() {
+    if (!idle_) return;
+    server_->idle[ioc_index_].erase(*idle_);
+    idle_.reset();
+  }
+
   void Read() {
+    // Nothing of the next request read yet: the connection is idle and may be shed.
+    if (buffer_.size() == 0) EnterIdle();
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
     parser_->header_limit(server_->options.max_header_bytes);
@@ -88,6 +152,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnRead(beast::error_code ec, std::size_t) {
+    LeaveIdle();
+    if (shed_) return;  // closed to free its descriptor
     if (ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
         ec == beast::error::timeout || ec == asio::error::operation_aborted) {
       return Close();
@@ -105,6 +171,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return SendError(400, "malformed HTTP request: " + ec.message(), false);
 
     auto& msg = parser_->get();
+    if (std::string why = AmbiguousFraming(msg); !why.empty())
+      return SendError(400, "ambiguous request framing: " + why, false);
     auto req = std::make_shared<Request>();
     req->method = std::string(msg.method_string());
     req->target = std::string(msg.target());
@@ -307,6 +375,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   Server::Impl* server_;
+  size_t ioc_index_;
+  std::optional<std::list<Session*>::iterator> idle_;
+  bool shed_ = false;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<void> response_;
@@ -319,15 +390,46 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void Server::Impl::Accept() {
-  asio::io_context& target = *iocs[next_ioc++ % iocs.size()];
-  acceptor.async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
+  size_t index = next_ioc % iocs.size();
+  acceptor.async_accept(*iocs[index], [this, index](beast::error_code ec, tcp::socket socket) {
     if (stopping.load()) return;
     if (!ec) {
+      ++next_ioc;
+      accept_backoff_ms = 0;
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), this)->Start();
+      std::make_shared<Session>(std::move(socket), this, index)->Start();
+    } else if (ec.value() == EMFILE || ec.value() == ENFILE || ec.value() == ENOBUFS ||
+               ec.value() == ENOMEM) {
+      return OnAcceptExhausted(ec);
     }
-    Accept();
+    Accept();  // other failures (a client that reset before accept) concern one connection
   });
+}
+
+void Server::Impl::OnAcceptExhausted(const beast::error_code& ec) {
+  for (size_t i = 0; i < iocs.size(); ++i) asio::post(*iocs[i], [this, i] { ShedIdle(i); });
+  // The pending connections stay in the listen backlog meanwhile; the pause lets the shed
+  // sessions close (and lets busy ones finish) before accept() is tried again.
+  accept_backoff_ms = std::clamp(accept_backoff_ms * 2, 5, 500);
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_fd_warning > std::chrono::seconds(10)) {
+    last_fd_warning = now;
+    spdlog::warn("cannot accept connections: {}; closing idle keep-alive connections and "
+                 "retrying in {} ms",
+                 ec.message(), accept_backoff_ms);
+  }
+  accept_retry.expires_after(std::chrono::milliseconds(accept_backoff_ms));
+  accept_retry.async_wait([this](beast::error_code wait_ec) {
+    if (!wait_ec && !stopping.load()) Accept();
+  });
+}
+
+void Server::Impl::ShedIdle(size_t ioc_index) {
+  // A quarter of the idle sessions (at least one), oldest first: enough to let new clients in
+  // without dropping every reader that is between two requests.
+  auto& list = idle[ioc_index];
+  size_t n = std::max<size_t>(1, list.size() / 4);
+  for (size_t i = 0; i < n && !list.empty(); ++i) list.front()->ShedIfIdle();
 }
 
 Server::Server(const Router& router, ServerOptions options)
@@ -352,7 +454,14 @@ Status Server::Start() {
                         ? "http://" + impl_->options.host + ":" + std::to_string(port())
                         : impl_->options.public_base;
   while (!impl_->base_url.empty() && impl_->base_url.back() == '/') impl_->base_url.pop_back();
-  for (auto& ioc : impl_->iocs) impl_->work.push_back(asio::make_work_guard(*ioc));
+  for (auto& ioc : impl_->iocs) {
+    impl_->work.push_back(asio::make_work_guard(*ioc));
+    // Asio creates a context's reactor (an epoll fd, an eventfd) with its first socket and
+    // throws if it cannot; make them now, so a first connection that arrives while the
+    // process is out of descriptors meets EMFILE, not an exception.
+    tcp::socket socket(*ioc);
+    asio::steady_timer timer(*ioc);
+  }
   impl_->Accept();
   for (auto& ioc : impl_->iocs) {
     asio::io_context* c = ioc.get();
@@ -373,6 +482,7 @@ void Server::Stop(int grace_ms) {
   asio::post(impl_->acceptor.get_executor(), [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
+    impl_->accept_retry.cancel();
   });
   impl_->work.clear();
   // Let in-flight sessions finish their current response; idle keep-alive sessions are

@@ -105,27 +105,16 @@ Result<std::unique_ptr<FileBlobStore>> FileBlobStore::Open(const std::string& ro
   abs = abs.lexically_normal();
   std::string root_str = abs.string();
   while (root_str.size() > 1 && root_str.back() == '/') root_str.pop_back();
-  fs::create_directories(abs / kScratchName, ec);
+  fs::create_directories(abs, ec);
   if (ec) {
     return Status::IOError("cannot create blob store directory " + root_str + ": " + ec.message());
   }
-  RemoveStaleScratch(abs / kScratchName);
-  return std::unique_ptr<FileBlobStore>(new FileBlobStore(root_str));
+  Result<std::unique_ptr<ScratchSpace>> scratch = ScratchSpace::Open(root_str + "/" + kScratchName);
+  if (!scratch.ok()) return scratch.status();
+  return std::unique_ptr<FileBlobStore>(new FileBlobStore(root_str, std::move(*scratch)));
 }
 
-// Scratch files outlive only a crashed writer. Anything older than an hour is such a
-// leftover (a live writer's files are minutes old at most), so it goes at start-up.
-void FileBlobStore::RemoveStaleScratch(const fs::path& scratch) {
-  std::error_code ec;
-  auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
-  for (auto it = fs::directory_iterator(scratch, ec); !ec && it != fs::directory_iterator();
-       it.increment(ec)) {
-    std::error_code e2;
-    if (it->is_regular_file(e2) && it->last_write_time(e2) < cutoff) fs::remove(it->path(), e2);
-  }
-}
-
-std::string FileBlobStore::ScratchDir() const { return root_ + "/" + kScratchName; }
+std::string FileBlobStore::ScratchDir() const { return scratch_->dir(); }
 
 Status FileBlobStore::Publish(const std::string& key, const std::string& tmp) {
   std::string dest = root_ + "/" + key;

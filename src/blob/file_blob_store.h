@@ -1,6 +1,7 @@
 // FileBlobStore: the embedded BlobStore, one file per key under a root directory.
-// Writes go to ROOT/.tmp first, are fsynced, then renamed into place, so a reader sees either
-// the old blob or the whole new one, never a torn file. Thread-safe (no shared mutable state
+// Writes go to this process's scratch directory under ROOT/.tmp first (see ScratchSpace),
+// are fsynced, then renamed into place, so a reader sees either the old blob or the whole new
+// one, never a torn file. Thread-safe (no shared mutable state
 // beyond the filesystem).
 #pragma once
 
@@ -9,12 +10,14 @@
 #include <string>
 
 #include "blob/blob_store.h"
+#include "blob/scratch_space.h"
 
 namespace quire {
 
 class FileBlobStore : public BlobStore {
  public:
-  // Creates `root` and `root/.tmp` if missing; removes scratch files over an hour old.
+  // Creates `root` and `root/.tmp` if missing, claims this process's scratch directory
+  // there and removes the scratch of processes that are gone.
   static Result<std::unique_ptr<FileBlobStore>> Open(const std::string& root);
 
   Status PutFile(const std::string& key, const std::string& local_path) override;
@@ -28,13 +31,14 @@ class FileBlobStore : public BlobStore {
   const std::string& root() const { return root_; }
 
  private:
-  explicit FileBlobStore(std::string root) : root_(std::move(root)) {}
+  FileBlobStore(std::string root, std::unique_ptr<ScratchSpace> scratch)
+      : root_(std::move(root)), scratch_(std::move(scratch)) {}
 
-  static void RemoveStaleScratch(const std::filesystem::path& scratch);
   // Renames the fsynced temp file `tmp` (under ScratchDir) into place as `key`.
   Status Publish(const std::string& key, const std::string& tmp);
 
   std::string root_;
+  std::unique_ptr<ScratchSpace> scratch_;
 };
 
 }  // namespace quire

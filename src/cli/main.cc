@@ -57,6 +57,11 @@ void AddIngestFlags(CLI::App* app, Config* c) {
   app->add_option("--max-pixels", c->max_pixels, "largest image accepted, in pixels")
       ->envname("QUIRE_MAX_PIXELS")
       ->capture_default_str();
+  app->add_option("--min-free-bytes", c->min_free_bytes,
+                  "ingest stops writing (and retries later) while the volume holding the "
+                  "blobs has less than this free, leaving room for the database")
+      ->envname("QUIRE_MIN_FREE_BYTES")
+      ->capture_default_str();
   app->add_option("--max-origin-bytes", c->max_origin_bytes, "largest origin download")
       ->envname("QUIRE_MAX_ORIGIN_BYTES")
       ->capture_default_str();
@@ -108,6 +113,8 @@ IngestSettings MakeIngestSettings(const Config& c) {
   s.origin.low_speed_bytes_per_s = c.origin_low_speed_bytes;
   s.origin.low_speed_time_s = c.origin_low_speed_time_s;
   s.process.max_pixels = c.max_pixels;
+  s.process.reserve_bytes = c.min_free_bytes;
+  s.origin.reserve_bytes = c.min_free_bytes;
   return s;
 }
 

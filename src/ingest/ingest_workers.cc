@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "blob/free_space.h"
 #include "core/secrets.h"
 #include "core/time_util.h"
 
@@ -92,14 +93,30 @@ void IngestWorkers::Stop() {
 
 void IngestWorkers::Run(int index) {
   const std::string owner = owner_prefix_ + "/" + std::to_string(index);
+  // While claims fail (the database unreachable or its disk full) a worker says so once,
+  // then every half minute, and waits longer between tries (up to 5 s) instead of retrying
+  // twice a second.
+  int claim_failures = 0;
+  auto last_warning = std::chrono::steady_clock::time_point{};
   while (!stop_.load()) {
     auto claimed = store_.ClaimJob(owner, settings_.lease_ms);
+    int wait_ms = settings_.idle_poll_ms;
     if (!claimed.ok()) {
-      spdlog::warn("claiming a job failed: {}", claimed.status().message());
+      ++claim_failures;
+      auto now = std::chrono::steady_clock::now();
+      if (claim_failures == 1 || now - last_warning > std::chrono::seconds(30)) {
+        last_warning = now;
+        spdlog::warn("claiming a job failed ({} time{} in a row): {}", claim_failures,
+                     claim_failures == 1 ? "" : "s", claimed.status().message());
+      }
+      wait_ms = std::min(5000, settings_.idle_poll_ms << std::min(claim_failures, 4));
+    } else if (claim_failures > 0) {
+      spdlog::info("claiming jobs works again after {} failures", claim_failures);
+      claim_failures = 0;
     }
     if (!claimed.ok() || !claimed->has_value()) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(settings_.idle_poll_ms),
+      cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
                    [&] { return woken_ || stop_.load(); });
       woken_ = false;
       continue;
@@ -204,7 +221,10 @@ void IngestWorkers::Process(const Job& job) {
   auto t0 = std::chrono::steady_clock::now();
   OriginPolicy policy = settings_.origin;
   policy.cancel = &stop_;  // a graceful stop abandons slow downloads
-  Status st = FetchOrigin(asset->origin, policy, scratch);
+  // A full volume is a transient failure like any other storage error: the job waits in
+  // backoff without downloading anything, and the room left stays the database's.
+  Status st = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), settings_.process.reserve_bytes);
+  if (st.ok()) st = FetchOrigin(asset->origin, policy, scratch);
   double fetch_ms = MsSince(t0);
   if (!st.ok() && stop_.load()) {
     // Not the origin's fault: leave the job leased; Stop() hands it back to the queue without

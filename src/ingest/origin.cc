@@ -17,8 +17,13 @@
 #include <filesystem>
 #include <mutex>
 
+#include "blob/free_space.h"
+
 namespace quire {
 namespace {
+
+// How often a download looks at the free space of the volume it writes to.
+constexpr int64_t kSpaceCheckEvery = 4 << 20;
 
 namespace fs = std::filesystem;
 
@@ -104,6 +109,9 @@ struct Transfer {
   int64_t written = 0;
   bool too_large = false;
   int write_errno = 0;
+  int64_t reserve_bytes = 0;  // stop once the volume has less free (OriginPolicy)
+  int64_t next_space_check = 0;
+  std::string volume_full;    // set: the write stopped for lack of space
   const AddressRule* forbidden = nullptr;  // null = every address allowed
   std::string refused_ip;
   const std::atomic<bool>* cancel = nullptr;
@@ -116,6 +124,14 @@ size_t WriteBody(char* data, size_t size, size_t nmemb, void* userp) {
   if (t->written + static_cast<int64_t>(n) > t->max_bytes) {
     t->too_large = true;
     return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
+  if (t->reserve_bytes > 0 && t->written >= t->next_space_check) {
+    t->next_space_check = t->written + kSpaceCheckEvery;
+    Status room = CheckFreeSpace(FreeBytes(fileno(t->out)), t->reserve_bytes);
+    if (!room.ok()) {
+      t->volume_full = room.message();
+      return 0;
+    }
   }
   if (std::fwrite(data, 1, n, t->out) != n) {
     t->write_errno = errno ? errno : EIO;
@@ -196,6 +212,7 @@ Status MapCurlError(CURLcode rc, CURL* curl, const Transfer& t, const OriginPoli
         return Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) +
                                 " bytes");
       }
+      if (!t.volume_full.empty()) return Status::IOError(t.volume_full);
       return Status::IOError("cannot write the downloaded origin: " +
                              std::string(std::strerror(t.write_errno ? t.write_errno : EIO)));
     case CURLE_OPERATION_TIMEDOUT: {
@@ -239,6 +256,7 @@ Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::
   Transfer t;
   t.out = out;
   t.max_bytes = policy.max_bytes;
+  t.reserve_bytes = policy.reserve_bytes;
   t.forbidden = forbidden;
   t.cancel = policy.cancel;
   char errbuf[CURL_ERROR_SIZE] = {};
@@ -355,6 +373,7 @@ Status FetchFile(const std::string& origin, const std::string& rest, const Origi
   Status result;
   char buf[1 << 16];
   int64_t total = 0;
+  int64_t next_space_check = 0;
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
@@ -372,6 +391,11 @@ Status FetchFile(const std::string& origin, const std::string& rest, const Origi
       result =
           Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) + " bytes");
       break;
+    }
+    if (policy.reserve_bytes > 0 && total - n >= next_space_check) {
+      next_space_check = total + kSpaceCheckEvery;
+      result = CheckFreeSpace(FreeBytes(out), policy.reserve_bytes);
+      if (!result.ok()) break;
     }
     for (ssize_t off = 0; off < n;) {
       ssize_t w = ::write(out, buf + off, static_cast<size_t>(n - off));

@@ -21,6 +21,9 @@ struct OriginPolicy {
   long low_speed_bytes_per_s = 1024;  // a transfer slower than this ...
   long low_speed_time_s = 30;         // ... for this long is abandoned
   int max_redirects = 5;
+  // >0: the download stops with kIOError once the volume it writes to has less than this
+  // free (checked every few MiB), keeping room for the database.
+  int64_t reserve_bytes = 0;
   // When set and it becomes true, a download in progress is abandoned within about a second
   // (kUnavailable "origin download abandoned: ..."); ingest workers point it at their stop flag
   // so a graceful stop does not wait for slow or stalled origins.

@@ -14,12 +14,15 @@
 #include <vips/vips8>
 
 #include "core/vips_init.h"
+#include "ingest/file_target.h"
+#include "ingest/pyramid_check.h"
 
 namespace quire {
 namespace {
 
 using vips::VError;
 using vips::VImage;
+using vips::VOption;
 
 // Images needing a rotation are decoded into memory up to this size, else into scratch tiles.
 constexpr int64_t kInMemoryReorientBytes = 16 << 20;
@@ -193,6 +196,53 @@ VImage Guarded(const VImage& in, DecodeGuard** guard_out) {
   return VImage(out);
 }
 
+// Saves `image` as a tiled TIFF at `path` (created or truncated). A DecodeGuard stands
+// between the pipeline and the writer and a GuardedFileTarget under it, so neither a failing
+// decode nor a failing write (a full disk) reaches libvips 8.14's crash-prone error paths:
+// the save runs to its end, and then a decode failure is kInvalid with its cause, a write
+// failure or a volume under `reserve_bytes` free kIOError. On failure the file is removed.
+// `pyramid`: JPEG-compressed pyramid of `tile`-square tiles at quality `q`; otherwise plain
+// uncompressed 256-square tiles (scratch for a rotation).
+Status SaveTiled(const VImage& image, const std::string& path, bool pyramid, int tile, int q,
+                 int64_t reserve_bytes) {
+  Result<std::unique_ptr<GuardedFileTarget>> out = GuardedFileTarget::Create(path, reserve_bytes);
+  if (!out.ok()) {
+    ::unlink(path.c_str());
+    return out.status();
+  }
+  DecodeGuard* guard = nullptr;
+  VImage guarded;  // owns *guard: it must outlive the checks below
+  try {
+    guarded = Guarded(image, &guard);
+    VOption* options = VImage::option()
+                           ->set("tile", true)
+                           ->set("tile_width", tile)
+                           ->set("tile_height", tile);
+    if (pyramid) {
+      options->set("pyramid", true)
+          ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG)
+          ->set("Q", q);
+    } else {
+      options->set("strip", true);
+    }
+    guarded.tiffsave_target((*out)->target(), options);
+  } catch (const VError& e) {
+    ::unlink(path.c_str());
+    return PyramidFailure(e);
+  }
+  Status written = (*out)->status();
+  if (!written.ok()) {
+    ::unlink(path.c_str());
+    return written;
+  }
+  if (guard->failed) {
+    ::unlink(path.c_str());
+    std::lock_guard<std::mutex> lock(guard->mu);
+    return Status::Invalid(guard->message);
+  }
+  return Status::Ok();
+}
+
 // Applies EXIF `orientation` (2..8) to the sequentially loaded `image`. A horizontal flip
 // streams; rotations and vertical flips read rows out of order, so the pixels are first
 // decoded once: into memory when small, else into an uncompressed tiled TIFF in `scratch`
@@ -200,7 +250,7 @@ VImage Guarded(const VImage& in, DecodeGuard** guard_out) {
 // an mmapped .v file), named in *temp_file for the caller to remove once the result has been
 // consumed. Errors: kInvalid with the decoder's cause.
 Result<VImage> Reorient(VImage image, int orientation, const std::string& scratch,
-                        std::string* temp_file) {
+                        int64_t reserve_bytes, std::string* temp_file) {
   if (orientation >= 3) {
     int64_t bytes = int64_t{image.width()} * image.height() * image.bands() *
                     static_cast<int64_t>(vips_format_sizeof(image.format()));
@@ -209,23 +259,7 @@ Result<VImage> Reorient(VImage image, int orientation, const std::string& scratc
     } else {
       Result<std::string> tiles = ScratchFile(scratch, "oriented", ".tif");
       if (!tiles.ok()) return tiles.status();
-      DecodeGuard* guard = nullptr;
-      VImage guarded = Guarded(image, &guard);
-      try {
-        guarded.tiffsave(tiles->c_str(), VImage::option()
-                                             ->set("tile", true)
-                                             ->set("tile_width", 256)
-                                             ->set("tile_height", 256)
-                                             ->set("strip", true));
-      } catch (const VError& e) {
-        ::unlink(tiles->c_str());
-        return PyramidFailure(e);
-      }
-      if (guard->failed) {
-        ::unlink(tiles->c_str());
-        std::lock_guard<std::mutex> lock(guard->mu);
-        return Status::Invalid(guard->message);
-      }
+      QUIRE_RETURN_IF_ERROR(SaveTiled(image, *tiles, false, 256, 0, reserve_bytes));
       *temp_file = *tiles;
       image = VImage::new_from_file(tiles->c_str(),
                                     VImage::option()->set("access", VIPS_ACCESS_RANDOM));
@@ -296,7 +330,8 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
   };
   try {
     if (orientation != 1) {
-      Result<VImage> oriented = Reorient(source, orientation, blobs.ScratchDir(), &reorient_tiles);
+      Result<VImage> oriented = Reorient(source, orientation, blobs.ScratchDir(),
+                                         options.reserve_bytes, &reorient_tiles);
       if (!oriented.ok()) {
         remove_tif();
         const Status& st = oriented.status();
@@ -304,26 +339,22 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
       }
       source = *oriented;
     }
-    DecodeGuard* guard = nullptr;
-    VImage guarded = Guarded(source, &guard);
-    guarded.tiffsave(tif->c_str(), VImage::option()
-                                       ->set("tile", true)
-                                       ->set("tile_width", options.tile_size)
-                                       ->set("tile_height", options.tile_size)
-                                       ->set("pyramid", true)
-                                       ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG)
-                                       ->set("Q", 85));
-    remove_temps();
-    if (guard->failed) {
-      remove_tif();
-      std::lock_guard<std::mutex> lock(guard->mu);
-      return decode_error(guard->message);
-    }
   } catch (const VError& e) {
     remove_temps();
     remove_tif();
     Status st = PyramidFailure(e);
     return st.code() == Code::kInvalid ? decode_error(st.message()) : st;
+  }
+  Status saved = SaveTiled(source, *tif, true, options.tile_size, 85, options.reserve_bytes);
+  remove_temps();
+  if (!saved.ok()) return saved.code() == Code::kInvalid ? decode_error(saved.message()) : saved;
+  // Only a whole pyramid is published: a write that went wrong unnoticed (or a file cut
+  // short) must not become a completed image with missing levels.
+  if (Status whole = VerifyPyramid(*tif, result.width, result.height, options.tile_size);
+      !whole.ok()) {
+    vips_error_clear();
+    remove_tif();
+    return whole;
   }
   source = VImage();  // close the source file
   result.timings.pyramid_ms = clock.LapMs();

@@ -19,6 +19,9 @@ struct ProcessOptions {
   std::vector<int> thumbnail_sizes{1024, 400, 200, 100};  // bounding boxes, longest side
   int tile_size = 256;
   int jpeg_quality = 85;
+  // Writing scratch and derivatives stops (kIOError) once the volume holding them has less
+  // than this free, so the database beside them can still record outcomes. 0: no check.
+  int64_t reserve_bytes = 0;
 };
 
 struct StageTimings {
@@ -44,8 +47,9 @@ std::string OriginalKey(const std::string& prefix);                          // 
 //  - thumb-WxH.jpg for each bounding box in options.thumbnail_sizes (never upscaled; boxes
 //    that give the same WxH are stored once), made from the written pyramid.
 // The pixel limit is judged from the header, before any decoding.
+// The pyramid is checked whole (VerifyPyramid) before anything is stored.
 // Errors: kInvalid "not a decodable image: ..." or "image is WxH pixels, over the limit of N"
-// (permanent); kIOError for storage. On failure some blobs under `prefix` may already be
+// (permanent); kIOError for storage (a full volume included: transient). On failure some blobs under `prefix` may already be
 // written; the caller decides whether to DeletePrefix.
 Result<ProcessedImage> ProcessImage(const std::string& source_path, const ProcessOptions& options,
                                     BlobStore& blobs, const std::string& prefix);

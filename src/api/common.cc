@@ -61,14 +61,6 @@ Result<json> ParseJsonObject(const http::Request& req) {
   return j;
 }
 
-std::optional<int64_t> ParseId(const std::string& text) {
-  if (text.empty() || text.size() > 18) return std::nullopt;
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size() || v < 0) return std::nullopt;
-  return v;
-}
-
 static std::string Base64Decode(const std::string& in) {
   static const std::string kChars =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

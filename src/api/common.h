@@ -9,6 +9,7 @@
 #include "core/status.h"
 #include "hydra/hydra.h"
 #include "http/message.h"
+#include "model/ids.h"
 
 namespace quire::api {
 
@@ -23,8 +24,6 @@ http::Response FromStatus(const Context& ctx, const http::Request& req, const St
 // Parses the body as a JSON object. Invalid with a precise message otherwise.
 Result<json> ParseJsonObject(const http::Request& req);
 
-// Strict integer path/query parsing: digits only, in range. nullopt otherwise.
-std::optional<int64_t> ParseId(const std::string& text);
 
 struct Caller {
   int64_t customer = 0;

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "api/common.h"
+#include "model/ids.h"
 #include "core/time_util.h"
 #include "iiif/info.h"
-#include "ingest/processor.h"
+#include "blob/asset_keys.h"
 
 namespace quire::iiif {
 
@@ -152,7 +152,7 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
                        http::Response* error) {
   const std::string& c = req.Param("c");
   int64_t customer = 0;
-  if (auto id = api::ParseId(c)) {
+  if (auto id = ParseId(c)) {
     customer = *id;
   } else {
     auto byname = store_.GetCustomerByName(c);
@@ -162,7 +162,7 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
     }
     customer = byname->id;
   }
-  auto space = api::ParseId(req.Param("s"));
+  auto space = ParseId(req.Param("s"));
   if (!space) {
     *error = Text(404, "no space '" + req.Param("s") + "'");
     return false;
@@ -508,7 +508,7 @@ static const ThumbnailSize* MatchThumbnail(const std::vector<ThumbnailSize>& thu
   std::string s = confined ? size.substr(1) : size;
   size_t comma = s.find(',');
   if (comma == std::string::npos) return nullptr;
-  auto w = api::ParseId(s.substr(0, comma)), h = api::ParseId(s.substr(comma + 1));
+  auto w = ParseId(s.substr(0, comma)), h = ParseId(s.substr(comma + 1));
   for (const auto& t : thumbs) {
     if (confined) {
       if (w && h && t.width <= *w && t.height <= *h && (t.width == *w || t.height == *h))

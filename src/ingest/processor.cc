@@ -276,12 +276,6 @@ struct EncodedThumbnail {
 
 }  // namespace
 
-std::string PyramidKey(const std::string& prefix) { return prefix + "/image.tif"; }
-std::string ThumbnailKey(const std::string& prefix, int width, int height) {
-  return prefix + "/thumb-" + std::to_string(width) + "x" + std::to_string(height) + ".jpg";
-}
-std::string OriginalKey(const std::string& prefix) { return prefix + "/original"; }
-
 Result<ProcessedImage> ProcessImage(const std::string& source_path, const ProcessOptions& options,
                                     BlobStore& blobs, const std::string& prefix) {
   if (!InitVips()) return Status::Internal("libvips failed to start");

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "blob/asset_keys.h"  // the keys written under `prefix`
 #include "blob/blob_store.h"
 #include "core/status.h"
 #include "model/asset.h"  // ThumbnailSize
@@ -34,11 +35,6 @@ struct ProcessedImage {
   std::vector<ThumbnailSize> thumbnails;  // distinct sizes, largest first
   StageTimings timings;
 };
-
-// Blob keys written under `prefix` (see AssetBlobPrefix).
-std::string PyramidKey(const std::string& prefix);                           // prefix/image.tif
-std::string ThumbnailKey(const std::string& prefix, int width, int height);  // prefix/thumb-WxH.jpg
-std::string OriginalKey(const std::string& prefix);                          // prefix/original
 
 // Decodes `source_path` once and stores, under `prefix`:
 //  - image.tif: tiffsave(tile, tile_size square tiles, pyramid, JPEG Q=85, no subifd), so

@@ -1,0 +1,11 @@
+#include "blob/asset_keys.h"
+
+namespace quire {
+
+std::string PyramidKey(const std::string& prefix) { return prefix + "/image.tif"; }
+std::string ThumbnailKey(const std::string& prefix, int width, int height) {
+  return prefix + "/thumb-" + std::to_string(width) + "x" + std::to_string(height) + ".jpg";
+}
+std::string OriginalKey(const std::string& prefix) { return prefix + "/original"; }
+
+}  // namespace quire

@@ -1,0 +1,13 @@
+// Where an image's blobs live: the keys under its prefix (AssetBlobPrefix). Written by
+// ingest, read by delivery.
+#pragma once
+
+#include <string>
+
+namespace quire {
+
+std::string PyramidKey(const std::string& prefix);                           // prefix/image.tif
+std::string ThumbnailKey(const std::string& prefix, int width, int height);  // prefix/thumb-WxH.jpg
+std::string OriginalKey(const std::string& prefix);                          // prefix/original
+
+}  // namespace quire

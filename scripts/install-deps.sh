@@ -18,6 +18,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   python3
   chromium
+  prometheus  # promtool checks the /metrics exposition in the tests
 )
 
 missing=()

@@ -8,6 +8,7 @@
 #include "blob/blob_store.h"
 #include "core/config.h"
 #include "hydra/hydra.h"
+#include "ops/metrics.h"
 #include "http/router.h"
 #include "store/store.h"
 
@@ -25,6 +26,8 @@ struct Context {
   std::function<void(int64_t customer, int64_t space, const std::string& id)> image_changed =
       [](int64_t, int64_t, const std::string&) {};
   std::shared_ptr<KeyCache> keys = std::make_shared<KeyCache>();
+  // The process's metrics, served at /metrics (to administrators).
+  ops::Metrics* metrics = nullptr;
 };
 
 // Registers every API route (everything but IIIF delivery) on the router.

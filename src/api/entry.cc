@@ -1,5 +1,12 @@
-// The anonymous entry points: /, /healthz, /contexts, /thumbnailPolicies, /queue, /setup.
+// The entry points: /, /healthz, /readyz, /metrics (admin), /contexts, /thumbnailPolicies,
+// /queue, /setup.
 #include "api/entry.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "api/common.h"
 #include "api/routes.h"
@@ -39,6 +46,19 @@ Result<AdminCredentials> CreateAdministrator(Store& store, const std::string& ke
   return AdminCredentials{*c, k.key, s};
 }
 
+// Creates, writes and removes a probe file in `dir`.
+static Status ProbeWritable(const std::string& dir) {
+  std::string path = dir + "/readyz-XXXXXX";
+  int fd = ::mkstemp(path.data());
+  if (fd < 0) return Status::IOError(std::string("cannot create a file: ") + std::strerror(errno));
+  bool ok = ::write(fd, "r", 1) == 1 && ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (!ok) return Status::IOError(std::string("cannot write a file: ") + std::strerror(err));
+  return Status::Ok();
+}
+
 void RegisterEntry(http::Router& r, Context& ctx) {
   r.Add("GET", "/", [&ctx](http::Request&) {
     return Json(200, json{{"@context", ctx.urls.Context("EntryPoint")},
@@ -50,6 +70,35 @@ void RegisterEntry(http::Router& r, Context& ctx) {
   });
   r.Add("GET", "/healthz", [](http::Request&) {
     return http::Response(200, "text/plain; charset=utf-8", "ok\n");
+  });
+  // Ready = the database answers and the local scratch (where every download and derivative
+  // is written first) takes a write. A load balancer stops sending work here otherwise.
+  r.Add("GET", "/readyz", [&ctx](http::Request&) {
+    std::vector<std::string> failing;
+    if (Result<int> v = ctx.store.SchemaVersion(); !v.ok())
+      failing.push_back("database: " + v.status().message());
+    if (Status w = ProbeWritable(ctx.blobs.ScratchDir()); !w.ok())
+      failing.push_back("storage: " + w.message());
+    if (failing.empty()) return http::Response(200, "text/plain; charset=utf-8", "ready\n");
+    std::string text = "not ready\n";
+    for (const std::string& f : failing) text += f + "\n";
+    http::Response res(503, "text/plain; charset=utf-8", text);
+    res.Set("Retry-After", "5");
+    return res;
+  });
+  r.Add("GET", "/metrics", [&ctx](http::Request& req) {
+    Access a = AuthorizeAdmin(ctx, req);
+    if (a.denied) return std::move(*a.denied);
+    ops::Metrics::Gauges gauges;
+    gauges.queue_waiting = [&ctx](int64_t* incoming, int64_t* priority) {
+      Result<GlobalQueueCounts> q = ctx.store.GetGlobalQueueCounts();
+      if (!q.ok()) return false;
+      *incoming = q->incoming;
+      *priority = q->priority;
+      return true;
+    };
+    std::string body = ctx.metrics != nullptr ? ctx.metrics->Exposition(gauges) : "";
+    return http::Response(200, "text/plain; version=0.0.4; charset=utf-8", std::move(body));
   });
   r.Add("GET", "/contexts/{name}", [&ctx](http::Request& req) {
     // A minimal JSON-LD context so every @context we emit resolves.

@@ -18,6 +18,8 @@
 #include "http/server.h"
 #include "iiif/delivery.h"
 #include "ingest/ingest_workers.h"
+#include "ops/log_context.h"
+#include "ops/metrics.h"
 #include "store/store.h"
 
 namespace quire {
@@ -32,6 +34,10 @@ void AddCommonFlags(CLI::App* app, Config* c) {
       ->envname("QUIRE_DATABASE");
   app->add_option("--storage", c->storage, "file:PATH (default file:DATA/blobs)")
       ->envname("QUIRE_STORAGE");
+  app->add_option("--log-format", c->log_format, "text, or json: one JSON object per line")
+      ->envname("QUIRE_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 }
 
 void AddIngestFlags(CLI::App* app, Config* c) {
@@ -182,6 +188,8 @@ int Serve(Config c) {
   opts.max_body_bytes = static_cast<uint64_t>(c.max_body_bytes);
   opts.request_timeout_s = c.request_timeout_s;
   opts.public_base = c.public_url;
+  ops::Metrics metrics;
+  opts.metrics = &metrics;
 
   // Block the signals before any thread starts so only WaitForSignal receives them.
   sigset_t set;
@@ -201,13 +209,16 @@ int Serve(Config c) {
   iiif::DeliveryOptions delivery_opts;
   delivery_opts.large_render_lane = c.render_lane;
   delivery_opts.cache_bytes = c.response_cache_bytes;
+  delivery_opts.metrics = &metrics;
   iiif::Delivery delivery(**store, **blobs, urls.base(), delivery_opts);
   IngestSettings ingest = MakeIngestSettings(c);
+  ingest.metrics = &metrics;
   ingest.on_outcome = [&delivery](const Job& job) {
     delivery.Invalidate(job.customer, job.space, job.asset_id);
   };
   IngestWorkers workers(**store, **blobs, ingest);
   api::Context ctx{**store, **blobs, c, urls};
+  ctx.metrics = &metrics;
   ctx.work_queued = [&workers] { workers.Wake(); };
   ctx.image_changed = [&delivery](int64_t customer, int64_t space, const std::string& id) {
     delivery.Invalidate(customer, space, id);
@@ -319,6 +330,7 @@ int main(int argc, char** argv) {
   create_key->add_option("--customer", customer_id, "customer id")->required();
 
   CLI11_PARSE(app, argc, argv);
+  if (c.log_format == "json") ops::UseJsonLogs();
 
   if (serve->parsed()) {
     int rc = Serve(c);

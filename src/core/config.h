@@ -22,6 +22,7 @@ struct Config {
   int64_t max_body_bytes = 10 * 1024 * 1024;
   int io_threads = -1;     // -1: number of cores
   int request_timeout_s = 30;
+  std::string log_format = "text";  // text | json (one JSON object per line)
   int ingest_attempts = 5;         // tries per image before a transient failure is final
   int ingest_backoff_ms = 2000;    // first retry delay; doubles per attempt
   int lease_ms = 60000;            // job lease; heartbeated while long work runs

@@ -4,9 +4,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "ops/route_family.h"
 
 namespace quire::http {
 
@@ -35,6 +38,9 @@ struct Response {
   // When set, the handler has done the cheap part inline and the rest (libvips work) must
   // run on the CPU pool: the server calls it there and sends what it returns instead.
   std::function<Response()> deferred;
+  // Set by a handler whose answer belongs to a narrower family than its route's (a stored
+  // tile served by the image route).
+  std::optional<ops::Family> family;
 
   Response() = default;
   Response(int s, std::string content_type, std::string b) : status(s), body(std::move(b)) {

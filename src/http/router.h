@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "http/message.h"
+#include "ops/route_family.h"
 
 namespace quire::http {
 
@@ -19,6 +20,8 @@ struct RouteOptions {
   bool offload = false;
   // Public delivery route: CORS headers on every answer, including errors and OPTIONS.
   bool cors = false;
+  // How metrics and logs count it (a handler may narrow it per response).
+  ops::Family family = ops::Family::kApi;
 };
 
 struct Match {

@@ -12,6 +12,8 @@
 #include <list>
 #include <optional>
 
+#include "ops/log_context.h"
+
 namespace quire::http {
 
 namespace asio = boost::asio;
@@ -160,6 +162,11 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     started_ = std::chrono::steady_clock::now();
     server_->in_flight.fetch_add(1);
+    family_ = ops::Family::kOther;
+    request_id_.clear();
+    if (parser_->is_header_done())
+      request_id_ = ops::AcceptRequestId(std::string(parser_->get()["X-Request-Id"]));
+    if (request_id_.empty()) request_id_ = ops::NewRequestId();
     if (ec == bhttp::error::body_limit) {
       return SendError(413, "request body larger than " +
                                 std::to_string(server_->options.max_body_bytes) + " bytes",
@@ -191,6 +198,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return SendError(400, "request target must be an absolute path", keep_alive_);
 
     Match match = server_->router.Find(*req);
+    if (match.handler != nullptr) family_ = match.options.family;
     if (match.handler == nullptr) {
       Response res;
       if (match.status == 204) {
@@ -240,6 +248,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Runs a handler (or deferred work), turning exceptions into a 500.
   Response Invoke(const Handler& handler, Request& req, bool cors) {
+    ops::ScopedRequestId rid(request_id_);  // every log line of the handler names the request
     Response res;
     try {
       res = handler(req);
@@ -319,10 +328,18 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     bool keep = keep_alive_ && !server_->stopping.load();
     out->keep_alive(keep);
+    out->set("X-Request-Id", request_id_);
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started_)
                       .count();
-    spdlog::info("{} {} {} {} {}us", req->method, req->path, res.status, head ? 0 : bytes, micros);
+    ops::Family family = res.family.value_or(family_);
+    if (server_->options.metrics != nullptr)
+      server_->options.metrics->ObserveRequest(family, res.status, static_cast<double>(micros) / 1e6);
+    {
+      ops::ScopedRequestId rid(request_id_);
+      ops::LogAccess({req->method, req->path, std::string(ops::FamilyName(family)), res.status,
+                      head ? 0 : bytes, static_cast<uint64_t>(micros)});
+    }
     response_ = out;
     stream_.expires_after(std::chrono::seconds(server_->options.request_timeout_s));
     // For HEAD, serialize only the header: the body is empty but Content-Length is real.
@@ -376,6 +393,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   Server::Impl* server_;
   size_t ioc_index_;
+  ops::Family family_ = ops::Family::kOther;
+  std::string request_id_;
   std::optional<std::list<Session*>::iterator> idle_;
   bool shed_ = false;
   beast::flat_buffer buffer_;

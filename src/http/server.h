@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "http/router.h"
+#include "ops/metrics.h"
 
 namespace quire::http {
 
@@ -26,6 +27,8 @@ struct ServerOptions {
   int request_timeout_s = 30;
   // Base of absolute URLs in the server's own error bodies; empty: http://HOST:PORT.
   std::string public_base;
+  // Counts every answered request by route family and status, when set.
+  ops::Metrics* metrics = nullptr;
 };
 
 class Server {

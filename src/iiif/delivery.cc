@@ -126,8 +126,11 @@ Delivery::Delivery(Store& store, BlobStore& blobs, std::string public_base,
       responses_(options.cache_bytes) {}
 
 void Delivery::Register(http::Router& r) {
-  http::RouteOptions cors{false, true};
-  http::RouteOptions heavy{true, true};
+  using ops::Family;
+  http::RouteOptions cors{false, true, Family::kIiifRender};
+  http::RouteOptions info{false, true, Family::kInfo};
+  http::RouteOptions thumbs{false, true, Family::kThumbs};
+  http::RouteOptions heavy{true, true, Family::kFile};
   // Image requests run inline on the I/O thread as far as the cheap answers go (cache, stored
   // tile, single-tile crop); only libvips renders are deferred to the CPU pool.
   for (ApiVersion v : {ApiVersion::kV2, ApiVersion::kV3}) {
@@ -135,16 +138,16 @@ void Delivery::Register(http::Router& r) {
     r.Add("GET", root + "/{c}/{s}/{id}",
           [this, v](http::Request& req) { return Redirect(req, v, false); }, cors);
     r.Add("GET", root + "/{c}/{s}/{id}/info.json",
-          [this, v](http::Request& req) { return Info(req, v); }, cors);
+          [this, v](http::Request& req) { return Info(req, v); }, info);
     r.Add("GET", root + "/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
           [this, v](http::Request& req) { return Image(req, v); }, cors);
   }
   r.Add("GET", "/thumbs/{c}/{s}/{id}",
-        [this](http::Request& req) { return Redirect(req, ApiVersion::kV3, true); }, cors);
+        [this](http::Request& req) { return Redirect(req, ApiVersion::kV3, true); }, thumbs);
   r.Add("GET", "/thumbs/{c}/{s}/{id}/info.json",
-        [this](http::Request& req) { return ThumbInfo(req); }, cors);
+        [this](http::Request& req) { return ThumbInfo(req); }, thumbs);
   r.Add("GET", "/thumbs/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
-        [this](http::Request& req) { return Thumb(req); }, cors);
+        [this](http::Request& req) { return Thumb(req); }, thumbs);
   r.Add("GET", "/file/{c}/{s}/{id}", [this](http::Request& req) { return File(req); }, heavy);
 }
 
@@ -399,7 +402,9 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
     return NotModifiedResponse(res);
 
   std::string body, type;
-  if (responses_.Get(cache_key, &body, &type)) {
+  bool cached = responses_.Get(cache_key, &body, &type);
+  if (options_.metrics != nullptr) options_.metrics->CountCache(cached);
+  if (cached) {
     res.status = 200;
     res.body = std::move(body);
     res.Set("Content-Type", type);
@@ -411,6 +416,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   auto tile = IndexedStoredTile(*index, *resolved);
   if (tile.ok() && tile->has_value()) {
     res.status = 200;
+    res.family = ops::Family::kIiifTile;
     res.body = std::move((*tile)->bytes);
     res.Set("Content-Type", (*tile)->content_type);
     return res;
@@ -419,6 +425,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   if (cropped.ok() && cropped->has_value()) {
     responses_.Put(cache_key, (*cropped)->bytes, (*cropped)->content_type);
     res.status = 200;
+    res.family = ops::Family::kIiifTile;
     res.body = std::move((*cropped)->bytes);
     res.Set("Content-Type", (*cropped)->content_type);
     return res;

@@ -6,6 +6,8 @@
 // renders go through a bounded lane that answers 503 + Retry-After when full.
 #pragma once
 
+#include "ops/metrics.h"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -34,6 +36,7 @@ struct DeliveryOptions {
   std::chrono::milliseconds asset_ttl{2000};
   size_t max_cached_assets = 4096;
   size_t max_open_pyramids = 256;  // tile indexes, each holding an open file descriptor
+  ops::Metrics* metrics = nullptr;  // response-cache hits and misses, when set
 };
 
 // A bounded least-recently-used cache of byte strings. Thread-safe.

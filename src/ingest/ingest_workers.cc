@@ -226,6 +226,11 @@ void IngestWorkers::Process(const Job& job) {
   Status st = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), settings_.process.reserve_bytes);
   if (st.ok()) st = FetchOrigin(asset->origin, policy, scratch);
   double fetch_ms = MsSince(t0);
+  if (st.ok() && settings_.metrics != nullptr) {
+    std::error_code ec;
+    auto bytes = std::filesystem::file_size(scratch, ec);
+    if (!ec) settings_.metrics->AddOriginBytes(static_cast<int64_t>(bytes));
+  }
   if (!st.ok() && stop_.load()) {
     // Not the origin's fault: leave the job leased; Stop() hands it back to the queue without
     // spending the attempt, and the next process fetches it again.
@@ -273,6 +278,16 @@ void IngestWorkers::Process(const Job& job) {
   }
   outcome.duration_ms = static_cast<int64_t>(MsSince(started));
   Record(job, outcome);
+  if (ops::Metrics* m = settings_.metrics) {
+    m->CountIngest(outcome.success);
+    m->ObserveStage(ops::Stage::kFetch, fetch_ms / 1000);
+    if (outcome.success) {
+      m->ObserveStage(ops::Stage::kDecode, timings.probe_ms / 1000);
+      m->ObserveStage(ops::Stage::kPyramid, timings.pyramid_ms / 1000);
+      m->ObserveStage(ops::Stage::kThumbs, timings.thumbnails_ms / 1000);
+      m->ObserveStage(ops::Stage::kStore, timings.store_ms / 1000);
+    }
+  }
   spdlog::info(
       "ingest {}/{}/{} batch {} {} in {} ms (fetch {:.0f}, probe {:.0f}, pyramid {:.0f}, "
       "thumbnails {:.0f}, store {:.0f}){}{}",

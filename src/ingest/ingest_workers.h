@@ -17,6 +17,7 @@
 #include "blob/blob_store.h"
 #include "ingest/origin.h"
 #include "ingest/processor.h"
+#include "ops/metrics.h"
 #include "store/store.h"
 
 namespace quire {
@@ -29,6 +30,8 @@ struct IngestSettings {
   int idle_poll_ms = 500;    // how often an idle worker looks for due retries
   OriginPolicy origin;
   ProcessOptions process;
+  // Outcomes, stage timings and origin bytes are counted here when set.
+  ops::Metrics* metrics = nullptr;
   // Called after every recorded outcome (e.g. to drop delivery caches of that image).
   std::function<void(const Job&)> on_outcome;
 };

@@ -91,12 +91,16 @@ struct Server::Impl {
 
 namespace {
 
-// A request's framing is ambiguous when a proxy in front of us could read its body differently
-// (RFC 9112 §6.1, §6.3): any transfer coding but one final "chunked", or Transfer-Encoding
-// next to Content-Length. Beast would read such a request as bodiless and then parse the
+// A request's framing is ambiguous when a proxy in front of us could read it differently
+// (RFC 9112 §3.2, §6.1, §6.3): no Host or several, any transfer coding but one final
+// "chunked", or Transfer-Encoding next to Content-Length. Beast would read such a request as bodiless and then parse the
 // body's bytes as the next request on the connection, so it is refused and the connection
 // closed. Returns the reason, or "" when the framing is sound.
 std::string AmbiguousFraming(const bhttp::request<bhttp::string_body>& msg) {
+  // RFC 9112 §3.2: exactly one Host in HTTP/1.1 (a proxy and we could disagree on the target).
+  size_t hosts = msg.count(bhttp::field::host);
+  if (hosts > 1) return "more than one Host header";
+  if (hosts == 0 && msg.version() >= 11) return "no Host header";
   size_t codings = msg.count(bhttp::field::transfer_encoding);
   if (codings == 0) return "";
   if (codings > 1) return "more than one Transfer-Encoding header";

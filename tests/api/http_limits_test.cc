@@ -16,69 +16,10 @@
 #include <thread>
 
 #include "support/live_server.h"
+#include "support/raw_http.h"
 
 namespace quire::test {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-int Port(const std::string& url) { return std::stoi(url.substr(url.rfind(':') + 1)); }
-
-// A connected loopback socket, or -1.
-int Connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-void SendAll(int fd, const std::string& bytes) {
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
-
-struct ReadResult {
-  std::string bytes;
-  bool closed = false;  // the server closed the connection (EOF or reset)
-};
-
-// Reads until the server closes, `until` appears in what was read, or `timeout` passes.
-ReadResult ReadFor(int fd, std::chrono::milliseconds timeout, const std::string& until = "") {
-  ReadResult out;
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (!until.empty() && out.bytes.find(until) != std::string::npos) break;
-    pollfd p{fd, POLLIN, 0};
-    int left = static_cast<int>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
-    if (::poll(&p, 1, std::max(1, left)) <= 0) continue;
-    char buf[4096];
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) {
-      out.closed = true;
-      break;
-    }
-    out.bytes.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
-int CountResponses(const std::string& bytes) {
-  int n = 0;
-  for (size_t at = 0; (at = bytes.find("HTTP/1.", at)) != std::string::npos; at += 7)
-    if (at == 0 || bytes[at - 1] == '\n') ++n;  // status lines, not the text of a body
-  return n;
-}
 
 // ---------- framing ----------
 

@@ -187,6 +187,7 @@ int Serve(Config c) {
   opts.cpu_threads = c.EffectiveIoThreads();
   opts.max_body_bytes = static_cast<uint64_t>(c.max_body_bytes);
   opts.request_timeout_s = c.request_timeout_s;
+  opts.max_cpu_queue = c.cpu_queue;
   opts.public_base = c.public_url;
   ops::Metrics metrics;
   opts.metrics = &metrics;
@@ -302,6 +303,11 @@ int main(int argc, char** argv) {
   serve->add_option("--request-timeout", c.request_timeout_s, "seconds per request read/write")
       ->envname("QUIRE_REQUEST_TIMEOUT")
       ->capture_default_str();
+  serve->add_option("--cpu-queue", c.cpu_queue,
+                    "renders and /file requests waiting for the CPU pool before 503")
+      ->envname("QUIRE_CPU_QUEUE")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   serve->add_option("--render-lane", c.render_lane, "concurrent large IIIF renders before 503")
       ->envname("QUIRE_RENDER_LANE")
       ->capture_default_str();

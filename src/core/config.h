@@ -33,6 +33,7 @@ struct Config {
   long origin_timeout_ms = 300000;
   long origin_low_speed_bytes = 1024;  // a download slower than this many bytes/s ...
   long origin_low_speed_time_s = 30;   // ... for this long is abandoned as stalled
+  int cpu_queue = 64;               // renders and /file waiting for the CPU pool before 503
   int render_lane = 2;             // concurrent large renders before 503
   int64_t response_cache_bytes = 64 * 1024 * 1024;
 

@@ -60,6 +60,7 @@ struct Server::Impl {
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
   std::atomic<int> in_flight{0};
+  std::atomic<int> cpu_queued{0};  // work posted to cpu_pool and not yet finished
   std::string base_url;  // set in Start() before any thread runs
   std::atomic<bool> stopping{false};
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
@@ -223,11 +224,13 @@ class Session : public std::enable_shared_from_this<Session> {
       return Send(std::move(res), req);
     }
     if (match.options.offload) {
+      if (!EnterCpuQueue()) return Send(Busy(match.options.cors, *req), req);
       auto self = shared_from_this();
       const Handler* handler = match.handler;
       bool cors = match.options.cors;
       asio::post(server_->cpu_pool, [self, handler, req, cors] {
         Response res = self->Invoke(*handler, *req, cors);
+        self->server_->cpu_queued.fetch_sub(1);
         asio::post(self->stream_.get_executor(), [self, req, res = std::move(res)]() mutable {
           self->Send(std::move(res), req);
         });
@@ -236,11 +239,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     Response res = Invoke(*match.handler, *req, match.options.cors);
     if (res.deferred) {
+      if (!EnterCpuQueue()) return Send(Busy(match.options.cors, *req), req);
       auto self = shared_from_this();
       bool cors = match.options.cors;
       auto work = std::move(res.deferred);
       asio::post(server_->cpu_pool, [self, req, cors, work = std::move(work)] {
         Response out = self->Invoke([&work](Request&) { return work(); }, *req, cors);
+        self->server_->cpu_queued.fetch_sub(1);
         asio::post(self->stream_.get_executor(), [self, req, out = std::move(out)]() mutable {
           self->Send(std::move(out), req);
         });
@@ -248,6 +253,24 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     Send(std::move(res), req);
+  }
+
+  // Takes a place in the CPU pool's bounded queue; false when it is full.
+  bool EnterCpuQueue() {
+    if (server_->cpu_queued.fetch_add(1) < server_->options.max_cpu_queue) return true;
+    server_->cpu_queued.fetch_sub(1);
+    return false;
+  }
+
+  // The answer when the CPU pool's queue is full: come back in a second.
+  Response Busy(bool cors, const Request& req) {
+    std::string why = "the server is busy (" + std::to_string(server_->options.max_cpu_queue) +
+                      " requests waiting for rendering); retry shortly";
+    Response res = cors ? PlainError(503, why)
+                        : ErrorJson(503, "Service unavailable", why, server_->base_url + req.path);
+    res.Set("Retry-After", "1");
+    if (cors) AddCors(res);
+    return res;
   }
 
   // Runs a handler (or deferred work), turning exceptions into a 500.

@@ -25,6 +25,9 @@ struct ServerOptions {
   uint64_t max_body_bytes = 10 * 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;
   int request_timeout_s = 30;
+  // Requests waiting for or running on the CPU pool (renders, /file); beyond this a request
+  // that needs the pool is answered 503 with Retry-After at once instead of queueing.
+  int max_cpu_queue = 64;
   // Base of absolute URLs in the server's own error bodies; empty: http://HOST:PORT.
   std::string public_base;
   // Counts every answered request by route family and status, when set.

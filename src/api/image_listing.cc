@@ -26,7 +26,7 @@ bool IsInt64(const nlohmann::json& v) {
 }
 
 void Keep(std::string* keep, const std::string& name, const std::string& raw_value) {
-  *keep += (keep->empty() ? "" : "&") + name + "=" + http::PercentEncodeSegment(raw_value);
+  *keep += (keep->empty() ? "" : "&") + name + "=" + http::PercentEncodeQueryValue(raw_value);
 }
 
 // orderBy / orderByDescending, shared by images and batches.

@@ -82,6 +82,22 @@ std::string PercentDecode(const std::string& s, bool plus_is_space) {
   return out;
 }
 
+std::string PercentEncodeQueryValue(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
 std::string PercentEncodeSegment(const std::string& s) {
   static const char* kHex = "0123456789ABCDEF";
   std::string out;

@@ -58,5 +58,8 @@ struct Response {
 
 std::string PercentDecode(const std::string& s, bool plus_is_space = false);
 std::string PercentEncodeSegment(const std::string& s);
+// For a value in a query string: everything but unreserved characters is escaped, '+' (read
+// back as a space) and '&' included.
+std::string PercentEncodeQueryValue(const std::string& s);
 
 }  // namespace quire::http

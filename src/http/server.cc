@@ -12,6 +12,7 @@
 #include <list>
 #include <optional>
 
+#include "http/framing.h"
 #include "ops/log_context.h"
 
 namespace quire::http {
@@ -92,30 +93,6 @@ struct Server::Impl {
 
 namespace {
 
-// A request's framing is ambiguous when a proxy in front of us could read it differently
-// (RFC 9112 §3.2, §6.1, §6.3): no Host or several, any transfer coding but one final
-// "chunked", or Transfer-Encoding next to Content-Length. Beast would read such a request as bodiless and then parse the
-// body's bytes as the next request on the connection, so it is refused and the connection
-// closed. Returns the reason, or "" when the framing is sound.
-std::string AmbiguousFraming(const bhttp::request<bhttp::string_body>& msg) {
-  // RFC 9112 §3.2: exactly one Host in HTTP/1.1 (a proxy and we could disagree on the target).
-  size_t hosts = msg.count(bhttp::field::host);
-  if (hosts > 1) return "more than one Host header";
-  if (hosts == 0 && msg.version() >= 11) return "no Host header";
-  size_t codings = msg.count(bhttp::field::transfer_encoding);
-  if (codings == 0) return "";
-  if (codings > 1) return "more than one Transfer-Encoding header";
-  if (msg.count(bhttp::field::content_length) > 0)
-    return "both Transfer-Encoding and Content-Length";
-  if (msg.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
-  std::string_view v = msg[bhttp::field::transfer_encoding];
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  if (!beast::iequals(v, "chunked"))
-    return "unsupported Transfer-Encoding \"" + std::string(v) + "\" (only chunked)";
-  return "";
-}
-
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, Server::Impl* server, size_t ioc_index)
@@ -183,7 +160,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return SendError(400, "malformed HTTP request: " + ec.message(), false);
 
     auto& msg = parser_->get();
-    if (std::string why = AmbiguousFraming(msg); !why.empty())
+    if (std::string why = FramingProblem(msg); !why.empty())
       return SendError(400, "ambiguous request framing: " + why, false);
     auto req = std::make_shared<Request>();
     req->method = std::string(msg.method_string());

@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DATA ?= ./var
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all deps configure build run test asan fuzz bench clean format
+.PHONY: all deps configure build run test asan fuzz bench soak clean format
 
 all: build
 
@@ -34,6 +34,11 @@ asan: deps
 
 bench: build
 	./bench/run.sh
+
+# Mixed load on one server for SOAK_S seconds (default 30 min), then every invariant checked.
+SOAK_S ?= 1800
+soak: build
+	SOAK_S=$(SOAK_S) ./$(BUILD_DIR)/tests/soak_test
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h')

@@ -79,6 +79,14 @@ std::string QuireProcess::Log() const {
   return ss.str();
 }
 
+int QuireProcess::AnsweredWith(int status) const {
+  // "... info GET /path 200 123 45us rid=..." (the text log format)
+  std::regex line(" [A-Z]+ \\S+ " + std::to_string(status) + " [0-9]+ [0-9]+us");
+  std::string log = Log();
+  return static_cast<int>(std::distance(std::sregex_iterator(log.begin(), log.end(), line),
+                                        std::sregex_iterator()));
+}
+
 int QuireProcess::Stop() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);

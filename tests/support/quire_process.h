@@ -34,6 +34,8 @@ class QuireProcess {
   Credentials admin() const { return {"admin", "admin-secret"}; }
   pid_t pid() const { return pid_; }
   std::string Log() const;
+  // Access-log lines so far that answered `status` (not other log text that mentions it).
+  int AnsweredWith(int status) const;
 
   // Graceful stop (SIGTERM) and wait; returns the exit status.
   int Stop();

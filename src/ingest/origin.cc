@@ -229,6 +229,10 @@ Status MapCurlError(CURLcode rc, CURL* curl, const Transfer& t, const OriginPoli
       return Status::Invalid("origin redirected more than " + std::to_string(policy.max_redirects) +
                              " times");
     case CURLE_UNSUPPORTED_PROTOCOL:
+      // libcurl says this both for a redirect to another scheme and for a reply without an
+      // HTTP status line (which it calls HTTP/0.9).
+      if (detail.find("HTTP/0.9") != std::string::npos)
+        return Status::Invalid("origin sent a malformed response (no HTTP status line)");
       return Status::Invalid("origin redirected to a scheme other than http or https");
     case CURLE_URL_MALFORMAT:
       return Status::Invalid("origin URL is malformed: " + detail);

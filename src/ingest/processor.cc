@@ -287,6 +287,11 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
     for (size_t at; (at = cause.find(source_path)) != std::string::npos;) {
       cause.replace(at, source_path.size(), "source");
     }
+    // libvips tries every loader that claims the bytes; when the trusted one rejects a damaged
+    // file, the last word may come from a blocked fallback (magickload, svgload), which would
+    // only confuse the submitter.
+    if (cause.find("operation is blocked") != std::string::npos)
+      cause = "the file is damaged or in a format Quire does not accept";
     return Status::Invalid("not a decodable image: " + cause);
   };
 

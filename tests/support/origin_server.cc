@@ -276,6 +276,21 @@ void OriginServer::Handle(Conn* conn) {
     return;
   }
 
+  if (!route.raw.empty()) {
+    SendAll(fd, route.raw.data(), route.raw.size());
+    ::shutdown(fd, SHUT_WR);  // the end of what the client gets, whatever it was promised
+    return;
+  }
+  if (route.endless_chunked) {
+    std::string head_out = "HTTP/1.1 200 OK\r\nContent-Type: " + route.content_type +
+                           "\r\nTransfer-Encoding: chunked\r\n\r\n";
+    if (!SendAll(fd, head_out.data(), head_out.size())) return;
+    const std::string chunk = "4000\r\n" + std::string(0x4000, '\xff') + "\r\n";
+    while (!stop_.load() && SendAll(fd, chunk.data(), chunk.size())) {
+    }
+    return;
+  }
+
   int status = route.status;
   std::string body = route.body;
   std::string type = route.content_type;

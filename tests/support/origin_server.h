@@ -29,6 +29,8 @@ struct OriginRoute {
   int trickle_interval_ms = 1000;
   bool send_length = true;  // false: no Content-Length, the body ends at close
   long declared_length = -1;  // >=0: Content-Length to claim (e.g. more than is sent)
+  std::string raw;            // set: send exactly these bytes instead of a response, then close
+  bool endless_chunked = false;  // 200 with chunked body that never ends (until the client hangs up)
 };
 
 class OriginServer {

@@ -82,12 +82,25 @@ std::string PercentDecode(const std::string& s, bool plus_is_space) {
   return out;
 }
 
-std::string PercentEncodeQueryValue(const std::string& s) {
+namespace {
+
+bool IsUnreserved(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+// Sub-delimiters and ':' '@' may stand in a path segment (RFC 3986 §3.3) but not in a query
+// value, where '+' means a space and '&' '=' separate parameters.
+bool IsSegmentChar(unsigned char c) {
+  return IsUnreserved(c) || c == ':' || c == '@' || c == '!' || c == '$' || c == '\'' ||
+         c == '(' || c == ')' || c == '*' || c == '+' || c == ',' || c == ';' || c == '=';
+}
+
+std::string PercentEncode(const std::string& s, bool (*keep)(unsigned char)) {
   static const char* kHex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
+    if (keep(c)) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
@@ -98,22 +111,10 @@ std::string PercentEncodeQueryValue(const std::string& s) {
   return out;
 }
 
-std::string PercentEncodeSegment(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~' || c == ':' || c == '@' || c == '!' || c == '$' ||
-        c == '\'' || c == '(' || c == ')' || c == '*' || c == '+' || c == ',' || c == ';' ||
-        c == '=') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
+}  // namespace
+
+std::string PercentEncodeQueryValue(const std::string& s) { return PercentEncode(s, IsUnreserved); }
+
+std::string PercentEncodeSegment(const std::string& s) { return PercentEncode(s, IsSegmentChar); }
 
 }  // namespace quire::http

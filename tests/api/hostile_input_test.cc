@@ -28,14 +28,6 @@ struct Expect {
   int width = 0, height = 0;
 };
 
-long VmHwmKib(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
 std::string Encoded(const vips::VImage& img, const char* suffix, vips::VOption* options = nullptr) {
   void* buf = nullptr;
   size_t len = 0;
@@ -96,7 +88,7 @@ class HostileInputTest : public ::testing::Test {
         origin_.Serve("/" + name, file.first, "application/octet-stream");
       members.push_back(Member(space, name, origin_.Url("/" + name), media_type));
     }
-    long hwm_before = VmHwmKib(server.pid());
+    long hwm_before = server.StatusKib("VmHWM");
     long status = 0;
     json batch = api.SubmitBatch(1, members, &status);
     ASSERT_EQ(status, 201) << batch.dump();
@@ -123,7 +115,7 @@ class HostileInputTest : public ::testing::Test {
     }
     EXPECT_EQ(server.AnsweredWith(500), 0);
     EXPECT_EQ(Http("GET", server.url() + "/healthz").status, 200) << "the server died";
-    long grew_mib = (VmHwmKib(server.pid()) - hwm_before) / 1024;
+    long grew_mib = (server.StatusKib("VmHWM") - hwm_before) / 1024;
     EXPECT_LT(grew_mib, 400) << "peak memory grew by " << grew_mib << " MiB";
     std::printf("hostile corpus: %zu inputs, %d completed, %d errors, peak RSS +%ld MiB\n",
                 corpus.size(), done["completed"].get<int>(), done["errors"].get<int>(), grew_mib);

@@ -20,14 +20,6 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-long VmHwmKib(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
 TEST(OverloadTest, RendersBeyondTheCpuQueueAre503WithRetryAfter) {
   TempDir tmp;
   OriginServer origin;
@@ -39,7 +31,7 @@ TEST(OverloadTest, RendersBeyondTheCpuQueueAre503WithRetryAfter) {
   json batch = api.SubmitBatch(1, json::array({Member(space, "big", origin.Url("/big.jpg"), "image/jpeg")}));
   ASSERT_EQ(api.WaitForBatch(1, batch["id"], 30s).value("completed", 0), 1);
   const std::string image = server.url() + "/iiif-img/1/" + std::to_string(space) + "/big";
-  long hwm_before = VmHwmKib(server.pid());
+  long hwm_before = server.StatusKib("VmHWM");
 
   std::mutex mu;
   std::map<long, int> statuses;
@@ -73,7 +65,7 @@ TEST(OverloadTest, RendersBeyondTheCpuQueueAre503WithRetryAfter) {
   EXPECT_GT(statuses[200], 0) << summary;
   EXPECT_GT(statuses[503], 0) << "nothing was shed: " << summary;
   EXPECT_EQ(retry_after_ok, statuses[503]) << "every 503 carries Retry-After: 1";
-  EXPECT_LT(VmHwmKib(server.pid()) - hwm_before, 256 * 1024) << "memory grew with the backlog";
+  EXPECT_LT(server.StatusKib("VmHWM") - hwm_before, 256 * 1024) << "memory grew with the backlog";
   // Served normally once the storm is over.
   EXPECT_EQ(Http("GET", image + "/full/!650,650/0/default.jpg").status, 200);
   EXPECT_EQ(server.AnsweredWith(500), 0);

@@ -78,14 +78,6 @@ class Recorder {
   std::vector<std::string> bad_;
 };
 
-int64_t ProcKib(pid_t pid, const std::string& field) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
-  return -1;
-}
-
 int64_t OpenFds(pid_t pid) {
   std::error_code ec;
   int64_t n = 0;
@@ -380,7 +372,7 @@ class Soak {
 
   void Sampler(Clock::time_point end) {
     while (Clock::now() < end) {
-      int64_t rss = ProcKib(server_.pid(), "VmRSS"), fds = OpenFds(server_.pid());
+      int64_t rss = server_.StatusKib("VmRSS"), fds = OpenFds(server_.pid());
       {
         std::lock_guard<std::mutex> lock(mu_);
         rss_kib_.push_back(rss);
@@ -392,7 +384,7 @@ class Soak {
 
   void Report(double at_s, int interval) {
     Window w = recorder_.Take();
-    int64_t rss = ProcKib(server_.pid(), "VmRSS"), fds = OpenFds(server_.pid());
+    int64_t rss = server_.StatusKib("VmRSS"), fds = OpenFds(server_.pid());
     std::string line = "soak t=" + std::to_string(static_cast<int>(at_s)) + "s " +
                        std::to_string(w.requests / interval) + " req/s statuses";
     for (auto& [s, n] : w.statuses) line += " " + std::to_string(s) + ":" + std::to_string(n);

@@ -79,6 +79,14 @@ std::string QuireProcess::Log() const {
   return ss.str();
 }
 
+int64_t QuireProcess::StatusKib(const std::string& field) const {
+  std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
+  return -1;
+}
+
 int QuireProcess::AnsweredWith(int status) const {
   // "... info GET /path 200 123 45us rid=..." (the text log format)
   std::regex line(" [A-Z]+ \\S+ " + std::to_string(status) + " [0-9]+ [0-9]+us");

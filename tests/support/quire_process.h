@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@ class QuireProcess {
   Credentials admin() const { return {"admin", "admin-secret"}; }
   pid_t pid() const { return pid_; }
   std::string Log() const;
+  // A field of /proc/PID/status in KiB ("VmRSS", "VmHWM"); -1 when unreadable.
+  int64_t StatusKib(const std::string& field) const;
   // Access-log lines so far that answered `status` (not other log text that mentions it).
   int AnsweredWith(int status) const;
 

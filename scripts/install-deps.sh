@@ -11,6 +11,7 @@ PACKAGES=(
   libcurl4-openssl-dev libssl-dev libtiff-dev libjpeg-dev
   nlohmann-json3-dev
   libsqlite3-dev sqlite3
+  libpq-dev postgresql-15 haproxy
   libspdlog-dev libfmt-dev
   libcli11-dev
   libgtest-dev libgmock-dev googletest

@@ -1,6 +1,6 @@
 // Store: everything Quire keeps in its database — customers, keys, spaces, assets, batches and
-// the ingest queue. The SQLite implementation is the embedded default; a PostgreSQL one will
-// follow behind the same contract (and the same contract tests).
+// the ingest queue. One implementation (store/sql/sql_store.h) over two databases: SQLite, the
+// embedded default, and PostgreSQL for many nodes; one contract test suite runs on both.
 //
 // Thread-safe: one Store is shared by every HTTP and ingest thread.
 // Every method that changes more than one row does so in ONE transaction: a batch POST writes
@@ -64,6 +64,10 @@ struct Job {
   int attempts = 0;  // including the current one once claimed
   std::string lease_owner;
   int64_t lease_until_ms = 0;
+  // Fencing token: the number of times the job was claimed (its attempt number, counting
+  // attempts handed back at shutdown). A heartbeat, reschedule or outcome must present the
+  // token of the current lease; one from a lease that was lost is refused.
+  int64_t fence = 0;
 };
 
 struct IngestOutcome {
@@ -157,8 +161,15 @@ class Store {
   virtual Status ExpireLeases(const std::string& owner) = 0;
 };
 
-// Opens the store named by a --database URL ("sqlite:PATH"), creating the file if needed.
-// Does not migrate.
-Result<std::unique_ptr<Store>> OpenStore(const std::string& url);
+struct StoreOptions {
+  int pool_size = 0;  // connections; 0 = the backend's default
+  std::string node_id;  // names this process in logs and in the database's client list
+  int64_t statement_timeout_ms = 0;  // PostgreSQL: a longer statement fails (503); 0 = 30 s
+};
+
+// Opens the store named by a --database URL: "sqlite:PATH" (the file is created if needed)
+// or "postgresql://user:pw@host:port/db?…" (a libpq URL). Does not migrate.
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url,
+                                         const StoreOptions& options = {});
 
 }  // namespace quire

@@ -130,6 +130,8 @@ CREATE TABLE ingest_log (
 CREATE INDEX ingest_log_customer ON ingest_log(customer, finished);
 CREATE INDEX ingest_log_finished ON ingest_log(finished);
 )SQL",
+      // 2: the fencing token of a job's lease.
+      "ALTER TABLE jobs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;",
   };
   return kMigrations;
 }

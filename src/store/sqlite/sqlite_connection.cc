@@ -1,5 +1,6 @@
-#include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/sqlite_connection.h"
 
+#include <chrono>
 #include <thread>
 
 namespace quire::sqlite {
@@ -12,18 +13,15 @@ Status ErrorStatus(sqlite3* db, int rc, const std::string& what) {
   return Status::IOError(msg);
 }
 
-Statement& Statement::Bind(int i, int64_t v) {
+sql::Statement& Statement::Bind(int i, int64_t v) {
   sqlite3_bind_int64(stmt_, i, v);
   return *this;
 }
-Statement& Statement::Bind(int i, const std::string& v) {
+sql::Statement& Statement::Bind(int i, const std::string& v) {
   sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   return *this;
 }
-Statement& Statement::Bind(int i, std::optional<int64_t> v) {
-  return v ? Bind(i, *v) : BindNull(i);
-}
-Statement& Statement::BindNull(int i) {
+sql::Statement& Statement::BindNull(int i) {
   sqlite3_bind_null(stmt_, i);
   return *this;
 }
@@ -33,13 +31,6 @@ bool Statement::Step(Status* status) {
   if (rc == SQLITE_ROW) return true;
   if (rc != SQLITE_DONE) *status = ErrorStatus(sqlite3_db_handle(stmt_), rc, "step");
   return false;
-}
-
-Status Statement::Run() {
-  Status st;
-  while (Step(&st)) {
-  }
-  return st;
 }
 
 std::string Statement::Text(int col) const {
@@ -82,7 +73,7 @@ Connection::~Connection() {
   sqlite3_close(db_);
 }
 
-Result<std::unique_ptr<Statement>> Connection::Prepare(const std::string& sql) {
+Result<std::unique_ptr<sql::Statement>> Connection::Prepare(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
     sqlite3_stmt* stmt = nullptr;
@@ -91,7 +82,7 @@ Result<std::unique_ptr<Statement>> Connection::Prepare(const std::string& sql) {
     if (rc != SQLITE_OK) return ErrorStatus(db_, rc, "prepare");
     it = cache_.emplace(sql, stmt).first;
   }
-  return std::make_unique<Statement>(it->second);
+  return std::unique_ptr<sql::Statement>(new Statement(it->second));
 }
 
 Status Connection::Exec(const std::string& sql) {
@@ -105,62 +96,26 @@ Status Connection::Exec(const std::string& sql) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<Pool>> Pool::Open(const std::string& path, int size) {
-  auto pool = std::make_unique<Pool>();
-  for (int i = 0; i < size; ++i) {
-    auto conn = Connection::Open(path);
-    if (!conn.ok()) return conn.status();
-    pool->free_.push_back(conn->get());
-    pool->all_.push_back(std::move(conn).value());
-  }
-  return pool;
-}
-
-Pool::Lease Pool::Acquire() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !free_.empty(); });
-  Connection* c = free_.back();
-  free_.pop_back();
-  return Lease(this, c);
-}
-
-Pool::Lease::~Lease() {
-  if (conn_ == nullptr) return;
-  {
-    std::lock_guard<std::mutex> lock(pool_->mu_);
-    pool_->free_.push_back(conn_);
-  }
-  pool_->cv_.notify_one();
-}
-
-Transaction::Transaction(Pool& pool, bool write)
-    : write_lock_(write ? std::unique_lock<std::mutex>(pool.write_mutex())
-                        : std::unique_lock<std::mutex>()),
-      lease_(pool.Acquire()) {
-  // Another process may hold the write lock beyond the busy timeout; retry a few times.
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    begin_ = RunCached(*lease_, write ? "BEGIN IMMEDIATE" : "BEGIN");
-    if (begin_.code() != Code::kUnavailable) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-}
-
 // BEGIN/COMMIT/ROLLBACK as cached prepared statements: sqlite3_exec would parse them anew
 // on every transaction, a measurable share of a cheap read.
-Status Transaction::RunCached(Connection& conn, const char* sql) {
-  auto st = conn.Prepare(sql);
+Status Connection::RunCached(const char* sql) {
+  auto st = Prepare(sql);
   if (!st.ok()) return st.status();
   return (*st)->Run();
 }
 
-Transaction::~Transaction() {
-  if (!done_ && begin_.ok()) RunCached(*lease_, "ROLLBACK");
-}
-
-Status Transaction::Commit() {
-  Status st = RunCached(*lease_, "COMMIT");
-  if (st.ok()) done_ = true;
+Status Connection::Begin(sql::TxKind kind) {
+  // Another process may hold the write lock beyond the busy timeout; retry a few times.
+  Status st;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    st = RunCached(kind == sql::TxKind::kRead ? "BEGIN" : "BEGIN IMMEDIATE");
+    if (st.code() != Code::kUnavailable) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   return st;
 }
+
+Status Connection::Commit() { return RunCached("COMMIT"); }
+Status Connection::Rollback() { return RunCached("ROLLBACK"); }
 
 }  // namespace quire::sqlite

@@ -1,0 +1,16 @@
+#include "store/sqlite/sqlite_store.h"
+#include "store/store.h"
+
+namespace quire {
+
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options) {
+  if (url.rfind("sqlite:", 0) == 0) {
+    auto s = SqliteStore::Open(url.substr(7), options.pool_size);
+    if (!s.ok()) return s.status();
+    return std::unique_ptr<Store>(std::move(s).value());
+  }
+  return Status::Invalid("unsupported --database '" + url +
+                         "': expected sqlite:PATH or postgresql://…");
+}
+
+}  // namespace quire

@@ -1,0 +1,1323 @@
+#include "store/sql/sql_store.h"
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/time_util.h"
+#include <random>
+#include <thread>
+
+namespace quire {
+
+using sql::Connection;
+using sql::Statement;
+using sql::Transaction;
+using sql::TxKind;
+
+namespace {
+
+// Unwraps a prepared statement or returns its error from the enclosing function.
+#define PREPARE(var, conn, sql)          \
+  auto var##_r = (conn).Prepare(sql);    \
+  if (!var##_r.ok()) return var##_r.status(); \
+  Statement& var = **var##_r
+
+#define BEGIN_TX(tx, kind)        \
+  Transaction tx(*pool_, kind);   \
+  if (!tx.begin_status().ok()) return tx.begin_status()
+
+#define ACQUIRE(var)                              \
+  auto var##_r = pool_->Acquire();                \
+  if (!var##_r.ok()) return var##_r.status(); \
+  auto& var = *var##_r
+
+const Status& StatusOf(const Status& st) { return st; }
+template <typename T>
+const Status& StatusOf(const Result<T>& r) { return r.status(); }
+
+// Runs a transaction again when the database aborted it for a serialization race or a
+// deadlock (PostgreSQL; SQLite's single writer never does). Nothing of an aborted attempt
+// was written, so running it again is safe.
+template <typename F>
+auto Retry(F&& attempt) -> decltype(attempt()) {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  for (int tries = 1;; ++tries) {
+    auto r = attempt();
+    if (tries >= 50 || !sql::IsRetryable(StatusOf(r))) return r;
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % (200 * std::min(tries, 20))));
+  }
+}
+
+std::string ToJson(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+std::vector<std::string> StringsFromJson(const std::string& s) {
+  auto j = nlohmann::json::parse(s, nullptr, false);
+  std::vector<std::string> out;
+  if (j.is_array())
+    for (auto& e : j)
+      if (e.is_string()) out.push_back(e.get<std::string>());
+  return out;
+}
+
+std::string ChannelsToJson(const std::vector<DeliveryChannel>& channels) {
+  nlohmann::json j = nlohmann::json::array();
+  for (auto& c : channels) j.push_back({{"channel", c.channel}, {"policy", c.policy}});
+  return j.dump();
+}
+
+std::vector<DeliveryChannel> ChannelsFromJson(const std::string& s) {
+  std::vector<DeliveryChannel> out;
+  auto j = nlohmann::json::parse(s, nullptr, false);
+  if (j.is_array())
+    for (auto& e : j) out.push_back({e.value("channel", ""), e.value("policy", "")});
+  return out;
+}
+
+std::string ThumbsToJson(const std::vector<ThumbnailSize>& thumbs) {
+  nlohmann::json j = nlohmann::json::array();
+  for (auto& t : thumbs) j.push_back({t.width, t.height});
+  return j.dump();
+}
+
+std::vector<ThumbnailSize> ThumbsFromJson(const std::string& s) {
+  std::vector<ThumbnailSize> out;
+  auto j = nlohmann::json::parse(s, nullptr, false);
+  if (j.is_array())
+    for (auto& e : j)
+      if (e.is_array() && e.size() == 2) out.push_back({e[0].get<int>(), e[1].get<int>()});
+  return out;
+}
+
+constexpr const char* kAssetCols =
+    "a.customer, a.space, a.id, a.origin, a.media_type, a.family, a.delivery_channels, a.tags, "
+    "a.roles, a.string1, a.string2, a.string3, a.number1, a.number2, a.number3, "
+    "a.max_unauthorised, a.created, a.finished, a.ingesting, a.error, a.width, a.height, "
+    "a.batch, a.thumbnails";
+
+Asset ReadAsset(const Statement& s, int o = 0) {
+  Asset a;
+  a.customer = s.Int(o + 0);
+  a.space = s.Int(o + 1);
+  a.id = s.Text(o + 2);
+  a.origin = s.Text(o + 3);
+  a.media_type = s.Text(o + 4);
+  a.family = s.Text(o + 5);
+  a.delivery_channels = ChannelsFromJson(s.Text(o + 6));
+  a.tags = StringsFromJson(s.Text(o + 7));
+  a.roles = StringsFromJson(s.Text(o + 8));
+  a.string1 = s.Text(o + 9);
+  a.string2 = s.Text(o + 10);
+  a.string3 = s.Text(o + 11);
+  a.number1 = s.Int(o + 12);
+  a.number2 = s.Int(o + 13);
+  a.number3 = s.Int(o + 14);
+  a.max_unauthorised = s.Int(o + 15);
+  a.created_ms = s.Int(o + 16);
+  a.finished_ms = s.OptInt(o + 17);
+  a.ingesting = s.Int(o + 18) != 0;
+  a.error = s.Text(o + 19);
+  a.width = static_cast<int>(s.Int(o + 20));
+  a.height = static_cast<int>(s.Int(o + 21));
+  a.batch = s.OptInt(o + 22);
+  a.thumbnails = ThumbsFromJson(s.Text(o + 23));
+  return a;
+}
+
+// Binds the nine metadata columns (tags, roles, string1..3, number1..3, max_unauthorised), in
+// that order, from parameter `first` on.
+Statement& BindAssetMetadata(Statement& st, int first, const Asset& a) {
+  return st.Bind(first, ToJson(a.tags))
+      .Bind(first + 1, ToJson(a.roles))
+      .Bind(first + 2, a.string1)
+      .Bind(first + 3, a.string2)
+      .Bind(first + 4, a.string3)
+      .Bind(first + 5, a.number1)
+      .Bind(first + 6, a.number2)
+      .Bind(first + 7, a.number3)
+      .Bind(first + 8, a.max_unauthorised);
+}
+
+constexpr const char* kBatchCols =
+    "id, customer, submitted, count, completed, errors, finished, superseded, priority";
+
+Batch ReadBatch(const Statement& s) {
+  Batch b;
+  b.id = s.Int(0);
+  b.customer = s.Int(1);
+  b.submitted_ms = s.Int(2);
+  b.count = s.Int(3);
+  b.completed = s.Int(4);
+  b.errors = s.Int(5);
+  b.finished_ms = s.OptInt(6);
+  b.superseded = s.Int(7) != 0;
+  b.priority = s.Int(8) != 0;
+  return b;
+}
+
+constexpr const char* kCustomerCols = "id, name, display_name, administrator, created";
+
+Customer ReadCustomer(const Statement& s) {
+  Customer c;
+  c.id = s.Int(0);
+  c.name = s.Text(1);
+  c.display_name = s.Text(2);
+  c.administrator = s.Int(3) != 0;
+  c.created_ms = s.Int(4);
+  return c;
+}
+
+constexpr const char* kSpaceCols =
+    "s.customer, s.id, s.name, s.created, s.max_unauthorised, s.default_tags, s.default_roles, "
+    "s.image_count";
+
+Space ReadSpace(const Statement& s) {
+  Space sp;
+  sp.customer = s.Int(0);
+  sp.id = s.Int(1);
+  sp.name = s.Text(2);
+  sp.created_ms = s.Int(3);
+  sp.max_unauthorised = s.Int(4);
+  sp.default_tags = StringsFromJson(s.Text(5));
+  sp.default_roles = StringsFromJson(s.Text(6));
+  sp.approximate_images = s.Int(7);
+  return sp;
+}
+
+Result<int64_t> ScalarInt(Connection& conn, const std::string& sql,
+                          const std::vector<int64_t>& args) {
+  PREPARE(st, conn, sql);
+  for (size_t i = 0; i < args.size(); ++i) st.Bind(static_cast<int>(i + 1), args[i]);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Result<int64_t>(int64_t{0}) : status;
+  return st.Int(0);
+}
+
+// Counts come from the rows; `finished` is stamped once, when the last member is accounted.
+Status RecomputeBatch(Connection& conn, int64_t batch, int64_t now) {
+  {
+    PREPARE(st, conn,
+            "UPDATE batches SET "
+            "completed = (SELECT COUNT(*) FROM batch_assets WHERE batch = ?1 AND state = "
+            "'completed'), "
+            "errors = (SELECT COUNT(*) FROM batch_assets WHERE batch = ?1 AND state = 'error') "
+            "WHERE id = ?1");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, batch).Run());
+  }
+  PREPARE(st, conn,
+          "UPDATE batches SET finished = ?2 WHERE id = ?1 AND finished IS NULL "
+          "AND completed + errors >= count");
+  return st.Bind(1, batch).Bind(2, now).Run();
+}
+
+// A batch is superseded once no asset names it as its latest batch.
+Status MarkSuperseded(Connection& conn, int64_t batch, bool only_if_empty) {
+  {
+    PREPARE(st, conn,
+            only_if_empty ? "UPDATE batches SET superseded = 1 WHERE id = ?1 AND superseded = 0 "
+                            "AND NOT EXISTS (SELECT 1 FROM assets WHERE batch = ?1)"
+                          : "UPDATE batches SET superseded = 1 WHERE id = ?1 AND superseded = 0");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, batch).Run());
+  }
+  if (conn.Changes() == 0) return Status::Ok();
+  PREPARE(st, conn,
+          "UPDATE customers SET superseded_count = superseded_count + 1 "
+          "WHERE id = (SELECT customer FROM batches WHERE id = ?)");
+  return st.Bind(1, batch).Run();
+}
+
+Status RefreshSuperseded(Connection& conn, int64_t batch) {
+  return MarkSuperseded(conn, batch, /*only_if_empty=*/true);
+}
+
+Result<Batch> ReadBatchRow(Connection& conn, int64_t customer, int64_t id) {
+  PREPARE(st, conn,
+          std::string("SELECT ") + kBatchCols + " FROM batches WHERE id = ? AND customer = ?");
+  st.Bind(1, id).Bind(2, customer);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("batch not found") : status;
+  return ReadBatch(st);
+}
+
+Status InsertJob(Connection& conn, const Asset& a, int64_t batch, bool priority, int64_t now) {
+  {
+    PREPARE(st, conn,
+            "INSERT INTO jobs (customer, space, asset_id, batch, priority, created, "
+            "next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, a.customer)
+                              .Bind(2, a.space)
+                              .Bind(3, a.id)
+                              .Bind(4, batch)
+                              .Bind(5, priority ? 1 : 0)
+                              .Bind(6, now)
+                              .Run());
+  }
+  PREPARE(st, conn, "INSERT INTO queue_turns (customer, last_turn) VALUES (?, 0) "
+                    "ON CONFLICT (customer) DO NOTHING");
+  return st.Bind(1, a.customer).Run();
+}
+
+// Which asset column an orderBy name maps to; empty when not allowed.
+std::string AssetOrderColumn(const std::string& name) {
+  static const std::map<std::string, std::string> kCols = {
+      {"id", "a.id"},           {"created", "a.created"}, {"width", "a.width"},
+      {"height", "a.height"},   {"string1", "a.string1"}, {"string2", "a.string2"},
+      {"string3", "a.string3"}, {"number1", "a.number1"}, {"number2", "a.number2"},
+      {"number3", "a.number3"}};
+  auto it = kCols.find(name);
+  return it == kCols.end() ? "" : it->second;
+}
+
+}  // namespace
+
+SqlStore::SqlStore(std::unique_ptr<sql::Pool> pool, Dialect dialect)
+    : pool_(std::move(pool)), dialect_(std::move(dialect)) {}
+
+SqlStore::~SqlStore() = default;
+
+Status SqlStore::Migrate() {
+  // Read committed under the dialect's lock: a node that waited for another node's migration
+  // then sees the version that node reached.
+  BEGIN_TX(tx, TxKind::kLocking);
+  auto& conn = tx.conn();
+  if (!dialect_.migrate_lock.empty()) QUIRE_RETURN_IF_ERROR(conn.Exec(dialect_.migrate_lock));
+  QUIRE_RETURN_IF_ERROR(
+      conn.Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+  auto v = ScalarInt(conn, "SELECT COALESCE(MAX(version), 0) FROM schema_version", {});
+  if (!v.ok()) return v.status();
+  const auto& migrations = dialect_.migrations;
+  if (*v > static_cast<int64_t>(migrations.size()))
+    return Status::Invalid("database schema version " + std::to_string(*v) +
+                           " is newer than this quire (" + std::to_string(migrations.size()) +
+                           ")");
+  for (size_t i = static_cast<size_t>(*v); i < migrations.size(); ++i) {
+    QUIRE_RETURN_IF_ERROR(conn.Exec(migrations[i]));
+    QUIRE_RETURN_IF_ERROR(conn.Exec("DELETE FROM schema_version; INSERT INTO schema_version "
+                                    "VALUES (" + std::to_string(i + 1) + ")"));
+  }
+  return tx.Commit();
+}
+
+Result<int> SqlStore::SchemaVersion() {
+  ACQUIRE(lease);
+  auto v = ScalarInt(*lease, "SELECT COALESCE(MAX(version), 0) FROM schema_version", {});
+  if (!v.ok()) return v.status();
+  return static_cast<int>(*v);
+}
+
+// ---------------------------------------------------------------- customers and keys
+
+Result<Customer> SqlStore::CreateCustomer(const Customer& in) {
+  return Retry([&]() -> Result<Customer> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    {
+      PREPARE(st, conn, "SELECT COUNT(*) FROM customers WHERE name = ? OR id = ?");
+      st.Bind(1, in.name).Bind(2, in.id);
+      Status status;
+      if (st.Step(&status) && st.Int(0) > 0)
+        return Status::Conflict("a customer named '" + in.name + "' already exists");
+      if (!status.ok()) return status;
+    }
+    Customer c = in;
+    c.created_ms = NowMs();
+    {
+      // Without an id the database assigns the next one.
+      PREPARE(st, conn,
+              c.id > 0 ? "INSERT INTO customers (name, display_name, administrator, created, id) "
+                         "VALUES (?, ?, ?, ?, ?) RETURNING id"
+                       : "INSERT INTO customers (name, display_name, administrator, created) "
+                         "VALUES (?, ?, ?, ?) RETURNING id");
+      st.Bind(1, c.name).Bind(2, c.display_name).Bind(3, c.administrator).Bind(4, c.created_ms);
+      if (c.id > 0) st.Bind(5, c.id);
+      Status status;
+      if (!st.Step(&status)) return status.ok() ? Status::Internal("no id for customer") : status;
+      c.id = st.Int(0);
+      QUIRE_RETURN_IF_ERROR(st.Run());
+    }
+    if (in.id > 0 && !dialect_.after_explicit_customer_id.empty())
+      QUIRE_RETURN_IF_ERROR(conn.Exec(dialect_.after_explicit_customer_id));
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return c;
+  });
+}
+
+Result<Customer> SqlStore::GetCustomer(int64_t id) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn, std::string("SELECT ") + kCustomerCols + " FROM customers WHERE id = ?");
+  st.Bind(1, id);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("customer not found") : status;
+  return ReadCustomer(st);
+}
+
+Result<Customer> SqlStore::GetCustomerByName(const std::string& name) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn, std::string("SELECT ") + kCustomerCols + " FROM customers WHERE name = ?");
+  st.Bind(1, name);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("customer not found") : status;
+  return ReadCustomer(st);
+}
+
+Result<Page<Customer>> SqlStore::ListCustomers(const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<Customer> out;
+  auto total = ScalarInt(conn, "SELECT COUNT(*) FROM customers", {});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          std::string("SELECT ") + kCustomerCols + " FROM customers ORDER BY id LIMIT ? OFFSET ?");
+  st.Bind(1, page.page_size).Bind(2, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadCustomer(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<Customer> SqlStore::UpdateCustomer(const Customer& c) {
+  return Retry([&]() -> Result<Customer> {
+    {
+      BEGIN_TX(tx, TxKind::kWrite);
+      PREPARE(st, tx.conn(), "UPDATE customers SET display_name = ? WHERE id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, c.display_name).Bind(2, c.id).Run());
+      if (tx.conn().Changes() == 0) return Status::NotFound("customer not found");
+      QUIRE_RETURN_IF_ERROR(tx.Commit());
+    }
+    return GetCustomer(c.id);
+  });
+}
+
+Status SqlStore::CreateKey(const ApiKey& k) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(),
+            "INSERT INTO api_keys (key, customer, salt, secret_hash, created) VALUES (?,?,?,?,?)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, k.key)
+                              .Bind(2, k.customer)
+                              .Bind(3, k.salt)
+                              .Bind(4, k.secret_hash)
+                              .Bind(5, k.created_ms ? k.created_ms : NowMs())
+                              .Run());
+    return tx.Commit();
+  });
+}
+
+static ApiKey ReadKey(const Statement& st) {
+  ApiKey k;
+  k.key = st.Text(0);
+  k.customer = st.Int(1);
+  k.salt = st.Text(2);
+  k.secret_hash = st.Text(3);
+  k.created_ms = st.Int(4);
+  return k;
+}
+
+Result<ApiKey> SqlStore::GetKey(const std::string& key) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          "SELECT key, customer, salt, secret_hash, created FROM api_keys WHERE key = ?");
+  st.Bind(1, key);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("key not found") : status;
+  return ReadKey(st);
+}
+
+Result<Page<ApiKey>> SqlStore::ListKeys(int64_t customer, const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<ApiKey> out;
+  auto total = ScalarInt(conn, "SELECT COUNT(*) FROM api_keys WHERE customer = ?", {customer});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          "SELECT key, customer, salt, secret_hash, created FROM api_keys WHERE customer = ? "
+          "ORDER BY created, key LIMIT ? OFFSET ?");
+  st.Bind(1, customer).Bind(2, page.page_size).Bind(3, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadKey(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Status SqlStore::DeleteKey(int64_t customer, const std::string& key) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(), "DELETE FROM api_keys WHERE customer = ? AND key = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, key).Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("key not found");
+    return tx.Commit();
+  });
+}
+
+// ---------------------------------------------------------------- spaces
+
+static Status InsertSpace(Connection& conn, const Space& s) {
+  PREPARE(st, conn,
+          "INSERT INTO spaces (customer, id, name, created, max_unauthorised, default_tags, "
+          "default_roles) VALUES (?,?,?,?,?,?,?)");
+  return st.Bind(1, s.customer)
+      .Bind(2, s.id)
+      .Bind(3, s.name)
+      .Bind(4, s.created_ms)
+      .Bind(5, s.max_unauthorised)
+      .Bind(6, ToJson(s.default_tags))
+      .Bind(7, ToJson(s.default_roles))
+      .Run();
+}
+
+static Status CheckSpaceName(Connection& conn, const Space& s) {
+  PREPARE(st, conn, "SELECT COUNT(*) FROM spaces WHERE customer = ? AND name = ? AND id != ?");
+  st.Bind(1, s.customer).Bind(2, s.name).Bind(3, s.id);
+  Status status;
+  if (st.Step(&status) && st.Int(0) > 0)
+    return Status::Conflict("a space named '" + s.name + "' already exists");
+  return status;
+}
+
+static Result<Space> ReadSpaceRow(Connection& conn, int64_t customer, int64_t id) {
+  PREPARE(st, conn,
+          std::string("SELECT ") + kSpaceCols + " FROM spaces s WHERE s.customer = ? AND s.id = ?");
+  st.Bind(1, customer).Bind(2, id);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("space not found") : status;
+  return ReadSpace(st);
+}
+
+Result<Space> SqlStore::CreateSpace(const Space& in) {
+  return Retry([&]() -> Result<Space> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    Space s = in;
+    auto next = ScalarInt(conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM spaces WHERE customer = ?",
+                          {s.customer});
+    if (!next.ok()) return next.status();
+    s.id = *next;
+    s.created_ms = NowMs();
+    QUIRE_RETURN_IF_ERROR(CheckSpaceName(conn, s));
+    QUIRE_RETURN_IF_ERROR(InsertSpace(conn, s));
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return s;
+  });
+}
+
+Result<Space> SqlStore::PutSpace(const Space& in, bool* created) {
+  return Retry([&]() -> Result<Space> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    QUIRE_RETURN_IF_ERROR(CheckSpaceName(conn, in));
+    auto existing = ReadSpaceRow(conn, in.customer, in.id);
+    if (existing.ok()) {
+      *created = false;
+      PREPARE(st, conn,
+              "UPDATE spaces SET name = ?, max_unauthorised = ?, default_tags = ?, "
+              "default_roles = ? WHERE customer = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, in.name)
+                                .Bind(2, in.max_unauthorised)
+                                .Bind(3, ToJson(in.default_tags))
+                                .Bind(4, ToJson(in.default_roles))
+                                .Bind(5, in.customer)
+                                .Bind(6, in.id)
+                                .Run());
+    } else if (existing.status().code() == Code::kNotFound) {
+      *created = true;
+      Space s = in;
+      s.created_ms = NowMs();
+      QUIRE_RETURN_IF_ERROR(InsertSpace(conn, s));
+    } else {
+      return existing.status();
+    }
+    auto out = ReadSpaceRow(conn, in.customer, in.id);
+    if (!out.ok()) return out.status();
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return out;
+  });
+}
+
+Result<Space> SqlStore::GetSpace(int64_t customer, int64_t id) {
+  ACQUIRE(conn);
+  return ReadSpaceRow(*conn, customer, id);
+}
+
+Result<Page<Space>> SqlStore::ListSpaces(int64_t customer, const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<Space> out;
+  auto total = ScalarInt(conn, "SELECT COUNT(*) FROM spaces WHERE customer = ?", {customer});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          std::string("SELECT ") + kSpaceCols +
+              " FROM spaces s WHERE s.customer = ? ORDER BY s.id LIMIT ? OFFSET ?");
+  st.Bind(1, customer).Bind(2, page.page_size).Bind(3, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadSpace(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Status SqlStore::DeleteSpace(int64_t customer, int64_t id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto images =
+        ScalarInt(conn, "SELECT COUNT(*) FROM assets WHERE customer = ? AND space = ?", {customer, id});
+    if (!images.ok()) return images.status();
+    auto exists =
+        ScalarInt(conn, "SELECT COUNT(*) FROM spaces WHERE customer = ? AND id = ?", {customer, id});
+    if (!exists.ok()) return exists.status();
+    if (*exists == 0) return Status::NotFound("space not found");
+    if (*images > 0)
+      return Status::Conflict("space " + std::to_string(id) + " still holds " +
+                              std::to_string(*images) + " image(s); delete them first");
+    PREPARE(st, conn, "DELETE FROM spaces WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, id).Run());
+    return tx.Commit();
+  });
+}
+
+// ---------------------------------------------------------------- assets
+
+static Result<Asset> ReadAssetRow(Connection& conn, int64_t customer, int64_t space,
+                                  const std::string& id) {
+  PREPARE(st, conn,
+          std::string("SELECT ") + kAssetCols +
+              " FROM assets a WHERE a.customer = ? AND a.space = ? AND a.id = ?");
+  st.Bind(1, customer).Bind(2, space).Bind(3, id);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("image not found") : status;
+  return ReadAsset(st);
+}
+
+Result<Asset> SqlStore::GetAsset(int64_t customer, int64_t space, const std::string& id) {
+  ACQUIRE(conn);
+  return ReadAssetRow(*conn, customer, space, id);
+}
+
+Result<Page<Asset>> SqlStore::ListAssets(const AssetQuery& q) {
+  std::string order = AssetOrderColumn(q.order_by);
+  if (order.empty()) return Status::Invalid("cannot order images by '" + q.order_by + "'");
+  std::string where = " WHERE a.customer = ?1";
+  if (q.space) where += " AND a.space = ?2";
+  if (q.string1) where += " AND a.string1 = ?3";
+  if (q.string2) where += " AND a.string2 = ?4";
+  if (q.string3) where += " AND a.string3 = ?5";
+  if (q.number1) where += " AND a.number1 = ?6";
+  if (q.number2) where += " AND a.number2 = ?7";
+  if (q.number3) where += " AND a.number3 = ?8";
+  const char* dir = q.descending ? " DESC" : "";
+  std::string order_sql = " ORDER BY " + order + dir;
+  if (order != "a.created") order_sql += ", a.created" + std::string(dir);
+  order_sql += ", a.space" + std::string(dir) + ", a.id" + dir;
+
+  auto bind = [&](Statement& st) {
+    st.Bind(1, q.customer);
+    if (q.space) st.Bind(2, *q.space);
+    if (q.string1) st.Bind(3, *q.string1);
+    if (q.string2) st.Bind(4, *q.string2);
+    if (q.string3) st.Bind(5, *q.string3);
+    if (q.number1) st.Bind(6, *q.number1);
+    if (q.number2) st.Bind(7, *q.number2);
+    if (q.number3) st.Bind(8, *q.number3);
+  };
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<Asset> out;
+  bool filtered = q.string1 || q.string2 || q.string3 || q.number1 || q.number2 || q.number3;
+  if (q.space && !filtered) {
+    // The space keeps its image count, so a plain listing costs the same at any size.
+    PREPARE(st, conn, "SELECT image_count FROM spaces WHERE customer = ? AND id = ?");
+    st.Bind(1, q.customer).Bind(2, *q.space);
+    Status status;
+    if (st.Step(&status)) out.total = st.Int(0);
+    if (!status.ok()) return status;
+  } else {
+    PREPARE(st, conn, "SELECT COUNT(*) FROM assets a" + where);
+    bind(st);
+    Status status;
+    if (st.Step(&status)) out.total = st.Int(0);
+    if (!status.ok()) return status;
+  }
+  PREPARE(st, conn,
+          std::string("SELECT ") + kAssetCols + " FROM assets a" + where + order_sql +
+              " LIMIT ?9 OFFSET ?10");
+  bind(st);
+  st.Bind(9, q.page.page_size).Bind(10, q.page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadAsset(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<Asset> SqlStore::UpdateAssetMetadata(const Asset& a) {
+  return Retry([&]() -> Result<Asset> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    PREPARE(st, conn,
+            "UPDATE assets SET tags = ?, roles = ?, string1 = ?, string2 = ?, string3 = ?, "
+            "number1 = ?, number2 = ?, number3 = ?, max_unauthorised = ? "
+            "WHERE customer = ? AND space = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 1, a)
+                              .Bind(10, a.customer)
+                              .Bind(11, a.space)
+                              .Bind(12, a.id)
+                              .Run());
+    if (conn.Changes() == 0) return Status::NotFound("image not found");
+    auto out = ReadAssetRow(conn, a.customer, a.space, a.id);
+    if (!out.ok()) return out.status();
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return out;
+  });
+}
+
+// Marks a member's waiting row in every batch as an error (the asset left that batch before
+// it was processed) and returns the batches touched.
+static Result<std::set<int64_t>> AbandonWaitingRows(Connection& conn, const Asset& a,
+                                                    const std::string& why, int64_t now) {
+  std::set<int64_t> touched;
+  {
+    PREPARE(st, conn,
+            "SELECT batch FROM batch_assets WHERE customer = ? AND space = ? AND asset_id = ? "
+            "AND state = 'waiting'");
+    st.Bind(1, a.customer).Bind(2, a.space).Bind(3, a.id);
+    Status status;
+    while (st.Step(&status)) touched.insert(st.Int(0));
+    if (!status.ok()) return status;
+  }
+  {
+    PREPARE(st, conn,
+            "UPDATE batch_assets SET state = 'error', error = ?, finished = ? "
+            "WHERE customer = ? AND space = ? AND asset_id = ? AND state = 'waiting'");
+    QUIRE_RETURN_IF_ERROR(
+        st.Bind(1, why).Bind(2, now).Bind(3, a.customer).Bind(4, a.space).Bind(5, a.id).Run());
+  }
+  PREPARE(st, conn, "DELETE FROM jobs WHERE customer = ? AND space = ? AND asset_id = ?");
+  QUIRE_RETURN_IF_ERROR(st.Bind(1, a.customer).Bind(2, a.space).Bind(3, a.id).Run());
+  return touched;
+}
+
+Status SqlStore::DeleteAsset(int64_t customer, int64_t space, const std::string& id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto asset = ReadAssetRow(conn, customer, space, id);
+    if (!asset.ok()) return asset.status();
+    int64_t now = NowMs();
+    auto touched = AbandonWaitingRows(conn, *asset, "image deleted before it was processed", now);
+    if (!touched.ok()) return touched.status();
+    {
+      PREPARE(st, conn, "DELETE FROM assets WHERE customer = ? AND space = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, space).Bind(3, id).Run());
+    }
+    {
+      PREPARE(st, conn,
+              "UPDATE spaces SET image_count = image_count - 1 WHERE customer = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, space).Run());
+    }
+    if (asset->batch) touched->insert(*asset->batch);
+    for (int64_t b : *touched) {
+      QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now));
+      QUIRE_RETURN_IF_ERROR(RefreshSuperseded(conn, b));
+    }
+    return tx.Commit();
+  });
+}
+
+// ---------------------------------------------------------------- queue and batches
+
+Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& members,
+                                       bool priority) {
+  return Retry([&]() -> Result<Batch> {
+    if (members.empty()) return Status::Invalid("Members cannot be empty");
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    int64_t now = NowMs();
+
+    // Every space must exist (all-or-nothing: checked before anything is written).
+    std::set<int64_t> spaces;
+    for (auto& m : members) spaces.insert(m.space);
+    std::string missing;
+    for (int64_t s : spaces) {
+      auto n = ScalarInt(conn, "SELECT COUNT(*) FROM spaces WHERE customer = ? AND id = ?",
+                         {customer, s});
+      if (!n.ok()) return n.status();
+      if (*n == 0) missing += (missing.empty() ? "" : ", ") + std::to_string(s);
+    }
+    if (!missing.empty())
+      return Status::Invalid("The following space(s) could not be found: " + missing);
+
+    int64_t batch_id;
+    {
+      PREPARE(st, conn,
+              "INSERT INTO batches (customer, submitted, count, priority) VALUES (?, ?, ?, ?) "
+              "RETURNING id");
+      st.Bind(1, customer)
+          .Bind(2, now)
+          .Bind(3, static_cast<int64_t>(members.size()))
+          .Bind(4, priority ? 1 : 0);
+      Status status;
+      if (!st.Step(&status)) return status.ok() ? Status::Internal("no id for batch") : status;
+      batch_id = st.Int(0);
+      QUIRE_RETURN_IF_ERROR(st.Run());
+    }
+    {
+      PREPARE(st, conn, "UPDATE customers SET batch_count = batch_count + 1 WHERE id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Run());
+    }
+    std::set<int64_t> touched;
+    int64_t ordinal = 0;
+    for (const Asset& in : members) {
+      Asset m = in;
+      m.customer = customer;
+      auto abandoned = AbandonWaitingRows(
+          conn, m, "superseded by batch " + std::to_string(batch_id) + " before it was processed",
+          now);
+      if (!abandoned.ok()) return abandoned.status();
+      touched.insert(abandoned->begin(), abandoned->end());
+      {
+        auto old = ReadAssetRow(conn, customer, m.space, m.id);
+        if (old.ok() && old->batch) touched.insert(*old->batch);
+        if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
+        if (!old.ok()) {
+          PREPARE(st, conn,
+                  "UPDATE spaces SET image_count = image_count + 1 WHERE customer = ? AND id = ?");
+          QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, m.space).Run());
+        }
+      }
+      {
+        PREPARE(st, conn,
+                "INSERT INTO assets (customer, space, id, origin, media_type, family, "
+                "delivery_channels, tags, roles, string1, string2, string3, number1, number2, "
+                "number3, max_unauthorised, created, finished, ingesting, error, batch) "
+                "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,NULL,1,'',?18) "
+                "ON CONFLICT (customer, space, id) DO UPDATE SET origin = ?4, media_type = ?5, "
+                "family = ?6, delivery_channels = ?7, tags = ?8, roles = ?9, string1 = ?10, "
+                "string2 = ?11, string3 = ?12, number1 = ?13, number2 = ?14, number3 = ?15, "
+                "max_unauthorised = ?16, finished = NULL, ingesting = 1, error = '', batch = ?18");
+        st.Bind(1, customer)
+            .Bind(2, m.space)
+            .Bind(3, m.id)
+            .Bind(4, m.origin)
+            .Bind(5, m.media_type)
+            .Bind(6, m.family)
+            .Bind(7, ChannelsToJson(m.delivery_channels));
+        QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 8, m)
+                                  .Bind(17, now)
+                                  .Bind(18, batch_id)
+                                  .Run());
+      }
+      {
+        PREPARE(st, conn,
+                "INSERT INTO batch_assets (batch, customer, space, asset_id, ordinal) "
+                "VALUES (?, ?, ?, ?, ?)");
+        Status s = st.Bind(1, batch_id)
+                       .Bind(2, customer)
+                       .Bind(3, m.space)
+                       .Bind(4, m.id)
+                       .Bind(5, ordinal++)
+                       .Run();
+        if (s.code() == Code::kConflict)
+          return Status::Invalid("Members contains a duplicate Id: Id:" + m.id +
+                                 ",Space:" + std::to_string(m.space));
+        QUIRE_RETURN_IF_ERROR(s);
+      }
+      QUIRE_RETURN_IF_ERROR(InsertJob(conn, m, batch_id, priority, now));
+    }
+    touched.erase(batch_id);
+    for (int64_t b : touched) {
+      QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now));
+      QUIRE_RETURN_IF_ERROR(RefreshSuperseded(conn, b));
+    }
+    auto batch = ReadBatchRow(conn, customer, batch_id);
+    if (!batch.ok()) return batch.status();
+    QUIRE_RETURN_IF_ERROR(FillEstimate(conn, &*batch));
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return batch;
+  });
+}
+
+// estCompletion: images of this customer queued ahead of (and in) this batch, divided by the
+// customer's measured ingest rate over the last 15 minutes (all customers' rate when the
+// customer has none yet). No measurement at all: no estimate.
+Status SqlStore::FillEstimate(Connection& conn, Batch* b) {
+  if (b->finished_ms) {
+    b->est_completion_ms = b->finished_ms;
+    return Status::Ok();
+  }
+  int64_t now = NowMs();
+  auto rate = IngestRatePerMs(conn, b->customer, now);
+  if (!rate.ok()) return rate.status();
+  double per_ms = *rate;
+  if (per_ms <= 0) return Status::Ok();
+  PREPARE(st, conn,
+          "SELECT COUNT(*) FROM jobs WHERE customer = ?1 AND (priority > ?2 OR "
+          "(priority = ?2 AND next_attempt_at <= (SELECT COALESCE(MAX(next_attempt_at), 0) "
+          "FROM jobs WHERE batch = ?3)))");
+  st.Bind(1, b->customer).Bind(2, b->priority ? 1 : 0).Bind(3, b->id);
+  Status status;
+  int64_t ahead = st.Step(&status) ? st.Int(0) : 0;
+  if (!status.ok()) return status;
+  b->est_completion_ms = now + static_cast<int64_t>(static_cast<double>(ahead) / per_ms);
+  return Status::Ok();
+}
+
+// The customer's images per millisecond over the last 15 minutes (everyone's when the
+// customer has none yet; 0 when nothing was measured). Cached for a second: every batch read
+// needs it, and it moves slowly.
+Result<double> SqlStore::IngestRatePerMs(Connection& conn, int64_t customer, int64_t now) {
+  {
+    std::lock_guard<std::mutex> lock(rate_mu_);
+    auto it = rates_.find(customer);
+    if (it != rates_.end() && now - it->second.first < 1000) return it->second.second;
+  }
+  int64_t window_start = now - 15 * 60 * 1000;
+  double per_ms = 0;
+  for (bool own : {true, false}) {
+    PREPARE(st, conn,
+            own ? "SELECT COUNT(*), MIN(finished - duration_ms) FROM ingest_log "
+                  "WHERE customer = ? AND finished >= ?"
+                : "SELECT COUNT(*), MIN(finished - duration_ms) FROM ingest_log "
+                  "WHERE finished >= ?2 AND ?1 = ?1");
+    st.Bind(1, customer).Bind(2, window_start);
+    Status status;
+    if (st.Step(&status) && st.Int(0) > 0) {
+      int64_t span = std::max<int64_t>(now - st.Int(1), 1000);
+      per_ms = static_cast<double>(st.Int(0)) / static_cast<double>(span);
+      break;
+    }
+    if (!status.ok()) return status;
+  }
+  std::lock_guard<std::mutex> lock(rate_mu_);
+  if (rates_.size() > 100000) rates_.clear();
+  rates_[customer] = {now, per_ms};
+  return per_ms;
+}
+
+Result<Batch> SqlStore::GetBatch(int64_t customer, int64_t id) {
+  // One read transaction: a single lock cycle for the row and the estimate's queries.
+  BEGIN_TX(tx, TxKind::kRead);
+  auto b = ReadBatchRow(tx.conn(), customer, id);
+  if (!b.ok()) return b;
+  QUIRE_RETURN_IF_ERROR(FillEstimate(tx.conn(), &*b));
+  return b;
+}
+
+Result<Page<Batch>> SqlStore::ListBatches(const BatchQuery& q) {
+  static const std::map<std::string, std::string> kOrder = {
+      {"id", "id"}, {"submitted", "submitted"}, {"finished", "finished"}};
+  auto col = kOrder.find(q.order_by);
+  if (col == kOrder.end()) return Status::Invalid("cannot order batches by '" + q.order_by + "'");
+  std::string where = " WHERE customer = ?1";
+  if (q.filter == BatchListFilter::kActive) where += " AND finished IS NULL AND superseded = 0";
+  if (q.filter == BatchListFilter::kRecent) where += " AND finished IS NOT NULL AND superseded = 0";
+  const char* dir = q.descending ? " DESC" : "";
+  // NULLs (unfinished) sort first ascending, last descending, on every backend.
+  std::string nulls = q.order_by != "finished" ? "" : q.descending ? " NULLS LAST" : " NULLS FIRST";
+  std::string order = " ORDER BY " + col->second + dir + nulls + ", id" + dir;
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<Batch> out;
+  {
+    // Totals from the customer's counters: all = batch_count; recent = all − active −
+    // superseded. Only the active set (small by nature) is counted row by row.
+    PREPARE(st, conn,
+            "SELECT c.batch_count, c.superseded_count, (SELECT COUNT(*) FROM batches WHERE "
+            "customer = ?1 AND finished IS NULL AND superseded = 0) FROM customers c "
+            "WHERE c.id = ?1");
+    st.Bind(1, q.customer);
+    Status status;
+    if (st.Step(&status)) {
+      int64_t all = st.Int(0), superseded = st.Int(1), active = st.Int(2);
+      out.total = q.filter == BatchListFilter::kAll      ? all
+                  : q.filter == BatchListFilter::kActive ? active
+                                                         : all - active - superseded;
+    }
+    if (!status.ok()) return status;
+  }
+  PREPARE(st, conn,
+          std::string("SELECT ") + kBatchCols + " FROM batches" + where + order +
+              " LIMIT ?2 OFFSET ?3");
+  st.Bind(1, q.customer).Bind(2, q.page.page_size).Bind(3, q.page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadBatch(st));
+  if (!status.ok()) return status;
+  for (auto& b : out.items) QUIRE_RETURN_IF_ERROR(FillEstimate(conn, &b));
+  return out;
+}
+
+Result<Page<Asset>> SqlStore::ListBatchAssets(int64_t customer, int64_t batch,
+                                                 BatchMemberFilter filter,
+                                                 const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  auto b = ReadBatchRow(conn, customer, batch);
+  if (!b.ok()) return b.status();
+  std::string join =
+      " FROM batch_assets ba JOIN assets a ON a.customer = ba.customer AND a.space = ba.space "
+      "AND a.id = ba.asset_id WHERE ba.batch = ?1";
+  if (filter == BatchMemberFilter::kCompleted) join += " AND ba.state = 'completed'";
+  if (filter == BatchMemberFilter::kError) join += " AND ba.state = 'error'";
+  Page<Asset> out;
+  {
+    PREPARE(st, conn, "SELECT COUNT(*)" + join);
+    st.Bind(1, batch);
+    Status status;
+    if (st.Step(&status)) out.total = st.Int(0);
+    if (!status.ok()) return status;
+  }
+  PREPARE(st, conn,
+          std::string("SELECT ") + kAssetCols + ", ba.error" + join +
+              " ORDER BY ba.ordinal LIMIT ?2 OFFSET ?3");
+  st.Bind(1, batch).Bind(2, page.page_size).Bind(3, page.Offset());
+  Status status;
+  while (st.Step(&status)) {
+    Asset a = ReadAsset(st);
+    // An error image shows why it failed in this batch, even if a later batch fixed it.
+    if (filter == BatchMemberFilter::kError) a.error = st.Text(24);
+    out.items.push_back(std::move(a));
+  }
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<bool> SqlStore::TestBatch(int64_t customer, int64_t id) {
+  return Retry([&]() -> Result<bool> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto b = ReadBatchRow(conn, customer, id);
+    if (!b.ok()) return b.status();
+    auto pointing = ScalarInt(conn, "SELECT COUNT(*) FROM assets WHERE batch = ?", {id});
+    if (!pointing.ok()) return pointing.status();
+    bool changed = false;
+    if (*pointing == 0) {
+      if (!b->superseded) {
+        QUIRE_RETURN_IF_ERROR(MarkSuperseded(conn, id, /*only_if_empty=*/false));
+        changed = true;
+      }
+    } else {
+      auto unfinished = ScalarInt(conn,
+                                  "SELECT COUNT(*) FROM assets WHERE batch = ? AND "
+                                  "(finished IS NULL OR finished < ? OR ingesting = 1)",
+                                  {id, b->submitted_ms});
+      if (!unfinished.ok()) return unfinished.status();
+      if (*unfinished == 0) {
+        if (!b->finished_ms) {
+          PREPARE(st, conn, "UPDATE batches SET finished = ? WHERE id = ? AND finished IS NULL");
+          QUIRE_RETURN_IF_ERROR(st.Bind(1, NowMs()).Bind(2, id).Run());
+          changed = true;
+        }
+        if (b->count != *pointing) {
+          auto errors = ScalarInt(conn, "SELECT COUNT(*) FROM assets WHERE batch = ? AND error != ''",
+                                  {id});
+          if (!errors.ok()) return errors.status();
+          PREPARE(st, conn, "UPDATE batches SET count = ?, errors = ?, completed = ? WHERE id = ?");
+          QUIRE_RETURN_IF_ERROR(
+              st.Bind(1, *pointing).Bind(2, *errors).Bind(3, *pointing - *errors).Bind(4, id).Run());
+          changed = true;
+        }
+      }
+    }
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return changed;
+  });
+}
+
+Result<Batch> SqlStore::RetryBatch(int64_t customer, int64_t id) {
+  return Retry([&]() -> Result<Batch> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto b = ReadBatchRow(conn, customer, id);
+    if (!b.ok()) return b.status();
+    int64_t now = NowMs();
+    std::vector<Asset> retry;
+    {
+      PREPARE(st, conn,
+              std::string("SELECT ") + kAssetCols +
+                  " FROM batch_assets ba JOIN assets a ON a.customer = ba.customer AND "
+                  "a.space = ba.space AND a.id = ba.asset_id "
+                  "WHERE ba.batch = ?1 AND ba.state = 'error' AND a.batch = ?1");
+      st.Bind(1, id);
+      Status status;
+      while (st.Step(&status)) retry.push_back(ReadAsset(st));
+      if (!status.ok()) return status;
+    }
+    for (const Asset& a : retry) {
+      {
+        PREPARE(st, conn,
+                "UPDATE batch_assets SET state = 'waiting', error = '', finished = NULL "
+                "WHERE batch = ? AND customer = ? AND space = ? AND asset_id = ?");
+        QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Bind(2, a.customer).Bind(3, a.space).Bind(4, a.id).Run());
+      }
+      {
+        PREPARE(st, conn,
+                "UPDATE assets SET ingesting = 1, error = '', finished = NULL "
+                "WHERE customer = ? AND space = ? AND id = ?");
+        QUIRE_RETURN_IF_ERROR(st.Bind(1, a.customer).Bind(2, a.space).Bind(3, a.id).Run());
+      }
+      QUIRE_RETURN_IF_ERROR(InsertJob(conn, a, id, b->priority, now));
+    }
+    if (!retry.empty()) {
+      PREPARE(st, conn, "UPDATE batches SET finished = NULL WHERE id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Run());
+    }
+    QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, id, now));
+    auto out = ReadBatchRow(conn, customer, id);
+    if (!out.ok()) return out.status();
+    QUIRE_RETURN_IF_ERROR(FillEstimate(conn, &*out));
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return out;
+  });
+}
+
+Result<QueueCounts> SqlStore::GetQueueCounts(int64_t customer, bool priority_only) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  QueueCounts c;
+  // priority >= ?2: with 0 every job counts, with 1 only the priority queue's.
+  auto size = ScalarInt(conn, "SELECT COUNT(*) FROM jobs WHERE customer = ? AND priority >= ?",
+                        {customer, priority_only ? 1 : 0});
+  if (!size.ok()) return size.status();
+  c.size = *size;
+  PREPARE(st, conn,
+          "SELECT COUNT(*), COALESCE(SUM(count - completed - errors), 0) FROM batches "
+          "WHERE customer = ? AND priority >= ? AND finished IS NULL AND superseded = 0");
+  st.Bind(1, customer).Bind(2, priority_only ? 1 : 0);
+  Status status;
+  if (st.Step(&status)) {
+    c.batches_waiting = st.Int(0);
+    c.images_waiting = st.Int(1);
+  }
+  if (!status.ok()) return status;
+  return c;
+}
+
+Result<GlobalQueueCounts> SqlStore::GetGlobalQueueCounts() {
+  ACQUIRE(conn);
+  GlobalQueueCounts c;
+  PREPARE(st, *conn, "SELECT priority, COUNT(*) FROM jobs GROUP BY priority");
+  Status status;
+  while (st.Step(&status)) (st.Int(0) ? c.priority : c.incoming) += st.Int(1);
+  if (!status.ok()) return status;
+  return c;
+}
+
+Result<Page<Asset>> SqlStore::ListQueuedAssets(int64_t customer, const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<Asset> out;
+  auto total = ScalarInt(conn, "SELECT COUNT(*) FROM jobs WHERE customer = ?", {customer});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          std::string("SELECT ") + kAssetCols +
+              " FROM jobs j JOIN assets a ON a.customer = j.customer AND a.space = j.space AND "
+              "a.id = j.asset_id WHERE j.customer = ? ORDER BY j.priority DESC, "
+              "j.next_attempt_at, j.id "
+              "LIMIT ? OFFSET ?");
+  st.Bind(1, customer).Bind(2, page.page_size).Bind(3, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadAsset(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+// ---------------------------------------------------------------- ingest jobs
+
+static Job ReadJob(const Statement& st) {
+  Job j;
+  j.id = st.Int(0);
+  j.customer = st.Int(1);
+  j.space = st.Int(2);
+  j.asset_id = st.Text(3);
+  j.batch = st.Int(4);
+  j.priority = st.Int(5) != 0;
+  j.attempts = static_cast<int>(st.Int(6));
+  j.lease_owner = st.Text(7);
+  j.lease_until_ms = st.Int(8);
+  j.fence = st.Int(9);
+  return j;
+}
+
+Result<std::optional<Job>> SqlStore::ClaimJob(const std::string& owner, int64_t lease_ms) {
+  return Retry([&]() -> Result<std::optional<Job>> {
+    BEGIN_TX(tx, TxKind::kLocking);
+    auto& conn = tx.conn();
+    int64_t now = NowMs();
+    {
+      // A crashed worker's leases expire and become claimable again.
+      PREPARE(st, conn,
+              "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL "
+              "WHERE state = 'leased' AND lease_until < ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, now).Run());
+    }
+    int64_t job_id = 0, customer = 0;
+    for (int prio : {1, 0}) {
+      PREPARE(st, conn, dialect_.claim_next);
+      st.Bind(1, prio).Bind(2, now);
+      Status status;
+      if (st.Step(&status)) {
+        customer = st.Int(0);
+        job_id = st.Int(1);
+        break;
+      }
+      if (!status.ok()) return status;
+    }
+    if (job_id == 0) return std::optional<Job>();
+    {
+      PREPARE(st, conn,
+              "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_until = ?, "
+              "attempts = attempts + 1, fence = fence + 1 WHERE id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, owner).Bind(2, now + lease_ms).Bind(3, job_id).Run());
+    }
+    {
+      PREPARE(st, conn,
+              "UPDATE queue_turns SET last_turn = (SELECT MAX(last_turn) + 1 FROM queue_turns) "
+              "WHERE customer = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Run());
+    }
+    PREPARE(st, conn,
+            "SELECT id, customer, space, asset_id, batch, priority, attempts, lease_owner, "
+            "lease_until, fence FROM jobs WHERE id = ?");
+    st.Bind(1, job_id);
+    Status status;
+    if (!st.Step(&status)) return status.ok() ? Status::Internal("claimed job vanished") : status;
+    Job job = ReadJob(st);
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return std::optional<Job>(job);
+  });
+}
+
+Status SqlStore::ExtendLease(const Job& job, int64_t lease_ms) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kLocking);
+    PREPARE(st, tx.conn(),
+            "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND fence = ? "
+            "AND state = 'leased'");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, NowMs() + lease_ms)
+                              .Bind(2, job.id)
+                              .Bind(3, job.lease_owner)
+                              .Bind(4, job.fence)
+                              .Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("lease lost");
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    int64_t now = NowMs();
+    {
+      PREPARE(st, conn,
+              "DELETE FROM jobs WHERE id = ? AND lease_owner = ? AND fence = ? AND state = 'leased'");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, job.id).Bind(2, job.lease_owner).Bind(3, job.fence).Run());
+      if (conn.Changes() == 0)
+        return Status::Conflict("job " + std::to_string(job.id) + " is no longer held by " +
+                                job.lease_owner);
+    }
+    {
+      PREPARE(st, conn,
+              "UPDATE batch_assets SET state = ?, error = ?, finished = ? WHERE batch = ? AND "
+              "customer = ? AND space = ? AND asset_id = ? AND state = 'waiting'");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, outcome.success ? "completed" : "error")
+                                .Bind(2, outcome.success ? std::string() : outcome.error)
+                                .Bind(3, now)
+                                .Bind(4, job.batch)
+                                .Bind(5, job.customer)
+                                .Bind(6, job.space)
+                                .Bind(7, job.asset_id)
+                                .Run());
+    }
+    {
+      PREPARE(st, conn,
+              "UPDATE assets SET ingesting = CASE WHEN EXISTS (SELECT 1 FROM jobs j WHERE "
+              "j.customer = ?1 AND j.space = ?2 AND j.asset_id = ?3) THEN 1 ELSE 0 END, "
+              "finished = ?4, error = ?5, "
+              "width = CASE WHEN ?6 = 1 THEN ?7 ELSE width END, "
+              "height = CASE WHEN ?6 = 1 THEN ?8 ELSE height END, "
+              "thumbnails = CASE WHEN ?6 = 1 THEN ?9 ELSE thumbnails END "
+              "WHERE customer = ?1 AND space = ?2 AND id = ?3 AND batch = ?10");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer)
+                                .Bind(2, job.space)
+                                .Bind(3, job.asset_id)
+                                .Bind(4, now)
+                                .Bind(5, outcome.success ? std::string() : outcome.error)
+                                .Bind(6, outcome.success)
+                                .Bind(7, outcome.width)
+                                .Bind(8, outcome.height)
+                                .Bind(9, ThumbsToJson(outcome.thumbnails))
+                                .Bind(10, job.batch)
+                                .Run());
+    }
+    QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, job.batch, now));
+    {
+      PREPARE(st, conn, "INSERT INTO ingest_log (customer, finished, duration_ms) VALUES (?,?,?)");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer).Bind(2, now).Bind(3, outcome.duration_ms).Run());
+    }
+    {
+      PREPARE(st, conn, "DELETE FROM ingest_log WHERE finished < ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, now - 3600 * 1000).Run());
+    }
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    std::lock_guard<std::mutex> lock(rate_mu_);
+    rates_.erase(job.customer);  // the measured rate just changed
+    return Status::Ok();
+  });
+}
+
+Status SqlStore::RescheduleJob(const Job& job, int64_t next_attempt_ms,
+                                  const std::string& last_error) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kLocking);
+    PREPARE(st, tx.conn(),
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, "
+            "next_attempt_at = ?, last_error = ? WHERE id = ? AND lease_owner = ? AND fence = ? "
+            "AND state = 'leased'");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, next_attempt_ms)
+                              .Bind(2, last_error)
+                              .Bind(3, job.id)
+                              .Bind(4, job.lease_owner)
+                              .Bind(5, job.fence)
+                              .Run());
+    if (tx.conn().Changes() == 0) return Status::Conflict("lease lost");
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::ReleaseJobs(const std::string& owner) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kLocking);
+    PREPARE(st, tx.conn(),
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, "
+            "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
+            "WHERE lease_owner = ? AND state = 'leased'");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, owner).Run());
+    return tx.Commit();
+  });
+}
+
+Result<std::vector<std::string>> SqlStore::LeaseOwners() {
+  ACQUIRE(conn);
+  PREPARE(st, *conn, "SELECT DISTINCT lease_owner FROM jobs WHERE state = 'leased'");
+  std::vector<std::string> owners;
+  Status status;
+  while (st.Step(&status)) owners.push_back(st.Text(0));
+  if (!status.ok()) return status;
+  return owners;
+}
+
+Status SqlStore::ExpireLeases(const std::string& owner) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kLocking);
+    PREPARE(st, tx.conn(),
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL "
+            "WHERE lease_owner = ? AND state = 'leased'");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, owner).Run());
+    return tx.Commit();
+  });
+}
+
+}  // namespace quire

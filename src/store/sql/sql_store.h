@@ -1,0 +1,102 @@
+// SqlStore: the one implementation of Store — batch accounting, claims, leases, listings —
+// written once over the small SQL connection interface (sql_connection.h). A database
+// contributes a connection class and a Dialect: its migrations and the few statements that
+// differ. sqlite/ and postgres/ hold nothing else.
+//
+// Isolation: every write that touches batch counts runs in a kWrite (serializable)
+// transaction and is run again, whole, when the database aborts it for a serialization race;
+// lease updates run as kLocking and take the row locks they need.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "store/sql/sql_connection.h"
+#include "store/store.h"
+
+namespace quire {
+
+struct Dialect {
+  std::string name;  // "sqlite", "postgresql"
+  // Migration i (1-based) upgrades schema version i-1 to i.
+  std::vector<std::string> migrations;
+  // Taken inside the migration transaction so that nodes starting together migrate once;
+  // empty when the transaction itself excludes other writers.
+  std::string migrate_lock;
+  // Returns (customer, job id) of the next claimable job of priority ?1 at time ?2: the
+  // customer served longest ago first, then the earliest ready job. Where the database can,
+  // it locks that job row and skips rows other claimers hold.
+  std::string claim_next;
+  // Run after a customer was inserted with an explicit id, so that the id sequence stays
+  // ahead of it; empty when ids need no sequence.
+  std::string after_explicit_customer_id;
+};
+
+class SqlStore : public Store {
+ public:
+  SqlStore(std::unique_ptr<sql::Pool> pool, Dialect dialect);
+  ~SqlStore() override;
+
+  Status Migrate() override;
+  Result<int> SchemaVersion() override;
+
+  Result<Customer> CreateCustomer(const Customer& customer) override;
+  Result<Customer> GetCustomer(int64_t id) override;
+  Result<Customer> GetCustomerByName(const std::string& name) override;
+  Result<Page<Customer>> ListCustomers(const PageRequest& page) override;
+  Result<Customer> UpdateCustomer(const Customer& customer) override;
+
+  Status CreateKey(const ApiKey& key) override;
+  Result<ApiKey> GetKey(const std::string& key) override;
+  Result<Page<ApiKey>> ListKeys(int64_t customer, const PageRequest& page) override;
+  Status DeleteKey(int64_t customer, const std::string& key) override;
+
+  Result<Space> CreateSpace(const Space& space) override;
+  Result<Space> PutSpace(const Space& space, bool* created) override;
+  Result<Space> GetSpace(int64_t customer, int64_t id) override;
+  Result<Page<Space>> ListSpaces(int64_t customer, const PageRequest& page) override;
+  Status DeleteSpace(int64_t customer, int64_t id) override;
+
+  Result<Asset> GetAsset(int64_t customer, int64_t space, const std::string& id) override;
+  Result<Page<Asset>> ListAssets(const AssetQuery& query) override;
+  Result<Asset> UpdateAssetMetadata(const Asset& asset) override;
+  Status DeleteAsset(int64_t customer, int64_t space, const std::string& id) override;
+
+  Result<Batch> CreateBatch(int64_t customer, const std::vector<Asset>& members,
+                            bool priority) override;
+  Result<Batch> GetBatch(int64_t customer, int64_t id) override;
+  Result<Page<Batch>> ListBatches(const BatchQuery& query) override;
+  Result<Page<Asset>> ListBatchAssets(int64_t customer, int64_t batch, BatchMemberFilter filter,
+                                      const PageRequest& page) override;
+  Result<bool> TestBatch(int64_t customer, int64_t batch) override;
+  Result<Batch> RetryBatch(int64_t customer, int64_t batch) override;
+  Result<QueueCounts> GetQueueCounts(int64_t customer, bool priority_only) override;
+  Result<GlobalQueueCounts> GetGlobalQueueCounts() override;
+  Result<Page<Asset>> ListQueuedAssets(int64_t customer, const PageRequest& page) override;
+
+  Result<std::optional<Job>> ClaimJob(const std::string& owner, int64_t lease_ms) override;
+  Status ExtendLease(const Job& job, int64_t lease_ms) override;
+  Status RecordOutcome(const Job& job, const IngestOutcome& outcome) override;
+  Status RescheduleJob(const Job& job, int64_t next_attempt_ms,
+                       const std::string& last_error) override;
+  Status ReleaseJobs(const std::string& owner) override;
+  Result<std::vector<std::string>> LeaseOwners() override;
+  Status ExpireLeases(const std::string& owner) override;
+
+ protected:
+  sql::Pool& pool() { return *pool_; }
+  const Dialect& dialect() const { return dialect_; }
+
+ private:
+  Status FillEstimate(sql::Connection& conn, Batch* batch);
+  Result<double> IngestRatePerMs(sql::Connection& conn, int64_t customer, int64_t now);
+  std::unique_ptr<sql::Pool> pool_;
+  Dialect dialect_;
+  std::mutex rate_mu_;
+  std::unordered_map<int64_t, std::pair<int64_t, double>> rates_;  // customer → (at, rate)
+};
+
+}  // namespace quire

@@ -1,4 +1,5 @@
-// Batch accounting against the real SQLite store (spec §6–§8): counts recomputed from rows,
+// The store contract, on every backend (SQLite and a real PostgreSQL): batch accounting
+// (spec §6–§8): counts recomputed from rows,
 // `finished` stamped exactly once, outcomes recorded at most once per held job, expired leases,
 // round-robin fairness across customers, priority before default, /retry and /test semantics,
 // estCompletion.
@@ -18,18 +19,22 @@
 #include <vector>
 
 #include "core/time_util.h"
-#include "store/sqlite/sqlite_store.h"
+#include "store/store.h"
 #include "support/quire_process.h"
+#include "support/test_database.h"
 
 namespace quire {
 namespace {
 
 using test::TempDir;
 
-class BatchAccountingTest : public ::testing::Test {
+// Parameter: the backend ("sqlite", "postgresql"); each test gets a new, empty database.
+class BatchAccountingTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    auto s = SqliteStore::Open(dir_.path() + "/accounting.db");
+    auto url = test::FreshDatabaseUrl(GetParam(), dir_.path());
+    ASSERT_TRUE(url.ok()) << url.status().message();
+    auto s = OpenStore(*url);
     ASSERT_TRUE(s.ok()) << s.status().message();
     store_ = std::move(s).value();
     ASSERT_TRUE(store_->Migrate().ok());
@@ -121,13 +126,13 @@ class BatchAccountingTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<Store> store_;
   int64_t customer_a_ = 0, customer_b_ = 0, space_a_ = 0, space_b_ = 0;
 };
 
 // ------------------------------------------------------------------ concurrency
 
-TEST_F(BatchAccountingTest, ConcurrentOutcomesNeverOvercountAndFinishOnce) {
+TEST_P(BatchAccountingTest, ConcurrentOutcomesNeverOvercountAndFinishOnce) {
   constexpr int kMembers = 200;
   constexpr int kWorkers = 6;
   Batch batch = Submit(customer_a_, space_a_, Ids("c", kMembers));
@@ -260,7 +265,7 @@ TEST_F(BatchAccountingTest, ConcurrentOutcomesNeverOvercountAndFinishOnce) {
   EXPECT_EQ(later.completed + later.errors, later.count);
 }
 
-TEST_F(BatchAccountingTest, OutcomesInReverseOrderGiveExactCounts) {
+TEST_P(BatchAccountingTest, OutcomesInReverseOrderGiveExactCounts) {
   Batch batch = Submit(customer_a_, space_a_, Ids("r", 12));
   std::vector<Job> held;
   while (auto j = Claim("w")) held.push_back(*j);
@@ -279,7 +284,7 @@ TEST_F(BatchAccountingTest, OutcomesInReverseOrderGiveExactCounts) {
 
 // ------------------------------------------------------------------ at most once
 
-TEST_F(BatchAccountingTest, RecordingTheSameOutcomeTwiceChangesNothing) {
+TEST_P(BatchAccountingTest, RecordingTheSameOutcomeTwiceChangesNothing) {
   Batch batch = Submit(customer_a_, space_a_, {"once", "twice"});
   auto job = Claim("w");
   ASSERT_TRUE(job);
@@ -319,7 +324,7 @@ TEST_F(BatchAccountingTest, RecordingTheSameOutcomeTwiceChangesNothing) {
   EXPECT_EQ(still.finished_ms, done.finished_ms);
 }
 
-TEST_F(BatchAccountingTest, ExpiredLeaseIsClaimedByAnotherOwnerAndTheFirstIsRejected) {
+TEST_P(BatchAccountingTest, ExpiredLeaseIsClaimedByAnotherOwnerAndTheFirstIsRejected) {
   Batch batch = Submit(customer_a_, space_a_, {"lease"});
   auto first = Claim("slow-worker", /*lease_ms=*/1);
   ASSERT_TRUE(first);
@@ -352,7 +357,7 @@ TEST_F(BatchAccountingTest, ExpiredLeaseIsClaimedByAnotherOwnerAndTheFirstIsReje
 
 // ------------------------------------------------------------------ scheduling
 
-TEST_F(BatchAccountingTest, RoundRobinServesALaterSmallCustomerEarly) {
+TEST_P(BatchAccountingTest, RoundRobinServesALaterSmallCustomerEarly) {
   Submit(customer_a_, space_a_, Ids("a", 50));
   std::this_thread::sleep_for(std::chrono::milliseconds(2));
   Submit(customer_b_, space_b_, Ids("b", 5));
@@ -365,7 +370,7 @@ TEST_F(BatchAccountingTest, RoundRobinServesALaterSmallCustomerEarly) {
   EXPECT_EQ(b_claimed, 5);
 }
 
-TEST_F(BatchAccountingTest, RoundRobinAfterTheFirstCustomerHasAlreadyBeenServed) {
+TEST_P(BatchAccountingTest, RoundRobinAfterTheFirstCustomerHasAlreadyBeenServed) {
   Submit(customer_a_, space_a_, Ids("a", 50));
   for (int i = 0; i < 10; ++i) {
     auto j = Claim("w");
@@ -383,7 +388,7 @@ TEST_F(BatchAccountingTest, RoundRobinAfterTheFirstCustomerHasAlreadyBeenServed)
   EXPECT_EQ(order.front(), customer_b_);  // served longest ago (never) goes first
 }
 
-TEST_F(BatchAccountingTest, PriorityJobsAreClaimedBeforeDefaultOnes) {
+TEST_P(BatchAccountingTest, PriorityJobsAreClaimedBeforeDefaultOnes) {
   Submit(customer_a_, space_a_, Ids("d", 5));
   Submit(customer_b_, space_b_, Ids("e", 5));
   std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -421,7 +426,7 @@ TEST_F(BatchAccountingTest, PriorityJobsAreClaimedBeforeDefaultOnes) {
 
 // ------------------------------------------------------------------ retry
 
-TEST_F(BatchAccountingTest, RetryRequeuesErrorRowsAndReopensTheBatch) {
+TEST_P(BatchAccountingTest, RetryRequeuesErrorRowsAndReopensTheBatch) {
   Batch batch = Submit(customer_a_, space_a_, {"ok", "bad1", "bad2"});
   DrainAll([](const Job& j) { return j.asset_id == "ok" ? Success() : Failure("not a decodable image"); });
   Batch done = Get(customer_a_, batch.id);
@@ -491,7 +496,7 @@ TEST_F(BatchAccountingTest, RetryRequeuesErrorRowsAndReopensTheBatch) {
 
 // ------------------------------------------------------------------ estCompletion
 
-TEST_F(BatchAccountingTest, EstCompletionFromThroughputThenEqualsFinished) {
+TEST_P(BatchAccountingTest, EstCompletionFromThroughputThenEqualsFinished) {
   Batch batch = Submit(customer_a_, space_a_, Ids("t", 10));
   EXPECT_FALSE(batch.finished_ms);
   for (int i = 0; i < 3; ++i) {
@@ -518,14 +523,14 @@ TEST_F(BatchAccountingTest, EstCompletionFromThroughputThenEqualsFinished) {
   EXPECT_EQ(*done.est_completion_ms, *done.finished_ms);
 }
 
-TEST_F(BatchAccountingTest, NoEstimateWithoutAnyMeasurement) {
+TEST_P(BatchAccountingTest, NoEstimateWithoutAnyMeasurement) {
   Batch batch = Submit(customer_a_, space_a_, Ids("n", 3));
   EXPECT_FALSE(Get(customer_a_, batch.id).est_completion_ms.has_value());
 }
 
 // ------------------------------------------------------------------ supersede and /test
 
-TEST_F(BatchAccountingTest, SupersededOnceEveryMemberMovedToANewerBatch) {
+TEST_P(BatchAccountingTest, SupersededOnceEveryMemberMovedToANewerBatch) {
   Batch old_batch = Submit(customer_a_, space_a_, {"m1", "m2"});
   Submit(customer_a_, space_a_, {"m1"});
   Batch partly = Get(customer_a_, old_batch.id);
@@ -552,7 +557,7 @@ TEST_F(BatchAccountingTest, SupersededOnceEveryMemberMovedToANewerBatch) {
   EXPECT_FALSE(Get(customer_a_, newest.id).superseded);
 }
 
-TEST_F(BatchAccountingTest, TestResetsCountsOfAFinishedBatchWithAnError) {
+TEST_P(BatchAccountingTest, TestResetsCountsOfAFinishedBatchWithAnError) {
   // c leaves batch 1 before it is processed; a succeeds and b fails in batch 1.
   Batch b1 = Submit(customer_a_, space_a_, {"a", "b", "c"});
   Batch b2 = Submit(customer_a_, space_a_, {"c"});
@@ -583,7 +588,7 @@ TEST_F(BatchAccountingTest, TestResetsCountsOfAFinishedBatchWithAnError) {
   EXPECT_EQ(same.errors, 1);
 }
 
-TEST_F(BatchAccountingTest, TestOnABatchWithAnUnfinishedImageChangesNothing) {
+TEST_P(BatchAccountingTest, TestOnABatchWithAnUnfinishedImageChangesNothing) {
   Batch batch = Submit(customer_a_, space_a_, {"u1", "u2"});
   auto j = Claim("w");
   ASSERT_TRUE(j);
@@ -601,7 +606,7 @@ TEST_F(BatchAccountingTest, TestOnABatchWithAnUnfinishedImageChangesNothing) {
   EXPECT_EQ(store_->TestBatch(customer_b_, batch.id).status().code(), Code::kNotFound);
 }
 
-TEST_F(BatchAccountingTest, DeletingAWaitingMemberRecordsAnErrorAndFinishes) {
+TEST_P(BatchAccountingTest, DeletingAWaitingMemberRecordsAnErrorAndFinishes) {
   Batch batch = Submit(customer_a_, space_a_, {"keep", "drop"});
   ASSERT_TRUE(store_->DeleteAsset(customer_a_, space_a_, "drop").ok());
   Batch mid = Get(customer_a_, batch.id);
@@ -614,6 +619,9 @@ TEST_F(BatchAccountingTest, DeletingAWaitingMemberRecordsAnErrorAndFinishes) {
   EXPECT_EQ(done.errors, 1);
   EXPECT_TRUE(done.finished_ms);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, BatchAccountingTest, ::testing::ValuesIn(test::StoreBackends()),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace quire

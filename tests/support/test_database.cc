@@ -1,0 +1,54 @@
+#include "support/test_database.h"
+
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <random>
+
+namespace quire::test {
+
+const std::vector<std::string>& StoreBackends() {
+  static const std::vector<std::string> kBackends = {"sqlite", "postgresql"};
+  return kBackends;
+}
+
+Result<std::string> PostgresUrl(const std::string& name) {
+  const char* env = std::getenv("QUIRE_TEST_PG_URL");
+  if (env == nullptr || *env == '\0')
+    return Status::Unavailable(
+        "QUIRE_TEST_PG_URL is not set: run the tests through ctest, whose `postgres` fixture "
+        "starts the test server");
+  std::string url = env;  // postgresql:///postgres?host=DIR&port=P&user=postgres
+  size_t slash = url.find(":///");
+  size_t query = url.find('?');
+  if (slash == std::string::npos || query == std::string::npos)
+    return Status::Invalid("QUIRE_TEST_PG_URL must look like postgresql:///DB?host=…: " + url);
+  return url.substr(0, slash + 4) + name + url.substr(query);
+}
+
+Result<std::string> FreshDatabaseUrl(const std::string& backend, const std::string& dir) {
+  static std::atomic<int> counter{0};
+  if (backend == "sqlite") return "sqlite:" + dir + "/store-" + std::to_string(++counter) + ".db";
+  if (backend != "postgresql") return Status::Invalid("unknown backend " + backend);
+  auto admin = PostgresUrl("postgres");
+  if (!admin.ok()) return admin.status();
+  std::string name = "quire_test_" + std::to_string(getpid()) + "_" + std::to_string(++counter) +
+                     "_" + std::to_string(std::random_device{}() % 100000);
+  PGconn* conn = PQconnectdb(admin->c_str());
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(conn);
+    PQfinish(conn);
+    return Status::Unavailable("cannot reach the test PostgreSQL at " + *admin + ": " + msg);
+  }
+  PGresult* r = PQexec(conn, ("CREATE DATABASE " + name).c_str());
+  bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  std::string msg = PQresultErrorMessage(r);
+  PQclear(r);
+  PQfinish(conn);
+  if (!ok) return Status::IOError("CREATE DATABASE " + name + ": " + msg);
+  return PostgresUrl(name);
+}
+
+}  // namespace quire::test

@@ -1,0 +1,24 @@
+// Databases for the store contract tests: every store test runs once per backend, each on a
+// database of its own. PostgreSQL databases live on the one server the ctest fixture
+// `postgres` starts for the whole run (tests/support/pg_test_server.sh); its URL arrives in
+// QUIRE_TEST_PG_URL. No server → an error, so the test fails rather than skips.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace quire::test {
+
+// The backends every store test runs on: "sqlite", "postgresql".
+const std::vector<std::string>& StoreBackends();
+
+// A --database URL naming a new, empty database: a file below `dir` for sqlite, a fresh
+// CREATE DATABASE on the test server for postgresql.
+Result<std::string> FreshDatabaseUrl(const std::string& backend, const std::string& dir);
+
+// The test server's URL for the database `name` (e.g. "postgres" for administration).
+Result<std::string> PostgresUrl(const std::string& name);
+
+}  // namespace quire::test

@@ -30,8 +30,21 @@ void AddCommonFlags(CLI::App* app, Config* c) {
   app->add_option("--data", c->data_dir, "home of the embedded defaults (DIR/quire.db, DIR/blobs)")
       ->envname("QUIRE_DATA")
       ->capture_default_str();
-  app->add_option("--database", c->database, "sqlite:PATH (default sqlite:DATA/quire.db)")
+  app->add_option("--database", c->database,
+                  "sqlite:PATH (default sqlite:DATA/quire.db) or postgresql://user:pw@host:port/db")
       ->envname("QUIRE_DATABASE");
+  app->add_option("--db-pool", c->db_pool,
+                  "database connections (default: 8 on SQLite, 2 x cores on PostgreSQL)")
+      ->envname("QUIRE_DB_POOL")
+      ->check(CLI::Range(1, 1000));
+  app->add_option("--db-statement-timeout-ms", c->db_statement_timeout_ms,
+                  "PostgreSQL: a statement running longer fails with 503")
+      ->envname("QUIRE_DB_STATEMENT_TIMEOUT_MS")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+  app->add_option("--node-id", c->node_id,
+                  "name of this process in leases, logs and pg_stat_activity (default host:pid)")
+      ->envname("QUIRE_NODE_ID");
   app->add_option("--storage", c->storage, "file:PATH (default file:DATA/blobs)")
       ->envname("QUIRE_STORAGE");
   app->add_option("--log-format", c->log_format, "text, or json: one JSON object per line")
@@ -99,7 +112,11 @@ Status PrepareDataDir(const Config& c) {
 
 Result<std::unique_ptr<Store>> OpenMigratedStore(const Config& c) {
   QUIRE_RETURN_IF_ERROR(PrepareDataDir(c));
-  auto store = OpenStore(c.DatabaseUrl());
+  StoreOptions options;
+  options.pool_size = c.db_pool;
+  options.node_id = c.node_id;
+  options.statement_timeout_ms = c.db_statement_timeout_ms;
+  auto store = OpenStore(c.DatabaseUrl(), options);
   if (!store.ok()) return store.status();
   QUIRE_RETURN_IF_ERROR((*store)->Migrate());
   return store;
@@ -111,6 +128,7 @@ IngestSettings MakeIngestSettings(const Config& c) {
   s.attempts = c.ingest_attempts;
   s.backoff_ms = c.ingest_backoff_ms;
   s.lease_ms = c.lease_ms;
+  s.node_id = c.node_id;
   s.origin.allow_private_origins = c.allow_private_origins;
   s.origin.file_root = c.origin_file_root;
   s.origin.max_bytes = c.max_origin_bytes;
@@ -336,7 +354,11 @@ int main(int argc, char** argv) {
   create_key->add_option("--customer", customer_id, "customer id")->required();
 
   CLI11_PARSE(app, argc, argv);
-  if (c.log_format == "json") ops::UseJsonLogs();
+  if (c.log_format == "json")
+    ops::UseJsonLogs();
+  else if (!c.node_id.empty())
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ " + c.node_id + " %^%l%$ %v",
+                        spdlog::pattern_time_type::utc);
 
   if (serve->parsed()) {
     int rc = Serve(c);

@@ -12,6 +12,9 @@ struct Config {
   std::string data_dir = "./var";
   std::string database;    // empty: sqlite:DATA/quire.db
   std::string storage;     // empty: file:DATA/blobs
+  int db_pool = 0;         // database connections; 0: the backend's default
+  int64_t db_statement_timeout_ms = 30000;  // PostgreSQL: longer statements fail (503)
+  std::string node_id;     // names this process in leases and logs; empty: host:pid
   std::string public_url;  // empty: http://LISTEN
   int workers = -1;        // -1: number of cores
   std::string admin_key;

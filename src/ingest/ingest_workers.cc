@@ -31,6 +31,7 @@ IngestWorkers::IngestWorkers(Store& store, BlobStore& blobs, IngestSettings sett
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   owner_prefix_ = std::string(host) + ":" + std::to_string(getpid()) + ":" + RandomHex(4);
+  if (!settings_.node_id.empty()) owner_prefix_ += "@" + settings_.node_id;
 }
 
 IngestWorkers::~IngestWorkers() { Stop(); }

@@ -27,6 +27,7 @@ struct IngestSettings {
   int attempts = 5;          // tries per image for transient failures
   int backoff_ms = 2000;     // delay before the 2nd try; doubles each time, capped at 5 min
   int lease_ms = 60000;
+  std::string node_id;       // --node-id; part of every lease owner's name when set
   int idle_poll_ms = 500;    // how often an idle worker looks for due retries
   OriginPolicy origin;
   ProcessOptions process;

@@ -15,7 +15,7 @@
 #include <set>
 #include <thread>
 
-#include "store/sqlite/sqlite_store.h"
+#include "store/store.h"
 #include "support/http_client.h"
 #include "support/live_server.h"
 #include "support/quire_process.h"
@@ -78,7 +78,7 @@ class QueueApi : public LiveServerTest {
  protected:
   static void SetUpTestSuite() {
     LiveServerTest::SetUpTestSuite();
-    auto s = SqliteStore::Open(DataDir() + "/quire.db");
+    auto s = OpenStore(DatabaseUrl());
     if (!s.ok()) throw std::runtime_error(s.status().message());
     store_ = std::move(s).value().release();
   }
@@ -168,9 +168,9 @@ class QueueApi : public LiveServerTest {
     ASSERT_EQ(recorded, outcomes.size());
   }
 
-  static SqliteStore* store_;
+  static Store* store_;
 };
-SqliteStore* QueueApi::store_ = nullptr;
+Store* QueueApi::store_ = nullptr;
 
 // ------------------------------------------------------------------ listings
 

@@ -29,6 +29,7 @@ class LiveServerTest : public ::testing::Test {
   static std::string U(const std::string& path) { return server_->url() + path; }
   static Credentials Admin() { return server_->admin(); }
   static std::string DataDir() { return dir_->path() + "/data"; }
+  static std::string DatabaseUrl() { return server_->database_url(); }
 
   static inline TempDir* dir_ = nullptr;
   static inline QuireProcess* server_ = nullptr;

@@ -6,13 +6,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "support/test_database.h"
 
 namespace quire::test {
 
@@ -37,6 +41,21 @@ QuireProcess::QuireProcess(const std::string& data_dir, std::vector<std::string>
   if (seed_admin)
     args.insert(args.end(), {"--admin-key", "admin", "--admin-secret", "admin-secret"});
   args.insert(args.end(), extra.begin(), extra.end());
+  database_url_ = "sqlite:" + data_dir + "/quire.db";
+  const char* backend = std::getenv("QUIRE_TEST_BACKEND");
+  bool explicit_db = std::find(extra.begin(), extra.end(), "--database") != extra.end();
+  if (backend != nullptr && std::string(backend) == "postgresql" && !explicit_db) {
+    // Remembered beside DATA, so that a restart on the same DATA finds its database again.
+    std::string remembered = data_dir + ".database";
+    std::ifstream in(remembered);
+    if (!std::getline(in, database_url_) || database_url_.empty()) {
+      auto fresh = FreshDatabaseUrl("postgresql", data_dir);
+      if (!fresh.ok()) throw std::runtime_error(fresh.status().message());
+      database_url_ = *fresh;
+      std::ofstream(remembered) << database_url_ << "\n";
+    }
+    args.insert(args.end(), {"--database", database_url_});
+  }
   pid_ = fork();
   if (pid_ == 0) {
     int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

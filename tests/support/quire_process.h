@@ -26,12 +26,16 @@ class QuireProcess {
  public:
   // Starts `quire serve --listen 127.0.0.1:0 --data DATA --admin-key admin --admin-secret
   // admin-secret` (the admin flags only when `seed_admin`) plus `extra` flags, and waits for
-  // /healthz.
+  // /healthz. With QUIRE_TEST_BACKEND=postgresql (and no --database in `extra`) the server
+  // runs on a fresh database of the test PostgreSQL, the same one for every process started
+  // on the same DATA.
   explicit QuireProcess(const std::string& data_dir, std::vector<std::string> extra = {},
                         bool seed_admin = true);
   ~QuireProcess();
 
   const std::string& url() const { return url_; }
+  // The --database the server runs on.
+  const std::string& database_url() const { return database_url_; }
   Credentials admin() const { return {"admin", "admin-secret"}; }
   pid_t pid() const { return pid_; }
   std::string Log() const;
@@ -49,6 +53,7 @@ class QuireProcess {
   std::string data_dir_;
   std::string log_path_;
   std::string url_;
+  std::string database_url_;
   pid_t pid_ = -1;
 };
 

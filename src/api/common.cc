@@ -22,6 +22,8 @@ http::Response Error(const Context& ctx, const http::Request& req, int status,
                      const std::string& detail) {
   http::Response res = Json(status, hydra::Error(status, detail, RequestUrl(ctx, req)));
   if (status == 401) res.Set("WWW-Authenticate", "Basic realm=\"Quire\"");
+  // The database is away (restarting, failing over) or overloaded: worth trying again soon.
+  if (status == 503) res.Set("Retry-After", "1");
   return res;
 }
 

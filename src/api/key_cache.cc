@@ -20,6 +20,11 @@ void KeyCache::Put(const std::string& key, CachedKey entry, int64_t now_ms) {
   entries_[key] = std::move(entry);
 }
 
+void KeyCache::Clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.clear();
+}
+
 void KeyCache::Erase(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
   entries_.erase(key);

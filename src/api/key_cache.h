@@ -27,6 +27,7 @@ class KeyCache {
   std::optional<CachedKey> Get(const std::string& key, int64_t now_ms);
   void Put(const std::string& key, CachedKey entry, int64_t now_ms);
   void Erase(const std::string& key);
+  void Clear();
 
  private:
   std::mutex mu_;

@@ -242,6 +242,16 @@ int Serve(Config c) {
   ctx.image_changed = [&delivery](int64_t customer, int64_t space, const std::string& id) {
     delivery.Invalidate(customer, space, id);
   };
+  // Changes committed by any node (PostgreSQL: NOTIFY) reach this node's caches and workers.
+  (*store)->Subscribe([&workers, &delivery, keys = ctx.keys](const StoreEvent& e) {
+    switch (e.kind) {
+      case StoreEvent::Kind::kWorkQueued: workers.Wake(); break;
+      case StoreEvent::Kind::kAssetChanged: delivery.Invalidate(e.customer, e.space, e.id); break;
+      case StoreEvent::Kind::kKeyDeleted: keys->Erase(e.id); break;
+      // Missed events: keys are dropped now; delivery's asset entries expire within 2 s.
+      case StoreEvent::Kind::kResync: keys->Clear(); break;
+    }
+  });
   api::RegisterApi(router, ctx);
   delivery.Register(router);
   workers.Start();
@@ -253,6 +263,7 @@ int Serve(Config c) {
 
   WaitForSignal();
   server.Stop(10000);
+  (*store)->StopEvents();
   workers.Stop();
   spdlog::info("stopped");
   return 0;
@@ -270,9 +281,14 @@ int Worker(Config c) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   IngestWorkers workers(**store, **blobs, MakeIngestSettings(c));
+  // New work queued through any API node wakes the idle workers (PostgreSQL: LISTEN).
+  (*store)->Subscribe([&workers](const StoreEvent& e) {
+    if (e.kind == StoreEvent::Kind::kWorkQueued) workers.Wake();
+  });
   workers.Start();
   spdlog::info("quire worker running {} ingest workers", c.EffectiveWorkers());
   WaitForSignal();
+  (*store)->StopEvents();
   workers.Stop();
   return 0;
 }

@@ -19,6 +19,13 @@ http::Response Text(int status, const std::string& text) {
   return http::Response(status, "text/plain; charset=utf-8", text + "\n");
 }
 
+// The database is away for a moment (a restart, a lost connection): 503, never 404 or 500.
+http::Response Unavailable(const Status& st) {
+  http::Response res = Text(503, st.message());
+  res.Set("Retry-After", "1");
+  return res;
+}
+
 // `c` is the customer segment as it appears in the URL (its id, or its name).
 std::string ServicePath(ApiVersion v, const char* root, const std::string& c, int64_t s,
                         const std::string& id) {
@@ -159,6 +166,10 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
     customer = *id;
   } else {
     auto byname = store_.GetCustomerByName(c);
+    if (!byname.ok() && byname.status().code() == Code::kUnavailable) {
+      *error = Unavailable(byname.status());
+      return false;
+    }
     if (!byname.ok()) {
       *error = Text(404, "no customer '" + c + "'");
       return false;
@@ -171,6 +182,10 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
     return false;
   }
   auto asset = store_.GetAsset(customer, *space, req.Param("id"));
+  if (!asset.ok() && asset.status().code() == Code::kUnavailable) {
+    *error = Unavailable(asset.status());
+    return false;
+  }
   if (!asset.ok()) {
     *error = Text(404, "no image '" + req.Param("id") + "' in space " + req.Param("s"));
     return false;

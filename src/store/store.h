@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,9 +80,31 @@ struct IngestOutcome {
   int64_t duration_ms = 0;
 };
 
+// A change that other nodes may hold in a cache, or new work. See Store::Subscribe.
+struct StoreEvent {
+  enum class Kind {
+    kWorkQueued,    // jobs became claimable
+    kAssetChanged,  // an asset's row changed (metadata, ingest outcome, deletion, re-queue)
+    kKeyDeleted,    // an API key was deleted (`id` is the key)
+    kResync,        // events may have been missed (the channel was lost): drop every cache
+  };
+  Kind kind = Kind::kWorkQueued;
+  int64_t customer = 0;
+  int64_t space = 0;
+  std::string id;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
+
+  // Calls `listener` for every event committed by this node or any other node sharing the
+  // database: on PostgreSQL through LISTEN/NOTIFY (a listener thread; delivered at commit,
+  // well within a second), on SQLite in-process right after the commit. Listeners run on a
+  // store thread or the committing thread; they must be quick and thread-safe.
+  virtual void Subscribe(std::function<void(const StoreEvent&)> listener) = 0;
+  // After it returns no listener is called again (call before the listeners' objects go).
+  virtual void StopEvents() = 0;
 
   // Creates or upgrades the schema. Idempotent.
   virtual Status Migrate() = 0;

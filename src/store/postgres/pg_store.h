@@ -3,7 +3,9 @@
 // advisory lock).
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <string>
 
 #include "store/postgres/pg_connection.h"
@@ -11,14 +13,28 @@
 
 namespace quire {
 
+// Events travel as NOTIFY on one channel; a listener thread with a connection of its own
+// LISTENs, reconnects when the server went away, and then reports kResync (whatever was
+// sent meanwhile is lost).
 class PostgresStore : public SqlStore {
  public:
   // `pool_size` 0: two connections per core.
   static Result<std::unique_ptr<PostgresStore>> Open(const postgres::ConnectOptions& options,
                                                      int pool_size);
+  ~PostgresStore() override;
+
+ protected:
+  void StartListening() override;
+  void StopListening() override;
 
  private:
-  using SqlStore::SqlStore;
+  PostgresStore(std::unique_ptr<sql::Pool> pool, Dialect dialect,
+                postgres::ConnectOptions options)
+      : SqlStore(std::move(pool), std::move(dialect)), options_(std::move(options)) {}
+  void Listen();
+  postgres::ConnectOptions options_;
+  std::atomic<bool> stop_{false};
+  std::thread listener_;
 };
 
 }  // namespace quire

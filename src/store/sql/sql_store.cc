@@ -276,6 +276,99 @@ SqlStore::SqlStore(std::unique_ptr<sql::Pool> pool, Dialect dialect)
 
 SqlStore::~SqlStore() = default;
 
+// ---------------------------------------------------------------- events
+
+void SqlStore::Subscribe(std::function<void(const StoreEvent&)> listener) {
+  bool first;
+  {
+    std::lock_guard<std::mutex> lock(listeners_mu_);
+    first = listeners_.empty();
+    listeners_.push_back(std::move(listener));
+    events_stopped_ = false;
+  }
+  if (first) StartListening();
+}
+
+void SqlStore::StopEvents() {
+  StopListening();
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  events_stopped_ = true;
+  listeners_.clear();
+}
+
+void SqlStore::Deliver(const std::vector<StoreEvent>& events) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  if (events_stopped_) return;
+  for (const StoreEvent& e : events)
+    for (auto& listener : listeners_) listener(e);
+}
+
+// "w", "k KEY", "a CUSTOMER SPACE ID", "r"; lines joined into payloads below NOTIFY's limit.
+std::vector<std::string> SqlStore::EncodeEvents(const std::vector<StoreEvent>& events) {
+  std::vector<std::string> payloads;
+  std::string cur;
+  for (const StoreEvent& e : events) {
+    std::string line;
+    switch (e.kind) {
+      case StoreEvent::Kind::kWorkQueued: line = "w"; break;
+      case StoreEvent::Kind::kKeyDeleted: line = "k " + e.id; break;
+      case StoreEvent::Kind::kResync: line = "r"; break;
+      case StoreEvent::Kind::kAssetChanged:
+        line = "a " + std::to_string(e.customer) + " " + std::to_string(e.space) + " " + e.id;
+        break;
+    }
+    if (!cur.empty() && cur.size() + line.size() + 1 > 7000) payloads.push_back(std::move(cur)), cur.clear();
+    if (!cur.empty()) cur += '\n';
+    cur += line;
+  }
+  if (!cur.empty()) payloads.push_back(std::move(cur));
+  return payloads;
+}
+
+std::vector<StoreEvent> SqlStore::DecodeEvents(const std::string& payload) {
+  std::vector<StoreEvent> events;
+  size_t pos = 0;
+  while (pos < payload.size()) {
+    size_t end = payload.find('\n', pos);
+    if (end == std::string::npos) end = payload.size();
+    std::string line = payload.substr(pos, end - pos);
+    pos = end + 1;
+    StoreEvent e;
+    if (line == "w") {
+      e.kind = StoreEvent::Kind::kWorkQueued;
+    } else if (line == "r") {
+      e.kind = StoreEvent::Kind::kResync;
+    } else if (line.rfind("k ", 0) == 0) {
+      e.kind = StoreEvent::Kind::kKeyDeleted;
+      e.id = line.substr(2);
+    } else if (line.rfind("a ", 0) == 0) {
+      e.kind = StoreEvent::Kind::kAssetChanged;
+      size_t s1 = line.find(' ', 2);
+      size_t s2 = s1 == std::string::npos ? s1 : line.find(' ', s1 + 1);
+      if (s2 == std::string::npos) continue;
+      e.customer = std::atoll(line.substr(2, s1 - 2).c_str());
+      e.space = std::atoll(line.substr(s1 + 1, s2 - s1 - 1).c_str());
+      e.id = line.substr(s2 + 1);
+    } else {
+      continue;  // from a newer node: ignore what is not understood
+    }
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+
+Status SqlStore::CommitWith(Transaction& tx, const std::vector<StoreEvent>& events) {
+  if (!dialect_.notify.empty() && !events.empty()) {
+    for (const std::string& payload : EncodeEvents(events)) {
+      PREPARE(st, tx.conn(), dialect_.notify);
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, payload).Run());
+    }
+  }
+  QUIRE_RETURN_IF_ERROR(tx.Commit());
+  if (dialect_.notify.empty() && !events.empty()) Deliver(events);
+  return Status::Ok();
+}
+
 Status SqlStore::Migrate() {
   // Read committed under the dialect's lock: a node that waited for another node's migration
   // then sees the version that node reached.
@@ -448,7 +541,7 @@ Status SqlStore::DeleteKey(int64_t customer, const std::string& key) {
     PREPARE(st, tx.conn(), "DELETE FROM api_keys WHERE customer = ? AND key = ?");
     QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, key).Run());
     if (tx.conn().Changes() == 0) return Status::NotFound("key not found");
-    return tx.Commit();
+    return CommitWith(tx, {StoreEvent{StoreEvent::Kind::kKeyDeleted, customer, 0, key}});
   });
 }
 
@@ -667,7 +760,7 @@ Result<Asset> SqlStore::UpdateAssetMetadata(const Asset& a) {
     if (conn.Changes() == 0) return Status::NotFound("image not found");
     auto out = ReadAssetRow(conn, a.customer, a.space, a.id);
     if (!out.ok()) return out.status();
-    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    QUIRE_RETURN_IF_ERROR(CommitWith(tx, {StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id}}));
     return out;
   });
 }
@@ -721,7 +814,7 @@ Status SqlStore::DeleteAsset(int64_t customer, int64_t space, const std::string&
       QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now));
       QUIRE_RETURN_IF_ERROR(RefreshSuperseded(conn, b));
     }
-    return tx.Commit();
+    return CommitWith(tx, {StoreEvent{StoreEvent::Kind::kAssetChanged, customer, space, id}});
   });
 }
 
@@ -833,7 +926,9 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
     auto batch = ReadBatchRow(conn, customer, batch_id);
     if (!batch.ok()) return batch.status();
     QUIRE_RETURN_IF_ERROR(FillEstimate(conn, &*batch));
-    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    std::vector<StoreEvent> events = {StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""}};
+    for (const Asset& m : members) events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, customer, m.space, m.id});
+    QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     return batch;
   });
 }
@@ -1066,7 +1161,10 @@ Result<Batch> SqlStore::RetryBatch(int64_t customer, int64_t id) {
     auto out = ReadBatchRow(conn, customer, id);
     if (!out.ok()) return out.status();
     QUIRE_RETURN_IF_ERROR(FillEstimate(conn, &*out));
-    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    std::vector<StoreEvent> events;
+    if (!retry.empty()) events.push_back(StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""});
+    for (const Asset& a : retry) events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id});
+    QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     return out;
   });
 }
@@ -1261,7 +1359,7 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
       PREPARE(st, conn, "DELETE FROM ingest_log WHERE finished < ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, now - 3600 * 1000).Run());
     }
-    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    QUIRE_RETURN_IF_ERROR(CommitWith(tx, {StoreEvent{StoreEvent::Kind::kAssetChanged, job.customer, job.space, job.asset_id}}));
     std::lock_guard<std::mutex> lock(rate_mu_);
     rates_.erase(job.customer);  // the measured rate just changed
     return Status::Ok();
@@ -1295,7 +1393,7 @@ Status SqlStore::ReleaseJobs(const std::string& owner) {
             "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
             "WHERE lease_owner = ? AND state = 'leased'");
     QUIRE_RETURN_IF_ERROR(st.Bind(1, owner).Run());
-    return tx.Commit();
+    return CommitWith(tx, {StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""}});
   });
 }
 
@@ -1316,7 +1414,7 @@ Status SqlStore::ExpireLeases(const std::string& owner) {
             "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL "
             "WHERE lease_owner = ? AND state = 'leased'");
     QUIRE_RETURN_IF_ERROR(st.Bind(1, owner).Run());
-    return tx.Commit();
+    return CommitWith(tx, {StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""}});
   });
 }
 

@@ -33,12 +33,17 @@ struct Dialect {
   // Run after a customer was inserted with an explicit id, so that the id sequence stays
   // ahead of it; empty when ids need no sequence.
   std::string after_explicit_customer_id;
+  // Publishes the events payload ?1 to every node, at commit; empty: events stay in-process.
+  std::string notify;
 };
 
 class SqlStore : public Store {
  public:
   SqlStore(std::unique_ptr<sql::Pool> pool, Dialect dialect);
   ~SqlStore() override;
+
+  void Subscribe(std::function<void(const StoreEvent&)> listener) override;
+  void StopEvents() override;
 
   Status Migrate() override;
   Result<int> SchemaVersion() override;
@@ -89,12 +94,26 @@ class SqlStore : public Store {
  protected:
   sql::Pool& pool() { return *pool_; }
   const Dialect& dialect() const { return dialect_; }
+  // Hands events to the listeners (backends call it with what arrived from the database).
+  void Deliver(const std::vector<StoreEvent>& events);
+  // Called once, when the first listener subscribes (a backend starts listening then).
+  virtual void StartListening() {}
+  virtual void StopListening() {}
+  // The payload of Dialect::notify: one event per line.
+  static std::vector<std::string> EncodeEvents(const std::vector<StoreEvent>& events);
+  static std::vector<StoreEvent> DecodeEvents(const std::string& payload);
 
  private:
   Status FillEstimate(sql::Connection& conn, Batch* batch);
   Result<double> IngestRatePerMs(sql::Connection& conn, int64_t customer, int64_t now);
+  // Publishes `events` inside the transaction, commits, then delivers them in-process when
+  // the database does not carry them.
+  Status CommitWith(sql::Transaction& tx, const std::vector<StoreEvent>& events);
   std::unique_ptr<sql::Pool> pool_;
   Dialect dialect_;
+  std::mutex listeners_mu_;
+  std::vector<std::function<void(const StoreEvent&)>> listeners_;
+  bool events_stopped_ = false;
   std::mutex rate_mu_;
   std::unordered_map<int64_t, std::pair<int64_t, double>> rates_;  // customer → (at, rate)
 };

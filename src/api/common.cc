@@ -97,6 +97,8 @@ Result<Caller> Authenticate(Context& ctx, const http::Request& req) {
     auto stored = ctx.store.GetKey(key);
     if (stored.ok()) {
       auto customer = ctx.store.GetCustomer(stored->customer);
+      if (!customer.ok() && customer.status().code() != Code::kNotFound)
+        return customer.status();
       if (customer.ok())
         cached = CachedKey{stored->salt, stored->secret_hash, customer->id,
                            customer->administrator, 0};
@@ -125,9 +127,15 @@ Access AuthorizeCustomer(Context& ctx, const http::Request& req) {
     a.denied = Error(ctx, req, 404, "customer not found");
     return a;
   }
-  if (caller->admin && *c != caller->customer && !ctx.store.GetCustomer(*c).ok()) {
-    a.denied = Error(ctx, req, 404, "customer not found");
-    return a;
+  if (caller->admin && *c != caller->customer) {
+    auto other = ctx.store.GetCustomer(*c);
+    if (!other.ok()) {
+      // Only a customer that is not there is a 404; a database that is away is a 503.
+      a.denied = other.status().code() == Code::kNotFound
+                     ? Error(ctx, req, 404, "customer not found")
+                     : FromStatus(ctx, req, other.status());
+      return a;
+    }
   }
   a.customer = *c;
   return a;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -163,6 +164,12 @@ int OriginServer::Requests(const std::string& path) const {
   return it == counts_.end() ? 0 : it->second;
 }
 
+int OriginServer::MaxInFlight(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = max_in_flight_.find(path);
+  return it == max_in_flight_.end() ? 0 : it->second;
+}
+
 int OriginServer::TotalRequests() const {
   std::lock_guard<std::mutex> lock(mu_);
   return total_;
@@ -242,6 +249,11 @@ void OriginServer::Handle(Conn* conn) {
   std::string target = head.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string path = target.substr(0, target.find('?'));
 
+  // Until this handler returns, the request counts as in flight.
+  std::shared_ptr<void> in_flight(nullptr, [this, path](void*) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --in_flight_[path];
+  });
   OriginRoute route;
   bool found = false;
   int nth = 0;  // 1-based index of this request to the path
@@ -249,6 +261,8 @@ void OriginServer::Handle(Conn* conn) {
     std::lock_guard<std::mutex> lock(mu_);
     nth = ++counts_[path];
     ++total_;
+    int now = ++in_flight_[path];
+    max_in_flight_[path] = std::max(max_in_flight_[path], now);
     auto it = routes_.find(path);
     if (it != routes_.end()) {
       route = it->second;

@@ -58,6 +58,8 @@ class OriginServer {
   // Requests seen for `path` (query string ignored) / for every path.
   int Requests(const std::string& path) const;
   int TotalRequests() const;
+  // The most requests for `path` that were ever being answered at the same time.
+  int MaxInFlight(const std::string& path) const;
 
  private:
   struct Conn {
@@ -79,6 +81,7 @@ class OriginServer {
   std::condition_variable cv_;
   std::map<std::string, OriginRoute> routes_;
   std::map<std::string, int> counts_;
+  std::map<std::string, int> in_flight_, max_in_flight_;
   int total_ = 0;
   std::vector<std::unique_ptr<Conn>> conns_;
 };

@@ -4,7 +4,7 @@
 # DIR (no TCP port to collide with). Tests connect with
 #   postgresql:///postgres?host=DIR&port=PORT&user=postgres
 # and create a database of their own. Durability is off: the data is thrown away.
-#   pg_test_server.sh start DIR PORT | stop DIR
+#   pg_test_server.sh start DIR PORT | restart DIR | stop DIR
 set -euo pipefail
 BIN=/usr/lib/postgresql/15/bin
 cmd=${1:?start|stop}
@@ -26,6 +26,10 @@ case "$cmd" in
           -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB" \
       >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgresql:///postgres?host=$dir&port=$port&user=postgres"
+    ;;
+  restart)
+    # Fast shutdown (sessions are ended, as in a real restart), then start again at once.
+    as_pg "$BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 restart >/dev/null
     ;;
   stop)
     if [ -f "$dir/data/postmaster.pid" ]; then

@@ -42,6 +42,8 @@ QuireProcess::QuireProcess(const std::string& data_dir, std::vector<std::string>
     args.insert(args.end(), {"--admin-key", "admin", "--admin-secret", "admin-secret"});
   args.insert(args.end(), extra.begin(), extra.end());
   database_url_ = "sqlite:" + data_dir + "/quire.db";
+  for (size_t i = 0; i + 1 < extra.size(); ++i)
+    if (extra[i] == "--database") database_url_ = extra[i + 1];
   const char* backend = std::getenv("QUIRE_TEST_BACKEND");
   bool explicit_db = std::find(extra.begin(), extra.end(), "--database") != extra.end();
   if (backend != nullptr && std::string(backend) == "postgresql" && !explicit_db) {
@@ -56,17 +58,7 @@ QuireProcess::QuireProcess(const std::string& data_dir, std::vector<std::string>
     }
     args.insert(args.end(), {"--database", database_url_});
   }
-  pid_ = fork();
-  if (pid_ == 0) {
-    int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
+  Spawn(args);
   // The server logs "quire listening on HOST:PORT" once it accepts connections.
   std::regex listening("listening on 127\\.0\\.0\\.1:([0-9]+)");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -85,6 +77,50 @@ QuireProcess::QuireProcess(const std::string& data_dir, std::vector<std::string>
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   throw std::runtime_error("quire did not become ready:\n" + Log());
+}
+
+std::unique_ptr<QuireProcess> QuireProcess::Worker(const std::string& data_dir,
+                                                   std::vector<std::string> extra) {
+  return std::unique_ptr<QuireProcess>(new QuireProcess(WorkerTag{}, data_dir, std::move(extra)));
+}
+
+QuireProcess::QuireProcess(WorkerTag, const std::string& data_dir, std::vector<std::string> extra)
+    : data_dir_(data_dir) {
+  std::filesystem::create_directories(data_dir);
+  log_path_ = data_dir + "/quire-worker-" +
+              std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + ".log";
+  std::vector<std::string> args = {QUIRE_BINARY, "worker", "--data", data_dir};
+  args.insert(args.end(), extra.begin(), extra.end());
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--database") database_url_ = args[i + 1];
+  Spawn(args);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string log = Log();
+    if (log.find("quire worker running") != std::string::npos) return;
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("quire worker exited during start-up:\n" + log);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  throw std::runtime_error("quire worker did not start:\n" + Log());
+}
+
+void QuireProcess::Spawn(const std::vector<std::string>& args_in) {
+  std::vector<std::string> args = args_in;
+  pid_ = fork();
+  if (pid_ == 0) {
+    int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
 }
 
 QuireProcess::~QuireProcess() {

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ class QuireProcess {
   explicit QuireProcess(const std::string& data_dir, std::vector<std::string> extra = {},
                         bool seed_admin = true);
   ~QuireProcess();
+  // Starts `quire worker --data DATA` plus `extra` (an ingest-only node; url() is empty) and
+  // waits until its workers run.
+  static std::unique_ptr<QuireProcess> Worker(const std::string& data_dir,
+                                              std::vector<std::string> extra);
 
   const std::string& url() const { return url_; }
   // The --database the server runs on.
@@ -50,6 +55,9 @@ class QuireProcess {
   void Kill();
 
  private:
+  struct WorkerTag {};
+  QuireProcess(WorkerTag, const std::string& data_dir, std::vector<std::string> extra);
+  void Spawn(const std::vector<std::string>& args);
   std::string data_dir_;
   std::string log_path_;
   std::string url_;

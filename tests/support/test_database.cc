@@ -28,6 +28,22 @@ Result<std::string> PostgresUrl(const std::string& name) {
   return url.substr(0, slash + 4) + name + url.substr(query);
 }
 
+Status CreatePostgresDatabase(const std::string& admin_url, const std::string& name) {
+  PGconn* conn = PQconnectdb(admin_url.c_str());
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(conn);
+    PQfinish(conn);
+    return Status::Unavailable("cannot reach the test PostgreSQL at " + admin_url + ": " + msg);
+  }
+  PGresult* r = PQexec(conn, ("CREATE DATABASE " + name).c_str());
+  bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  std::string msg = PQresultErrorMessage(r);
+  PQclear(r);
+  PQfinish(conn);
+  if (!ok) return Status::IOError("CREATE DATABASE " + name + ": " + msg);
+  return Status::Ok();
+}
+
 Result<std::string> FreshDatabaseUrl(const std::string& backend, const std::string& dir) {
   static std::atomic<int> counter{0};
   if (backend == "sqlite") return "sqlite:" + dir + "/store-" + std::to_string(++counter) + ".db";
@@ -36,18 +52,7 @@ Result<std::string> FreshDatabaseUrl(const std::string& backend, const std::stri
   if (!admin.ok()) return admin.status();
   std::string name = "quire_test_" + std::to_string(getpid()) + "_" + std::to_string(++counter) +
                      "_" + std::to_string(std::random_device{}() % 100000);
-  PGconn* conn = PQconnectdb(admin->c_str());
-  if (PQstatus(conn) != CONNECTION_OK) {
-    std::string msg = PQerrorMessage(conn);
-    PQfinish(conn);
-    return Status::Unavailable("cannot reach the test PostgreSQL at " + *admin + ": " + msg);
-  }
-  PGresult* r = PQexec(conn, ("CREATE DATABASE " + name).c_str());
-  bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-  std::string msg = PQresultErrorMessage(r);
-  PQclear(r);
-  PQfinish(conn);
-  if (!ok) return Status::IOError("CREATE DATABASE " + name + ": " + msg);
+  QUIRE_RETURN_IF_ERROR(CreatePostgresDatabase(*admin, name));
   return PostgresUrl(name);
 }
 

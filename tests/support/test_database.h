@@ -18,6 +18,9 @@ const std::vector<std::string>& StoreBackends();
 // CREATE DATABASE on the test server for postgresql.
 Result<std::string> FreshDatabaseUrl(const std::string& backend, const std::string& dir);
 
+// CREATE DATABASE `name` on the server `admin_url` points at.
+Status CreatePostgresDatabase(const std::string& admin_url, const std::string& name);
+
 // The test server's URL for the database `name` (e.g. "postgres" for administration).
 Result<std::string> PostgresUrl(const std::string& name);
 

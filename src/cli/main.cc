@@ -238,7 +238,8 @@ int Serve(Config c) {
   IngestWorkers workers(**store, **blobs, ingest);
   api::Context ctx{**store, **blobs, c, urls};
   ctx.metrics = &metrics;
-  ctx.work_queued = [&workers] { workers.Wake(); };
+  // No ctx.work_queued: the store's kWorkQueued event (below) wakes the workers once, for
+  // work queued through this node or any other.
   ctx.image_changed = [&delivery](int64_t customer, int64_t space, const std::string& id) {
     delivery.Invalidate(customer, space, id);
   };

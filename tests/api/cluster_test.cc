@@ -33,9 +33,7 @@ using namespace std::chrono_literals;
 
 const std::string kPgServer = std::string(QUIRE_TEST_SOURCE_DIR) + "/support/pg_test_server.sh";
 
-int RunScript(const std::string& args) {
-  return std::system((kPgServer + " " + args).c_str());
-}
+int RunScript(const std::string& args) { return std::system((kPgServer + " " + args).c_str()); }
 
 // One integer from a query on the cluster's database.
 int64_t QueryInt(const std::string& url, const std::string& sql) {
@@ -88,14 +86,24 @@ class ClusterTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    ASSERT_TRUE(pg_started_) << "the cluster's PostgreSQL did not start (see "
-                             << pg_dir_ << "/server.log)";
+    ASSERT_TRUE(pg_started_) << "the cluster's PostgreSQL did not start (see " << pg_dir_
+                             << "/server.log)";
   }
 
   static std::vector<std::string> NodeFlags(const std::string& node) {
-    return {"--database", db_url_,  "--storage",    "file:" + blobs_, "--node-id", node,
-            "--db-pool",  "4",      "--lease-ms",   "2000",           "--allow-private-origins",
-            "--ingest-backoff-ms", "200"};
+    return {"--database",
+            db_url_,
+            "--storage",
+            "file:" + blobs_,
+            "--node-id",
+            node,
+            "--db-pool",
+            "4",
+            "--lease-ms",
+            "2000",
+            "--allow-private-origins",
+            "--ingest-backoff-ms",
+            "200"};
   }
 
   static std::unique_ptr<QuireProcess> StartApi(int i) {
@@ -137,9 +145,8 @@ TEST_F(ClusterTest, ChangesThroughOneNodeAreSeenThroughTheOtherWithinASecond) {
   int64_t space = a.CreateSpace(1, "invalidation");
   origin_.Serve("/inv.jpg", MakeJpeg(400, 300, 7), "image/jpeg");
   long status = 0;
-  json batch =
-      a.SubmitBatch(1, json::array({Member(space, "inv", origin_.Url("/inv.jpg"), "image/jpeg")}),
-                    &status);
+  json batch = a.SubmitBatch(
+      1, json::array({Member(space, "inv", origin_.Url("/inv.jpg"), "image/jpeg")}), &status);
   ASSERT_EQ(status, 201) << batch.dump();
   json done = a.WaitForBatch(1, batch["id"], 30s);
   ASSERT_EQ(done.value("completed", 0), 1) << done.dump(2);
@@ -167,8 +174,8 @@ TEST_F(ClusterTest, ChangesThroughOneNodeAreSeenThroughTheOtherWithinASecond) {
   ASSERT_EQ(Http("GET", b.base + "/customers/1", "", k).status, 200);
   std::string key_url = a.base + "/customers/1/keys/" + k.key;
   ASSERT_EQ(Http("DELETE", key_url, "", a.auth).status, 204);
-  auto refused = TimeUntil([&] { return Http("GET", b.base + "/customers/1", "", k).status == 401; },
-                           6s);
+  auto refused =
+      TimeUntil([&] { return Http("GET", b.base + "/customers/1", "", k).status == 401; }, 6s);
   ASSERT_TRUE(refused) << "node B still accepts the deleted key";
   std::cout << "[ result ] key deletion seen through the other node after " << refused->count()
             << " ms\n";
@@ -289,13 +296,13 @@ TEST_F(ClusterTest, KilledNodesAndADatabaseRestartLoseNothingAndCountExactly) {
     EXPECT_EQ(images.size(), static_cast<size_t>(kPerBatch));
   }
   // One recorded outcome per image per batch: the store logs each outcome it accepts.
-  EXPECT_EQ(QueryInt(db_url_, "SELECT COUNT(*) FROM ingest_log") - outcomes_before,
-            3 * kPerBatch);
+  EXPECT_EQ(QueryInt(db_url_, "SELECT COUNT(*) FROM ingest_log") - outcomes_before, 3 * kPerBatch);
   EXPECT_EQ(QueryInt(db_url_, "SELECT COUNT(*) FROM jobs"), 0);
-  EXPECT_EQ(QueryInt(db_url_, "SELECT COUNT(*) FROM batch_assets WHERE state != 'completed' "
-                              "AND batch IN (" + std::to_string(batches[0].id) + "," +
-                              std::to_string(batches[1].id) + "," + std::to_string(batches[2].id) +
-                              ")"),
+  EXPECT_EQ(QueryInt(db_url_,
+                     "SELECT COUNT(*) FROM batch_assets WHERE state != 'completed' "
+                     "AND batch IN (" +
+                         std::to_string(batches[0].id) + "," + std::to_string(batches[1].id) + "," +
+                         std::to_string(batches[2].id) + ")"),
             0);
   // Never two workers on one image at once: no origin path was ever fetched concurrently.
   int refetched = 0;

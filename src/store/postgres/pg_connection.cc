@@ -45,8 +45,8 @@ Status ErrorStatus(PGconn* conn, const PGresult* result, const std::string& what
   if (s.rfind("23", 0) == 0) return Status::Conflict(msg);
   // Connection exceptions, operator intervention (shutdown, cancel, statement timeout),
   // lock timeouts, too many connections, or no result at all: the database is unavailable.
-  if (s.empty() || s.rfind("08", 0) == 0 || s.rfind("57", 0) == 0 || s == "55P03" ||
-      s == "53300" || (conn && PQstatus(conn) != CONNECTION_OK))
+  if (s.empty() || s.rfind("08", 0) == 0 || s.rfind("57", 0) == 0 || s == "55P03" || s == "53300" ||
+      (conn && PQstatus(conn) != CONNECTION_OK))
     return Status::Unavailable("database unavailable: " + msg);
   return Status::IOError(msg);
 }
@@ -117,10 +117,15 @@ Status Connection::Connect() {
   if (conn_) PQfinish(conn_);
   prepared_.clear();
   // Our defaults first; the URL (expanded from dbname) overrides them.
-  const char* keys[] = {"application_name", "connect_timeout", "keepalives_idle",
-                        "keepalives_interval", "keepalives_count", "dbname", nullptr};
-  const char* values[] = {options_.application_name.c_str(), "3", "10", "5", "3",
-                          options_.url.c_str(), nullptr};
+  const char* keys[] = {"application_name",
+                        "connect_timeout",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "dbname",
+                        nullptr};
+  const char* values[] = {
+      options_.application_name.c_str(), "3", "10", "5", "3", options_.url.c_str(), nullptr};
   conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn_ == nullptr) return Status::Unavailable("database unavailable: out of memory");
   if (PQstatus(conn_) != CONNECTION_OK) {
@@ -198,9 +203,12 @@ Status Connection::Exec(const std::string& sql) {
 
 Status Connection::Begin(sql::TxKind kind) {
   switch (kind) {
-    case sql::TxKind::kWrite: return Exec("BEGIN ISOLATION LEVEL SERIALIZABLE");
-    case sql::TxKind::kLocking: return Exec("BEGIN ISOLATION LEVEL READ COMMITTED");
-    case sql::TxKind::kRead: return Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    case sql::TxKind::kWrite:
+      return Exec("BEGIN ISOLATION LEVEL SERIALIZABLE");
+    case sql::TxKind::kLocking:
+      return Exec("BEGIN ISOLATION LEVEL READ COMMITTED");
+    case sql::TxKind::kRead:
+      return Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   }
   return Status::Internal("unknown transaction kind");
 }

@@ -16,8 +16,8 @@
 namespace quire::postgres {
 
 struct ConnectOptions {
-  std::string url;                    // libpq URL: postgresql://user:pw@host:port/db?…
-  std::string application_name;       // shows in pg_stat_activity (the node id)
+  std::string url;               // libpq URL: postgresql://user:pw@host:port/db?…
+  std::string application_name;  // shows in pg_stat_activity (the node id)
   int64_t statement_timeout_ms = 30000;
 };
 
@@ -26,7 +26,9 @@ class Connection;
 class Statement : public sql::Statement {
  public:
   Statement(Connection* conn, const std::string* sql, int params)
-      : conn_(conn), sql_(sql), values_(static_cast<size_t>(params)),
+      : conn_(conn),
+        sql_(sql),
+        values_(static_cast<size_t>(params)),
         types_(static_cast<size_t>(params), 25 /* text, for unreferenced parameters */) {}
   ~Statement() override;
 

@@ -38,9 +38,10 @@ Dialect PostgresDialect() {
 
 }  // namespace
 
-Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(
-    const postgres::ConnectOptions& options, int pool_size) {
-  if (pool_size <= 0) pool_size = 2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(const postgres::ConnectOptions& options,
+                                                           int pool_size) {
+  if (pool_size <= 0)
+    pool_size = 2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto pool = sql::Pool::Open(
       [options]() -> Result<std::unique_ptr<sql::Connection>> {
         auto c = postgres::Connection::Open(options);
@@ -72,13 +73,18 @@ void PostgresStore::Listen() {
   while (!stop_) {
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
       if (conn) PQfinish(conn);
-      const char* keys[] = {"application_name", "connect_timeout", "keepalives_idle",
-                            "keepalives_interval", "keepalives_count", "dbname", nullptr};
+      const char* keys[] = {"application_name",
+                            "connect_timeout",
+                            "keepalives_idle",
+                            "keepalives_interval",
+                            "keepalives_count",
+                            "dbname",
+                            nullptr};
       std::string name = options_.application_name + " (events)";
       const char* values[] = {name.c_str(), "3", "5", "2", "2", options_.url.c_str(), nullptr};
       conn = PQconnectdbParams(keys, values, 1);
-      PGresult* r = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, "LISTEN " kEventChannel)
-                                                    : nullptr;
+      PGresult* r =
+          PQstatus(conn) == CONNECTION_OK ? PQexec(conn, "LISTEN " kEventChannel) : nullptr;
       bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
       if (r) PQclear(r);
       if (!ok) {

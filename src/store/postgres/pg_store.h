@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <memory>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "store/postgres/pg_connection.h"
 #include "store/sql/sql_store.h"
@@ -28,8 +28,7 @@ class PostgresStore : public SqlStore {
   void StopListening() override;
 
  private:
-  PostgresStore(std::unique_ptr<sql::Pool> pool, Dialect dialect,
-                postgres::ConnectOptions options)
+  PostgresStore(std::unique_ptr<sql::Pool> pool, Dialect dialect, postgres::ConnectOptions options)
       : SqlStore(std::move(pool), std::move(dialect)), options_(std::move(options)) {}
   void Listen();
   postgres::ConnectOptions options_;

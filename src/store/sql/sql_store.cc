@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
+#include <thread>
 
 #include "core/time_util.h"
-#include <random>
-#include <thread>
 
 namespace quire {
 
@@ -19,23 +19,25 @@ using sql::TxKind;
 namespace {
 
 // Unwraps a prepared statement or returns its error from the enclosing function.
-#define PREPARE(var, conn, sql)          \
-  auto var##_r = (conn).Prepare(sql);    \
+#define PREPARE(var, conn, sql)               \
+  auto var##_r = (conn).Prepare(sql);         \
   if (!var##_r.ok()) return var##_r.status(); \
   Statement& var = **var##_r
 
-#define BEGIN_TX(tx, kind)        \
-  Transaction tx(*pool_, kind);   \
+#define BEGIN_TX(tx, kind)      \
+  Transaction tx(*pool_, kind); \
   if (!tx.begin_status().ok()) return tx.begin_status()
 
-#define ACQUIRE(var)                              \
-  auto var##_r = pool_->Acquire();                \
+#define ACQUIRE(var)                          \
+  auto var##_r = pool_->Acquire();            \
   if (!var##_r.ok()) return var##_r.status(); \
   auto& var = *var##_r
 
 const Status& StatusOf(const Status& st) { return st; }
 template <typename T>
-const Status& StatusOf(const Result<T>& r) { return r.status(); }
+const Status& StatusOf(const Result<T>& r) {
+  return r.status();
+}
 
 // Runs a transaction again when the database aborted it for a serialization race or a
 // deadlock (PostgreSQL; SQLite's single writer never does). Nothing of an aborted attempt
@@ -253,8 +255,9 @@ Status InsertJob(Connection& conn, const Asset& a, int64_t batch, bool priority,
                               .Bind(6, now)
                               .Run());
   }
-  PREPARE(st, conn, "INSERT INTO queue_turns (customer, last_turn) VALUES (?, 0) "
-                    "ON CONFLICT (customer) DO NOTHING");
+  PREPARE(st, conn,
+          "INSERT INTO queue_turns (customer, last_turn) VALUES (?, 0) "
+          "ON CONFLICT (customer) DO NOTHING");
   return st.Bind(1, a.customer).Run();
 }
 
@@ -310,14 +313,21 @@ std::vector<std::string> SqlStore::EncodeEvents(const std::vector<StoreEvent>& e
   for (const StoreEvent& e : events) {
     std::string line;
     switch (e.kind) {
-      case StoreEvent::Kind::kWorkQueued: line = "w"; break;
-      case StoreEvent::Kind::kKeyDeleted: line = "k " + e.id; break;
-      case StoreEvent::Kind::kResync: line = "r"; break;
+      case StoreEvent::Kind::kWorkQueued:
+        line = "w";
+        break;
+      case StoreEvent::Kind::kKeyDeleted:
+        line = "k " + e.id;
+        break;
+      case StoreEvent::Kind::kResync:
+        line = "r";
+        break;
       case StoreEvent::Kind::kAssetChanged:
         line = "a " + std::to_string(e.customer) + " " + std::to_string(e.space) + " " + e.id;
         break;
     }
-    if (!cur.empty() && cur.size() + line.size() + 1 > 7000) payloads.push_back(std::move(cur)), cur.clear();
+    if (!cur.empty() && cur.size() + line.size() + 1 > 7000)
+      payloads.push_back(std::move(cur)), cur.clear();
     if (!cur.empty()) cur += '\n';
     cur += line;
   }
@@ -382,12 +392,13 @@ Status SqlStore::Migrate() {
   const auto& migrations = dialect_.migrations;
   if (*v > static_cast<int64_t>(migrations.size()))
     return Status::Invalid("database schema version " + std::to_string(*v) +
-                           " is newer than this quire (" + std::to_string(migrations.size()) +
-                           ")");
+                           " is newer than this quire (" + std::to_string(migrations.size()) + ")");
   for (size_t i = static_cast<size_t>(*v); i < migrations.size(); ++i) {
     QUIRE_RETURN_IF_ERROR(conn.Exec(migrations[i]));
-    QUIRE_RETURN_IF_ERROR(conn.Exec("DELETE FROM schema_version; INSERT INTO schema_version "
-                                    "VALUES (" + std::to_string(i + 1) + ")"));
+    QUIRE_RETURN_IF_ERROR(
+        conn.Exec("DELETE FROM schema_version; INSERT INTO schema_version "
+                  "VALUES (" +
+                  std::to_string(i + 1) + ")"));
   }
   return tx.Commit();
 }
@@ -655,11 +666,11 @@ Status SqlStore::DeleteSpace(int64_t customer, int64_t id) {
   return Retry([&]() -> Status {
     BEGIN_TX(tx, TxKind::kWrite);
     auto& conn = tx.conn();
-    auto images =
-        ScalarInt(conn, "SELECT COUNT(*) FROM assets WHERE customer = ? AND space = ?", {customer, id});
+    auto images = ScalarInt(conn, "SELECT COUNT(*) FROM assets WHERE customer = ? AND space = ?",
+                            {customer, id});
     if (!images.ok()) return images.status();
-    auto exists =
-        ScalarInt(conn, "SELECT COUNT(*) FROM spaces WHERE customer = ? AND id = ?", {customer, id});
+    auto exists = ScalarInt(conn, "SELECT COUNT(*) FROM spaces WHERE customer = ? AND id = ?",
+                            {customer, id});
     if (!exists.ok()) return exists.status();
     if (*exists == 0) return Status::NotFound("space not found");
     if (*images > 0)
@@ -752,15 +763,13 @@ Result<Asset> SqlStore::UpdateAssetMetadata(const Asset& a) {
             "UPDATE assets SET tags = ?, roles = ?, string1 = ?, string2 = ?, string3 = ?, "
             "number1 = ?, number2 = ?, number3 = ?, max_unauthorised = ? "
             "WHERE customer = ? AND space = ? AND id = ?");
-    QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 1, a)
-                              .Bind(10, a.customer)
-                              .Bind(11, a.space)
-                              .Bind(12, a.id)
-                              .Run());
+    QUIRE_RETURN_IF_ERROR(
+        BindAssetMetadata(st, 1, a).Bind(10, a.customer).Bind(11, a.space).Bind(12, a.id).Run());
     if (conn.Changes() == 0) return Status::NotFound("image not found");
     auto out = ReadAssetRow(conn, a.customer, a.space, a.id);
     if (!out.ok()) return out.status();
-    QUIRE_RETURN_IF_ERROR(CommitWith(tx, {StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id}}));
+    QUIRE_RETURN_IF_ERROR(
+        CommitWith(tx, {StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id}}));
     return out;
   });
 }
@@ -821,7 +830,7 @@ Status SqlStore::DeleteAsset(int64_t customer, int64_t space, const std::string&
 // ---------------------------------------------------------------- queue and batches
 
 Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& members,
-                                       bool priority) {
+                                    bool priority) {
   return Retry([&]() -> Result<Batch> {
     if (members.empty()) return Status::Invalid("Members cannot be empty");
     BEGIN_TX(tx, TxKind::kWrite);
@@ -896,10 +905,7 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
             .Bind(5, m.media_type)
             .Bind(6, m.family)
             .Bind(7, ChannelsToJson(m.delivery_channels));
-        QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 8, m)
-                                  .Bind(17, now)
-                                  .Bind(18, batch_id)
-                                  .Run());
+        QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 8, m).Bind(17, now).Bind(18, batch_id).Run());
       }
       {
         PREPARE(st, conn,
@@ -927,7 +933,8 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
     if (!batch.ok()) return batch.status();
     QUIRE_RETURN_IF_ERROR(FillEstimate(conn, &*batch));
     std::vector<StoreEvent> events = {StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""}};
-    for (const Asset& m : members) events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, customer, m.space, m.id});
+    for (const Asset& m : members)
+      events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, customer, m.space, m.id});
     QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     return batch;
   });
@@ -1043,8 +1050,7 @@ Result<Page<Batch>> SqlStore::ListBatches(const BatchQuery& q) {
 }
 
 Result<Page<Asset>> SqlStore::ListBatchAssets(int64_t customer, int64_t batch,
-                                                 BatchMemberFilter filter,
-                                                 const PageRequest& page) {
+                                              BatchMemberFilter filter, const PageRequest& page) {
   BEGIN_TX(tx, TxKind::kRead);
   auto& conn = tx.conn();
   auto b = ReadBatchRow(conn, customer, batch);
@@ -1104,12 +1110,15 @@ Result<bool> SqlStore::TestBatch(int64_t customer, int64_t id) {
           changed = true;
         }
         if (b->count != *pointing) {
-          auto errors = ScalarInt(conn, "SELECT COUNT(*) FROM assets WHERE batch = ? AND error != ''",
-                                  {id});
+          auto errors =
+              ScalarInt(conn, "SELECT COUNT(*) FROM assets WHERE batch = ? AND error != ''", {id});
           if (!errors.ok()) return errors.status();
           PREPARE(st, conn, "UPDATE batches SET count = ?, errors = ?, completed = ? WHERE id = ?");
-          QUIRE_RETURN_IF_ERROR(
-              st.Bind(1, *pointing).Bind(2, *errors).Bind(3, *pointing - *errors).Bind(4, id).Run());
+          QUIRE_RETURN_IF_ERROR(st.Bind(1, *pointing)
+                                    .Bind(2, *errors)
+                                    .Bind(3, *pointing - *errors)
+                                    .Bind(4, id)
+                                    .Run());
           changed = true;
         }
       }
@@ -1143,7 +1152,8 @@ Result<Batch> SqlStore::RetryBatch(int64_t customer, int64_t id) {
         PREPARE(st, conn,
                 "UPDATE batch_assets SET state = 'waiting', error = '', finished = NULL "
                 "WHERE batch = ? AND customer = ? AND space = ? AND asset_id = ?");
-        QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Bind(2, a.customer).Bind(3, a.space).Bind(4, a.id).Run());
+        QUIRE_RETURN_IF_ERROR(
+            st.Bind(1, id).Bind(2, a.customer).Bind(3, a.space).Bind(4, a.id).Run());
       }
       {
         PREPARE(st, conn,
@@ -1163,7 +1173,8 @@ Result<Batch> SqlStore::RetryBatch(int64_t customer, int64_t id) {
     QUIRE_RETURN_IF_ERROR(FillEstimate(conn, &*out));
     std::vector<StoreEvent> events;
     if (!retry.empty()) events.push_back(StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""});
-    for (const Asset& a : retry) events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id});
+    for (const Asset& a : retry)
+      events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id});
     QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     return out;
   });
@@ -1309,8 +1320,9 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
     auto& conn = tx.conn();
     int64_t now = NowMs();
     {
-      PREPARE(st, conn,
-              "DELETE FROM jobs WHERE id = ? AND lease_owner = ? AND fence = ? AND state = 'leased'");
+      PREPARE(
+          st, conn,
+          "DELETE FROM jobs WHERE id = ? AND lease_owner = ? AND fence = ? AND state = 'leased'");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, job.id).Bind(2, job.lease_owner).Bind(3, job.fence).Run());
       if (conn.Changes() == 0)
         return Status::Conflict("job " + std::to_string(job.id) + " is no longer held by " +
@@ -1353,13 +1365,15 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
     QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, job.batch, now));
     {
       PREPARE(st, conn, "INSERT INTO ingest_log (customer, finished, duration_ms) VALUES (?,?,?)");
-      QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer).Bind(2, now).Bind(3, outcome.duration_ms).Run());
+      QUIRE_RETURN_IF_ERROR(
+          st.Bind(1, job.customer).Bind(2, now).Bind(3, outcome.duration_ms).Run());
     }
     {
       PREPARE(st, conn, "DELETE FROM ingest_log WHERE finished < ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, now - 3600 * 1000).Run());
     }
-    QUIRE_RETURN_IF_ERROR(CommitWith(tx, {StoreEvent{StoreEvent::Kind::kAssetChanged, job.customer, job.space, job.asset_id}}));
+    QUIRE_RETURN_IF_ERROR(CommitWith(
+        tx, {StoreEvent{StoreEvent::Kind::kAssetChanged, job.customer, job.space, job.asset_id}}));
     std::lock_guard<std::mutex> lock(rate_mu_);
     rates_.erase(job.customer);  // the measured rate just changed
     return Status::Ok();
@@ -1367,7 +1381,7 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
 }
 
 Status SqlStore::RescheduleJob(const Job& job, int64_t next_attempt_ms,
-                                  const std::string& last_error) {
+                               const std::string& last_error) {
   return Retry([&]() -> Status {
     BEGIN_TX(tx, TxKind::kLocking);
     PREPARE(st, tx.conn(),

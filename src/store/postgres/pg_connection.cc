@@ -133,6 +133,8 @@ Status Connection::Connect() {
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     return Status::Unavailable("database unavailable: " + msg);
   }
+  // Server notices (warnings) are not errors of ours; errors arrive as results.
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
   // A hung or stopped node must not hold locks for ever, nor a runaway query run on.
   return Exec("SET statement_timeout = " + std::to_string(options_.statement_timeout_ms) +
               "; SET idle_in_transaction_session_timeout = " +
@@ -226,6 +228,8 @@ Status Connection::Commit() {
 
 Status Connection::Rollback() {
   if (!Healthy()) return Status::Ok();  // the server ended the transaction with the session
+  // A failed COMMIT (a serialization failure) has already ended it.
+  if (PQtransactionStatus(conn_) == PQTRANS_IDLE) return Status::Ok();
   return Exec("ROLLBACK");
 }
 

@@ -30,6 +30,7 @@ Dialect PostgresDialect() {
       "SELECT j.id FROM jobs j WHERE j.customer = t.customer AND j.priority = ?1 AND "
       "j.state = 'queued' AND j.next_attempt_at <= ?2 ORDER BY j.next_attempt_at, j.id "
       "LIMIT 1 FOR UPDATE SKIP LOCKED) j ORDER BY t.last_turn, t.customer LIMIT 1";
+  d.lock_batch = "SELECT id FROM batches WHERE id = ?1 FOR UPDATE";
   d.notify = "SELECT pg_notify('" kEventChannel "', ?1)";
   d.after_explicit_customer_id =
       "SELECT setval(pg_get_serial_sequence('customers', 'id'), (SELECT MAX(id) FROM customers))";

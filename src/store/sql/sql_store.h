@@ -4,8 +4,10 @@
 // differ. sqlite/ and postgres/ hold nothing else.
 //
 // Isolation: every write that touches batch counts runs in a kWrite (serializable)
-// transaction and is run again, whole, when the database aborts it for a serialization race;
-// lease updates run as kLocking and take the row locks they need.
+// transaction and is run again, whole, when the database aborts it for a serialization race
+// or a deadlock — except an ingest outcome, which locks its batch's row first and then runs
+// at read committed (Dialect::lock_batch), so that outcomes of one batch wait for each other
+// instead of aborting. Lease updates run as kLocking and take the row locks they need.
 #pragma once
 
 #include <memory>
@@ -33,6 +35,9 @@ struct Dialect {
   // Run after a customer was inserted with an explicit id, so that the id sequence stays
   // ahead of it; empty when ids need no sequence.
   std::string after_explicit_customer_id;
+  // Locks batch ?1's row until the transaction ends, so that an outcome can run at read
+  // committed; empty: outcomes run serializable (SQLite: one writer at a time anyway).
+  std::string lock_batch;
   // Publishes the events payload ?1 to every node, at commit; empty: events stay in-process.
   std::string notify;
 };
@@ -106,6 +111,15 @@ class SqlStore : public Store {
  private:
   Status FillEstimate(sql::Connection& conn, Batch* batch);
   Result<double> IngestRatePerMs(sql::Connection& conn, int64_t customer, int64_t now);
+  Result<int64_t> ImagesAhead(sql::Connection& conn, const Batch& b, int64_t now);
+  // A customer's unfinished batches in claim order, with running sums of waiting images.
+  struct QueueSnapshot {
+    struct Entry {
+      int64_t neg_priority, batch, cumulative;
+    };
+    int64_t at_ms = 0;
+    std::vector<Entry> entries;
+  };
   // Publishes `events` inside the transaction, commits, then delivers them in-process when
   // the database does not carry them.
   Status CommitWith(sql::Transaction& tx, const std::vector<StoreEvent>& events);
@@ -116,6 +130,7 @@ class SqlStore : public Store {
   bool events_stopped_ = false;
   std::mutex rate_mu_;
   std::unordered_map<int64_t, std::pair<int64_t, double>> rates_;  // customer → (at, rate)
+  std::unordered_map<int64_t, std::shared_ptr<const QueueSnapshot>> queues_;  // by customer
 };
 
 }  // namespace quire

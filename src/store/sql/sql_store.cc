@@ -245,22 +245,24 @@ Result<Batch> ReadBatchRow(Connection& conn, int64_t customer, int64_t id) {
 }
 
 Status InsertJob(Connection& conn, const Asset& a, int64_t batch, bool priority, int64_t now) {
-  {
-    PREPARE(st, conn,
-            "INSERT INTO jobs (customer, space, asset_id, batch, priority, created, "
-            "next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
-    QUIRE_RETURN_IF_ERROR(st.Bind(1, a.customer)
-                              .Bind(2, a.space)
-                              .Bind(3, a.id)
-                              .Bind(4, batch)
-                              .Bind(5, priority ? 1 : 0)
-                              .Bind(6, now)
-                              .Run());
-  }
+  PREPARE(st, conn,
+          "INSERT INTO jobs (customer, space, asset_id, batch, priority, created, "
+          "next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
+  return st.Bind(1, a.customer)
+      .Bind(2, a.space)
+      .Bind(3, a.id)
+      .Bind(4, batch)
+      .Bind(5, priority ? 1 : 0)
+      .Bind(6, now)
+      .Run();
+}
+
+// The customer takes part in the round-robin from now on (once per batch, not per job).
+Status EnsureQueueTurn(Connection& conn, int64_t customer) {
   PREPARE(st, conn,
           "INSERT INTO queue_turns (customer, last_turn) VALUES (?, 0) "
           "ON CONFLICT (customer) DO NOTHING");
-  return st.Bind(1, a.customer).Run();
+  return st.Bind(1, customer).Run();
 }
 
 // Which asset column an orderBy name maps to; empty when not allowed.
@@ -871,23 +873,24 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
       QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Run());
     }
     std::set<int64_t> touched;
+    std::map<int64_t, int64_t> new_images;  // space → images this batch adds to it
     int64_t ordinal = 0;
     for (const Asset& in : members) {
       Asset m = in;
       m.customer = customer;
-      auto abandoned = AbandonWaitingRows(
-          conn, m, "superseded by batch " + std::to_string(batch_id) + " before it was processed",
-          now);
-      if (!abandoned.ok()) return abandoned.status();
-      touched.insert(abandoned->begin(), abandoned->end());
       {
         auto old = ReadAssetRow(conn, customer, m.space, m.id);
-        if (old.ok() && old->batch) touched.insert(*old->batch);
         if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
-        if (!old.ok()) {
-          PREPARE(st, conn,
-                  "UPDATE spaces SET image_count = image_count + 1 WHERE customer = ? AND id = ?");
-          QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, m.space).Run());
+        if (old.ok()) {
+          // Only an existing image can be waiting in an older batch or have queued work.
+          if (old->batch) touched.insert(*old->batch);
+          auto abandoned = AbandonWaitingRows(
+              conn, m,
+              "superseded by batch " + std::to_string(batch_id) + " before it was processed", now);
+          if (!abandoned.ok()) return abandoned.status();
+          touched.insert(abandoned->begin(), abandoned->end());
+        } else {
+          ++new_images[m.space];
         }
       }
       {
@@ -926,6 +929,12 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
       }
       QUIRE_RETURN_IF_ERROR(InsertJob(conn, m, batch_id, priority, now));
     }
+    for (auto [space, n] : new_images) {
+      PREPARE(st, conn,
+              "UPDATE spaces SET image_count = image_count + ? WHERE customer = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, n).Bind(2, customer).Bind(3, space).Run());
+    }
+    QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, customer));
     touched.erase(batch_id);
     for (int64_t b : touched) {
       QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now));
@@ -1204,6 +1213,7 @@ Result<Batch> SqlStore::RetryBatch(int64_t customer, int64_t id) {
       }
       QUIRE_RETURN_IF_ERROR(InsertJob(conn, a, id, b->priority, now));
     }
+    if (!retry.empty()) QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, customer));
     if (!retry.empty()) {
       PREPARE(st, conn, "UPDATE batches SET finished = NULL WHERE id = ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Run());

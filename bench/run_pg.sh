@@ -56,6 +56,42 @@ done
 log "250-image POSTs"
 "$SB" post "$(url post)" 30 | sed 's/^/{"k":"post","v":/; s/$/}/' >>"$RES"
 
+# Batch GET over HTTP, -c64: the same `quire serve --workers 0` on SQLite and on PostgreSQL.
+QUIRE=$OUT/quire
+cp "$ROOT/build/quire" "$QUIRE"
+SQ_PORT=$((PORT + 1)); PG_PORT=$((PORT + 2))
+rm -rf "$OUT/sqlite-data" "$OUT/pg-data"
+as_pg "$PGBIN/psql" -h "$DIR" -p "$PORT" -U postgres -qc "CREATE DATABASE api"
+"$QUIRE" serve --workers 0 --listen 127.0.0.1:$SQ_PORT --data "$OUT/sqlite-data" \
+  --admin-key bench --admin-secret benchsecret >"$OUT/serve-sqlite.log" 2>&1 &
+SQ_PID=$!
+"$QUIRE" serve --workers 0 --listen 127.0.0.1:$PG_PORT --data "$OUT/pg-data" --database "$(url api)" \
+  --admin-key bench --admin-secret benchsecret >"$OUT/serve-pg.log" 2>&1 &
+PG_PID=$!
+trap 'kill $SQ_PID $PG_PID 2>/dev/null || true; cleanup' EXIT
+for p in $SQ_PORT $PG_PORT; do
+  for _ in $(seq 1 100); do curl -fsS -o /dev/null http://127.0.0.1:$p/healthz 2>/dev/null && break; sleep 0.1; done
+  curl -fsS -u bench:benchsecret -X POST http://127.0.0.1:$p/customers/1/spaces -d '{"name":"b"}' >/dev/null
+  members=$(python3 -c 'import json; print(json.dumps({"@type":"Collection","member":[{"id":"m%d" % i,"space":1,"origin":"https://example.org/%d.jpg" % i,"mediaType":"image/jpeg"} for i in range(10)]}))')
+  curl -fsS -u bench:benchsecret -X POST http://127.0.0.1:$p/customers/1/queue -d "$members" >/dev/null
+done
+echo "/customers/1/queue/batches/1" >"$OUT/batch-url.txt"
+AUTHH="Basic $(printf bench:benchsecret | base64 -w0)"
+wrk_rps() {  # PORT
+  URLS=$OUT/batch-url.txt AUTH=$AUTHH wrk -t2 -c64 -d8s --timeout 10s -s "$HERE/urls.lua" \
+    "http://127.0.0.1:$1" | sed -n 's/^WRKJSON //p'
+}
+URLS=$OUT/batch-url.txt AUTH=$AUTHH wrk -t2 -c64 -d2s -s "$HERE/urls.lua" http://127.0.0.1:$SQ_PORT >/dev/null
+URLS=$OUT/batch-url.txt AUTH=$AUTHH wrk -t2 -c64 -d2s -s "$HERE/urls.lua" http://127.0.0.1:$PG_PORT >/dev/null
+for order in "sqlite pg" "pg sqlite"; do
+  for b in $order; do
+    log "batch GET $b"
+    p=$SQ_PORT; [ $b = pg ] && p=$PG_PORT
+    echo "{\"k\":\"batch_get_$b\",\"v\":$(wrk_rps $p)}" >>"$RES"
+  done
+done
+kill $SQ_PID $PG_PID 2>/dev/null || true
+
 python3 - "$RES" "$REPORT" "$ROWS" "$SECS" <<'EOF'
 import json, statistics, sys, platform, os, subprocess
 res, report, rows, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -91,9 +127,15 @@ out += ["", "## POST of a 250-image batch (target p99 ≤ 250 ms)", "",
         f"{p['posts']} sequential batches through `Store::CreateBatch` (one serializable transaction each; "
         f"HTTP parsing not included): p50 {p['post250_p50_ms']:.0f} ms, p99 {p['post250_p99_ms']:.0f} ms "
         f"— target {'met' if p['post250_p99_ms'] <= 250 else 'NOT met'}.", "",
+        "## Batch GET over HTTP, `wrk -t2 -c64` (target ≥ 0.7×)", ""]
+sq = statistics.median(v["rps"] for v in r["batch_get_sqlite"])
+pg = statistics.median(v["rps"] for v in r["batch_get_pg"])
+out += [f"`quire serve --workers 0` with Basic auth, the same 10-image batch, ABBA 2 × 8 s each: SQLite "
+        f"{sq:.0f} req/s, PostgreSQL {pg:.0f} req/s — {pg / sq:.2f}× "
+        f"({'target met' if pg / sq >= 0.7 else 'target NOT met'}).", "",
         "## Not measured here", "",
-        "- Ingest of 24 × 6000×4000 with 2 worker processes on PostgreSQL vs one SQLite process, and batch GET "
-        "over HTTP on PostgreSQL vs SQLite at -c64: not yet in `bench/run.sh`.", ""]
+        "- Ingest of 24 × 6000×4000 with 2 worker processes (1 thread each) on PostgreSQL vs one SQLite "
+        "process with 2 threads: not yet in a script.", ""]
 open(report, "w").write("\n".join(out))
 print(report)
 EOF

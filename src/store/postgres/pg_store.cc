@@ -16,7 +16,9 @@ namespace {
 // Any constant shared by every node; names the migration lock.
 #define kEventChannel "quire_events"
 
-constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7469757265)";
+// Migrations may rewrite big tables: no statement timeout inside them.
+constexpr const char* kMigrationLock =
+    "SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(7469757265)";
 
 Dialect PostgresDialect() {
   Dialect d;

@@ -1048,12 +1048,20 @@ Result<double> SqlStore::IngestRatePerMs(Connection& conn, int64_t customer, int
 }
 
 Result<Batch> SqlStore::GetBatch(int64_t customer, int64_t id) {
-  // One read transaction: a single lock cycle for the row and the estimate's queries.
-  BEGIN_TX(tx, TxKind::kRead);
-  auto b = ReadBatchRow(tx.conn(), customer, id);
-  if (!b.ok()) return b;
-  QUIRE_RETURN_IF_ERROR(FillEstimate(tx.conn(), &*b));
-  return b;
+  auto read = [&](Connection& conn) -> Result<Batch> {
+    auto b = ReadBatchRow(conn, customer, id);
+    if (!b.ok()) return b;
+    QUIRE_RETURN_IF_ERROR(FillEstimate(conn, &*b));
+    return b;
+  };
+  if (dialect_.group_reads) {
+    // One read transaction: a single lock cycle for the row and the estimate's queries.
+    BEGIN_TX(tx, TxKind::kRead);
+    return read(tx.conn());
+  }
+  // Each statement on its own: BEGIN and COMMIT would be two more round trips to the server.
+  ACQUIRE(conn);
+  return read(*conn);
 }
 
 Result<Page<Batch>> SqlStore::ListBatches(const BatchQuery& q) {

@@ -38,6 +38,9 @@ struct Dialect {
   // Locks batch ?1's row until the transaction ends, so that an outcome can run at read
   // committed; empty: outcomes run serializable (SQLite: one writer at a time anyway).
   std::string lock_batch;
+  // Whether a hot read of a few statements (a batch GET) is cheaper inside one transaction
+  // (SQLite: one lock cycle) than as separate statements (a server: no BEGIN/COMMIT trips).
+  bool group_reads = false;
   // Publishes the events payload ?1 to every node, at commit; empty: events stay in-process.
   std::string notify;
 };

@@ -21,6 +21,7 @@ Dialect SqliteDialect() {
       "LIMIT 1) AS jid "
       "FROM queue_turns t) WHERE jid IS NOT NULL ORDER BY last_turn, customer LIMIT 1";
   d.after_explicit_customer_id = "";
+  d.group_reads = true;
   return d;
 }
 

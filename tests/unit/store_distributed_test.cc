@@ -241,6 +241,19 @@ TEST_P(StoreDistributedTest, NodesStartingTogetherMigrateAFreshDatabaseOnce) {
   EXPECT_EQ(*v, 2);
 }
 
+// Bytes that are not UTF-8 arrive in URL paths; looking them up finds nothing (a 404), on a
+// server database as on SQLite, and the connection stays usable.
+TEST_P(StoreDistributedTest, LookupsOfBytesThatAreNotUtf8FindNothing) {
+  for (const std::string& bad :
+       {std::string("\xff"), std::string("\xc0\xae"), std::string("a\xed\xa0\x80")}) {
+    EXPECT_EQ(store_->GetAsset(customer_, space_, bad).status().code(), Code::kNotFound);
+    EXPECT_EQ(store_->GetKey(bad).status().code(), Code::kNotFound);
+    EXPECT_EQ(store_->GetCustomerByName(bad).status().code(), Code::kNotFound);
+    EXPECT_EQ(store_->DeleteAsset(customer_, space_, bad).code(), Code::kNotFound);
+  }
+  EXPECT_TRUE(store_->GetCustomer(customer_).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, StoreDistributedTest, ::testing::ValuesIn(test::StoreBackends()),
                          [](const auto& info) { return info.param; });
 

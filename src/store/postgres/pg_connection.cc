@@ -1,5 +1,7 @@
 #include "store/postgres/pg_connection.h"
 
+#include <strings.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -9,6 +11,34 @@ namespace {
 constexpr unsigned int kInt8Oid = 20;
 constexpr unsigned int kTextOid = 25;
 }  // namespace
+
+bool IsValidUtf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size(), i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xe  ? 3
+                 : (c >> 3) == 0x1e ? 4
+                                    : 0;
+    if (len == 0 || i + len > n || c == 0xc0 || c == 0xc1 || c > 0xf4) return false;
+    for (size_t k = 1; k < len; ++k)
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+    if (len == 3) {
+      unsigned cp = ((c & 0x0f) << 12) | ((p[i + 1] & 0x3f) << 6) | (p[i + 2] & 0x3f);
+      if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    }
+    if (len == 4) {
+      unsigned cp = ((c & 0x07) << 18) | ((p[i + 1] & 0x3f) << 12) | ((p[i + 2] & 0x3f) << 6) |
+                    (p[i + 3] & 0x3f);
+      if (cp < 0x10000 || cp > 0x10ffff) return false;
+    }
+    if (c == 0) return false;  // the server's text cannot hold NUL either
+    i += len;
+  }
+  return true;
+}
 
 std::string TranslatePlaceholders(const std::string& sql, int* params) {
   std::string out;
@@ -64,6 +94,7 @@ sql::Statement& Statement::Bind(int i, int64_t v) {
 }
 
 sql::Statement& Statement::Bind(int i, const std::string& v) {
+  if (!IsValidUtf8(v)) invalid_text_ = true;
   values_.at(static_cast<size_t>(i - 1)) = v;
   types_[static_cast<size_t>(i - 1)] = kTextOid;
   return *this;
@@ -76,6 +107,15 @@ sql::Statement& Statement::BindNull(int i) {
 }
 
 bool Statement::Step(Status* status) {
+  if (!executed_ && invalid_text_) {
+    // Bytes from a URL that are not UTF-8 match no stored row (every stored text is UTF-8, as
+    // on SQLite); writing them is refused. Nothing is sent, so the transaction stays usable.
+    executed_ = true;
+    size_t start = sql_->find_first_not_of(" \n\t(");
+    bool read = start != std::string::npos && strncasecmp(sql_->c_str() + start, "SELECT", 6) == 0;
+    if (!read) *status = Status::Invalid("text values must be valid UTF-8");
+    return false;
+  }
   if (!executed_) {
     executed_ = true;
     Status st = conn_->Execute(*sql_, values_, types_, &result_);
@@ -134,7 +174,8 @@ Status Connection::Connect() {
     return Status::Unavailable("database unavailable: " + msg);
   }
   // Server notices (warnings) are not errors of ours; errors arrive as results.
-  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char*) {}, nullptr);
   // A hung or stopped node must not hold locks for ever, nor a runaway query run on.
   return Exec("SET statement_timeout = " + std::to_string(options_.statement_timeout_ms) +
               "; SET idle_in_transaction_session_timeout = " +

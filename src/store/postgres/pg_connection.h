@@ -49,6 +49,7 @@ class Statement : public sql::Statement {
   PGresult* result_ = nullptr;
   int row_ = -1;
   bool executed_ = false;
+  bool invalid_text_ = false;  // a bound text is not UTF-8, which the server refuses
 };
 
 class Connection : public sql::Connection {
@@ -82,6 +83,9 @@ class Connection : public sql::Connection {
   std::unordered_map<std::string, std::string> prepared_;
   int64_t changes_ = 0;
 };
+
+// Whether `s` is well-formed UTF-8 (the server's encoding; SQLite takes any bytes).
+bool IsValidUtf8(const std::string& s);
 
 // Rewrites `?` and `?N` placeholders as `$N` (quoted literals left alone); `*params` gets the
 // highest parameter number.

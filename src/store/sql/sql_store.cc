@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <iterator>
-#include <tuple>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "core/time_util.h"
 

@@ -115,6 +115,7 @@ objecter tick interval = 0.5
 ms mon client mode = crc secure
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw thread pool size = 32
+rgw dns name = localhost
 rgw data = $DIR/rgw
 CONF
   cat >"$DIR/s3.env" <<ENV

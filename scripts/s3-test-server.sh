@@ -72,7 +72,7 @@ start_rgw() {
 start() {
   # A directory left by an earlier run: stop what it recorded, then start afresh.
   if [ -d "$DIR/pids" ]; then stop; fi
-  rm -rf "$DIR/mon" "$DIR/osd" "$DIR/log" "$DIR/run" "$DIR/rgw" "$DIR/s3.env"
+  rm -rf "$DIR/mon" "$DIR/osd" "$DIR/log" "$DIR/run" "$DIR/rgw" "$DIR/s3.env" "$DIR/monmap"
   mkdir -p "$DIR"/{mon,osd,log,run,pids,rgw}
   local fsid mon_port rgw_port osd_uuid
   fsid=$(cat /proc/sys/kernel/random/uuid)

@@ -11,6 +11,7 @@
 #include "api/context.h"
 #include "api/entry.h"
 #include "blob/blob_store.h"
+#include "blob/cache/blob_cache.h"
 #include "core/config.h"
 #include "core/secrets.h"
 #include "core/time_util.h"
@@ -32,7 +33,9 @@ void AddCommonFlags(CLI::App* app, Config* c) {
       ->capture_default_str();
   app->add_option("--database", c->database, "sqlite:PATH (default sqlite:DATA/quire.db)")
       ->envname("QUIRE_DATABASE");
-  app->add_option("--storage", c->storage, "file:PATH (default file:DATA/blobs)")
+  app->add_option("--storage", c->storage,
+                  "file:PATH (default file:DATA/blobs) or s3://bucket/prefix?endpoint=URL&"
+                  "region=R&path_style=1 (keys from QUIRE_S3_ACCESS_KEY/QUIRE_S3_SECRET_KEY)")
       ->envname("QUIRE_STORAGE");
   app->add_option("--log-format", c->log_format, "text, or json: one JSON object per line")
       ->envname("QUIRE_LOG_FORMAT")
@@ -157,9 +160,15 @@ void WaitForSignal() {
 int Serve(Config c) {
   auto store = OpenMigratedStore(c);
   if (!store.ok()) return Fail(store.status());
-  auto blobs = OpenBlobStore(c.StorageUrl());
+  auto blobs = OpenBlobStore(c.StorageUrl(), c.ScratchDir());
   if (!blobs.ok()) return Fail(blobs.status());
   if (!InitVips()) return Fail(Status::Internal("libvips failed to start"));
+  std::unique_ptr<BlobCache> cache;
+  if (c.RemoteStorage()) {
+    auto opened = BlobCache::Open(**blobs, c.CacheDir(), c.cache_bytes);
+    if (!opened.ok()) return Fail(opened.status());
+    cache = std::move(*opened);
+  }
 
   if (!c.admin_key.empty() || !c.admin_secret.empty()) {
     if (c.admin_key.empty() || c.admin_secret.empty())
@@ -211,7 +220,7 @@ int Serve(Config c) {
   delivery_opts.large_render_lane = c.render_lane;
   delivery_opts.cache_bytes = c.response_cache_bytes;
   delivery_opts.metrics = &metrics;
-  iiif::Delivery delivery(**store, **blobs, urls.base(), delivery_opts);
+  iiif::Delivery delivery(**store, **blobs, urls.base(), delivery_opts, cache.get());
   IngestSettings ingest = MakeIngestSettings(c);
   ingest.metrics = &metrics;
   ingest.on_outcome = [&delivery](const Job& job) {
@@ -243,7 +252,7 @@ int Serve(Config c) {
 int Worker(Config c) {
   auto store = OpenMigratedStore(c);
   if (!store.ok()) return Fail(store.status());
-  auto blobs = OpenBlobStore(c.StorageUrl());
+  auto blobs = OpenBlobStore(c.StorageUrl(), c.ScratchDir());
   if (!blobs.ok()) return Fail(blobs.status());
   if (!InitVips()) return Fail(Status::Internal("libvips failed to start"));
   sigset_t set;
@@ -315,6 +324,13 @@ int main(int argc, char** argv) {
                     "memory for cached IIIF responses")
       ->envname("QUIRE_RESPONSE_CACHE_BYTES")
       ->capture_default_str();
+  serve->add_option("--cache-dir", c.cache_dir,
+                    "local disk cache of remote (S3) blobs for delivery (default DATA/cache)")
+      ->envname("QUIRE_CACHE_DIR");
+  serve->add_option("--cache-bytes", c.cache_bytes, "bound of the --cache-dir cache (LRU)")
+      ->envname("QUIRE_CACHE_BYTES")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1) << 20, int64_t(1) << 50));
 
   CLI::App* worker = app.add_subcommand("worker", "ingest workers only (a back node)");
   AddCommonFlags(worker, &c);

@@ -72,6 +72,43 @@ std::string Etag(const std::string& key) {
   return "\"" + std::to_string(std::hash<std::string>{}(key)) + "\"";
 }
 
+// A storage outage (or a blob replaced mid-read) is worth retrying: 503 + Retry-After.
+bool IsTransient(const Status& st) {
+  return st.code() == Code::kUnavailable || st.code() == Code::kConflict;
+}
+
+http::Response TryLater(const Status& st) {
+  http::Response r = Text(503, "storage is unavailable; retry shortly (" + st.message() + ")");
+  r.Set("Retry-After", "2");
+  return r;
+}
+
+// A pyramid in a remote store, read through the delivery cache at one version.
+class CachedPyramidSource : public PyramidSource {
+ public:
+  CachedPyramidSource(BlobCache& cache, std::string key, std::string version, int64_t size)
+      : cache_(cache), key_(std::move(key)), version_(std::move(version)), size_(size) {}
+  Result<std::string> ReadAt(uint64_t offset, size_t n) const override {
+    return cache_.GetRange(key_, version_, int64_t(offset), int64_t(n));
+  }
+  Result<std::string> LocalCopy() const override {
+    return cache_.LocalFile(key_, version_, size_);
+  }
+
+ private:
+  BlobCache& cache_;
+  std::string key_, version_;
+  int64_t size_;
+};
+
+FileIdentity RemoteIdentity(const BlobStat& st) {
+  FileIdentity id;
+  id.ino = std::hash<std::string>{}(st.version);
+  id.size = st.size;
+  id.mtime_ns = st.modified_ms * 1000000;
+  return id;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- ByteCache
@@ -112,15 +149,19 @@ struct Delivery::Target {
   // out (303 Location, info.json id) keep the form the client used, so a viewer stays on the
   // URLs it started from. Canonical links always use the id.
   std::string customer_segment;
-  // iiif-img targets from ResolveImage: the pyramid file and which file it was.
+  // iiif-img targets from ResolveImage: the pyramid file and which file it was (for a
+  // remote store: its key and version).
   std::string pyramid_path;
   FileIdentity pyramid_id;
+  BlobStat pyramid_stat;
 };
 
 Delivery::Delivery(Store& store, BlobStore& blobs, std::string public_base,
-                   DeliveryOptions options)
+                   DeliveryOptions options, BlobCache* cache)
     : store_(store),
       blobs_(blobs),
+      cache_(cache),
+      remote_(cache != nullptr),
       base_(std::move(public_base)),
       options_(options),
       responses_(options.cache_bytes) {}
@@ -184,9 +225,15 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
     *error = Text(401, "image '" + asset->id + "' is restricted; IIIF auth is not available yet");
     return false;
   }
-  bool has_derivative = std::string(channel) == "file"
-                            ? blobs_.Exists(OriginalKey(AssetBlobPrefix(customer, *space, asset->id)))
-                            : asset->width > 0;
+  bool has_derivative = asset->width > 0;
+  if (std::string(channel) == "file") {
+    auto original = blobs_.Stat(OriginalKey(AssetBlobPrefix(customer, *space, asset->id)));
+    if (!original.ok() && IsTransient(original.status())) {
+      *error = TryLater(original.status());
+      return false;
+    }
+    has_derivative = original.ok();
+  }
   if (!has_derivative) {
     if (asset->ingesting)
       *error = Text(404, "image '" + asset->id + "' is still being ingested; try again soon");
@@ -208,7 +255,7 @@ std::shared_ptr<const Delivery::Target> Delivery::ResolveImage(http::Request& re
                                                                http::Response* error) {
   std::string key = req.Param("c") + '\n' + req.Param("s") + '\n' + req.Param("id");
   const auto now = std::chrono::steady_clock::now();
-  std::shared_ptr<const Target> cached;
+  std::shared_ptr<const Target> cached, expired;
   {
     std::lock_guard<std::mutex> lock(targets_mu_);
     auto it = targets_.find(key);
@@ -216,10 +263,14 @@ std::shared_ptr<const Delivery::Target> Delivery::ResolveImage(http::Request& re
       if (now - it->second.fetched < options_.asset_ttl) {
         cached = it->second.target;
       } else {
+        expired = it->second.target;
         targets_.erase(it);
       }
     }
   }
+  // A remote pyramid is checked once per asset_ttl (a HEAD), not on every request; a
+  // replaced one is also caught by the version each ranged read carries.
+  if (cached && remote_) return cached;
   if (cached) {
     // The pyramid is replaced (renamed over) on re-ingest and removed on delete: a different
     // file, or none, means the row must be read again.
@@ -231,6 +282,27 @@ std::shared_ptr<const Delivery::Target> Delivery::ResolveImage(http::Request& re
   }
   auto fresh = std::make_shared<Target>();
   if (!Resolve(req, "iiif-img", fresh.get(), error)) return nullptr;
+  if (remote_) {
+    auto st = blobs_.Stat(PyramidKey(fresh->prefix));
+    if (!st.ok() && IsTransient(st.status()) && expired &&
+        expired->version_key == fresh->version_key) {
+      // The store is down but the asset has not changed: keep serving what is cached.
+      fresh = std::const_pointer_cast<Target>(expired);
+    } else if (!st.ok()) {
+      *error = IsTransient(st.status())
+                   ? TryLater(st.status())
+                   : Text(404, "image '" + fresh->asset.id + "' has no derivative to serve");
+      return nullptr;
+    } else {
+      fresh->pyramid_path = PyramidKey(fresh->prefix);
+      fresh->pyramid_stat = *st;
+      fresh->pyramid_id = RemoteIdentity(*st);
+    }
+    std::lock_guard<std::mutex> lock(targets_mu_);
+    if (targets_.size() >= options_.max_cached_assets) targets_.clear();
+    targets_[key] = TargetEntry{fresh, now};
+    return fresh;
+  }
   auto path = blobs_.LocalPath(PyramidKey(fresh->prefix));
   Result<FileIdentity> id = path.ok() ? StatIdentity(*path) : Result<FileIdentity>(path.status());
   if (!id.ok()) {
@@ -255,8 +327,21 @@ std::shared_ptr<const PyramidIndex> Delivery::Index(const Target& t, http::Respo
       return it->second.index;
     }
   }
-  auto opened = PyramidIndex::Open(t.pyramid_path);
+  auto opened =
+      remote_ ? PyramidIndex::OpenSource(
+                    std::make_shared<CachedPyramidSource>(*cache_, t.pyramid_path,
+                                                          t.pyramid_stat.version,
+                                                          t.pyramid_stat.size),
+                    t.pyramid_id, t.pyramid_path)
+              : PyramidIndex::Open(t.pyramid_path);
   if (!opened.ok()) {
+    if (IsTransient(opened.status())) {
+      if (opened.status().code() == Code::kConflict) {
+        Invalidate(t.asset.customer, t.asset.space, t.asset.id);
+      }
+      *error = TryLater(opened.status());
+      return nullptr;
+    }
     *error = opened.status().code() == Code::kNotFound
                  ? Text(404, "image '" + t.asset.id + "' has no derivative to serve")
                  : Text(500, "derivative unreadable: " + opened.status().message());
@@ -414,6 +499,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   // What deep-zoom viewers ask for: a stored tile as is (one pread), or a crop of one stored
   // tile at its own resolution (edge tiles, small levels: one libjpeg decode + encode).
   auto tile = IndexedStoredTile(*index, *resolved);
+  if (!tile.ok() && IsTransient(tile.status())) return TryLater(tile.status());
   if (tile.ok() && tile->has_value()) {
     res.status = 200;
     res.family = ops::Family::kIiifTile;
@@ -422,6 +508,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
     return res;
   }
   auto cropped = IndexedCroppedTile(*index, *resolved);
+  if (!cropped.ok() && IsTransient(cropped.status())) return TryLater(cropped.status());
   if (cropped.ok() && cropped->has_value()) {
     responses_.Put(cache_key, (*cropped)->bytes, (*cropped)->content_type);
     res.status = 200;
@@ -470,6 +557,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
                                 res = std::move(res), lane = std::move(lane)]() mutable {
     auto rendered = RenderIndexed(*index, request);
     lane.reset();
+    if (!rendered.ok() && IsTransient(rendered.status())) return TryLater(rendered.status());
     if (!rendered.ok()) {
       int status = rendered.status().code() == Code::kUnsupported ? 501
                    : rendered.status().code() == Code::kInvalid   ? 400
@@ -482,6 +570,10 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
     res.Set("Content-Type", rendered->content_type);
     return std::move(res);
   });
+}
+
+Result<std::string> Delivery::ReadBlob(const std::string& key, const std::string& tag) {
+  return remote_ ? cache_->GetBytes(key, tag) : blobs_.GetBytes(key);
 }
 
 http::Response Delivery::ThumbInfo(http::Request& req) {
@@ -544,7 +636,8 @@ http::Response Delivery::Thumb(http::Request& req) {
   std::string key = ThumbnailKey(t.prefix, match->width, match->height);
   if (NotModified(req, res, Etag(t.version_key + key), t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
-  auto bytes = blobs_.GetBytes(key);
+  auto bytes = ReadBlob(key, t.version_key);
+  if (!bytes.ok() && IsTransient(bytes.status())) return TryLater(bytes.status());
   if (!bytes.ok()) return Text(404, "thumbnail missing: " + bytes.status().message());
   res.status = 200;
   res.body = std::move(*bytes);
@@ -560,7 +653,8 @@ http::Response Delivery::File(http::Request& req) {
   res.Set("Cache-Control", kImageCacheControl);
   if (NotModified(req, res, Etag(t.version_key + "/file"), t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
-  auto bytes = blobs_.GetBytes(OriginalKey(t.prefix));
+  auto bytes = ReadBlob(OriginalKey(t.prefix), t.version_key);
+  if (!bytes.ok() && IsTransient(bytes.status())) return TryLater(bytes.status());
   if (!bytes.ok()) return Text(404, "original missing: " + bytes.status().message());
   res.status = 200;
   res.body = std::move(*bytes);

@@ -123,7 +123,6 @@ bool BlobCache::Read(const std::string& name, std::string* out) {
 
 BlobCache::Reservation BlobCache::Reserve(const std::string& name, int64_t size) {
   if (size > capacity_ / 2) return Reservation::kTooLarge;  // it would crowd out the rest
-  std::vector<std::string> evicted;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (index_.count(name)) return Reservation::kBusy;
@@ -133,7 +132,9 @@ BlobCache::Reservation BlobCache::Reserve(const std::string& name, int64_t size)
       --victim;
       if (!victim->ready) continue;
       used_ -= victim->size;
-      evicted.push_back(victim->name);
+      // Unlinked while the lock is held, so the bytes on disk never pass the bound either; a
+      // reader that already opened the file keeps its bytes.
+      ::unlink(PathOf(victim->name).c_str());
       index_.erase(victim->name);
       victim = lru_.erase(victim);
     }
@@ -142,8 +143,6 @@ BlobCache::Reservation BlobCache::Reserve(const std::string& name, int64_t size)
     index_[name] = lru_.begin();
     used_ += size;
   }
-  // Unlinked after the index forgot them: a reader that already opened one keeps its bytes.
-  for (const std::string& n : evicted) ::unlink(PathOf(n).c_str());
   return Reservation::kReserved;
 }
 

@@ -12,6 +12,7 @@
 #include "api/entry.h"
 #include "blob/blob_store.h"
 #include "blob/cache/blob_cache.h"
+#include "blob/s3/s3_client.h"
 #include "core/config.h"
 #include "core/secrets.h"
 #include "core/time_util.h"
@@ -52,6 +53,13 @@ void AddIngestFlags(CLI::App* app, Config* c) {
   app->add_option("--origin-file-root", c->origin_file_root,
                   "allow file:// origins below this directory only")
       ->envname("QUIRE_ORIGIN_FILE_ROOT");
+  app->add_option("--origin-s3-buckets", c->origin_s3_buckets,
+                  "allow s3://bucket/key origins from these buckets (comma-separated), read "
+                  "with the server's S3 credentials")
+      ->envname("QUIRE_ORIGIN_S3_BUCKETS");
+  app->add_option("--origin-s3-endpoint", c->origin_s3_endpoint,
+                  "S3 service of s3:// origins (default: the --storage one, else AWS)")
+      ->envname("QUIRE_ORIGIN_S3_ENDPOINT");
   app->add_option("--ingest-attempts", c->ingest_attempts,
                   "tries per image before a transient failure is final")
       ->envname("QUIRE_INGEST_ATTEMPTS")
@@ -124,6 +132,21 @@ IngestSettings MakeIngestSettings(const Config& c) {
   s.process.max_pixels = c.max_pixels;
   s.process.reserve_bytes = c.min_free_bytes;
   s.origin.reserve_bytes = c.min_free_bytes;
+  for (size_t at = 0; at < c.origin_s3_buckets.size();) {
+    size_t comma = c.origin_s3_buckets.find(',', at);
+    if (comma == std::string::npos) comma = c.origin_s3_buckets.size();
+    if (comma > at) s.origin.s3_buckets.push_back(c.origin_s3_buckets.substr(at, comma - at));
+    at = comma + 1;
+  }
+  // s3 origins live on the storage's S3 service when the storage is S3, else on AWS.
+  if (c.RemoteStorage()) {
+    if (auto s3 = s3::ParseS3Url(c.StorageUrl()); s3.ok()) {
+      s.origin.s3_endpoint = s3->scheme + "://" + s3->endpoint_host;
+      s.origin.s3_region = s3->region;
+      s.origin.s3_path_style = s3->path_style;
+    }
+  }
+  if (!c.origin_s3_endpoint.empty()) s.origin.s3_endpoint = c.origin_s3_endpoint;
   return s;
 }
 

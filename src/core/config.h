@@ -39,6 +39,7 @@ struct Config {
   std::string cache_dir;                   // empty: DATA/cache (remote storage only)
   int64_t cache_bytes = 10LL << 30;        // bound of the delivery disk cache
   std::string origin_s3_buckets;           // s3:// origins allowed, comma-separated
+  std::string origin_s3_endpoint;          // empty: the --storage S3 service, else AWS
 
   std::string DatabaseUrl() const;
   std::string StorageUrl() const;

@@ -56,7 +56,8 @@ class S3StorageTest : public ::testing::Test {
     std::vector<std::string> on_s3 = common;
     on_s3.insert(on_s3.end(), {"--storage", S3StorageUrl(*prefix_), "--cache-dir",
                                data_->path() + "/cache", "--cache-bytes",
-                               std::to_string(kCacheBytes)});
+                               std::to_string(kCacheBytes), "--origin-s3-buckets",
+                               S3Server().bucket});
     s3_ = new QuireProcess(data_->path() + "/s3", on_s3);
     file_ = new QuireProcess(data_->path() + "/file", common);
     s3_api_ = new Api{s3_->url(), s3_->admin()};
@@ -194,6 +195,33 @@ TEST_F(S3StorageTest, TheCacheStaysUnderItsBoundOverRandomTiles) {
     }
   }
   EXPECT_GT(largest, kCacheBytes / 2) << "the cache was used";
+}
+
+TEST_F(S3StorageTest, S3OriginsAreReadWithTheServersCredentials) {
+  const std::string key = *prefix_ + "-masters/master.jpg";
+  const std::string local = data_->path() + "/master.jpg";
+  const std::string jpeg = MakeJpeg(640, 480, 77);
+  std::ofstream(local, std::ios::binary) << jpeg;
+  int rc = 0;
+  AwsCli({"s3", "cp", local, "s3://" + S3Server().bucket + "/" + key}, &rc);
+  ASSERT_EQ(rc, 0);
+  json members = json::array(
+      {Member(1, "from-s3", "s3://" + S3Server().bucket + "/" + key, "image/jpeg"),
+       Member(1, "not-allowed", "s3://some-other-bucket/" + key, "image/jpeg")});
+  members[0]["deliveryChannels"] = json::array({"iiif-img", "file"});
+  json batch = s3_api_->SubmitBatch(kCustomer, members);
+  json done = s3_api_->WaitForBatch(kCustomer, batch.at("id"), 60s);
+  ASSERT_TRUE(done.contains("finished")) << done.dump(2);
+  EXPECT_EQ(done["completed"], 1);
+  EXPECT_EQ(done["errors"], 1);
+  json bad = s3_api_->Image(kCustomer, 1, "not-allowed");
+  EXPECT_NE(bad["error"].get<std::string>().find("--origin-s3-buckets"), std::string::npos)
+      << bad.dump(2);
+  json good = s3_api_->Image(kCustomer, 1, "from-s3");
+  EXPECT_EQ(good["width"], 640);
+  auto file = Http("GET", s3_->url() + "/file/1/1/from-s3");
+  ASSERT_EQ(file.status, 200);
+  EXPECT_TRUE(file.body == jpeg);
 }
 
 // `quire serve` on S3 with a bad setup exits at once with a message (not a crash loop).

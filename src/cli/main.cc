@@ -12,6 +12,7 @@
 #include "api/entry.h"
 #include "blob/blob_store.h"
 #include "blob/cache/blob_cache.h"
+#include "blob/migrate.h"
 #include "blob/s3/s3_client.h"
 #include "core/config.h"
 #include "core/secrets.h"
@@ -374,8 +375,35 @@ int main(int argc, char** argv) {
   AddCommonFlags(create_key, &c);
   create_key->add_option("--customer", customer_id, "customer id")->required();
 
+  CLI::App* storage = app.add_subcommand("storage", "blob storage tools");
+  storage->require_subcommand(1);
+  std::string migrate_from, migrate_to;
+  CLI::App* storage_migrate = storage->add_subcommand(
+      "migrate", "copy every blob to another store (resumable: run again after an interruption)");
+  storage_migrate->add_option("--data", c.data_dir, "home of the embedded defaults")
+      ->envname("QUIRE_DATA")
+      ->capture_default_str();
+  storage_migrate->add_option("--from", migrate_from, "source storage URL (default file:DATA/blobs)");
+  storage_migrate->add_option("--to", migrate_to, "destination storage URL (s3://…)")->required();
+
   CLI11_PARSE(app, argc, argv);
   if (c.log_format == "json") ops::UseJsonLogs();
+
+  if (storage_migrate->parsed()) {
+    auto from = OpenBlobStore(migrate_from.empty() ? c.StorageUrl() : migrate_from,
+                              c.ScratchDir());
+    if (!from.ok()) return Fail(from.status());
+    auto to = OpenBlobStore(migrate_to, c.ScratchDir());
+    if (!to.ok()) return Fail(to.status());
+    auto report = MigrateBlobs(**from, **to, [](const std::string& key, bool copied) {
+      spdlog::info("{} {}", copied ? "copied" : "already there", key);
+    });
+    if (!report.ok()) return Fail(report.status());
+    std::cout << "migrated: " << report->copied << " copied (" << report->bytes_copied
+              << " bytes), " << report->skipped << " already there\n";
+    spdlog::shutdown();
+    return 0;
+  }
 
   if (serve->parsed()) {
     int rc = Serve(c);

@@ -224,6 +224,26 @@ TEST_F(S3StorageTest, S3OriginsAreReadWithTheServersCredentials) {
   EXPECT_TRUE(file.body == jpeg);
 }
 
+TEST_F(S3StorageTest, AReingestedImageIsServedNewAtOnce) {
+  // Warm the cache with the old version, then replace the image with a differently sized one.
+  auto old_tile = Http("GET", Url(s3_, "iiif-img", "img-19", "/0,0,256,256/256,256/0/default.jpg"));
+  ASSERT_EQ(old_tile.status, 200);
+  ASSERT_EQ(Http("GET", Url(s3_, "iiif-img", "img-19", "/info.json")).Json()["width"],
+            sizes_["img-19"].first);
+  origin_->Serve("/img-19-new", MakeJpeg(900, 700, 1234), "image/jpeg");
+  json m = Member(1, "img-19", origin_->Url("/img-19-new"), "image/jpeg");
+  m["deliveryChannels"] = json::array({"iiif-img", "thumbs", "file"});
+  json done = s3_api_->WaitForBatch(kCustomer, s3_api_->SubmitBatch(kCustomer, json::array({m})).at("id"), 60s);
+  ASSERT_EQ(done["completed"], 1) << done.dump(2);
+  auto info = Http("GET", Url(s3_, "iiif-img", "img-19", "/info.json"));
+  ASSERT_EQ(info.status, 200);
+  EXPECT_EQ(info.Json()["width"], 900);
+  auto tile = Http("GET", Url(s3_, "iiif-img", "img-19", "/0,0,256,256/256,256/0/default.jpg"));
+  ASSERT_EQ(tile.status, 200);
+  EXPECT_FALSE(tile.body == old_tile.body) << "the old version's cached tile was served";
+  sizes_["img-19"] = {900, 700};
+}
+
 // `quire serve` on S3 with a bad setup exits at once with a message (not a crash loop).
 std::pair<int, std::string> ServeExit(const std::vector<std::string>& extra) {
   TempDir dir;

@@ -218,6 +218,9 @@ int Serve(Config c) {
   if (!st.ok()) return Fail(st);
   opts.io_threads = c.EffectiveIoThreads();
   opts.cpu_threads = c.EffectiveIoThreads();
+  // On remote storage the CPU pool also waits on S3 for uncached tiles (delivery moves those
+  // requests off the I/O threads): more threads keep cold requests from queueing.
+  if (c.RemoteStorage()) opts.cpu_threads = std::max(opts.cpu_threads, 16);
   opts.max_body_bytes = static_cast<uint64_t>(c.max_body_bytes);
   opts.request_timeout_s = c.request_timeout_s;
   opts.max_cpu_queue = c.cpu_queue;

@@ -83,15 +83,32 @@ http::Response TryLater(const Status& st) {
   return r;
 }
 
+// Remote reads never block an I/O thread: a handler there runs with t_cache_only set, and
+// the first read the disk cache cannot answer sets t_would_block and fails; the handler then
+// hands the whole request to the CPU pool (RemoteDefer), where reads may go to the network.
+thread_local bool t_cache_only = false;
+thread_local bool t_would_block = false;
+
+Status WouldBlock() {
+  t_would_block = true;
+  return Status::Unavailable("not in the delivery cache");
+}
+
 // A pyramid in a remote store, read through the delivery cache at one version.
 class CachedPyramidSource : public PyramidSource {
  public:
   CachedPyramidSource(BlobCache& cache, std::string key, std::string version, int64_t size)
       : cache_(cache), key_(std::move(key)), version_(std::move(version)), size_(size) {}
   Result<std::string> ReadAt(uint64_t offset, size_t n) const override {
+    if (t_cache_only) {
+      std::string bytes;
+      if (cache_.PeekRange(key_, version_, int64_t(offset), int64_t(n), &bytes)) return bytes;
+      return WouldBlock();
+    }
     return cache_.GetRange(key_, version_, int64_t(offset), int64_t(n));
   }
   Result<std::string> LocalCopy() const override {
+    if (t_cache_only) return WouldBlock();
     return cache_.LocalFile(key_, version_, size_);
   }
 
@@ -166,6 +183,22 @@ Delivery::Delivery(Store& store, BlobStore& blobs, std::string public_base,
       options_(options),
       responses_(options.cache_bytes) {}
 
+template <typename Handler>
+http::Response Delivery::RemoteInline(http::Request& req, Handler handler) {
+  if (!remote_) return handler(req);
+  t_cache_only = true;
+  t_would_block = false;
+  http::Response res = handler(req);
+  t_cache_only = false;
+  if (!t_would_block) return res;
+  t_would_block = false;
+  // Something must come from the store: the whole request goes to the CPU pool.
+  return http::Response::Defer([handler, copy = req]() mutable {
+    http::Response out = handler(copy);
+    return out.deferred ? out.deferred() : out;  // already on the CPU pool: render here
+  });
+}
+
 void Delivery::Register(http::Router& r) {
   using ops::Family;
   http::RouteOptions cors{false, true, Family::kIiifRender};
@@ -179,16 +212,25 @@ void Delivery::Register(http::Router& r) {
     r.Add("GET", root + "/{c}/{s}/{id}",
           [this, v](http::Request& req) { return Redirect(req, v, false); }, cors);
     r.Add("GET", root + "/{c}/{s}/{id}/info.json",
-          [this, v](http::Request& req) { return Info(req, v); }, info);
+          [this, v](http::Request& req) {
+            return RemoteInline(req, [this, v](http::Request& q) { return Info(q, v); });
+          },
+          info);
     r.Add("GET", root + "/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
-          [this, v](http::Request& req) { return Image(req, v); }, cors);
+          [this, v](http::Request& req) {
+            return RemoteInline(req, [this, v](http::Request& q) { return Image(q, v); });
+          },
+          cors);
   }
   r.Add("GET", "/thumbs/{c}/{s}/{id}",
         [this](http::Request& req) { return Redirect(req, ApiVersion::kV3, true); }, thumbs);
   r.Add("GET", "/thumbs/{c}/{s}/{id}/info.json",
         [this](http::Request& req) { return ThumbInfo(req); }, thumbs);
   r.Add("GET", "/thumbs/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
-        [this](http::Request& req) { return Thumb(req); }, thumbs);
+        [this](http::Request& req) {
+          return RemoteInline(req, [this](http::Request& q) { return Thumb(q); });
+        },
+        thumbs);
   r.Add("GET", "/file/{c}/{s}/{id}", [this](http::Request& req) { return File(req); }, heavy);
 }
 
@@ -263,8 +305,8 @@ std::shared_ptr<const Delivery::Target> Delivery::ResolveImage(http::Request& re
       if (now - it->second.fetched < options_.asset_ttl) {
         cached = it->second.target;
       } else {
+        // Kept (until replaced): a remote store that is down may still serve what it cached.
         expired = it->second.target;
-        targets_.erase(it);
       }
     }
   }
@@ -283,6 +325,10 @@ std::shared_ptr<const Delivery::Target> Delivery::ResolveImage(http::Request& re
   auto fresh = std::make_shared<Target>();
   if (!Resolve(req, "iiif-img", fresh.get(), error)) return nullptr;
   if (remote_) {
+    if (t_cache_only) {
+      WouldBlock();
+      return nullptr;
+    }
     auto st = blobs_.Stat(PyramidKey(fresh->prefix));
     if (!st.ok() && IsTransient(st.status()) && expired &&
         expired->version_key == fresh->version_key) {
@@ -573,8 +619,15 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
 }
 
 Result<std::string> Delivery::ReadBlob(const std::string& key, const std::string& tag) {
-  return remote_ ? cache_->GetBytes(key, tag) : blobs_.GetBytes(key);
+  if (!remote_) return blobs_.GetBytes(key);
+  if (t_cache_only) {
+    std::string bytes;
+    if (cache_->PeekBytes(key, tag, &bytes)) return bytes;
+    return WouldBlock();
+  }
+  return cache_->GetBytes(key, tag);
 }
+
 
 http::Response Delivery::ThumbInfo(http::Request& req) {
   Target t;

@@ -92,6 +92,10 @@ class Delivery {
 
   // GetBytes through the cache when the store is remote.
   Result<std::string> ReadBlob(const std::string& key, const std::string& tag);
+  // For a remote store: runs `handler` answering from the disk cache only, and defers the
+  // request to the CPU pool when it needs the network (see delivery.cc).
+  template <typename Handler>
+  http::Response RemoteInline(http::Request& req, Handler handler);
 
   Store& store_;
   BlobStore& blobs_;

@@ -169,10 +169,30 @@ void BlobCache::Store(const std::string& name, const std::string& bytes) {
   Commit(name, ok);
 }
 
+namespace {
+std::string RangeName(const std::string& key, const std::string& version, int64_t offset,
+                      int64_t length) {
+  return NameOf("range\n" + key + "\n" + version + "\n" + std::to_string(offset) + "\n" +
+                std::to_string(length));
+}
+}  // namespace
+
+bool BlobCache::PeekRange(const std::string& key, const std::string& version, int64_t offset,
+                          int64_t length, std::string* out) {
+  if (!Read(RangeName(key, version, offset, length), out)) return false;
+  ++hits_;
+  return true;
+}
+
+bool BlobCache::PeekBytes(const std::string& key, const std::string& tag, std::string* out) {
+  if (!Read(NameOf("whole\n" + key + "\n" + tag), out)) return false;
+  ++hits_;
+  return true;
+}
+
 Result<std::string> BlobCache::GetRange(const std::string& key, const std::string& version,
                                         int64_t offset, int64_t length) {
-  const std::string name = NameOf("range\n" + key + "\n" + version + "\n" +
-                                  std::to_string(offset) + "\n" + std::to_string(length));
+  const std::string name = RangeName(key, version, offset, length);
   std::string bytes;
   if (Read(name, &bytes)) {
     ++hits_;

@@ -61,7 +61,7 @@ Status ReadFull(int fd, char* out, size_t n, int64_t offset, const std::string& 
 
 }  // namespace
 
-S3BlobStore::S3BlobStore(s3::S3Config config, std::string scratch)
+S3BlobStore::S3BlobStore(s3::S3Config config, std::unique_ptr<ScratchSpace> scratch)
     : client_(std::move(config)), scratch_(std::move(scratch)) {}
 
 S3BlobStore::~S3BlobStore() {
@@ -75,17 +75,13 @@ S3BlobStore::~S3BlobStore() {
 
 Result<std::unique_ptr<S3BlobStore>> S3BlobStore::Open(s3::S3Config config,
                                                        const std::string& scratch_dir) {
-  std::string scratch = scratch_dir;
-  if (scratch.empty()) {
-    scratch = (fs::temp_directory_path() / ("quire-s3-scratch-" + std::to_string(::getpid())))
-                  .string();
-  }
-  std::error_code ec;
-  fs::create_directories(scratch, ec);
-  if (ec) return Status::IOError("cannot create scratch directory " + scratch + ": " + ec.message());
+  const std::string parent =
+      scratch_dir.empty() ? (fs::temp_directory_path() / "quire-s3-scratch").string() : scratch_dir;
+  Result<std::unique_ptr<ScratchSpace>> scratch = ScratchSpace::Open(parent);
+  if (!scratch.ok()) return scratch.status();
   const std::string where = config.scheme + "://" + config.endpoint_host;
   const std::string bucket = config.bucket;
-  std::unique_ptr<S3BlobStore> store(new S3BlobStore(std::move(config), scratch));
+  std::unique_ptr<S3BlobStore> store(new S3BlobStore(std::move(config), std::move(*scratch)));
 
   // One listing of the prefix proves the bucket exists and the signature is accepted.
   S3Request req;

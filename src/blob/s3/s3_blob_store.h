@@ -14,13 +14,15 @@
 
 #include "blob/blob_store.h"
 #include "blob/s3/s3_client.h"
+#include "blob/scratch_space.h"
 
 namespace quire {
 
 class S3BlobStore : public BlobStore {
  public:
   // Checks the bucket and the credentials with one signed request: a wrong secret, a missing
-  // bucket or an unreachable endpoint is an error naming it. `scratch_dir` is created.
+  // bucket or an unreachable endpoint is an error naming it. Local scratch files go to this
+  // process's own directory under `scratch_dir` (blob/scratch_space.h).
   static Result<std::unique_ptr<S3BlobStore>> Open(s3::S3Config config,
                                                    const std::string& scratch_dir);
   ~S3BlobStore() override;
@@ -38,7 +40,7 @@ class S3BlobStore : public BlobStore {
   Status DeletePrefix(const std::string& prefix) override;
   // kUnsupported: there is no local file (read through GetRange or blob/cache/).
   Result<std::string> LocalPath(const std::string& key) const override;
-  std::string ScratchDir() const override { return scratch_; }
+  std::string ScratchDir() const override { return scratch_->dir(); }
 
   // Aborts this prefix's multipart uploads initiated more than `older_than_s` ago; returns
   // how many.
@@ -46,12 +48,12 @@ class S3BlobStore : public BlobStore {
   const s3::S3Client& client() const { return client_; }
 
  private:
-  S3BlobStore(s3::S3Config config, std::string scratch);
+  S3BlobStore(s3::S3Config config, std::unique_ptr<ScratchSpace> scratch);
   Status PutMultipart(const std::string& full_key, int fd, int64_t size);
   Result<std::vector<BlobListing>> ListFull(const std::string& full_prefix) const;
 
   s3::S3Client client_;
-  std::string scratch_;
+  std::unique_ptr<ScratchSpace> scratch_;
   std::mutex cleanup_mu_;
   std::condition_variable cleanup_cv_;
   bool stopping_ = false;

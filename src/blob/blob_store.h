@@ -52,6 +52,8 @@ class BlobStore {
   virtual Result<std::vector<BlobListing>> List(const std::string& prefix) const = 0;
   // Removes every blob whose key starts with `prefix` + "/". Missing is not an error.
   virtual Status DeletePrefix(const std::string& prefix) = 0;
+  // True for stores whose blobs are not local files (S3): read them through blob/cache/.
+  virtual bool IsRemote() const { return false; }
   // A local filesystem path for reading `key` in place (the file store's own file).
   // kUnsupported for remote stores: read those with GetRange / GetToFile (or blob/cache/).
   virtual Result<std::string> LocalPath(const std::string& key) const = 0;

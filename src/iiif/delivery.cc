@@ -1,12 +1,14 @@
 #include "iiif/delivery.h"
 
 #include <algorithm>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "model/ids.h"
 #include "core/time_util.h"
 #include "iiif/info.h"
 #include "blob/asset_keys.h"
+#include "blob/tiff_structure.h"
 
 namespace quire::iiif {
 
@@ -97,8 +99,23 @@ Status WouldBlock() {
 // A pyramid in a remote store, read through the delivery cache at one version.
 class CachedPyramidSource : public PyramidSource {
  public:
-  CachedPyramidSource(BlobCache& cache, std::string key, std::string version, int64_t size)
-      : cache_(cache), key_(std::move(key)), version_(std::move(version)), size_(size) {}
+  CachedPyramidSource(BlobCache& cache, std::string key, std::string version, int64_t size,
+                      std::vector<ByteExtent> structure)
+      : cache_(cache),
+        key_(std::move(key)),
+        version_(std::move(version)),
+        size_(size),
+        structure_(std::move(structure)) {}
+  bool ReadHeld(uint64_t offset, size_t n, char* out) const override {
+    auto it = std::upper_bound(
+        structure_.begin(), structure_.end(), offset,
+        [](uint64_t off, const ByteExtent& e) { return off < e.offset; });
+    if (it == structure_.begin()) return false;
+    --it;
+    if (offset + n > it->offset + it->bytes.size()) return false;
+    std::memcpy(out, it->bytes.data() + (offset - it->offset), n);
+    return true;
+  }
   Result<std::string> ReadAt(uint64_t offset, size_t n) const override {
     if (t_cache_only) {
       std::string bytes;
@@ -116,6 +133,7 @@ class CachedPyramidSource : public PyramidSource {
   BlobCache& cache_;
   std::string key_, version_;
   int64_t size_;
+  std::vector<ByteExtent> structure_;  // sorted, disjoint
 };
 
 FileIdentity RemoteIdentity(const BlobStat& st) {
@@ -373,11 +391,27 @@ std::shared_ptr<const PyramidIndex> Delivery::Index(const Target& t, http::Respo
       return it->second.index;
     }
   }
+  std::vector<ByteExtent> structure;
+  if (remote_) {
+    // The TIFF structure stored beside the pyramid: one GET instead of one per level. Absent
+    // (older or migrated images) or stale, the directories are read from the pyramid itself.
+    auto blob = ReadBlob(PyramidIndexKey(t.prefix), t.pyramid_stat.version);
+    if (!blob.ok() && t_would_block) {
+      *error = TryLater(blob.status());
+      return nullptr;
+    }
+    std::string version;
+    if (blob.ok()) {
+      auto decoded = DecodeTiffStructure(*blob, &version);
+      if (decoded.ok() && version == t.pyramid_stat.version) structure = std::move(*decoded);
+    }
+  }
   auto opened =
       remote_ ? PyramidIndex::OpenSource(
                     std::make_shared<CachedPyramidSource>(*cache_, t.pyramid_path,
                                                           t.pyramid_stat.version,
-                                                          t.pyramid_stat.size),
+                                                          t.pyramid_stat.size,
+                                                          std::move(structure)),
                     t.pyramid_id, t.pyramid_path)
               : PyramidIndex::Open(t.pyramid_path);
   if (!opened.ok()) {

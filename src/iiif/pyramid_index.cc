@@ -308,6 +308,10 @@ tmsize_t SourceRead(thandle_t h, void* buf, tmsize_t n) {
   auto* f = static_cast<SourceFile*>(h);
   char* out = static_cast<char*>(buf);
   tmsize_t done = 0;
+  if (n > 0 && f->source->ReadHeld(f->pos, size_t(n), out)) {
+    f->pos += uint64_t(n);
+    return n;
+  }
   while (done < n && f->pos < f->size) {
     const uint64_t block = f->pos / SourceFile::kBlock * SourceFile::kBlock;
     auto it = f->blocks.find(block);

@@ -53,6 +53,9 @@ class PyramidSource {
   virtual ~PyramidSource() = default;
   virtual Result<std::string> ReadAt(uint64_t offset, size_t n) const = 0;
   virtual Result<std::string> LocalCopy() const = 0;
+  // Bytes the source holds without a fetch (the pyramid's stored TIFF structure): true and
+  // `out` filled when all of [offset, offset + n) is there.
+  virtual bool ReadHeld(uint64_t, size_t, char*) const { return false; }
 };
 
 class PyramidIndex {

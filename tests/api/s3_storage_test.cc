@@ -119,10 +119,15 @@ TEST_F(S3StorageTest, EveryDerivativeIsInTheBucket) {
     const std::string base = "1/1/img-" + std::to_string(i) + "/";
     EXPECT_TRUE(listed.count(base + "image.tif")) << base;
     EXPECT_TRUE(listed.count(base + "original")) << base;
+    EXPECT_TRUE(listed.count(base + "image.tif.index")) << base;  // the TIFF structure
     int thumbs = 0;
     for (const std::string& k : listed)
       if (k.rfind(base + "thumb-", 0) == 0) ++thumbs;
-    EXPECT_EQ(thumbs, 4) << base;  // policy boxes 1024, 400, 200, 100 (all images > 1024)
+    EXPECT_EQ(thumbs, 4) << base;
+    EXPECT_EQ(std::count_if(listed.begin(), listed.end(),
+                            [&](const std::string& k) { return k.rfind(base, 0) == 0; }),
+              7)
+        << base;  // policy boxes 1024, 400, 200, 100 (all images > 1024)
   }
   // Nothing went to local blob storage on the S3 server, and no upload is left open.
   EXPECT_FALSE(fs::exists(data_->path() + "/s3/blobs/1"));

@@ -38,6 +38,7 @@ class S3BlobStore : public BlobStore {
   Result<std::vector<BlobListing>> List(const std::string& prefix) const override;
   // Lists `prefix` + "/" and removes those objects in DeleteObjects batches of 1000.
   Status DeletePrefix(const std::string& prefix) override;
+  bool IsRemote() const override { return true; }
   // kUnsupported: there is no local file (read through GetRange or blob/cache/).
   Result<std::string> LocalPath(const std::string& key) const override;
   std::string ScratchDir() const override { return scratch_->dir(); }

@@ -184,9 +184,9 @@ Result<S3Config> ParseS3Url(const std::string& url) {
       c.region = v;
     } else if (k == "path_style") {
       c.path_style = v == "1" || v == "true";
-    } else if (k == "multipart_threshold" && ParseInt(v, 5 << 20, int64_t(1) << 40, &n)) {
+    } else if (k == "multipart_threshold" && ParseInt(v, 1 << 20, int64_t(1) << 40, &n)) {
       c.multipart_threshold = n;
-    } else if (k == "part_size" && ParseInt(v, 5 << 20, int64_t(5) << 30, &n)) {
+    } else if (k == "part_size" && ParseInt(v, 1 << 20, int64_t(5) << 30, &n)) {
       c.part_size = n;
     } else if (k == "max_attempts" && ParseInt(v, 1, 100, &n)) {
       c.max_attempts = int(n);

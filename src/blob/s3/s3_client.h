@@ -22,7 +22,9 @@ struct S3Config {
   bool path_style = false;
   std::string access_key, secret_key;
   int64_t multipart_threshold = 16 << 20;  // PutFile of larger files goes multipart
-  int64_t part_size = 8 << 20;             // S3's minimum is 5 MiB (except the last part)
+  // S3 refuses parts under 5 MiB (but the last) when the upload is completed; smaller values
+  // (down to 1 MiB) are accepted here only so that tests can make a completion fail.
+  int64_t part_size = 8 << 20;
   int max_attempts = 6;                    // tries per request before kUnavailable
   int backoff_ms = 100;                    // first retry delay, doubling, with full jitter
   int max_backoff_ms = 3000;

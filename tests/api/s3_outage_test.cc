@@ -46,12 +46,24 @@ std::map<std::string, std::string> ReadEnv(const std::string& path) {
 }
 
 // GETs radosgw has answered so far (its access log lines for GET, whole or ranged).
-int RangedGets(const std::string& dir) {
+int CountGets(const std::string& dir) {
   std::ifstream in(dir + "/log/client.rgw.a.log");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   static const std::regex re("\"GET [^\"]*\" (200|206|404) ");
   return int(std::distance(std::sregex_iterator(text.begin(), text.end(), re),
                            std::sregex_iterator()));
+}
+
+// The count once radosgw's log thread has written what it answered (stable for 200 ms).
+int RangedGets(const std::string& dir) {
+  int last = CountGets(dir);
+  for (int i = 0; i < 50; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    int now = CountGets(dir);
+    if (now == last) return now;
+    last = now;
+  }
+  return last;
 }
 
 TEST(S3OutageTest, ABatchSurvivesTheGatewayStoppingAndCachedTilesKeepServing) {

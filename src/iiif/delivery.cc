@@ -581,6 +581,9 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   auto tile = IndexedStoredTile(*index, *resolved);
   if (!tile.ok() && IsTransient(tile.status())) return TryLater(tile.status());
   if (tile.ok() && tile->has_value()) {
+    // From a remote store a stored tile is worth keeping in memory too (a disk-cache hit
+    // costs a file open); from local files it is a pread and not.
+    if (remote_) responses_.Put(cache_key, (*tile)->bytes, (*tile)->content_type);
     res.status = 200;
     res.family = ops::Family::kIiifTile;
     res.body = std::move((*tile)->bytes);

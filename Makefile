@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DATA ?= ./var
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all deps configure build run test asan fuzz bench soak clean format
+.PHONY: all deps configure build run test asan fuzz bench bench-s3 soak clean format
 
 all: build
 
@@ -34,6 +34,9 @@ asan: deps
 
 bench: build
 	./bench/run.sh
+
+bench-s3: build
+	./bench/s3.sh
 
 # Mixed load on one server for SOAK_S seconds (default 30 min), then every invariant checked.
 SOAK_S ?= 1800

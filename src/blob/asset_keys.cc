@@ -7,5 +7,6 @@ std::string ThumbnailKey(const std::string& prefix, int width, int height) {
   return prefix + "/thumb-" + std::to_string(width) + "x" + std::to_string(height) + ".jpg";
 }
 std::string OriginalKey(const std::string& prefix) { return prefix + "/original"; }
+std::string PyramidIndexKey(const std::string& prefix) { return prefix + "/image.tif.index"; }
 
 }  // namespace quire

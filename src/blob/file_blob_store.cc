@@ -1,5 +1,7 @@
 #include "blob/file_blob_store.h"
 
+#include "blob/s3/s3_blob_store.h"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -264,14 +266,18 @@ std::string AssetBlobPrefix(int64_t customer, int64_t space, const std::string& 
   return std::to_string(customer) + "/" + std::to_string(space) + "/" + escaped;
 }
 
-Result<std::unique_ptr<BlobStore>> OpenBlobStore(const std::string& url) {
+Status ValidateBlobKey(const std::string& key) { return ValidateKey(key); }
+
+Result<std::unique_ptr<BlobStore>> OpenBlobStore(const std::string& url,
+                                                 const std::string& scratch_dir) {
+  if (url.rfind("s3://", 0) == 0) return OpenS3BlobStore(url, scratch_dir);
   constexpr std::string_view kFile = "file:";
   if (url.rfind(kFile, 0) == 0 && url.size() > kFile.size()) {
     Result<std::unique_ptr<FileBlobStore>> store = FileBlobStore::Open(url.substr(kFile.size()));
     if (!store.ok()) return store.status();
     return std::unique_ptr<BlobStore>(std::move(*store));
   }
-  return Status::Invalid("unsupported storage URL \"" + url + "\": expected file:PATH");
+  return Status::Invalid("unsupported storage URL \"" + url + "\": expected file:PATH or s3://bucket/prefix?endpoint=…");
 }
 
 }  // namespace quire

@@ -24,6 +24,11 @@ class FileBlobStore : public BlobStore {
   Status PutBytes(const std::string& key, const std::string& bytes) override;
   Result<std::string> GetBytes(const std::string& key) const override;
   bool Exists(const std::string& key) const override;
+  Result<BlobStat> Stat(const std::string& key) const override;
+  Result<std::string> GetRange(const std::string& key, int64_t offset, int64_t length,
+                               const std::string& version = "") const override;
+  Status GetToFile(const std::string& key, const std::string& local_path) const override;
+  Result<std::vector<BlobListing>> List(const std::string& prefix) const override;
   Status DeletePrefix(const std::string& prefix) override;
   Result<std::string> LocalPath(const std::string& key) const override;
   std::string ScratchDir() const override;

@@ -11,6 +11,9 @@
 #include "api/context.h"
 #include "api/entry.h"
 #include "blob/blob_store.h"
+#include "blob/cache/blob_cache.h"
+#include "blob/migrate.h"
+#include "blob/s3/s3_client.h"
 #include "core/config.h"
 #include "core/secrets.h"
 #include "core/time_util.h"
@@ -45,7 +48,9 @@ void AddCommonFlags(CLI::App* app, Config* c) {
   app->add_option("--node-id", c->node_id,
                   "name of this process in leases, logs and pg_stat_activity (default host:pid)")
       ->envname("QUIRE_NODE_ID");
-  app->add_option("--storage", c->storage, "file:PATH (default file:DATA/blobs)")
+  app->add_option("--storage", c->storage,
+                  "file:PATH (default file:DATA/blobs) or s3://bucket/prefix?endpoint=URL&"
+                  "region=R&path_style=1 (keys from QUIRE_S3_ACCESS_KEY/QUIRE_S3_SECRET_KEY)")
       ->envname("QUIRE_STORAGE");
   app->add_option("--log-format", c->log_format, "text, or json: one JSON object per line")
       ->envname("QUIRE_LOG_FORMAT")
@@ -62,6 +67,13 @@ void AddIngestFlags(CLI::App* app, Config* c) {
   app->add_option("--origin-file-root", c->origin_file_root,
                   "allow file:// origins below this directory only")
       ->envname("QUIRE_ORIGIN_FILE_ROOT");
+  app->add_option("--origin-s3-buckets", c->origin_s3_buckets,
+                  "allow s3://bucket/key origins from these buckets (comma-separated), read "
+                  "with the server's S3 credentials")
+      ->envname("QUIRE_ORIGIN_S3_BUCKETS");
+  app->add_option("--origin-s3-endpoint", c->origin_s3_endpoint,
+                  "S3 service of s3:// origins (default: the --storage one, else AWS)")
+      ->envname("QUIRE_ORIGIN_S3_ENDPOINT");
   app->add_option("--ingest-attempts", c->ingest_attempts,
                   "tries per image before a transient failure is final")
       ->envname("QUIRE_INGEST_ATTEMPTS")
@@ -139,6 +151,21 @@ IngestSettings MakeIngestSettings(const Config& c) {
   s.process.max_pixels = c.max_pixels;
   s.process.reserve_bytes = c.min_free_bytes;
   s.origin.reserve_bytes = c.min_free_bytes;
+  for (size_t at = 0; at < c.origin_s3_buckets.size();) {
+    size_t comma = c.origin_s3_buckets.find(',', at);
+    if (comma == std::string::npos) comma = c.origin_s3_buckets.size();
+    if (comma > at) s.origin.s3_buckets.push_back(c.origin_s3_buckets.substr(at, comma - at));
+    at = comma + 1;
+  }
+  // s3 origins live on the storage's S3 service when the storage is S3, else on AWS.
+  if (c.RemoteStorage()) {
+    if (auto s3 = s3::ParseS3Url(c.StorageUrl()); s3.ok()) {
+      s.origin.s3_endpoint = s3->scheme + "://" + s3->endpoint_host;
+      s.origin.s3_region = s3->region;
+      s.origin.s3_path_style = s3->path_style;
+    }
+  }
+  if (!c.origin_s3_endpoint.empty()) s.origin.s3_endpoint = c.origin_s3_endpoint;
   return s;
 }
 
@@ -175,9 +202,15 @@ void WaitForSignal() {
 int Serve(Config c) {
   auto store = OpenMigratedStore(c);
   if (!store.ok()) return Fail(store.status());
-  auto blobs = OpenBlobStore(c.StorageUrl());
+  auto blobs = OpenBlobStore(c.StorageUrl(), c.ScratchDir());
   if (!blobs.ok()) return Fail(blobs.status());
   if (!InitVips()) return Fail(Status::Internal("libvips failed to start"));
+  std::unique_ptr<BlobCache> cache;
+  if (c.RemoteStorage()) {
+    auto opened = BlobCache::Open(**blobs, c.CacheDir(), c.cache_bytes);
+    if (!opened.ok()) return Fail(opened.status());
+    cache = std::move(*opened);
+  }
 
   if (!c.admin_key.empty() || !c.admin_secret.empty()) {
     if (c.admin_key.empty() || c.admin_secret.empty())
@@ -203,6 +236,9 @@ int Serve(Config c) {
   if (!st.ok()) return Fail(st);
   opts.io_threads = c.EffectiveIoThreads();
   opts.cpu_threads = c.EffectiveIoThreads();
+  // On remote storage the CPU pool also waits on S3 for uncached tiles (delivery moves those
+  // requests off the I/O threads): more threads keep cold requests from queueing.
+  if (c.RemoteStorage()) opts.cpu_threads = std::max(opts.cpu_threads, 16);
   opts.max_body_bytes = static_cast<uint64_t>(c.max_body_bytes);
   opts.request_timeout_s = c.request_timeout_s;
   opts.max_cpu_queue = c.cpu_queue;
@@ -229,7 +265,7 @@ int Serve(Config c) {
   delivery_opts.large_render_lane = c.render_lane;
   delivery_opts.cache_bytes = c.response_cache_bytes;
   delivery_opts.metrics = &metrics;
-  iiif::Delivery delivery(**store, **blobs, urls.base(), delivery_opts);
+  iiif::Delivery delivery(**store, **blobs, urls.base(), delivery_opts, cache.get());
   IngestSettings ingest = MakeIngestSettings(c);
   ingest.metrics = &metrics;
   ingest.on_outcome = [&delivery](const Job& job) {
@@ -273,7 +309,7 @@ int Serve(Config c) {
 int Worker(Config c) {
   auto store = OpenMigratedStore(c);
   if (!store.ok()) return Fail(store.status());
-  auto blobs = OpenBlobStore(c.StorageUrl());
+  auto blobs = OpenBlobStore(c.StorageUrl(), c.ScratchDir());
   if (!blobs.ok()) return Fail(blobs.status());
   if (!InitVips()) return Fail(Status::Internal("libvips failed to start"));
   sigset_t set;
@@ -350,6 +386,13 @@ int main(int argc, char** argv) {
                     "memory for cached IIIF responses")
       ->envname("QUIRE_RESPONSE_CACHE_BYTES")
       ->capture_default_str();
+  serve->add_option("--cache-dir", c.cache_dir,
+                    "local disk cache of remote (S3) blobs for delivery (default DATA/cache)")
+      ->envname("QUIRE_CACHE_DIR");
+  serve->add_option("--cache-bytes", c.cache_bytes, "bound of the --cache-dir cache (LRU)")
+      ->envname("QUIRE_CACHE_BYTES")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1) << 20, int64_t(1) << 50));
 
   CLI::App* worker = app.add_subcommand("worker", "ingest workers only (a back node)");
   AddCommonFlags(worker, &c);
@@ -370,12 +413,39 @@ int main(int argc, char** argv) {
   AddCommonFlags(create_key, &c);
   create_key->add_option("--customer", customer_id, "customer id")->required();
 
+  CLI::App* storage = app.add_subcommand("storage", "blob storage tools");
+  storage->require_subcommand(1);
+  std::string migrate_from, migrate_to;
+  CLI::App* storage_migrate = storage->add_subcommand(
+      "migrate", "copy every blob to another store (resumable: run again after an interruption)");
+  storage_migrate->add_option("--data", c.data_dir, "home of the embedded defaults")
+      ->envname("QUIRE_DATA")
+      ->capture_default_str();
+  storage_migrate->add_option("--from", migrate_from, "source storage URL (default file:DATA/blobs)");
+  storage_migrate->add_option("--to", migrate_to, "destination storage URL (s3://…)")->required();
+
   CLI11_PARSE(app, argc, argv);
   if (c.log_format == "json")
     ops::UseJsonLogs();
   else if (!c.node_id.empty())
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ " + c.node_id + " %^%l%$ %v",
                         spdlog::pattern_time_type::utc);
+
+  if (storage_migrate->parsed()) {
+    auto from = OpenBlobStore(migrate_from.empty() ? c.StorageUrl() : migrate_from,
+                              c.ScratchDir());
+    if (!from.ok()) return Fail(from.status());
+    auto to = OpenBlobStore(migrate_to, c.ScratchDir());
+    if (!to.ok()) return Fail(to.status());
+    auto report = MigrateBlobs(**from, **to, [](const std::string& key, bool copied) {
+      spdlog::info("{} {}", copied ? "copied" : "already there", key);
+    });
+    if (!report.ok()) return Fail(report.status());
+    std::cout << "migrated: " << report->copied << " copied (" << report->bytes_copied
+              << " bytes), " << report->skipped << " already there\n";
+    spdlog::shutdown();
+    return 0;
+  }
 
   if (serve->parsed()) {
     int rc = Serve(c);

@@ -10,6 +10,9 @@ std::string Config::DatabaseUrl() const {
 std::string Config::StorageUrl() const {
   return storage.empty() ? "file:" + data_dir + "/blobs" : storage;
 }
+bool Config::RemoteStorage() const { return StorageUrl().rfind("s3://", 0) == 0; }
+std::string Config::CacheDir() const { return cache_dir.empty() ? data_dir + "/cache" : cache_dir; }
+std::string Config::ScratchDir() const { return data_dir + "/scratch"; }
 std::string Config::PublicUrl() const {
   std::string url = public_url.empty() ? "http://" + listen : public_url;
   while (!url.empty() && url.back() == '/') url.pop_back();

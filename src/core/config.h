@@ -39,9 +39,16 @@ struct Config {
   int cpu_queue = 64;               // renders and /file waiting for the CPU pool before 503
   int render_lane = 2;             // concurrent large renders before 503
   int64_t response_cache_bytes = 64 * 1024 * 1024;
+  std::string cache_dir;                   // empty: DATA/cache (remote storage only)
+  int64_t cache_bytes = 10LL << 30;        // bound of the delivery disk cache
+  std::string origin_s3_buckets;           // s3:// origins allowed, comma-separated
+  std::string origin_s3_endpoint;          // empty: the --storage S3 service, else AWS
 
   std::string DatabaseUrl() const;
   std::string StorageUrl() const;
+  bool RemoteStorage() const;  // blobs not on a local filesystem (s3://)
+  std::string CacheDir() const;
+  std::string ScratchDir() const;  // local scratch for remote storage
   std::string PublicUrl() const;
   int EffectiveWorkers() const;
   int EffectiveIoThreads() const;

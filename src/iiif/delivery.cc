@@ -1,12 +1,14 @@
 #include "iiif/delivery.h"
 
 #include <algorithm>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "model/ids.h"
 #include "core/time_util.h"
 #include "iiif/info.h"
 #include "blob/asset_keys.h"
+#include "blob/tiff_structure.h"
 
 namespace quire::iiif {
 
@@ -79,6 +81,76 @@ std::string Etag(const std::string& key) {
   return "\"" + std::to_string(std::hash<std::string>{}(key)) + "\"";
 }
 
+// A storage outage (or a blob replaced mid-read) is worth retrying: 503 + Retry-After.
+bool IsTransient(const Status& st) {
+  return st.code() == Code::kUnavailable || st.code() == Code::kConflict;
+}
+
+http::Response TryLater(const Status& st) {
+  http::Response r = Text(503, "storage is unavailable; retry shortly (" + st.message() + ")");
+  r.Set("Retry-After", "2");
+  return r;
+}
+
+// Remote reads never block an I/O thread: a handler there runs with t_cache_only set, and
+// the first read the disk cache cannot answer sets t_would_block and fails; the handler then
+// hands the whole request to the CPU pool (RemoteDefer), where reads may go to the network.
+thread_local bool t_cache_only = false;
+thread_local bool t_would_block = false;
+
+Status WouldBlock() {
+  t_would_block = true;
+  return Status::Unavailable("not in the delivery cache");
+}
+
+// A pyramid in a remote store, read through the delivery cache at one version.
+class CachedPyramidSource : public PyramidSource {
+ public:
+  CachedPyramidSource(BlobCache& cache, std::string key, std::string version, int64_t size,
+                      std::vector<ByteExtent> structure)
+      : cache_(cache),
+        key_(std::move(key)),
+        version_(std::move(version)),
+        size_(size),
+        structure_(std::move(structure)) {}
+  bool ReadHeld(uint64_t offset, size_t n, char* out) const override {
+    auto it = std::upper_bound(
+        structure_.begin(), structure_.end(), offset,
+        [](uint64_t off, const ByteExtent& e) { return off < e.offset; });
+    if (it == structure_.begin()) return false;
+    --it;
+    if (offset + n > it->offset + it->bytes.size()) return false;
+    std::memcpy(out, it->bytes.data() + (offset - it->offset), n);
+    return true;
+  }
+  Result<std::string> ReadAt(uint64_t offset, size_t n) const override {
+    if (t_cache_only) {
+      std::string bytes;
+      if (cache_.PeekRange(key_, version_, int64_t(offset), int64_t(n), &bytes)) return bytes;
+      return WouldBlock();
+    }
+    return cache_.GetRange(key_, version_, int64_t(offset), int64_t(n));
+  }
+  Result<std::string> LocalCopy() const override {
+    if (t_cache_only) return WouldBlock();
+    return cache_.LocalFile(key_, version_, size_);
+  }
+
+ private:
+  BlobCache& cache_;
+  std::string key_, version_;
+  int64_t size_;
+  std::vector<ByteExtent> structure_;  // sorted, disjoint
+};
+
+FileIdentity RemoteIdentity(const BlobStat& st) {
+  FileIdentity id;
+  id.ino = std::hash<std::string>{}(st.version);
+  id.size = st.size;
+  id.mtime_ns = st.modified_ms * 1000000;
+  return id;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- ByteCache
@@ -119,18 +191,38 @@ struct Delivery::Target {
   // out (303 Location, info.json id) keep the form the client used, so a viewer stays on the
   // URLs it started from. Canonical links always use the id.
   std::string customer_segment;
-  // iiif-img targets from ResolveImage: the pyramid file and which file it was.
+  // iiif-img targets from ResolveImage: the pyramid file and which file it was (for a
+  // remote store: its key and version).
   std::string pyramid_path;
   FileIdentity pyramid_id;
+  BlobStat pyramid_stat;
 };
 
 Delivery::Delivery(Store& store, BlobStore& blobs, std::string public_base,
-                   DeliveryOptions options)
+                   DeliveryOptions options, BlobCache* cache)
     : store_(store),
       blobs_(blobs),
+      cache_(cache),
+      remote_(cache != nullptr),
       base_(std::move(public_base)),
       options_(options),
       responses_(options.cache_bytes) {}
+
+template <typename Handler>
+http::Response Delivery::RemoteInline(http::Request& req, Handler handler) {
+  if (!remote_) return handler(req);
+  t_cache_only = true;
+  t_would_block = false;
+  http::Response res = handler(req);
+  t_cache_only = false;
+  if (!t_would_block) return res;
+  t_would_block = false;
+  // Something must come from the store: the whole request goes to the CPU pool.
+  return http::Response::Defer([handler, copy = req]() mutable {
+    http::Response out = handler(copy);
+    return out.deferred ? out.deferred() : out;  // already on the CPU pool: render here
+  });
+}
 
 void Delivery::Register(http::Router& r) {
   using ops::Family;
@@ -145,16 +237,25 @@ void Delivery::Register(http::Router& r) {
     r.Add("GET", root + "/{c}/{s}/{id}",
           [this, v](http::Request& req) { return Redirect(req, v, false); }, cors);
     r.Add("GET", root + "/{c}/{s}/{id}/info.json",
-          [this, v](http::Request& req) { return Info(req, v); }, info);
+          [this, v](http::Request& req) {
+            return RemoteInline(req, [this, v](http::Request& q) { return Info(q, v); });
+          },
+          info);
     r.Add("GET", root + "/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
-          [this, v](http::Request& req) { return Image(req, v); }, cors);
+          [this, v](http::Request& req) {
+            return RemoteInline(req, [this, v](http::Request& q) { return Image(q, v); });
+          },
+          cors);
   }
   r.Add("GET", "/thumbs/{c}/{s}/{id}",
         [this](http::Request& req) { return Redirect(req, ApiVersion::kV3, true); }, thumbs);
   r.Add("GET", "/thumbs/{c}/{s}/{id}/info.json",
         [this](http::Request& req) { return ThumbInfo(req); }, thumbs);
   r.Add("GET", "/thumbs/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
-        [this](http::Request& req) { return Thumb(req); }, thumbs);
+        [this](http::Request& req) {
+          return RemoteInline(req, [this](http::Request& q) { return Thumb(q); });
+        },
+        thumbs);
   r.Add("GET", "/file/{c}/{s}/{id}", [this](http::Request& req) { return File(req); }, heavy);
 }
 
@@ -199,9 +300,15 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
     *error = Text(401, "image '" + asset->id + "' is restricted; IIIF auth is not available yet");
     return false;
   }
-  bool has_derivative = std::string(channel) == "file"
-                            ? blobs_.Exists(OriginalKey(AssetBlobPrefix(customer, *space, asset->id)))
-                            : asset->width > 0;
+  bool has_derivative = asset->width > 0;
+  if (std::string(channel) == "file") {
+    auto original = blobs_.Stat(OriginalKey(AssetBlobPrefix(customer, *space, asset->id)));
+    if (!original.ok() && IsTransient(original.status())) {
+      *error = TryLater(original.status());
+      return false;
+    }
+    has_derivative = original.ok();
+  }
   if (!has_derivative) {
     if (asset->ingesting)
       *error = Text(404, "image '" + asset->id + "' is still being ingested; try again soon");
@@ -223,7 +330,7 @@ std::shared_ptr<const Delivery::Target> Delivery::ResolveImage(http::Request& re
                                                                http::Response* error) {
   std::string key = req.Param("c") + '\n' + req.Param("s") + '\n' + req.Param("id");
   const auto now = std::chrono::steady_clock::now();
-  std::shared_ptr<const Target> cached;
+  std::shared_ptr<const Target> cached, expired;
   {
     std::lock_guard<std::mutex> lock(targets_mu_);
     auto it = targets_.find(key);
@@ -231,10 +338,14 @@ std::shared_ptr<const Delivery::Target> Delivery::ResolveImage(http::Request& re
       if (now - it->second.fetched < options_.asset_ttl) {
         cached = it->second.target;
       } else {
-        targets_.erase(it);
+        // Kept (until replaced): a remote store that is down may still serve what it cached.
+        expired = it->second.target;
       }
     }
   }
+  // A remote pyramid is checked once per asset_ttl (a HEAD), not on every request; a
+  // replaced one is also caught by the version each ranged read carries.
+  if (cached && remote_) return cached;
   if (cached) {
     // The pyramid is replaced (renamed over) on re-ingest and removed on delete: a different
     // file, or none, means the row must be read again.
@@ -246,6 +357,31 @@ std::shared_ptr<const Delivery::Target> Delivery::ResolveImage(http::Request& re
   }
   auto fresh = std::make_shared<Target>();
   if (!Resolve(req, "iiif-img", fresh.get(), error)) return nullptr;
+  if (remote_) {
+    if (t_cache_only) {
+      WouldBlock();
+      return nullptr;
+    }
+    auto st = blobs_.Stat(PyramidKey(fresh->prefix));
+    if (!st.ok() && IsTransient(st.status()) && expired &&
+        expired->version_key == fresh->version_key) {
+      // The store is down but the asset has not changed: keep serving what is cached.
+      fresh = std::const_pointer_cast<Target>(expired);
+    } else if (!st.ok()) {
+      *error = IsTransient(st.status())
+                   ? TryLater(st.status())
+                   : Text(404, "image '" + fresh->asset.id + "' has no derivative to serve");
+      return nullptr;
+    } else {
+      fresh->pyramid_path = PyramidKey(fresh->prefix);
+      fresh->pyramid_stat = *st;
+      fresh->pyramid_id = RemoteIdentity(*st);
+    }
+    std::lock_guard<std::mutex> lock(targets_mu_);
+    if (targets_.size() >= options_.max_cached_assets) targets_.clear();
+    targets_[key] = TargetEntry{fresh, now};
+    return fresh;
+  }
   auto path = blobs_.LocalPath(PyramidKey(fresh->prefix));
   Result<FileIdentity> id = path.ok() ? StatIdentity(*path) : Result<FileIdentity>(path.status());
   if (!id.ok()) {
@@ -270,8 +406,37 @@ std::shared_ptr<const PyramidIndex> Delivery::Index(const Target& t, http::Respo
       return it->second.index;
     }
   }
-  auto opened = PyramidIndex::Open(t.pyramid_path);
+  std::vector<ByteExtent> structure;
+  if (remote_) {
+    // The TIFF structure stored beside the pyramid: one GET instead of one per level. Absent
+    // (older or migrated images) or stale, the directories are read from the pyramid itself.
+    auto blob = ReadBlob(PyramidIndexKey(t.prefix), t.pyramid_stat.version);
+    if (!blob.ok() && t_would_block) {
+      *error = TryLater(blob.status());
+      return nullptr;
+    }
+    std::string version;
+    if (blob.ok()) {
+      auto decoded = DecodeTiffStructure(*blob, &version);
+      if (decoded.ok() && version == t.pyramid_stat.version) structure = std::move(*decoded);
+    }
+  }
+  auto opened =
+      remote_ ? PyramidIndex::OpenSource(
+                    std::make_shared<CachedPyramidSource>(*cache_, t.pyramid_path,
+                                                          t.pyramid_stat.version,
+                                                          t.pyramid_stat.size,
+                                                          std::move(structure)),
+                    t.pyramid_id, t.pyramid_path)
+              : PyramidIndex::Open(t.pyramid_path);
   if (!opened.ok()) {
+    if (IsTransient(opened.status())) {
+      if (opened.status().code() == Code::kConflict) {
+        Invalidate(t.asset.customer, t.asset.space, t.asset.id);
+      }
+      *error = TryLater(opened.status());
+      return nullptr;
+    }
     *error = opened.status().code() == Code::kNotFound
                  ? Text(404, "image '" + t.asset.id + "' has no derivative to serve")
                  : Text(500, "derivative unreadable: " + opened.status().message());
@@ -429,7 +594,11 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   // What deep-zoom viewers ask for: a stored tile as is (one pread), or a crop of one stored
   // tile at its own resolution (edge tiles, small levels: one libjpeg decode + encode).
   auto tile = IndexedStoredTile(*index, *resolved);
+  if (!tile.ok() && IsTransient(tile.status())) return TryLater(tile.status());
   if (tile.ok() && tile->has_value()) {
+    // From a remote store a stored tile is worth keeping in memory too (a disk-cache hit
+    // costs a file open); from local files it is a pread and not.
+    if (remote_) responses_.Put(cache_key, (*tile)->bytes, (*tile)->content_type);
     res.status = 200;
     res.family = ops::Family::kIiifTile;
     res.body = std::move((*tile)->bytes);
@@ -437,6 +606,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
     return res;
   }
   auto cropped = IndexedCroppedTile(*index, *resolved);
+  if (!cropped.ok() && IsTransient(cropped.status())) return TryLater(cropped.status());
   if (cropped.ok() && cropped->has_value()) {
     responses_.Put(cache_key, (*cropped)->bytes, (*cropped)->content_type);
     res.status = 200;
@@ -485,6 +655,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
                                 res = std::move(res), lane = std::move(lane)]() mutable {
     auto rendered = RenderIndexed(*index, request);
     lane.reset();
+    if (!rendered.ok() && IsTransient(rendered.status())) return TryLater(rendered.status());
     if (!rendered.ok()) {
       int status = rendered.status().code() == Code::kUnsupported ? 501
                    : rendered.status().code() == Code::kInvalid   ? 400
@@ -498,6 +669,17 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
     return std::move(res);
   });
 }
+
+Result<std::string> Delivery::ReadBlob(const std::string& key, const std::string& tag) {
+  if (!remote_) return blobs_.GetBytes(key);
+  if (t_cache_only) {
+    std::string bytes;
+    if (cache_->PeekBytes(key, tag, &bytes)) return bytes;
+    return WouldBlock();
+  }
+  return cache_->GetBytes(key, tag);
+}
+
 
 http::Response Delivery::ThumbInfo(http::Request& req) {
   Target t;
@@ -559,7 +741,8 @@ http::Response Delivery::Thumb(http::Request& req) {
   std::string key = ThumbnailKey(t.prefix, match->width, match->height);
   if (NotModified(req, res, Etag(t.version_key + key), t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
-  auto bytes = blobs_.GetBytes(key);
+  auto bytes = ReadBlob(key, t.version_key);
+  if (!bytes.ok() && IsTransient(bytes.status())) return TryLater(bytes.status());
   if (!bytes.ok()) return Text(404, "thumbnail missing: " + bytes.status().message());
   res.status = 200;
   res.body = std::move(*bytes);
@@ -575,7 +758,8 @@ http::Response Delivery::File(http::Request& req) {
   res.Set("Cache-Control", kImageCacheControl);
   if (NotModified(req, res, Etag(t.version_key + "/file"), t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
-  auto bytes = blobs_.GetBytes(OriginalKey(t.prefix));
+  auto bytes = ReadBlob(OriginalKey(t.prefix), t.version_key);
+  if (!bytes.ok() && IsTransient(bytes.status())) return TryLater(bytes.status());
   if (!bytes.ok()) return Text(404, "original missing: " + bytes.status().message());
   res.status = 200;
   res.body = std::move(*bytes);

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "blob/blob_store.h"
+#include "blob/cache/blob_cache.h"
 #include "http/router.h"
 #include "iiif/pyramid_index.h"
 #include "iiif/renderer.h"
@@ -57,9 +58,15 @@ class ByteCache {
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;
 };
 
+// Pyramids on a local filesystem are read in place (pread on an open file). A remote store
+// (S3: LocalPath is kUnsupported) is read through `cache`, which must then be given: the
+// tile index from 64 KiB blocks of the TIFF directories, each tile as its own byte range,
+// thumbnails and originals whole; cached tiles keep being served while the store is down,
+// uncached ones answer 503 with Retry-After.
 class Delivery {
  public:
-  Delivery(Store& store, BlobStore& blobs, std::string public_base, DeliveryOptions options);
+  Delivery(Store& store, BlobStore& blobs, std::string public_base, DeliveryOptions options,
+           BlobCache* cache = nullptr);
   void Register(http::Router& router);
 
   // Forgets everything cached about one asset (its store row and, through the version it
@@ -83,8 +90,17 @@ class Delivery {
   // The tile index of the target's pyramid (cached by version and file identity).
   std::shared_ptr<const PyramidIndex> Index(const Target& t, http::Response* error);
 
+  // GetBytes through the cache when the store is remote.
+  Result<std::string> ReadBlob(const std::string& key, const std::string& tag);
+  // For a remote store: runs `handler` answering from the disk cache only, and defers the
+  // request to the CPU pool when it needs the network (see delivery.cc).
+  template <typename Handler>
+  http::Response RemoteInline(http::Request& req, Handler handler);
+
   Store& store_;
   BlobStore& blobs_;
+  BlobCache* cache_;
+  bool remote_ = false;
   std::string base_;
   DeliveryOptions options_;
   ByteCache responses_;

@@ -14,6 +14,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 namespace quire::iiif {
 namespace {
@@ -203,6 +204,9 @@ bool EncodeJpeg(const unsigned char* pixels, size_t stride, int width, int heigh
   return true;
 }
 
+Status WalkDirectories(TIFF* t, const std::string& path, TiffErrors* errors,
+                       PyramidInfo* info_out, std::vector<IndexedLevel>* levels);
+
 bool PlainJpegRequest(const ResolvedRequest& r) {
   return !r.mirror && std::fmod(r.rotation, 360.0) == 0 && r.format == Format::kJpg &&
          (r.quality == Quality::kDefault || r.quality == Quality::kColor);
@@ -283,6 +287,103 @@ Result<std::shared_ptr<const PyramidIndex>> PyramidIndex::Open(const std::string
     ::close(tfd);
     return Status::IOError("cannot open pyramid " + path + ": " + errors.last);
   }
+  QUIRE_RETURN_IF_ERROR(WalkDirectories(t, path, &errors, &index->info_, &index->levels_));
+  return std::shared_ptr<const PyramidIndex>(std::move(index));
+}
+
+namespace {
+
+// libtiff's view of a PyramidSource: reads served from 64 KiB blocks fetched through the
+// source (so the directory walk costs a few ranged reads, not one per field).
+struct SourceFile {
+  const PyramidSource* source = nullptr;
+  uint64_t size = 0;
+  uint64_t pos = 0;
+  std::map<uint64_t, std::string> blocks;
+  Status error;
+  static constexpr uint64_t kBlock = 64 * 1024;
+};
+
+tmsize_t SourceRead(thandle_t h, void* buf, tmsize_t n) {
+  auto* f = static_cast<SourceFile*>(h);
+  char* out = static_cast<char*>(buf);
+  tmsize_t done = 0;
+  if (n > 0 && f->source->ReadHeld(f->pos, size_t(n), out)) {
+    f->pos += uint64_t(n);
+    return n;
+  }
+  while (done < n && f->pos < f->size) {
+    const uint64_t block = f->pos / SourceFile::kBlock * SourceFile::kBlock;
+    auto it = f->blocks.find(block);
+    if (it == f->blocks.end()) {
+      auto got = f->source->ReadAt(block, size_t(std::min(SourceFile::kBlock, f->size - block)));
+      if (!got.ok()) {
+        f->error = got.status();
+        return -1;
+      }
+      it = f->blocks.emplace(block, std::move(*got)).first;
+    }
+    const uint64_t in = f->pos - block;
+    if (in >= it->second.size()) break;
+    const size_t k = size_t(std::min<uint64_t>(uint64_t(n - done), it->second.size() - in));
+    std::memcpy(out + done, it->second.data() + in, k);
+    done += tmsize_t(k);
+    f->pos += k;
+  }
+  return done;
+}
+tmsize_t SourceWrite(thandle_t, void*, tmsize_t) { return -1; }
+toff_t SourceSeek(thandle_t h, toff_t off, int whence) {
+  auto* f = static_cast<SourceFile*>(h);
+  if (whence == SEEK_SET) f->pos = off;
+  else if (whence == SEEK_CUR) f->pos += off;
+  else if (whence == SEEK_END) f->pos = f->size + off;
+  return f->pos;
+}
+int SourceClose(thandle_t) { return 0; }
+toff_t SourceSize(thandle_t h) { return static_cast<SourceFile*>(h)->size; }
+int SourceMap(thandle_t, void**, toff_t*) { return 0; }
+void SourceUnmap(thandle_t, void*, toff_t) {}
+
+}  // namespace
+
+Result<std::shared_ptr<const PyramidIndex>> PyramidIndex::OpenSource(
+    std::shared_ptr<const PyramidSource> source, const FileIdentity& identity,
+    const std::string& name) {
+  std::shared_ptr<PyramidIndex> index(new PyramidIndex());
+  index->path_ = name;
+  index->identity_ = identity;
+  index->source_ = std::move(source);
+  SourceFile file;
+  file.source = index->source_.get();
+  file.size = uint64_t(identity.size);
+  TiffErrors errors;
+  TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
+  TIFFOpenOptionsSetErrorHandlerExtR(opts, CaptureTiffError, &errors);
+  TIFFOpenOptionsSetWarningHandlerExtR(opts, IgnoreTiffWarning, nullptr);
+  TIFF* t = TIFFClientOpenExt(name.c_str(), "rmh", &file, SourceRead, SourceWrite, SourceSeek,
+                              SourceClose, SourceSize, SourceMap, SourceUnmap, opts);
+  TIFFOpenOptionsFree(opts);
+  if (!t) {
+    if (!file.error.ok()) return file.error;
+    return Status::IOError("cannot open pyramid " + name + ": " + errors.last);
+  }
+  Status st = WalkDirectories(t, name, &errors, &index->info_, &index->levels_);
+  if (!file.error.ok()) return file.error;  // a failed read, not a bad file
+  if (!st.ok()) return st;
+  return std::shared_ptr<const PyramidIndex>(std::move(index));
+}
+
+Result<std::string> PyramidIndex::RenderPath() const {
+  if (source_) return source_->LocalCopy();
+  return path_;
+}
+
+namespace {
+
+Status WalkDirectories(TIFF* t, const std::string& path, TiffErrors* errors_ptr,
+                       PyramidInfo* info_out, std::vector<IndexedLevel>* levels) {
+  TiffErrors& errors = *errors_ptr;
   struct Closer {
     TIFF* t;
     ~Closer() { TIFFClose(t); }
@@ -290,7 +391,7 @@ Result<std::shared_ptr<const PyramidIndex>> PyramidIndex::Open(const std::string
   if (!TIFFSetDirectory(t, 0)) {
     return Status::IOError("pyramid " + path + " has no level 0: " + errors.last);
   }
-  PyramidInfo& info = index->info_;
+  PyramidInfo& info = *info_out;
   do {
     uint32_t w = 0, h = 0, tw = 0, th = 0;
     if (!TIFFIsTiled(t) || !TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w) ||
@@ -356,10 +457,13 @@ Result<std::shared_ptr<const PyramidIndex>> PyramidIndex::Open(const std::string
       L.offsets.clear();
       L.byte_counts.clear();
     }
-    index->levels_.push_back(std::move(L));
+    levels->push_back(std::move(L));
   } while (int(info.levels.size()) < kMaxLevels && TIFFReadDirectory(t));
-  return std::shared_ptr<const PyramidIndex>(std::move(index));
+  return Status::Ok();
 }
+
+}  // namespace
+
 
 Result<std::optional<std::string>> PyramidIndex::TileJpeg(size_t k, int col, int row) const {
   const std::optional<std::string> no;
@@ -384,6 +488,13 @@ Result<std::optional<std::string>> PyramidIndex::TileJpeg(size_t k, int col, int
   std::memcpy(p + at, L.tables_body.data(), L.tables_body.size());
   const char saved[2] = {p[header - 2], p[header - 1]};
   size_t done = 0;
+  if (source_) {
+    auto got = source_->ReadAt(offset, size_t(size));
+    if (!got.ok()) return got.status();
+    if (got->size() != size) return Status::IOError("short tile read from " + path_);
+    std::memcpy(p + header - 2, got->data(), size_t(size));
+    done = size;
+  }
   while (done < size) {
     ssize_t got = ::pread(fd_, p + header - 2 + done, size - done, off_t(offset + done));
     if (got < 0 && errno == EINTR) continue;

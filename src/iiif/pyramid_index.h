@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,17 +46,37 @@ struct IndexedLevel {
   std::string tables_body;  // JPEGTables without SOI and EOI ("" when none)
 };
 
+// Where a pyramid's bytes come from when it is not a local file (S3 through the delivery
+// cache): reads of [offset, offset + n), and the whole file on demand for libvips.
+class PyramidSource {
+ public:
+  virtual ~PyramidSource() = default;
+  virtual Result<std::string> ReadAt(uint64_t offset, size_t n) const = 0;
+  virtual Result<std::string> LocalCopy() const = 0;
+  // Bytes the source holds without a fetch (the pyramid's stored TIFF structure): true and
+  // `out` filled when all of [offset, offset + n) is there.
+  virtual bool ReadHeld(uint64_t, size_t, char*) const { return false; }
+};
+
 class PyramidIndex {
  public:
   // Opens `tiff_path`, walks every directory once (libtiff) and keeps the fd.
   static Result<std::shared_ptr<const PyramidIndex>> Open(const std::string& tiff_path);
+  // The same from `source` (a pyramid of `identity.size` bytes named `name`): the
+  // directories are read in 64 KiB blocks, tiles as their exact byte ranges.
+  static Result<std::shared_ptr<const PyramidIndex>> OpenSource(
+      std::shared_ptr<const PyramidSource> source, const FileIdentity& identity,
+      const std::string& name);
   ~PyramidIndex();
   PyramidIndex(const PyramidIndex&) = delete;
   PyramidIndex& operator=(const PyramidIndex&) = delete;
 
   const PyramidInfo& info() const { return info_; }
   const FileIdentity& identity() const { return identity_; }
+  // The local file (for OpenSource indexes: a name, not a path; use RenderPath).
   const std::string& path() const { return path_; }
+  // A local file path libvips can open: the file itself, or the source's local copy.
+  Result<std::string> RenderPath() const;
   const IndexedLevel& level(size_t k) const { return levels_[k]; }
   size_t level_count() const { return levels_.size(); }
 
@@ -67,6 +88,7 @@ class PyramidIndex {
   PyramidIndex() = default;
   std::string path_;
   int fd_ = -1;
+  std::shared_ptr<const PyramidSource> source_;  // when not a local file
   FileIdentity identity_;
   PyramidInfo info_;
   std::vector<IndexedLevel> levels_;

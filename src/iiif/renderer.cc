@@ -165,7 +165,11 @@ Result<Rendered> RenderIndexed(const PyramidIndex& index, const ResolvedRequest&
   const LevelRect rect = RegionOnLevel(info, k, r);
   const int w = rect.x1 - rect.x0, h = rect.y1 - rect.y0;
   const IndexedLevel& L = index.level(k);
-  if (!L.jpeg || int64_t(w) * h > kMaxDirectDecodePixels) return Render(index.path(), info, r);
+  if (!L.jpeg || int64_t(w) * h > kMaxDirectDecodePixels) {
+    auto path = index.RenderPath();
+    if (!path.ok()) return path.status();
+    return Render(*path, info, r);
+  }
   const size_t bytes = size_t(w) * size_t(h) * size_t(L.samples);
   thread_local std::unique_ptr<unsigned char[]> kept;
   thread_local size_t kept_size = 0;
@@ -182,7 +186,11 @@ Result<Rendered> RenderIndexed(const PyramidIndex& index, const ResolvedRequest&
     px = own.get();
   }
   Status st = DecodeLevelRect(index, k, rect, px);
-  if (st.code() == Code::kUnsupported) return Render(index.path(), info, r);
+  if (st.code() == Code::kUnsupported) {
+    auto path = index.RenderPath();
+    if (!path.ok()) return path.status();
+    return Render(*path, info, r);
+  }
   if (!st.ok()) return st;
   // A pure shrink is done here (Lanczos-3, like libvips' default kernel, several times faster
   // than libvips 8.14's reduce); anything else is left to ResizeExactly.

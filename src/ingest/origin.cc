@@ -14,10 +14,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <mutex>
 
 #include "blob/free_space.h"
+#include "blob/s3/s3_client.h"
 
 namespace quire {
 namespace {
@@ -422,6 +426,66 @@ Status FetchFile(const std::string& origin, const std::string& rest, const Origi
 
 }  // namespace
 
+// s3://bucket/key with the server's credentials, from allowed buckets only.
+static Status FetchS3Origin(const std::string& origin, const OriginPolicy& policy,
+                     const std::string& dest) {
+  const std::string rest = origin.substr(5);
+  const size_t slash = rest.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size()) {
+    return Status::Invalid("origin \"" + origin + "\" is not s3://bucket/key");
+  }
+  const std::string bucket = rest.substr(0, slash), key = rest.substr(slash + 1);
+  if (std::find(policy.s3_buckets.begin(), policy.s3_buckets.end(), bucket) ==
+      policy.s3_buckets.end()) {
+    return Status::Forbidden("s3 bucket \"" + bucket +
+                             "\" is not allowed for origins (see --origin-s3-buckets)");
+  }
+  auto config = s3::ParseS3Url("s3://" + bucket + "?endpoint=" + policy.s3_endpoint +
+                               "&region=" + policy.s3_region +
+                               (policy.s3_path_style ? "&path_style=1" : ""));
+  if (!config.ok()) return config.status();
+  // One client (and its kept-alive connections) per bucket for the life of the process.
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<s3::S3Client>> clients;
+  s3::S3Client* client;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto& c = clients[policy.s3_endpoint + "\n" + bucket];
+    if (!c) c = std::make_unique<s3::S3Client>(std::move(*config));
+    client = c.get();
+  }
+  s3::S3Request head;
+  head.method = "HEAD";
+  head.key = key;
+  auto h = client->Send(head);
+  if (!h.ok()) return Status::Unavailable("s3 origin unreachable: " + h.status().message());
+  if (h->status == 404) return Status::NotFound("s3 origin " + origin + " does not exist");
+  if (h->status == 403) return Status::Forbidden("s3 origin " + origin + " is not readable");
+  if (h->status != 200) return s3::ErrorStatus(*h, "s3 origin " + origin);
+  const int64_t size = std::atoll(h->headers["content-length"].c_str());
+  if (size > policy.max_bytes) {
+    return Status::TooLarge("origin is " + std::to_string(size) + " bytes, over the limit of " +
+                            std::to_string(policy.max_bytes));
+  }
+  int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError("cannot create " + dest + ": " + std::strerror(errno));
+  s3::S3Request get;
+  get.key = key;
+  get.out_fd = fd;
+  auto r = client->Send(get);
+  ::close(fd);
+  Status st;
+  if (!r.ok()) {
+    st = Status::Unavailable("s3 origin unreachable: " + r.status().message());
+  } else if (r->status == 404) {
+    st = Status::NotFound("s3 origin " + origin + " does not exist");
+  } else if (r->status != 200) {
+    st = s3::ErrorStatus(*r, "s3 origin " + origin);
+  }
+  if (!st.ok()) ::unlink(dest.c_str());
+  return st;
+}
+
 bool IsForbiddenAddress(const std::string& ip) {
   unsigned char buf[16];
   if (inet_pton(AF_INET, ip.c_str(), buf) == 1) return IsForbiddenV4(V4At(buf));
@@ -443,7 +507,7 @@ Status FetchOriginWithRule(const std::string& origin, const OriginPolicy& policy
     return FetchHttp(origin, policy, dest_path, forbidden ? &forbidden : nullptr);
   }
   if (scheme == "file") return FetchFile(origin, origin.substr(sep + 3), policy, dest_path);
-  if (scheme == "s3") return Status::Unsupported("s3 origins are not supported yet");
+  if (scheme == "s3") return FetchS3Origin(origin, policy, dest_path);
   return Status::Invalid("origin scheme \"" + scheme + "\" is not supported");
 }
 

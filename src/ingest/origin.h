@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -28,6 +29,12 @@ struct OriginPolicy {
   // (kUnavailable "origin download abandoned: ..."); ingest workers point it at their stop flag
   // so a graceful stop does not wait for slow or stalled origins.
   const std::atomic<bool>* cancel = nullptr;
+  // s3://bucket/key origins (DLCS "s3-ambient"): fetched with the server's own S3
+  // credentials (QUIRE_S3_* / AWS_* environment) from `s3_endpoint`, only from these buckets.
+  std::vector<std::string> s3_buckets;  // empty: s3 origins refused
+  std::string s3_endpoint = "https://s3.amazonaws.com";
+  std::string s3_region = "us-east-1";
+  bool s3_path_style = false;
 };
 
 // Downloads `origin` into `dest_path` (created or truncated; removed again on failure).
@@ -36,7 +43,7 @@ struct OriginPolicy {
 // Code::kUnavailable means transient (timeouts, refused/reset connections, DNS failure, HTTP
 // 5xx/429/408) and worth retrying; every other non-ok code is permanent: kNotFound (404/410,
 // missing file), kForbidden (401/403, guard refusal, file outside the root), kTooLarge,
-// kUnsupported (s3), kInvalid (bad URL or scheme, other 4xx, redirect loops), kIOError (local
+// kInvalid (bad URL or scheme, other 4xx, redirect loops), kIOError (local
 // disk).
 Status FetchOrigin(const std::string& origin, const OriginPolicy& policy,
                    const std::string& dest_path);

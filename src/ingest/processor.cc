@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vips/vips8>
 
+#include "blob/tiff_structure.h"
 #include "core/vips_init.h"
 #include "ingest/file_target.h"
 #include "ingest/pyramid_check.h"
@@ -276,6 +277,14 @@ struct EncodedThumbnail {
 
 }  // namespace
 
+static Status StorePyramidStructure(BlobStore& blobs, const std::string& prefix,
+                             const std::vector<ByteExtent>& structure) {
+  // Tagged with the stored pyramid's version, so a reader can tell a stale one.
+  Result<BlobStat> pyramid = blobs.Stat(PyramidKey(prefix));
+  if (!pyramid.ok()) return pyramid.status();
+  return blobs.PutBytes(PyramidIndexKey(prefix), EncodeTiffStructure(structure, pyramid->version));
+}
+
 Result<ProcessedImage> ProcessImage(const std::string& source_path, const ProcessOptions& options,
                                     BlobStore& blobs, const std::string& prefix) {
   if (!InitVips()) return Status::Internal("libvips failed to start");
@@ -388,11 +397,15 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
   }
   result.timings.thumbnails_ms = clock.LapMs();
 
+  // Remote storage: the pyramid's TIFF structure goes beside it (blob/tiff_structure.h).
+  Result<std::vector<ByteExtent>> structure =
+      blobs.IsRemote() ? ReadTiffStructure(*tif) : Status::Unsupported("local storage");
   Status st = blobs.PutFile(PyramidKey(prefix), *tif);
   if (!st.ok()) {
     remove_tif();
     return st;
   }
+  if (structure.ok()) QUIRE_RETURN_IF_ERROR(StorePyramidStructure(blobs, prefix, *structure));
   for (const EncodedThumbnail& t : thumbs) {
     QUIRE_RETURN_IF_ERROR(
         blobs.PutBytes(ThumbnailKey(prefix, t.size.width, t.size.height), t.jpeg));

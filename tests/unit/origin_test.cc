@@ -1,5 +1,7 @@
 #include "ingest/origin.h"
 
+#include "support/s3_server.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -363,8 +365,8 @@ TEST_F(OriginTest, RedirectTargetIsCheckedAgain) {
 
 TEST_F(OriginTest, SchemesOutsideTheListAreRefused) {
   Status st = FetchOrigin("s3://bucket/key.jpg", loopback_, dest_);
-  EXPECT_EQ(st.code(), Code::kUnsupported);
-  EXPECT_EQ(st.message(), "s3 origins are not supported yet");
+  EXPECT_EQ(st.code(), Code::kForbidden);  // no bucket is allowed by default
+  EXPECT_NE(st.message().find("--origin-s3-buckets"), std::string::npos);
   EXPECT_EQ(FetchOrigin("ftp://example.org/a.jpg", loopback_, dest_).code(), Code::kInvalid);
   EXPECT_EQ(FetchOrigin("gopher://x/", loopback_, dest_).code(), Code::kInvalid);
   EXPECT_EQ(FetchOrigin("just words", loopback_, dest_).code(), Code::kInvalid);
@@ -406,6 +408,47 @@ TEST_F(OriginTest, FileOriginsStayBelowTheRoot) {
   policy.max_bytes = 3;
   EXPECT_EQ(FetchOrigin("file://" + dir_ + "/root/sub/a%20b.jpg", policy, dest_).code(),
             Code::kTooLarge);
+}
+
+}  // namespace
+}  // namespace quire
+
+namespace quire {
+namespace {
+
+// s3:// origins against the fixture's radosgw, with the server's (environment) credentials.
+TEST_F(OriginTest, S3OriginsFromAllowedBucketsOnly) {
+  test::UseS3Credentials();
+  const auto& s3 = test::S3Server();
+  const std::string key = test::UniqueS3Prefix("origin") + "/master image.jpg";
+  std::string local = dir_ + "/master";
+  std::ofstream(local, std::ios::binary) << kBody;
+  int rc = 0;
+  test::AwsCli({"s3", "cp", local, "s3://" + s3.bucket + "/" + key}, &rc);
+  ASSERT_EQ(rc, 0);
+  OriginPolicy p = loopback_;
+  p.s3_endpoint = s3.endpoint;
+  p.s3_region = s3.region;
+  p.s3_path_style = true;
+  // Not on the allow-list: refused before any request.
+  Status refused = FetchOrigin("s3://" + s3.bucket + "/" + key, p, dest_);
+  EXPECT_EQ(refused.code(), Code::kForbidden);
+  EXPECT_FALSE(fs::exists(dest_));
+  p.s3_buckets = {"other", s3.bucket};
+  Status st = FetchOrigin("s3://" + s3.bucket + "/" + key, p, dest_);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(ReadFile(dest_), kBody);
+  fs::remove(dest_);
+  EXPECT_EQ(FetchOrigin("s3://" + s3.bucket + "/" + key + ".missing", p, dest_).code(),
+            Code::kNotFound);
+  EXPECT_FALSE(fs::exists(dest_));
+  p.max_bytes = 3;
+  EXPECT_EQ(FetchOrigin("s3://" + s3.bucket + "/" + key, p, dest_).code(), Code::kTooLarge);
+  p.max_bytes = 1 << 20;
+  EXPECT_EQ(FetchOrigin("s3://" + s3.bucket, p, dest_).code(), Code::kInvalid);
+  // The service down: transient.
+  p.s3_endpoint = "http://127.0.0.1:9";
+  EXPECT_EQ(FetchOrigin("s3://" + s3.bucket + "/" + key, p, dest_).code(), Code::kUnavailable);
 }
 
 }  // namespace

@@ -1,0 +1,81 @@
+// BlobCache: a bounded local disk cache in front of a (remote) BlobStore, for delivery.
+// Entries are byte ranges or whole blobs of one blob *version* (its S3 ETag), so a replaced
+// blob is never answered from an older copy, and old versions simply age out.
+//
+// - Bounded: the bytes of every entry on disk, including ones being written, never exceed
+//   `capacity` (space is reserved before a write; least-recently-used entries go first).
+// - Safe under concurrency: one mutex guards the index; files are written to a temp name
+//   and renamed into place, so a reader sees a whole entry or none.
+// - Across restarts: Open re-indexes the directory (oldest files first in the LRU order),
+//   drops stray temp files and trims to the bound.
+// Thread-safe. One process per directory.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "blob/blob_store.h"
+
+namespace quire {
+
+class BlobCache {
+ public:
+  static Result<std::unique_ptr<BlobCache>> Open(const BlobStore& source, const std::string& dir,
+                                                 int64_t capacity);
+
+  // Bytes [offset, offset + length) of `key` at `version`, from disk or else one ranged GET
+  // (which then fills the cache). kConflict when the blob is no longer that version.
+  Result<std::string> GetRange(const std::string& key, const std::string& version,
+                               int64_t offset, int64_t length);
+  // The whole blob; `tag` names the version the caller expects (e.g. an asset version).
+  Result<std::string> GetBytes(const std::string& key, const std::string& tag);
+  // GetRange / GetBytes from disk only: false (and no request) on a miss. For callers that
+  // must not block on the network (delivery's I/O threads).
+  bool PeekRange(const std::string& key, const std::string& version, int64_t offset,
+                 int64_t length, std::string* out);
+  bool PeekBytes(const std::string& key, const std::string& tag, std::string* out);
+  // A local file holding the whole blob at `version` (for libvips); kUnsupported when the
+  // blob is larger than half the cache. The file may be evicted later: open it at once.
+  Result<std::string> LocalFile(const std::string& key, const std::string& version, int64_t size);
+
+  int64_t used_bytes() const;
+  int64_t capacity() const { return capacity_; }
+  int64_t hits() const { return hits_; }
+  int64_t misses() const { return misses_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct Entry {
+    std::string name;
+    int64_t size = 0;
+    bool ready = false;  // false while its file is being written
+  };
+  BlobCache(const BlobStore& source, std::string dir, int64_t capacity)
+      : source_(source), dir_(std::move(dir)), capacity_(capacity) {}
+  std::string PathOf(const std::string& name) const;
+  // The entry's bytes when present and whole.
+  bool Read(const std::string& name, std::string* out);
+  // Reserves `size` bytes for `name`, evicting LRU entries.
+  enum class Reservation { kReserved, kBusy /* present or being written */, kTooLarge };
+  Reservation Reserve(const std::string& name, int64_t size);
+  void Commit(const std::string& name, bool ok);
+  // Writes `bytes` as entry `name` (after Reserve).
+  void Store(const std::string& name, const std::string& bytes);
+
+  const BlobStore& source_;
+  const std::string dir_;
+  const int64_t capacity_;
+  mutable std::mutex mu_;
+  std::list<Entry> lru_;  // front: most recently used
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+  int64_t used_ = 0;
+  std::atomic<int64_t> hits_{0}, misses_{0};
+  std::atomic<uint64_t> temp_counter_{0};
+};
+
+}  // namespace quire

@@ -1,0 +1,136 @@
+// BlobCache over a real file store: hits after misses, version pinning, the bound held under
+// concurrency, and the cache surviving a restart (served with the source gone).
+#include "blob/cache/blob_cache.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "blob/file_blob_store.h"
+
+namespace quire {
+namespace {
+namespace fs = std::filesystem;
+
+int64_t DirBytes(const std::string& dir) {
+  int64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code e2;
+    if (it->is_regular_file(e2)) total += int64_t(it->file_size(e2));
+  }
+  return total;
+}
+
+class BlobCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "quire-cache-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    auto store = FileBlobStore::Open(dir_ + "/blobs");
+    ASSERT_TRUE(store.ok());
+    store_ = std::move(*store);
+    content_.resize(1 << 20);
+    std::mt19937 rng(7);
+    for (char& c : content_) c = char(rng());
+    ASSERT_TRUE(store_->PutBytes("1/1/a/image.tif", content_).ok());
+    version_ = store_->Stat("1/1/a/image.tif")->version;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string dir_, content_, version_;
+  std::unique_ptr<FileBlobStore> store_;
+};
+
+TEST_F(BlobCacheTest, MissThenHitWithTheSameBytes) {
+  auto cache = BlobCache::Open(*store_, dir_ + "/cache", 1 << 20);
+  ASSERT_TRUE(cache.ok());
+  auto a = (*cache)->GetRange("1/1/a/image.tif", version_, 1000, 5000);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(*a, content_.substr(1000, 5000));
+  EXPECT_EQ((*cache)->misses(), 1);
+  auto b = (*cache)->GetRange("1/1/a/image.tif", version_, 1000, 5000);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*b, *a);
+  EXPECT_EQ((*cache)->hits(), 1);
+  EXPECT_EQ((*cache)->used_bytes(), 5000);
+  // A stale version is refused by the source, never answered from the cache.
+  EXPECT_EQ((*cache)->GetRange("1/1/a/image.tif", "other", 0, 10).status().code(),
+            Code::kConflict);
+}
+
+TEST_F(BlobCacheTest, SurvivesARestartAndTrimsToANewBound) {
+  {
+    auto cache = BlobCache::Open(*store_, dir_ + "/cache", 1 << 20);
+    ASSERT_TRUE(cache.ok());
+    for (int i = 0; i < 10; ++i)
+      ASSERT_TRUE((*cache)->GetRange("1/1/a/image.tif", version_, i * 10000, 10000).ok());
+    ASSERT_TRUE((*cache)->GetBytes("1/1/a/image.tif", "tag").ok());  // too large: not kept
+  }
+  // Stray temp file of a writer that died.
+  fs::create_directories(dir_ + "/cache/ab");
+  std::ofstream(dir_ + "/cache/ab/abcdef.tmp3") << "partial";
+  ASSERT_TRUE(store_->DeletePrefix("1/1/a").ok());  // the source is gone
+  {
+    auto cache = BlobCache::Open(*store_, dir_ + "/cache", 1 << 20);
+    ASSERT_TRUE(cache.ok());
+    EXPECT_EQ((*cache)->used_bytes(), 100000);
+    EXPECT_FALSE(fs::exists(dir_ + "/cache/ab/abcdef.tmp3"));
+    auto again = (*cache)->GetRange("1/1/a/image.tif", version_, 30000, 10000);
+    ASSERT_TRUE(again.ok()) << again.status().message();
+    EXPECT_EQ(*again, content_.substr(30000, 10000));
+    EXPECT_EQ((*cache)->hits(), 1);
+  }
+  auto small = BlobCache::Open(*store_, dir_ + "/cache", 35000);
+  ASSERT_TRUE(small.ok());
+  EXPECT_LE((*small)->used_bytes(), 35000);
+  EXPECT_LE(DirBytes(dir_ + "/cache"), 35000);
+}
+
+TEST_F(BlobCacheTest, ConcurrentReadersNeverPassTheBound) {
+  const int64_t capacity = 200000;
+  auto cache = BlobCache::Open(*store_, dir_ + "/cache", capacity);
+  ASSERT_TRUE(cache.ok());
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 6; ++t) {
+    readers.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 300; ++i) {
+        int64_t slot = int64_t(rng() % 60), off = slot * 10000, len = 1000 + slot % 9 * 1000;
+        auto got = (*cache)->GetRange("1/1/a/image.tif", version_, off, len);
+        ASSERT_TRUE(got.ok());
+        ASSERT_EQ(*got, content_.substr(size_t(off), size_t(len)));
+        ASSERT_LE((*cache)->used_bytes(), capacity);
+      }
+    });
+  }
+  for (auto& r : readers) r.join();
+  EXPECT_LE(DirBytes(dir_ + "/cache"), capacity);
+  EXPECT_GT((*cache)->hits(), 0);
+  EXPECT_GT((*cache)->used_bytes(), capacity / 2);
+}
+
+TEST_F(BlobCacheTest, LocalFileHoldsTheWholeBlob) {
+  auto cache = BlobCache::Open(*store_, dir_ + "/cache", 4 << 20);
+  ASSERT_TRUE(cache.ok());
+  auto path = (*cache)->LocalFile("1/1/a/image.tif", version_, int64_t(content_.size()));
+  ASSERT_TRUE(path.ok()) << path.status().message();
+  std::ifstream in(*path, std::ios::binary);
+  std::string back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(back == content_);
+  auto too_big = BlobCache::Open(*store_, dir_ + "/cache2", 1 << 20);
+  EXPECT_EQ((*too_big)->LocalFile("1/1/a/image.tif", version_, int64_t(content_.size()))
+                .status()
+                .code(),
+            Code::kUnsupported);
+}
+
+}  // namespace
+}  // namespace quire

@@ -62,6 +62,12 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path) {
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
         "PRAGMA temp_store=MEMORY", "PRAGMA cache_size=-16000"}) {
     Status st = conn->Exec(pragma);
+    // Switching a fresh database to WAL needs it to itself for a moment; processes starting
+    // together (serve and worker on one --data) may find it busy past the busy handler.
+    for (int i = 0; i < 200 && st.code() == Code::kUnavailable; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      st = conn->Exec(pragma);
+    }
     if (!st.ok()) return st;
   }
   return conn;

@@ -34,17 +34,6 @@ constexpr int64_t kCustomer = 1;
 constexpr int64_t kCacheBytes = 1 << 20;  // far smaller than the tiles read below
 constexpr int kImages = 20;
 
-int64_t DirBytes(const std::string& dir) {
-  int64_t total = 0;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    std::error_code e2;
-    if (it->is_regular_file(e2)) total += int64_t(it->file_size(e2));
-  }
-  return total;
-}
-
 class S3StorageTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -194,7 +183,7 @@ TEST_F(S3StorageTest, TheCacheStaysUnderItsBoundOverRandomTiles) {
     ASSERT_EQ(r.status, 200) << id << p << ": " << r.body;
     ASSERT_TRUE(Decode(r.body).ok);
     if (n % 10 == 9) {
-      int64_t used = DirBytes(cache);
+      int64_t used = TreeBytes(cache);
       largest = std::max(largest, used);
       ASSERT_LE(used, kCacheBytes) << "after " << n + 1 << " tiles";
     }

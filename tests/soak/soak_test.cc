@@ -87,17 +87,6 @@ int64_t OpenFds(pid_t pid) {
   return n;
 }
 
-int64_t TreeBytes(const std::string& dir) {
-  std::error_code ec;
-  int64_t n = 0;
-  for (auto it = fs::recursive_directory_iterator(dir, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    std::error_code e2;
-    if (it->is_regular_file(e2)) n += static_cast<int64_t>(it->file_size(e2));
-  }
-  return n;
-}
-
 int64_t FileBytes(const std::string& path) {
   std::error_code ec;
   auto n = fs::file_size(path, ec);

@@ -31,6 +31,17 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+int64_t TreeBytes(const std::string& dir) {
+  int64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code e2;
+    if (it->is_regular_file(e2)) total += static_cast<int64_t>(it->file_size(e2));
+  }
+  return total;
+}
+
 QuireProcess::QuireProcess(const std::string& data_dir, std::vector<std::string> extra,
                            bool seed_admin)
     : data_dir_(data_dir) {

@@ -23,6 +23,9 @@ class TempDir {
   std::string path_;
 };
 
+// Bytes in the regular files below `dir` (0 when it is missing).
+int64_t TreeBytes(const std::string& dir);
+
 class QuireProcess {
  public:
   // Starts `quire serve --listen 127.0.0.1:0 --data DATA --admin-key admin --admin-secret

@@ -12,21 +12,11 @@
 #include <vector>
 
 #include "blob/file_blob_store.h"
+#include "support/quire_process.h"
 
 namespace quire {
 namespace {
 namespace fs = std::filesystem;
-
-int64_t DirBytes(const std::string& dir) {
-  int64_t total = 0;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    std::error_code e2;
-    if (it->is_regular_file(e2)) total += int64_t(it->file_size(e2));
-  }
-  return total;
-}
 
 class BlobCacheTest : public ::testing::Test {
  protected:
@@ -91,7 +81,7 @@ TEST_F(BlobCacheTest, SurvivesARestartAndTrimsToANewBound) {
   auto small = BlobCache::Open(*store_, dir_ + "/cache", 35000);
   ASSERT_TRUE(small.ok());
   EXPECT_LE((*small)->used_bytes(), 35000);
-  EXPECT_LE(DirBytes(dir_ + "/cache"), 35000);
+  EXPECT_LE(test::TreeBytes(dir_ + "/cache"), 35000);
 }
 
 TEST_F(BlobCacheTest, ConcurrentReadersNeverPassTheBound) {
@@ -112,7 +102,7 @@ TEST_F(BlobCacheTest, ConcurrentReadersNeverPassTheBound) {
     });
   }
   for (auto& r : readers) r.join();
-  EXPECT_LE(DirBytes(dir_ + "/cache"), capacity);
+  EXPECT_LE(test::TreeBytes(dir_ + "/cache"), capacity);
   EXPECT_GT((*cache)->hits(), 0);
   EXPECT_GT((*cache)->used_bytes(), capacity / 2);
 }

@@ -25,8 +25,14 @@ ImageTarget ResolveImage(Context& ctx, http::Request& req) {
     return t;
   }
   auto space = ParseId(req.Param("s"));
-  if (!space || !ctx.store.GetSpace(a.customer, *space).ok()) {
+  if (!space) {
     t.denied = Error(ctx, req, 404, "space not found");
+    return t;
+  }
+  if (auto found = ctx.store.GetSpace(a.customer, *space); !found.ok()) {
+    // Only a space that is not there is a 404; a database that is away is a 503.
+    t.denied = found.status().code() == Code::kNotFound ? Error(ctx, req, 404, "space not found")
+                                                        : FromStatus(ctx, req, found.status());
     return t;
   }
   t.customer = a.customer;
@@ -61,8 +67,10 @@ void RegisterImages(http::Router& r, Context& ctx) {
     Access a = AuthorizeCustomer(ctx, req);
     if (a.denied) return *a.denied;
     auto space = ParseId(req.Param("s"));
-    if (!space || !ctx.store.GetSpace(a.customer, *space).ok())
-      return Error(ctx, req, 404, "space not found");
+    if (!space) return Error(ctx, req, 404, "space not found");
+    if (auto found = ctx.store.GetSpace(a.customer, *space); !found.ok())
+      return found.status().code() == Code::kNotFound ? Error(ctx, req, 404, "space not found")
+                                                      : FromStatus(ctx, req, found.status());
     AssetQuery q;
     std::string keep;
     if (std::string problem = ReadAssetQuery(req, &q, &keep); !problem.empty())
@@ -88,7 +96,10 @@ void RegisterImages(http::Router& r, Context& ctx) {
       return Error(ctx, req, 400, "invalid image id: " + why);
     auto body = ParseJsonObject(req);
     if (!body.ok()) return FromStatus(ctx, req, body.status());
-    bool existed = ctx.store.GetAsset(t.customer, t.space, t.id).ok();
+    auto before = ctx.store.GetAsset(t.customer, t.space, t.id);
+    if (!before.ok() && before.status().code() != Code::kNotFound)
+      return FromStatus(ctx, req, before.status());
+    bool existed = before.ok();
     Asset asset;
     asset.customer = t.customer;
     asset.space = t.space;

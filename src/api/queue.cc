@@ -20,9 +20,10 @@ std::string Join(const std::vector<std::string>& parts, const char* sep) {
 }
 
 // Validates a queue POST body completely before anything is written (spec §6). On success
-// fills `members` (ids minted where missing) and returns "".
+// fills `members` (ids minted where missing) and returns "". A store that cannot answer
+// whether a space exists sets `store_error` instead of calling the space missing.
 std::string ReadBatchBody(Context& ctx, int64_t customer, const json& body, bool priority,
-                          std::vector<Asset>* members) {
+                          std::vector<Asset>* members, Status* store_error) {
   const json* list = nullptr;
   for (const char* name : {"member", "members"})
     if (auto it = body.find(name); it != body.end() && !it->is_null()) {
@@ -74,8 +75,15 @@ std::string ReadBatchBody(Context& ctx, int64_t customer, const json& body, bool
                        " duplicate Id(s): " + Join(ids, ", "));
   }
   std::vector<std::string> missing;
-  for (int64_t s : spaces)
-    if (!ctx.store.GetSpace(customer, s).ok()) missing.push_back(std::to_string(s));
+  for (int64_t s : spaces) {
+    auto found = ctx.store.GetSpace(customer, s);
+    if (found.ok()) continue;
+    if (found.status().code() != Code::kNotFound) {
+      *store_error = found.status();
+      return found.status().message();
+    }
+    missing.push_back(std::to_string(s));
+  }
   if (!missing.empty())
     problems.push_back("The following space(s) could not be found: " + Join(missing, ", "));
   return Join(problems, ". ");
@@ -87,9 +95,11 @@ http::Response PostBatch(Context& ctx, http::Request& req, bool priority) {
   auto body = ParseJsonObject(req);
   if (!body.ok()) return FromStatus(ctx, req, body.status());
   std::vector<Asset> members;
-  if (std::string problem = ReadBatchBody(ctx, a.customer, *body, priority, &members);
+  Status store_error;
+  if (std::string problem =
+          ReadBatchBody(ctx, a.customer, *body, priority, &members, &store_error);
       !problem.empty())
-    return Error(ctx, req, 400, problem);
+    return store_error.ok() ? Error(ctx, req, 400, problem) : FromStatus(ctx, req, store_error);
   auto batch = ctx.store.CreateBatch(a.customer, members, priority);
   if (!batch.ok()) return FromStatus(ctx, req, batch.status());
   ctx.work_queued();

@@ -164,11 +164,49 @@ void IngestWorkers::Heartbeat() {
   }
 }
 
+// A job's result is known only to this process until the store accepts it. When the store
+// refuses for a passing reason (its disk full, the server unreachable), dropping the write
+// would let the lease run out and spend an attempt on an image that was processed fine — a
+// full disk would end as "interrupted 3 times". So the write is retried with backoff while
+// the heartbeat keeps the lease (the job stays in active_). It ends when the store accepts it,
+// when the lease is gone (Conflict / NotFound: another worker holds the job now), or at stop.
+Status IngestWorkers::PersistWrite(const Job& job, const char* what,
+                                   const std::function<Status()>& write) {
+  int delay_ms = 50;
+  auto first = std::chrono::steady_clock::now();
+  auto last_warning = std::chrono::steady_clock::time_point{};
+  for (int tries = 1;; ++tries) {
+    Status st = write();
+    if (st.ok()) {
+      if (tries > 1)
+        spdlog::info("{} job {} succeeded after {} tries ({:.0f} ms)", what, job.id, tries,
+                     MsSince(first));
+      return st;
+    }
+    if (st.code() == Code::kConflict || st.code() == Code::kNotFound || stop_.load()) {
+      spdlog::warn("{} job {} failed: {}", what, job.id, st.message());
+      return st;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (tries == 1 || now - last_warning > std::chrono::seconds(30)) {
+      last_warning = now;
+      spdlog::warn("{} job {} failed ({}); keeping the lease and trying again", what, job.id,
+                   st.message());
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(delay_ms), [&] { return stop_.load(); });
+    delay_ms = std::min(5000, delay_ms * 2);
+  }
+}
+
 void IngestWorkers::Record(const Job& job, const IngestOutcome& outcome) {
-  Status rs = store_.RecordOutcome(job, outcome);
-  if (!rs.ok())
-    spdlog::warn("recording the outcome of job {} failed: {}", job.id, rs.message());
+  PersistWrite(job, "recording the outcome of",
+               [&] { return store_.RecordOutcome(job, outcome); });
   if (settings_.on_outcome) settings_.on_outcome(job);
+}
+
+void IngestWorkers::Reschedule(const Job& job, int64_t at_ms, const std::string& error) {
+  PersistWrite(job, "rescheduling", [&] { return store_.RescheduleJob(job, at_ms, error); });
 }
 
 void IngestWorkers::Process(const Job& job) {
@@ -187,9 +225,7 @@ void IngestWorkers::Process(const Job& job) {
       // The database hiccuped: try again shortly rather than fail the image.
       spdlog::warn("ingest {}/{}/{}: cannot read the image ({}); retrying", job.customer,
                    job.space, job.asset_id, asset.status().message());
-      Status rs =
-          store_.RescheduleJob(job, NowMs() + settings_.backoff_ms, asset.status().message());
-      if (!rs.ok()) spdlog::warn("rescheduling job {} failed: {}", job.id, rs.message());
+      Reschedule(job, NowMs() + settings_.backoff_ms, asset.status().message());
       return;
     }
     outcome.error = "image was deleted before it was processed";
@@ -266,8 +302,7 @@ void IngestWorkers::Process(const Job& job) {
       delay = std::min<int64_t>(delay, 5 * 60 * 1000);
       spdlog::info("ingest {}/{}/{} attempt {} failed ({}); retrying in {} ms", job.customer,
                    job.space, job.asset_id, job.attempts, st.message(), delay);
-      Status rs = store_.RescheduleJob(job, NowMs() + delay, st.message());
-      if (!rs.ok()) spdlog::warn("rescheduling job {} failed: {}", job.id, rs.message());
+      Reschedule(job, NowMs() + delay, st.message());
       return;
     }
     outcome.success = false;

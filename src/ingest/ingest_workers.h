@@ -55,6 +55,10 @@ class IngestWorkers {
   void Process(const Job& job);
   // Records the outcome through the store's accounting, then tells on_outcome.
   void Record(const Job& job, const IngestOutcome& outcome);
+  // Puts the job back in the queue until at_ms, remembering why.
+  void Reschedule(const Job& job, int64_t at_ms, const std::string& error);
+  // Runs one store write for a held job until it is accepted, the lease is lost, or stop.
+  Status PersistWrite(const Job& job, const char* what, const std::function<Status()>& write);
 
   Store& store_;
   BlobStore& blobs_;

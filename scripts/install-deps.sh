@@ -20,6 +20,7 @@ PACKAGES=(
   python3
   chromium
   prometheus  # promtool checks the /metrics exposition in the tests
+  libfaketime  # clock_step_test steps the wall clock of a live server
   ceph-mon ceph-osd radosgw awscli  # the S3 server of the tests (scripts/s3-test-server.sh) and its client
 )
 

@@ -91,7 +91,7 @@ Result<Caller> Authenticate(Context& ctx, const http::Request& req) {
   size_t colon = decoded.find(':');
   if (colon == std::string::npos) return Status::Unauthorized("credentials must be key:secret");
   std::string key = decoded.substr(0, colon), secret = decoded.substr(colon + 1);
-  int64_t now = NowMs();
+  int64_t now = SteadyMs();  // cache lifetimes must not stretch when the wall clock steps back
   auto cached = ctx.keys->Get(key, now);
   if (!cached) {
     auto stored = ctx.store.GetKey(key);

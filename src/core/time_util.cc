@@ -11,6 +11,11 @@ int64_t NowMs() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+int64_t SteadyMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 std::string FormatIso8601(int64_t epoch_ms) {
   time_t secs = static_cast<time_t>(epoch_ms / 1000);
   int millis = static_cast<int>(epoch_ms % 1000);

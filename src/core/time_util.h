@@ -8,6 +8,9 @@
 namespace quire {
 
 int64_t NowMs();
+// Milliseconds of a clock that never steps (CLOCK_MONOTONIC), for lifetimes inside one
+// process: a wall clock set back would otherwise keep a cache entry alive that much longer.
+int64_t SteadyMs();
 // "2026-11-28T19:00:00.123Z"
 std::string FormatIso8601(int64_t epoch_ms);
 // Parses the format above (fraction optional, 'Z' or "+00:00"); nullopt when malformed.

@@ -9,6 +9,8 @@
 #include <thread>
 #include <tuple>
 
+#include <spdlog/spdlog.h>
+
 #include "core/time_util.h"
 
 namespace quire {
@@ -984,7 +986,8 @@ Result<int64_t> SqlStore::ImagesAhead(Connection& conn, const Batch& b, int64_t 
   {
     std::lock_guard<std::mutex> lock(rate_mu_);
     auto it = queues_.find(b.customer);
-    if (it != queues_.end() && now - it->second->at_ms < 1000) snap = it->second;
+    if (it != queues_.end() && now >= it->second->at_ms && now - it->second->at_ms < 1000)
+      snap = it->second;  // (a time ahead of now: the clock went back; refresh)
   }
   if (!snap) {
     auto fresh = std::make_shared<QueueSnapshot>();
@@ -1022,7 +1025,8 @@ Result<double> SqlStore::IngestRatePerMs(Connection& conn, int64_t customer, int
   {
     std::lock_guard<std::mutex> lock(rate_mu_);
     auto it = rates_.find(customer);
-    if (it != rates_.end() && now - it->second.first < 1000) return it->second.second;
+    if (it != rates_.end() && now >= it->second.first && now - it->second.first < 1000)
+      return it->second.second;
   }
   int64_t window_start = now - 15 * 60 * 1000;
   double per_ms = 0;
@@ -1312,11 +1316,57 @@ static Job ReadJob(const Statement& st) {
   return j;
 }
 
+// Job times (next_attempt_at, lease_until) are wall-clock milliseconds, which every node of a
+// cluster can compare. When the clock is stepped back by D (a wrong clock corrected, a VM
+// restored), every time written before the step lies D in the future: retries would wait D
+// longer and a dead worker's lease would block its image D longer. Claims keep the latest time
+// they have seen; finding the clock more than kClockStepMs behind it, one claim (the UPDATE
+// of the high-water row decides which, on every backend) moves the pending times back by D.
+// Forward steps need nothing: leases end early (the fence rejects a stale outcome) and
+// retries come sooner. The high-water row is written at most once a second (a step is
+// measured to within that).
+constexpr int64_t kClockStepMs = 60'000;
+
+Status SqlStore::NoticeClockStep(Connection& conn, int64_t now, std::string* note) {
+  auto high = ScalarInt(conn, "SELECT high_water FROM clock WHERE id = 1", {});
+  if (!high.ok()) return high.status();
+  if (*high - now > kClockStepMs) {
+    int64_t step = *high - now;
+    {
+      PREPARE(st, conn, "UPDATE clock SET high_water = ? WHERE id = 1 AND high_water > ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, now).Bind(2, now + kClockStepMs).Run());
+    }
+    if (conn.Changes() == 0) return Status::Ok();  // another claim has just done it
+    {
+      PREPARE(st, conn,
+              "UPDATE jobs SET next_attempt_at = next_attempt_at - ? "
+              "WHERE state = 'queued' AND next_attempt_at > ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, step).Bind(2, now).Run());
+    }
+    int64_t moved = conn.Changes();
+    {
+      PREPARE(st, conn,
+              "UPDATE jobs SET lease_until = lease_until - ? "
+              "WHERE state = 'leased' AND lease_until > ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, step).Bind(2, now).Run());
+    }
+    *note = "the clock went back by " + std::to_string(step / 1000) + " s: moved " +
+            std::to_string(moved) + " waiting job(s) and " + std::to_string(conn.Changes()) +
+            " lease(s) back by as much";
+  } else if (now - *high > 1'000) {
+    PREPARE(st, conn, "UPDATE clock SET high_water = ? WHERE id = 1 AND high_water < ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, now).Bind(2, now).Run());
+  }
+  return Status::Ok();
+}
+
 Result<std::optional<Job>> SqlStore::ClaimJob(const std::string& owner, int64_t lease_ms) {
   return Retry([&]() -> Result<std::optional<Job>> {
     BEGIN_TX(tx, TxKind::kLocking);
     auto& conn = tx.conn();
     int64_t now = NowMs();
+    std::string clock_note;
+    QUIRE_RETURN_IF_ERROR(NoticeClockStep(conn, now, &clock_note));
     {
       // A crashed worker's leases expire and become claimable again.
       PREPARE(st, conn,
@@ -1336,7 +1386,11 @@ Result<std::optional<Job>> SqlStore::ClaimJob(const std::string& owner, int64_t 
       }
       if (!status.ok()) return status;
     }
-    if (job_id == 0) return std::optional<Job>();
+    if (job_id == 0) {
+      QUIRE_RETURN_IF_ERROR(tx.Commit());  // keeps expired leases and a clock step's moves
+      if (!clock_note.empty()) spdlog::warn("{}", clock_note);
+      return std::optional<Job>();
+    }
     {
       PREPARE(st, conn,
               "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_until = ?, "
@@ -1357,6 +1411,7 @@ Result<std::optional<Job>> SqlStore::ClaimJob(const std::string& owner, int64_t 
     if (!st.Step(&status)) return status.ok() ? Status::Internal("claimed job vanished") : status;
     Job job = ReadJob(st);
     QUIRE_RETURN_IF_ERROR(tx.Commit());
+    if (!clock_note.empty()) spdlog::warn("{}", clock_note);
     return std::optional<Job>(job);
   });
 }

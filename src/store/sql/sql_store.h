@@ -113,6 +113,9 @@ class SqlStore : public Store {
 
  private:
   Status FillEstimate(sql::Connection& conn, Batch* batch);
+  // Inside a claim: notices the wall clock stepped back and moves pending job times with it
+  // (sets `note` to say so, for the log after commit).
+  Status NoticeClockStep(sql::Connection& conn, int64_t now, std::string* note);
   Result<double> IngestRatePerMs(sql::Connection& conn, int64_t customer, int64_t now);
   Result<int64_t> ImagesAhead(sql::Connection& conn, const Batch& b, int64_t now);
   // A customer's unfinished batches in claim order, with running sums of waiting images.

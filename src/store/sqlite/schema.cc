@@ -132,6 +132,9 @@ CREATE INDEX ingest_log_finished ON ingest_log(finished);
 )SQL",
       // 2: the fencing token of a job's lease.
       "ALTER TABLE jobs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;",
+      // 3: the latest wall-clock time a claim has seen, to notice the clock going back.
+      "CREATE TABLE clock (id INTEGER PRIMARY KEY CHECK (id = 1), high_water INTEGER NOT NULL);"
+      "INSERT INTO clock (id, high_water) VALUES (1, 0);",
   };
   return kMigrations;
 }

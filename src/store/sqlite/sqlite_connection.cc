@@ -5,6 +5,11 @@
 
 namespace quire::sqlite {
 
+namespace {
+// How long a statement waits for another connection's write lock before failing (a 503).
+constexpr int kBusyTimeoutMs = 10000;
+}  // namespace
+
 Status ErrorStatus(sqlite3* db, int rc, const std::string& what) {
   std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   int primary = rc & 0xff;
@@ -57,7 +62,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path) {
     return st;
   }
   std::unique_ptr<Connection> conn(new Connection(db));
-  sqlite3_busy_timeout(db, 10000);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
         "PRAGMA temp_store=MEMORY", "PRAGMA cache_size=-16000"}) {
@@ -110,13 +115,23 @@ Status Connection::RunCached(const char* sql) {
 }
 
 Status Connection::Begin(sql::TxKind kind) {
-  // Another process may hold the write lock beyond the busy timeout; retry a few times.
+  // Another process may hold the write lock (a second node on this --data, an operator's
+  // sqlite3 shell). SQLite's busy handler waits for it, but some busy answers come at once (a
+  // WAL being recovered), so a few quick tries more -- all within one busy timeout, so that a
+  // database locked for long fails a request with 503 after kBusyTimeoutMs, not several.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
   Status st;
-  for (int attempt = 0; attempt < 5; ++attempt) {
+  for (;;) {
     st = RunCached(kind == sql::TxKind::kRead ? "BEGIN" : "BEGIN IMMEDIATE");
     if (st.code() != Code::kUnavailable) break;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 50) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    sqlite3_busy_timeout(db_, static_cast<int>(left - 50));
   }
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
   return st;
 }
 

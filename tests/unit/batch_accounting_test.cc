@@ -557,6 +557,51 @@ TEST_P(BatchAccountingTest, SupersededOnceEveryMemberMovedToANewerBatch) {
   EXPECT_FALSE(Get(customer_a_, newest.id).superseded);
 }
 
+// The listing totals come from counters kept by triggers; they must equal what the rows say
+// after every kind of transition: submit, finish, supersede, retry (reopen), /test.
+TEST_P(BatchAccountingTest, ListingTotalsEqualTheRowsThroughEveryTransition) {
+  auto check = [&](const char* step) {
+    BatchQuery all;
+    all.customer = customer_a_;
+    all.page.page_size = 1000;
+    auto every = store_->ListBatches(all);
+    ASSERT_TRUE(every.ok()) << step;
+    int64_t active = 0, recent = 0;
+    for (const Batch& b : every->items) {
+      if (!b.superseded && !b.finished_ms) ++active;
+      if (!b.superseded && b.finished_ms) ++recent;
+    }
+    EXPECT_EQ(every->total, static_cast<int64_t>(every->items.size())) << step;
+    for (auto [filter, want] : {std::pair{BatchListFilter::kActive, active},
+                                std::pair{BatchListFilter::kRecent, recent}}) {
+      BatchQuery q = all;
+      q.filter = filter;
+      auto list = store_->ListBatches(q);
+      ASSERT_TRUE(list.ok()) << step;
+      EXPECT_EQ(list->total, want) << step << ": filter " << static_cast<int>(filter);
+      EXPECT_EQ(static_cast<int64_t>(list->items.size()), want) << step;
+    }
+  };
+  check("empty");
+  Batch b1 = Submit(customer_a_, space_a_, {"t1", "t2", "t3"});
+  Batch b2 = Submit(customer_a_, space_a_, {"t4"});
+  check("submitted");
+  DrainAll([](const Job& j) { return j.asset_id == "t2" ? Failure() : Success(); });
+  check("finished");
+  ASSERT_TRUE(store_->RetryBatch(customer_a_, b1.id).ok());
+  check("reopened by retry");
+  DrainAll([](const Job&) { return Success(); });
+  check("finished again");
+  Submit(customer_a_, space_a_, {"t4"});  // b2's only member moves: b2 is superseded
+  EXPECT_TRUE(Get(customer_a_, b2.id).superseded);
+  check("superseded");
+  Submit(customer_a_, space_a_, {"t1", "t5"});  // b1 loses a member before nothing
+  ASSERT_TRUE(store_->TestBatch(customer_a_, b1.id).ok());
+  check("tested");
+  DrainAll([](const Job&) { return Success(); });
+  check("all done");
+}
+
 TEST_P(BatchAccountingTest, TestResetsCountsOfAFinishedBatchWithAnError) {
   // c leaves batch 1 before it is processed; a succeeds and b fails in batch 1.
   Batch b1 = Submit(customer_a_, space_a_, {"a", "b", "c"});

@@ -138,6 +138,33 @@ CREATE INDEX ingest_log_finished ON ingest_log(finished);
       // 3: the latest wall-clock time a claim has seen, to notice the clock going back.
       "CREATE TABLE clock (id INTEGER PRIMARY KEY CHECK (id = 1), high_water BIGINT NOT NULL);"
       "INSERT INTO clock (id, high_water) VALUES (1, 0);",
+      // 4: each customer's count of active (unfinished, not superseded) batches, kept by a
+      // trigger so that every path that finishes, supersedes or reopens a batch keeps it
+      // exact; batch listings read it instead of counting a backlog of batches.
+      R"SQL(
+ALTER TABLE customers ADD COLUMN active_count BIGINT NOT NULL DEFAULT 0;
+UPDATE customers c SET active_count = (SELECT COUNT(*) FROM batches b WHERE b.customer = c.id
+  AND b.finished IS NULL AND b.superseded = 0);
+CREATE FUNCTION batches_active_count() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  was INTEGER := 0;
+  now_active INTEGER := 0;
+BEGIN
+  IF TG_OP = 'UPDATE' AND OLD.finished IS NULL AND OLD.superseded = 0 THEN was := 1; END IF;
+  IF NEW.finished IS NULL AND NEW.superseded = 0 THEN now_active := 1; END IF;
+  IF now_active <> was THEN
+    UPDATE customers SET active_count = active_count + now_active - was WHERE id = NEW.customer;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER batches_active AFTER INSERT OR UPDATE OF finished, superseded ON batches
+  FOR EACH ROW EXECUTE FUNCTION batches_active_count();
+)SQL",
+      // 5: the batch of each logged outcome and the customer's jobs in flight when it was
+      // recorded, for the pace of estCompletion.
+      "ALTER TABLE ingest_log ADD COLUMN batch BIGINT NOT NULL DEFAULT 0;"
+      "ALTER TABLE ingest_log ADD COLUMN busy BIGINT NOT NULL DEFAULT 1;"
+      "CREATE INDEX ingest_log_batch ON ingest_log(batch, finished);",
   };
   return kMigrations;
 }

@@ -960,20 +960,107 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
 // estCompletion: images of this customer queued ahead of (and in) this batch, divided by the
 // customer's measured ingest rate over the last 15 minutes (all customers' rate when the
 // customer has none yet). No measurement at all: no estimate.
+// estCompletion: the images still ahead of the batch's last one (its own and those of the
+// customer's batches before it), divided by the pace at which this customer's images are
+// being finished, counted from the batch's latest outcome (so that it does not drift between
+// outcomes), and never before its images waiting out a retry can be done.
+//
+// The pace is measured where it is truest:
+// - once the batch has outcomes of its own, from its latest ones: how many finished over the
+//   time since the earliest of them started (fetch, decode, the workers this customer really
+//   gets while other customers share them — all of it measured, nothing assumed);
+// - before that, from the customer's recent images: the workers busy on its queue right now
+//   (its leased jobs) over the mean time one image took. Measuring elapsed time over a window
+//   instead would count the idle minutes between batches as work and overestimate.
 Status SqlStore::FillEstimate(Connection& conn, Batch* b) {
   if (b->finished_ms) {
     b->est_completion_ms = b->finished_ms;
     return Status::Ok();
   }
   int64_t now = NowMs();
-  auto rate = IngestRatePerMs(conn, b->customer, now);
-  if (!rate.ok()) return rate.status();
-  double per_ms = *rate;
-  if (per_ms <= 0) return Status::Ok();
   auto ahead = ImagesAhead(conn, *b, now);
   if (!ahead.ok()) return ahead.status();
-  b->est_completion_ms = now + static_cast<int64_t>(static_cast<double>(*ahead) / per_ms);
+  auto pace = PaceOf(conn, *b, now);
+  if (!pace.ok()) return pace.status();
+  if (pace->per_ms <= 0) return Status::Ok();  // nothing measured yet
+  double work = std::max(static_cast<double>(*ahead) - pace->in_flight_done, 0.5);
+  double left_ms = work / pace->per_ms;
+  int64_t est = std::max(now, pace->anchor_ms + static_cast<int64_t>(left_ms));
+  // Images in backoff: the batch cannot end before the last retry has run.
+  auto retry_at = ScalarInt(conn,
+                            "SELECT COALESCE(MAX(next_attempt_at), 0) FROM jobs WHERE batch = ? "
+                            "AND state = 'queued' AND next_attempt_at > ?",
+                            {b->id, now});
+  if (!retry_at.ok()) return retry_at.status();
+  if (*retry_at > 0) est = std::max(est, *retry_at + pace->image_ms);
+  b->est_completion_ms = est;
   return Status::Ok();
+}
+
+// From logged outcomes: the mean time one image took and the mean number of the customer's
+// jobs in flight as each ended give images per ms (workers / time per image). Unlike
+// "outcomes over elapsed time", this does not count the work of images still in flight as
+// lost time, nor idle minutes between batches as work. The customer's latest outcomes are
+// used (the batch's own among them, and soon only those): a collection's images tend to be
+// alike, and a few of the batch's own are too few to average sizes that vary several-fold.
+Result<SqlStore::Pace> SqlStore::PaceOf(Connection& conn, const Batch& b, int64_t now) {
+  auto customer = CustomerPace(conn, b.customer, now);
+  if (!customer.ok()) return customer.status();
+  Pace pace = *customer;
+  pace.anchor_ms = now;  // the customer's jobs in flight now are half done, on average
+  pace.in_flight_done = pace.workers / 2;
+  if (pace.per_ms > 0 && b.completed + b.errors >= 1) {
+    // Counted from the batch's latest outcome, so that the estimate stands still between
+    // outcomes; the other jobs then in flight were half done.
+    auto last = ScalarInt(conn, "SELECT COALESCE(MAX(finished), 0) FROM ingest_log WHERE batch = ?",
+                          {b.id});
+    if (!last.ok()) return last.status();
+    if (*last > 0 && *last <= now) {
+      pace.anchor_ms = *last;
+      pace.in_flight_done = (pace.workers - 1) / 2;
+    }
+  }
+  return pace;
+}
+
+// Cached for a second: every read of an unstarted batch needs it, and it moves slowly.
+Result<SqlStore::Pace> SqlStore::CustomerPace(Connection& conn, int64_t customer, int64_t now) {
+  {
+    std::lock_guard<std::mutex> lock(rate_mu_);
+    auto it = rates_.find(customer);
+    if (it != rates_.end() && now >= it->second.first && now - it->second.first < 1000)
+      return it->second.second;
+  }
+  Pace pace;
+  // The customer's last 30 images of the last 15 minutes (everyone's when the customer has
+  // none yet): the mean time one took, and the mean number of its jobs in flight as each
+  // ended — a count taken now could fall between one job's end and the next claim.
+  for (bool own : {true, false}) {
+    PREPARE(st, conn,
+            own ? "SELECT COUNT(*), CAST(AVG(duration_ms) AS BIGINT), "
+                  "CAST(1000 * AVG(busy) AS BIGINT) FROM (SELECT duration_ms, busy FROM "
+                  "ingest_log WHERE customer = ?1 AND finished >= ?2 ORDER BY finished DESC "
+                  "LIMIT 30) r"
+                : "SELECT COUNT(*), CAST(AVG(duration_ms) AS BIGINT), "
+                  "CAST(1000 * AVG(busy) AS BIGINT) FROM (SELECT duration_ms, busy FROM "
+                  "ingest_log WHERE finished >= ?2 AND ?1 = ?1 ORDER BY finished DESC "
+                  "LIMIT 30) r");
+    st.Bind(1, customer).Bind(2, now - 15 * 60 * 1000);
+    Status status;
+    if (st.Step(&status) && st.Int(0) > 0) {
+      double image_ms = std::max<double>(1, static_cast<double>(st.Int(1)));
+      double workers = std::max<double>(1, static_cast<double>(st.Int(2)) / 1000);
+      pace.image_ms = static_cast<int64_t>(image_ms);
+      pace.per_ms = workers / image_ms;
+      pace.workers = workers;
+      break;
+    }
+    if (!status.ok()) return status;
+  }
+  std::lock_guard<std::mutex> lock(rate_mu_);
+  if (rates_.size() > 100000) rates_.clear();
+  rates_[customer] = {now, pace};
+  return pace;
 }
 
 // The images of the customer that will be processed before batch `b` is done: the waiting
@@ -1008,47 +1095,18 @@ Result<int64_t> SqlStore::ImagesAhead(Connection& conn, const Batch& b, int64_t 
     if (queues_.size() > 100000) queues_.clear();
     queues_[b.customer] = snap;
   }
-  // Entries are ordered by (−priority, id); everything up to and including `b` is ahead.
+  // Entries are ordered by (−priority, id); the batches before `b` are ahead of it, and so
+  // are b's own waiting images — counted from b's row as read now, not from the snapshot: a
+  // second-old count of the batch being processed would overstate its work by a second's
+  // worth of outcomes.
   QueueSnapshot::Entry key{b.priority ? -1 : 0, b.id, 0};
-  auto it = std::upper_bound(snap->entries.begin(), snap->entries.end(), key,
+  auto it = std::lower_bound(snap->entries.begin(), snap->entries.end(), key,
                              [](const QueueSnapshot::Entry& x, const QueueSnapshot::Entry& y) {
                                return std::tie(x.neg_priority, x.batch) <
                                       std::tie(y.neg_priority, y.batch);
                              });
-  return it == snap->entries.begin() ? 0 : std::prev(it)->cumulative;
-}
-
-// The customer's images per millisecond over the last 15 minutes (everyone's when the
-// customer has none yet; 0 when nothing was measured). Cached for a second: every batch read
-// needs it, and it moves slowly.
-Result<double> SqlStore::IngestRatePerMs(Connection& conn, int64_t customer, int64_t now) {
-  {
-    std::lock_guard<std::mutex> lock(rate_mu_);
-    auto it = rates_.find(customer);
-    if (it != rates_.end() && now >= it->second.first && now - it->second.first < 1000)
-      return it->second.second;
-  }
-  int64_t window_start = now - 15 * 60 * 1000;
-  double per_ms = 0;
-  for (bool own : {true, false}) {
-    PREPARE(st, conn,
-            own ? "SELECT COUNT(*), MIN(finished - duration_ms) FROM ingest_log "
-                  "WHERE customer = ? AND finished >= ?"
-                : "SELECT COUNT(*), MIN(finished - duration_ms) FROM ingest_log "
-                  "WHERE finished >= ?2 AND ?1 = ?1");
-    st.Bind(1, customer).Bind(2, window_start);
-    Status status;
-    if (st.Step(&status) && st.Int(0) > 0) {
-      int64_t span = std::max<int64_t>(now - st.Int(1), 1000);
-      per_ms = static_cast<double>(st.Int(0)) / static_cast<double>(span);
-      break;
-    }
-    if (!status.ok()) return status;
-  }
-  std::lock_guard<std::mutex> lock(rate_mu_);
-  if (rates_.size() > 100000) rates_.clear();
-  rates_[customer] = {now, per_ms};
-  return per_ms;
+  int64_t before = it == snap->entries.begin() ? 0 : std::prev(it)->cumulative;
+  return before + std::max<int64_t>(b.count - b.completed - b.errors, 0);
 }
 
 Result<Batch> SqlStore::GetBatch(int64_t customer, int64_t id) {
@@ -1084,11 +1142,10 @@ Result<Page<Batch>> SqlStore::ListBatches(const BatchQuery& q) {
   auto& conn = tx.conn();
   Page<Batch> out;
   {
-    // Totals from the customer's counters: all = batch_count; recent = all − active −
-    // superseded. Only the active set (small by nature) is counted row by row.
+    // Totals from the customer's counters (kept by triggers): all = batch_count; recent =
+    // all − active − superseded. No listing counts rows, however long the backlog.
     PREPARE(st, conn,
-            "SELECT c.batch_count, c.superseded_count, (SELECT COUNT(*) FROM batches WHERE "
-            "customer = ?1 AND finished IS NULL AND superseded = 0) FROM customers c "
+            "SELECT c.batch_count, c.superseded_count, c.active_count FROM customers c "
             "WHERE c.id = ?1");
     st.Bind(1, q.customer);
     Status status;
@@ -1490,9 +1547,17 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
     }
     QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, job.batch, now));
     {
-      PREPARE(st, conn, "INSERT INTO ingest_log (customer, finished, duration_ms) VALUES (?,?,?)");
-      QUIRE_RETURN_IF_ERROR(
-          st.Bind(1, job.customer).Bind(2, now).Bind(3, outcome.duration_ms).Run());
+      // With how many of the customer's jobs were in flight (this one included): the
+      // workers it really had, for estCompletion.
+      PREPARE(st, conn,
+              "INSERT INTO ingest_log (customer, batch, finished, duration_ms, busy) VALUES "
+              "(?1, ?2, ?3, ?4, 1 + (SELECT COUNT(*) FROM jobs WHERE customer = ?1 AND "
+              "priority IN (0, 1) AND state = 'leased'))");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer)
+                                .Bind(2, job.batch)
+                                .Bind(3, now)
+                                .Bind(4, outcome.duration_ms)
+                                .Run());
     }
     {
       PREPARE(st, conn, "DELETE FROM ingest_log WHERE finished < ?");

@@ -116,7 +116,17 @@ class SqlStore : public Store {
   // Inside a claim: notices the wall clock stepped back and moves pending job times with it
   // (sets `note` to say so, for the log after commit).
   Status NoticeClockStep(sql::Connection& conn, int64_t now, std::string* note);
-  Result<double> IngestRatePerMs(sql::Connection& conn, int64_t customer, int64_t now);
+  // How fast a batch's images are being finished: images per ms, counted from anchor_ms,
+  // and the mean time of one image. per_ms 0: nothing measured.
+  struct Pace {
+    double per_ms = 0;
+    int64_t anchor_ms = 0;
+    int64_t image_ms = 0;
+    double in_flight_done = 0;  // images' worth of work done at anchor_ms by jobs in flight
+    double workers = 0;         // the customer's jobs in flight, on average
+  };
+  Result<Pace> PaceOf(sql::Connection& conn, const Batch& b, int64_t now);
+  Result<Pace> CustomerPace(sql::Connection& conn, int64_t customer, int64_t now);
   Result<int64_t> ImagesAhead(sql::Connection& conn, const Batch& b, int64_t now);
   // A customer's unfinished batches in claim order, with running sums of waiting images.
   struct QueueSnapshot {
@@ -135,7 +145,7 @@ class SqlStore : public Store {
   std::vector<std::function<void(const StoreEvent&)>> listeners_;
   bool events_stopped_ = false;
   std::mutex rate_mu_;
-  std::unordered_map<int64_t, std::pair<int64_t, double>> rates_;  // customer → (at, rate)
+  std::unordered_map<int64_t, std::pair<int64_t, Pace>> rates_;  // customer → (at, pace)
   std::unordered_map<int64_t, std::shared_ptr<const QueueSnapshot>> queues_;  // by customer
 };
 

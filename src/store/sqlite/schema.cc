@@ -135,6 +135,31 @@ CREATE INDEX ingest_log_finished ON ingest_log(finished);
       // 3: the latest wall-clock time a claim has seen, to notice the clock going back.
       "CREATE TABLE clock (id INTEGER PRIMARY KEY CHECK (id = 1), high_water INTEGER NOT NULL);"
       "INSERT INTO clock (id, high_water) VALUES (1, 0);",
+      // 4: each customer's count of active (unfinished, not superseded) batches, kept by
+      // triggers so that every path that finishes, supersedes or reopens a batch keeps it
+      // exact; batch listings read it instead of counting a backlog of batches.
+      R"SQL(
+ALTER TABLE customers ADD COLUMN active_count INTEGER NOT NULL DEFAULT 0;
+UPDATE customers SET active_count = (SELECT COUNT(*) FROM batches b WHERE b.customer =
+  customers.id AND b.finished IS NULL AND b.superseded = 0);
+CREATE TRIGGER batches_active_insert AFTER INSERT ON batches
+  WHEN NEW.finished IS NULL AND NEW.superseded = 0
+BEGIN
+  UPDATE customers SET active_count = active_count + 1 WHERE id = NEW.customer;
+END;
+CREATE TRIGGER batches_active_update AFTER UPDATE OF finished, superseded ON batches
+  WHEN (OLD.finished IS NULL AND OLD.superseded = 0) != (NEW.finished IS NULL AND NEW.superseded = 0)
+BEGIN
+  UPDATE customers SET active_count = active_count +
+    (CASE WHEN NEW.finished IS NULL AND NEW.superseded = 0 THEN 1 ELSE -1 END)
+    WHERE id = NEW.customer;
+END;
+)SQL",
+      // 5: the batch of each logged outcome and the customer's jobs in flight when it was
+      // recorded, for the pace of estCompletion.
+      "ALTER TABLE ingest_log ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;"
+      "ALTER TABLE ingest_log ADD COLUMN busy INTEGER NOT NULL DEFAULT 1;"
+      "CREATE INDEX ingest_log_batch ON ingest_log(batch, finished);",
   };
   return kMigrations;
 }

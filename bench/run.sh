@@ -62,20 +62,14 @@ log() { echo "[bench $(($(date +%s) - T_START))s] $*" >&2; }
 # record KEY JSON: one result line
 record() { [ -n "$2" ] || { echo "run.sh: no result for $1" >&2; exit 1; }; echo "{\"k\":\"$1\",\"v\":$2}" >>"$RES"; }
 cmd() { echo "$*" >>"$CMDS"; }
+# stop_pid, wait_http, gen_image, make_inputs
+source "$HERE/lib.sh"
 
 for p in $QPORT $OPORT $LPORT $NPORT $QPORT2; do
   if (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
     echo "run.sh: port $p busy; set BENCH_PORT_BASE" >&2; exit 1
   fi
 done
-
-wait_http() { # URL [tries]
-  for _ in $(seq 1 ${2:-200}); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "run.sh: $1 did not come up" >&2; return 1
-}
 
 QPID=""
 start_quire() { # DATA PORT WORKERS [extra flags...]
@@ -88,7 +82,6 @@ start_quire() { # DATA PORT WORKERS [extra flags...]
   PIDS+=("$QPID")
   wait_http "http://127.0.0.1:$port/healthz"
 }
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # ------------------------------------------------------------------ machine
 log "mode: $MODE"
@@ -105,27 +98,9 @@ log "mode: $MODE"
 } >"$RUN/machine.txt"
 
 # ------------------------------------------------------------------ inputs
-gen_image() { # OUT W H SEED [REPLICATE]
-  local out=$1 w=$2 h=$3 seed=$4 rep=${5:-1} t
-  t=$(mktemp -d "$OUT/gen.XXXXXX")
-  local tw=$((w / rep)) th=$((h / rep))
-  vips perlin "$t/r.v" $tw $th --cell-size 400 --uchar --seed $seed
-  vips perlin "$t/g.v" $tw $th --cell-size 61 --uchar --seed $((seed + 1000))
-  vips perlin "$t/b.v" $tw $th --cell-size 7 --uchar --seed $((seed + 2000))
-  vips bandjoin "$t/r.v $t/g.v $t/b.v" "$t/x.v"
-  if [ "$rep" -gt 1 ]; then vips replicate "$t/x.v" "$t/y.v" $rep $rep; mv "$t/y.v" "$t/x.v"; fi
-  vips jpegsave "$t/x.v" "$out.tmp.jpg" --Q 90
-  mv "$out.tmp.jpg" "$out"
-  rm -rf "$t"
-}
-export -f gen_image
-export OUT
 log "inputs: $N × ${W}x${H} + 1 × ${BIG}x${BIG} (cached in $OUT)"
 cmd "# inputs: per image, three 'vips perlin W H --uchar --seed S' bands (cells 400/61/7) → vips bandjoin → vips jpegsave --Q 90; the big one is a 5000² tile × 'vips replicate 4 4'"
-for i in $(seq -w 1 $N); do
-  f=$INPUTS/img$i.jpg
-  [ -s "$f" ] || echo "$f $W $H $((10#$i))"
-done | xargs -r -P2 -n4 bash -c 'gen_image "$@"' _
+make_inputs "$INPUTS" $N $W $H
 [ -s "$BIGDIR/big.jpg" ] || gen_image "$BIGDIR/big.jpg" $BIG $BIG 99 $((BIG >= 20000 ? 4 : 1))
 IN_FILES=("$INPUTS"/img*.jpg)
 IN_FILES=("${IN_FILES[@]:0:$N}")

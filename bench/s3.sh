@@ -45,7 +45,8 @@ cleanup() {
 trap cleanup EXIT
 log() { echo "[s3 bench $(date +%T)] $*" >&2; }
 record() { echo "{\"k\":\"$1\",\"v\":$2}" >>"$RES"; }
-wait_http() { for _ in $(seq 1 400); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+# stop_pid, wait_http, gen_image, make_inputs
+source "$HERE/lib.sh"
 QPID=""
 start_quire() { # DATA PORT [flags]
   local data=$1 port=$2; shift 2
@@ -57,30 +58,11 @@ start_quire() { # DATA PORT [flags]
   PIDS+=("$QPID")
   wait_http "http://127.0.0.1:$port/healthz"
 }
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 jget() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 # ---- inputs (same generator and cache as bench/run.sh)
-gen_image() { # OUT W H SEED [REPLICATE]
-  local out=$1 w=$2 h=$3 seed=$4 rep=${5:-1} t
-  t=$(mktemp -d "$OUT/gen.XXXXXX")
-  local tw=$((w / rep)) th=$((h / rep))
-  vips perlin "$t/r.v" $tw $th --cell-size 400 --uchar --seed $seed
-  vips perlin "$t/g.v" $tw $th --cell-size 61 --uchar --seed $((seed + 1000))
-  vips perlin "$t/b.v" $tw $th --cell-size 7 --uchar --seed $((seed + 2000))
-  vips bandjoin "$t/r.v $t/g.v $t/b.v" "$t/x.v"
-  if [ "$rep" -gt 1 ]; then vips replicate "$t/x.v" "$t/y.v" $rep $rep; mv "$t/y.v" "$t/x.v"; fi
-  vips jpegsave "$t/x.v" "$out.tmp.jpg" --Q 90
-  mv "$out.tmp.jpg" "$out"
-  rm -rf "$t"
-}
-export -f gen_image
-export OUT
 log "inputs: $N × ${W}x${H} + ${BIG}²"
-for i in $(seq -w 1 $N); do
-  f=$INPUTS/img$i.jpg
-  [ -s "$f" ] || echo "$f $W $H $((10#$i))"
-done | xargs -r -P2 -n4 bash -c 'gen_image "$@"' _
+make_inputs "$INPUTS" $N $W $H
 [ -s "$BIGDIR/big.jpg" ] || gen_image "$BIGDIR/big.jpg" $BIG $BIG 99 $((BIG >= 20000 ? 4 : 1))
 IN_FILES=("$INPUTS"/img*.jpg)
 IN_FILES=("${IN_FILES[@]:0:$N}")

@@ -1,0 +1,39 @@
+# Pieces the benchmark scripts share (sourced by run.sh, s3.sh, pg_ingest.sh). Expects OUT
+# (the benchmarks' cache and scratch directory) to be set.
+
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+wait_http() { # URL [tries, 50 ms apart]
+  for _ in $(seq 1 "${2:-400}"); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bench: $1 did not come up" >&2
+  return 1
+}
+
+# The inputs: per image, three 'vips perlin' bands (cells 400/61/7, structure at several
+# scales) joined and saved as JPEG Q90; REPLICATE>1 tiles a smaller image (the big one).
+gen_image() { # OUT W H SEED [REPLICATE]
+  local out=$1 w=$2 h=$3 seed=$4 rep=${5:-1} t
+  t=$(mktemp -d "$OUT/gen.XXXXXX")
+  local tw=$((w / rep)) th=$((h / rep))
+  vips perlin "$t/r.v" $tw $th --cell-size 400 --uchar --seed $seed
+  vips perlin "$t/g.v" $tw $th --cell-size 61 --uchar --seed $((seed + 1000))
+  vips perlin "$t/b.v" $tw $th --cell-size 7 --uchar --seed $((seed + 2000))
+  vips bandjoin "$t/r.v $t/g.v $t/b.v" "$t/x.v"
+  if [ "$rep" -gt 1 ]; then vips replicate "$t/x.v" "$t/y.v" $rep $rep; mv "$t/y.v" "$t/x.v"; fi
+  vips jpegsave "$t/x.v" "$out.tmp.jpg" --Q 90
+  mv "$out.tmp.jpg" "$out"
+  rm -rf "$t"
+}
+export -f gen_image
+export OUT
+
+make_inputs() { # DIR N W H: DIR/img01.jpg … made once (2 at a time) and kept for later runs
+  local dir=$1 n=$2 w=$3 h=$4
+  mkdir -p "$dir"
+  for i in $(seq -w 1 "$n"); do
+    [ -s "$dir/img$i.jpg" ] || echo "$dir/img$i.jpg $w $h $((10#$i))"
+  done | xargs -r -P2 -n4 bash -c 'gen_image "$@"' _
+}

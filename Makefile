@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DATA ?= ./var
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all deps configure build run test asan fuzz bench bench-s3 soak clean format
+.PHONY: all deps configure build run test asan fuzz bench bench-pg bench-s3 soak clean format
 
 all: build
 
@@ -32,8 +32,15 @@ asan: deps
 	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j 2 -L unit
 
+# Every benchmark: bench/REPORT.md (ingest, tiles, API against their references), then
+# bench/REPORT-postgresql.md (distributed mode) and bench/REPORT-s3.md (S3 storage).
 bench: build
 	./bench/run.sh
+	./bench/run_pg.sh
+	./bench/s3.sh
+
+bench-pg: build
+	./bench/run_pg.sh
 
 bench-s3: build
 	./bench/s3.sh

@@ -344,12 +344,15 @@ CLAIM_SELECT = ("SELECT customer, jid FROM (SELECT t.customer, t.last_turn, "
 
 
 def check_claim_sql_matches_source():
-    """The copy above must be the SQL ClaimJob runs: compare with the string literals of
-    src/store/sqlite/sqlite_store.cc joined together, and refuse to measure a stale copy."""
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "store",
-                       "sqlite", "sqlite_store.cc")
-    text = open(src).read()
-    joined = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', text))
+    """The copy above must be the SQL ClaimJob runs: compare with the string literals of the
+    SQLite dialect (src/store/sqlite/sqlite_store.cc: the claim SELECT) and of the shared store
+    logic (src/store/sql/sql_store.cc: the lease expiry), each file's joined together, and
+    refuse to measure a stale copy."""
+    store = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "store")
+    joined = ""
+    for src in (os.path.join(store, "sqlite", "sqlite_store.cc"),
+                os.path.join(store, "sql", "sql_store.cc")):
+        joined += "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', open(src).read())) + "\n"
     for sql in [CLAIM_SELECT] + [q for q, _ in CLAIM_SQL]:
         if sql not in joined:
             raise SystemExit("bench/qb.py: the claim SQL no longer matches SqliteStore::ClaimJob; "

@@ -28,8 +28,8 @@ rm -rf "$RUN"
 mkdir -p "$INPUTS" "$BIGDIR" "$RUN"
 cp "$QUIRE" "$RUN/quire"
 QUIRE=$RUN/quire
-REPORT=$OUT/REPORT-s3${QUICK/#1/-quick}.md
-[ "$QUICK" = 1 ] || REPORT=$OUT/REPORT-s3.md
+REPORT=$OUT/REPORT-s3-quick.md
+[ "$QUICK" = 1 ] || REPORT=$HERE/REPORT-s3.md
 RES=$RUN/results.jsonl
 : >"$RES"
 QPORT=$PORT_BASE; OPORT=$((PORT_BASE + 1)); FPORT=$((PORT_BASE + 2))

@@ -4,6 +4,10 @@
 #   2 ingest worker nodes (`quire worker`), all sharing one file: blob directory.
 #
 #   scripts/cluster.sh up       start everything; prints the URL and an admin key
+#   scripts/cluster.sh up --s3  the same with the blobs in S3: a one-node Ceph radosgw on
+#                               loopback (scripts/s3-test-server.sh) and a disk cache per node.
+#                               That S3 server keeps objects in memory: `down` discards them
+#                               (the database stays), so `down` then `up --s3` starts afresh.
 #   scripts/cluster.sh status   what runs, and whether it answers
 #   scripts/cluster.sh down     stop everything (the data stays in $QUIRE_CLUSTER_DIR)
 #
@@ -28,17 +32,34 @@ wait_http() {  # URL seconds
   return 1
 }
 
+STORAGE=()  # --storage (and the cache) every node gets; set by up
 start_node() {  # name kind(serve|worker) args...
   local name=$1 kind=$2
   shift 2
   mkdir -p "$DIR/$name"
   nohup "$QUIRE" "$kind" --data "$DIR/$name" --database "$(cat "$DIR/database-url")" \
-    --storage "file:$DIR/blobs" --node-id "$name" --allow-private-origins "$@" \
+    "${STORAGE[@]}" --node-id "$name" --allow-private-origins "$@" \
     >>"$DIR/logs/$name.log" 2>&1 &
   echo $! >"$PIDS/$name"
 }
 
+# Blobs in S3: the project's radosgw in $DIR/s3, its keys exported for the nodes.
+start_s3() {
+  if [ ! -f "$DIR/s3/s3.env" ] || ! "$HERE/scripts/s3-test-server.sh" env "$DIR/s3" >/dev/null 2>&1 ||
+     ! curl -fsS -o /dev/null "$(. "$DIR/s3/s3.env"; echo "$S3_ENDPOINT")" 2>/dev/null; then
+    rm -rf "$DIR/s3"
+    S3_BUCKETS=quire "$HERE/scripts/s3-test-server.sh" start "$DIR/s3" >"$DIR/logs/s3.log" 2>&1 ||
+      { tail -20 "$DIR/logs/s3.log" >&2; exit 1; }
+  fi
+  # shellcheck disable=SC1091
+  . "$DIR/s3/s3.env"
+  export QUIRE_S3_ACCESS_KEY=$S3_ACCESS_KEY QUIRE_S3_SECRET_KEY=$S3_SECRET_KEY
+  echo "s3://$S3_BUCKET/cluster?endpoint=$S3_ENDPOINT&region=$S3_REGION&path_style=1" >"$DIR/storage-url"
+}
+
 up() {
+  local s3=0
+  [ "${1:-}" = "--s3" ] && s3=1
   [ -x "$QUIRE" ] || { echo "no quire binary at $QUIRE (make build, or set QUIRE_BIN)" >&2; exit 1; }
   [ -x "$PGBIN/initdb" ] && command -v haproxy >/dev/null ||
     { echo "PostgreSQL 15 and haproxy are needed: scripts/install-deps.sh" >&2; exit 1; }
@@ -63,6 +84,13 @@ up() {
     "SELECT 1 FROM pg_database WHERE datname = 'quire'" | grep -q 1 ||
     as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$pgport" -U postgres quire
   echo "postgresql://postgres@127.0.0.1:$pgport/quire" >"$DIR/database-url"
+
+  if [ $s3 -eq 1 ]; then
+    start_s3
+  else
+    echo "file:$DIR/blobs" >"$DIR/storage-url"
+  fi
+  STORAGE=(--storage "$(cat "$DIR/storage-url")")
 
   # Ports and the administrator's secret are chosen once and kept.
   [ -f "$DIR/ports" ] || echo "$(free_port) $(free_port) $(free_port)" >"$DIR/ports"
@@ -105,7 +133,11 @@ EOF
   echo "Quire cluster up: $url"
   echo "  admin key: admin    secret: $(cat "$DIR/admin-secret")"
   echo "  try: curl -u admin:$(cat "$DIR/admin-secret") $url/customers"
-  echo "  database: $(cat "$DIR/database-url")   blobs: $DIR/blobs   logs: $DIR/logs"
+  echo "  database: $(cat "$DIR/database-url")   blobs: $(cat "$DIR/storage-url")   logs: $DIR/logs"
+  if [ $s3 -eq 1 ]; then
+    echo "  S3 (radosgw, in memory: 'down' discards the objects): $(. "$DIR/s3/s3.env"; echo "$S3_ENDPOINT")"
+    echo "  aws cli: set -a; . $DIR/s3/s3.env; set +a; AWS_ACCESS_KEY_ID=\$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=\$S3_SECRET_KEY aws --endpoint-url \$S3_ENDPOINT s3 ls s3://quire/cluster/ --recursive"
+  fi
 }
 
 status() {
@@ -119,6 +151,11 @@ status() {
   for n in haproxy api-1 api-2 worker-1 worker-2; do
     if alive "$PIDS/$n"; then echo "$n  running  pid $(cat "$PIDS/$n")"; any=1; else echo "$n  stopped"; fi
   done
+  if [ -f "$DIR/s3/s3.env" ]; then
+    local ep
+    ep=$(. "$DIR/s3/s3.env"; echo "$S3_ENDPOINT")
+    if curl -fsS -o /dev/null "$ep" 2>/dev/null; then echo "s3  running  $ep"; else echo "s3  stopped"; fi
+  fi
   if [ -f "$DIR/ports" ]; then
     read -r lb a1 a2 <"$DIR/ports"
     for u in "http://127.0.0.1:$lb" "http://127.0.0.1:$a1" "http://127.0.0.1:$a2"; do
@@ -138,12 +175,16 @@ down() {
   done
   rm -f "$PIDS/haproxy"
   if [ -f "$DIR/pg/postmaster.pid" ]; then as_pg "$PGBIN/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null; fi
+  if [ -d "$DIR/s3" ]; then
+    "$HERE/scripts/s3-test-server.sh" stop "$DIR/s3" >/dev/null 2>&1 || true
+    echo "S3 server stopped (its objects are gone; the database is kept: 'up --s3' after removing $DIR for a fresh start)"
+  fi
   echo "Quire cluster down (data kept in $DIR)"
 }
 
 case "${1:-}" in
-  up) up ;;
+  up) up "${2:-}" ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--s3]|down|status" >&2; exit 2 ;;
 esac

@@ -47,6 +47,9 @@ inp = R["inputs"][0]
 n = inp["n"]
 # 1. ingest
 q_s, naive_s, pyr_s = med("ingest_quire", "seconds"), med("ingest_ref_naive", "seconds"), med("ingest_ref_pyr", "seconds")
+floor_s = med("ingest_floor", "seconds")
+row(f"ingest {n} × {inp['w']}×{inp['h']} vs the decode + encode floor (libjpeg-turbo, tiles only)",
+    f"{q_s:.2f} s", f"{floor_s:.2f} s", f"{q_s / floor_s:.2f}×", "≤ 0.6×", q_s / floor_s <= 0.6)
 q_rss = mx("ingest_quire", "vmhwm_kb") / 1024
 naive_rss, pyr_rss = mx("ingest_ref_naive", "max_rss_kb") / 1024, mx("ingest_ref_pyr", "max_rss_kb") / 1024
 errs = sum(v["errors"] for v in group("ingest_quire"))

@@ -40,8 +40,12 @@ rm -rf "$RUN"
 mkdir -p "$INPUTS" "$BIGDIR" "$RUN"
 [ -x "$QUIRE" ] || { echo "run.sh: $QUIRE missing: run 'make bench' (it builds first)" >&2; exit 1; }
 # A snapshot of the binary: a rebuild in the shared tree must not swap it mid-run.
+BUILD_DIR=$(dirname "$QUIRE")
 cp "$QUIRE" "$RUN/quire"
 QUIRE=$RUN/quire
+# The decode + encode floor (bench/floor_bench.cc), built beside quire.
+cmake --build "$BUILD_DIR" --target floor_bench >/dev/null
+FLOOR=$BUILD_DIR/floor_bench
 RES=$RUN/results.jsonl
 CMDS=$RUN/commands.txt
 : >"$RES"
@@ -141,7 +145,7 @@ ref_ingest() { # MODE NAME PARALLEL FILES...
   printf '%s\n' "$@" | xargs -P"$par" -I{} "$RUN/vips-one.sh" "$mode" {} "$od" "$rss"
   t1=$(date +%s.%N)
   local maxkb; maxkb=$(sort -n "$rss" | tail -1)
-  record "$name" "{\"seconds\":$(echo "$t1 - $t0" | bc),\"count\":$#,\"max_rss_kb\":$maxkb}"
+  record "$name" "{\"seconds\":$(echo "$t1 - $t0" | bc | sed "s/^\./0./"),\"count\":$#,\"max_rss_kb\":$maxkb}"
   rm -rf "$od"
 }
 
@@ -161,15 +165,17 @@ quire_ingest() { # NAME DATA ORIGIN_BASE FILES...
   echo "$cid $sp $user" >"$data.last"
   stop_pid "$QPID"
 }
+cmd "# decode + encode floor: floor_bench 2 FILES (libjpeg-turbo: decode each image to RGB, encode every 256² tile of every pyramid level at Q85, 2×2 box shrink between levels; 2 images at a time)"
 cmd "# Quire ingest: quire serve --listen 127.0.0.1:$QPORT --data DIR --workers 2 --allow-private-origins --response-cache-bytes 0 (fresh process per batch, so VmHWM is this batch's peak)"
 cmd "# then one POST /customers/C/queue of all images (origins http://127.0.0.1:$OPORT/...), poll the batch every 50 ms until 'finished'"
 
 QDATA=$RUN/quire-ingest
 for rep in $(seq 1 $REPS); do
-  if [ $((rep % 2)) = 1 ]; then order="naive pyr quire"; else order="quire pyr naive"; fi
+  if [ $((rep % 2)) = 1 ]; then order="naive pyr floor quire"; else order="quire floor pyr naive"; fi
   for what in $order; do
     log "ingest rep $rep: $what"
     case $what in
+      floor) sync; record ingest_floor_r$rep "$("$FLOOR" 2 "${IN_FILES[@]}")" ;;
       naive) ref_ingest naive ingest_ref_naive 2 "${IN_FILES[@]}" ;;
       pyr) ref_ingest pyr ingest_ref_pyr 2 "${IN_FILES[@]}" ;;
       quire) quire_ingest ingest_quire_r$rep "$QDATA" "$ORIGIN" "${IN_FILES[@]}" ;;

@@ -10,6 +10,7 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterSpaces(router, ctx);
   RegisterImages(router, ctx);
   RegisterQueue(router, ctx);
+  RegisterUploads(router, ctx);
 }
 
 }  // namespace quire::api

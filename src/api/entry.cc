@@ -60,13 +60,23 @@ static Status ProbeWritable(const std::string& dir) {
 }
 
 void RegisterEntry(http::Router& r, Context& ctx) {
-  r.Add("GET", "/", [&ctx](http::Request&) {
-    return Json(200, json{{"@context", ctx.urls.Context("EntryPoint")},
-                          {"@id", ctx.urls.base() + "/"},
-                          {"@type", "vocab:EntryPoint"},
-                          {"customers", ctx.urls.base() + "/customers"},
-                          {"thumbnailPolicies", ctx.urls.base() + "/thumbnailPolicies"},
-                          {"queue", ctx.urls.base() + "/queue"}});
+  r.Add("GET", "/", [&ctx](http::Request& req) {
+    json j{{"@context", ctx.urls.Context("EntryPoint")},
+           {"@id", ctx.urls.base() + "/"},
+           {"@type", "vocab:EntryPoint"},
+           {"customers", ctx.urls.base() + "/customers"},
+           {"thumbnailPolicies", ctx.urls.base() + "/thumbnailPolicies"},
+           {"queue", ctx.urls.base() + "/queue"},
+           // What a client needs to split its work (beyond DLCS): `quire client` reads them.
+           {"maxBatchSize", ctx.config.max_batch_size},
+           {"maxUploadBytes", ctx.config.max_upload_bytes}};
+    // Called with a key: the customer it belongs to (spec/platform.md §6), so a client
+    // needs no --customer. Anonymous callers (and wrong keys) see the public entry point.
+    if (!req.Header("authorization").empty()) {
+      if (auto caller = Authenticate(ctx, req); caller.ok())
+        j["customer"] = ctx.urls.Customer(caller->customer);
+    }
+    return Json(200, j);
   });
   r.Add("GET", "/healthz", [](http::Request&) {
     return http::Response(200, "text/plain; charset=utf-8", "ok\n");

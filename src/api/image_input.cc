@@ -1,6 +1,9 @@
 #include "api/image_input.h"
 
+#include <cctype>
 #include <limits>
+
+#include "model/upload.h"
 
 namespace quire::api {
 
@@ -107,6 +110,24 @@ std::string OriginProblem(const std::string& origin, const Config& config) {
   return "'origin' must be an http, https, s3 or file URL: " + origin;
 }
 
+std::optional<std::string> UploadOfOrigin(const std::string& origin, const Config& config,
+                                          int64_t* customer) {
+  std::string base = config.PublicUrl() + "/customers/";
+  if (origin.size() <= base.size() || origin.compare(0, base.size(), base) != 0)
+    return std::nullopt;
+  std::string rest = origin.substr(base.size());  // "{c}/uploads/{u}"
+  size_t slash = rest.find('/');
+  if (slash == std::string::npos || slash == 0 || slash > 18) return std::nullopt;
+  for (size_t i = 0; i < slash; ++i)
+    if (!std::isdigit(static_cast<unsigned char>(rest[i]))) return std::nullopt;
+  const std::string kMid = "/uploads/";
+  if (rest.compare(slash, kMid.size(), kMid) != 0) return std::nullopt;
+  std::string id = rest.substr(slash + kMid.size());
+  if (!IsUploadId(id)) return std::nullopt;
+  *customer = std::stoll(rest.substr(0, slash));
+  return id;
+}
+
 std::vector<std::string> ReadImageInput(const json& j, ImageInputMode mode, const Config& config,
                                         Asset* a, bool* id_given) {
   std::vector<std::string> p;
@@ -156,6 +177,14 @@ std::vector<std::string> ReadImageInput(const json& j, ImageInputMode mode, cons
     if (required) p.push_back("'origin' is required");
   } else if (ReadString(j, "origin", &a->origin, &p)) {
     if (std::string why = OriginProblem(a->origin, config); !why.empty()) p.push_back(why);
+    a->upload.clear();
+    int64_t owner = 0;
+    if (auto upload = UploadOfOrigin(a->origin, config, &owner)) {
+      if (owner != a->customer)
+        p.push_back("'origin' names an upload of another customer: " + a->origin);
+      else
+        a->upload = *upload;
+    }
   }
 
   bool media_given = ReadString(j, "mediaType", &a->media_type, &p, 200);

@@ -3,6 +3,8 @@
 // numeric `family`). Used by the queue POST and the image PUT/PATCH.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,12 @@ enum class ImageInputMode {
 // `*id_given` tells whether a non-empty id was supplied.
 std::vector<std::string> ReadImageInput(const nlohmann::json& j, ImageInputMode mode,
                                         const Config& config, Asset* asset, bool* id_given);
+
+// When `origin` is an upload's URL on this server (API/customers/{c}/uploads/{u}, the Upload's
+// `origin`), the upload id, with its customer in *customer; nullopt for any other origin.
+// ReadImageInput sets Asset::upload from it.
+std::optional<std::string> UploadOfOrigin(const std::string& origin, const Config& config,
+                                          int64_t* customer);
 
 // Checks an origin URL against the schemes and roots Quire fetches from.
 std::string OriginProblem(const std::string& origin, const Config& config);

@@ -5,6 +5,8 @@
 #include "api/routes.h"
 #include "api/image_input.h"
 #include "api/image_listing.h"
+#include "api/uploads.h"
+#include "core/content_digest.h"
 
 namespace quire::api {
 
@@ -89,7 +91,8 @@ void RegisterImages(http::Router& r, Context& ctx) {
     return Json(200, hydra::AssetJson(ctx.urls, *asset));
   });
 
-  r.Add("PUT", "/customers/{c}/spaces/{s}/images/{id}", [&ctx](http::Request& req) {
+  // PUT creates or replaces; POST is DLCS's deprecated alias of it.
+  auto put = [&ctx](http::Request& req) {
     ImageTarget t = ResolveImage(ctx, req);
     if (t.denied) return *t.denied;
     if (std::string why = ImageIdProblem(t.id); !why.empty())
@@ -104,11 +107,36 @@ void RegisterImages(http::Router& r, Context& ctx) {
     asset.customer = t.customer;
     asset.space = t.space;
     asset.id = t.id;
+    // DLCS's `file`: the image's bytes in base64, kept as an upload that becomes the origin.
+    std::optional<Upload> from_file;
+    if (auto f = body->find("file"); f != body->end() && !f->is_null()) {
+      if (!f->is_string()) return Error(ctx, req, 400, "'file' must be a base64 string");
+      if (body->contains("origin") && !(*body)["origin"].is_null())
+        return Error(ctx, req, 400, "give either 'file' or 'origin', not both");
+      auto bytes = Base64Decode(f->get<std::string>());
+      if (!bytes) return Error(ctx, req, 400, "'file' is not valid base64");
+      if (bytes->empty()) return Error(ctx, req, 400, "'file' is empty (0 bytes)");
+      std::string media;
+      if (auto m = body->find("mediaType"); m != body->end() && m->is_string())
+        media = m->get<std::string>();
+      auto kept = KeepUploadBytes(ctx, t.customer, *bytes, media);
+      if (!kept.ok()) return FromStatus(ctx, req, kept.status());
+      from_file = *kept;
+      body->erase("file");
+      (*body)["origin"] = ctx.urls.Upload(t.customer, kept->id);
+    }
     bool id_given = false;
     auto problems = ReadImageInput(*body, ImageInputMode::kPut, ctx.config, &asset, &id_given);
-    if (!problems.empty()) return Error(ctx, req, 400, JoinProblems(problems));
-    return Reingest(ctx, req, asset, existed ? 200 : 201);
-  });
+    if (!problems.empty()) {
+      if (from_file) DiscardUpload(ctx, t.customer, from_file->id);
+      return Error(ctx, req, 400, JoinProblems(problems));
+    }
+    http::Response res = Reingest(ctx, req, asset, existed ? 200 : 201);
+    if (from_file && res.status >= 300) DiscardUpload(ctx, t.customer, from_file->id);
+    return res;
+  };
+  r.Add("PUT", "/customers/{c}/spaces/{s}/images/{id}", put);
+  r.Add("POST", "/customers/{c}/spaces/{s}/images/{id}", put);
 
   r.Add("PATCH", "/customers/{c}/spaces/{s}/images/{id}", [&ctx](http::Request& req) {
     ImageTarget t = ResolveImage(ctx, req);

@@ -10,5 +10,6 @@ void RegisterCustomers(http::Router& r, Context& ctx);
 void RegisterSpaces(http::Router& r, Context& ctx);
 void RegisterImages(http::Router& r, Context& ctx);
 void RegisterQueue(http::Router& r, Context& ctx);
+void RegisterUploads(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

@@ -9,4 +9,12 @@ std::string ThumbnailKey(const std::string& prefix, int width, int height) {
 std::string OriginalKey(const std::string& prefix) { return prefix + "/original"; }
 std::string PyramidIndexKey(const std::string& prefix) { return prefix + "/image.tif.index"; }
 
+std::string UploadBlobPrefix(int64_t customer, const std::string& upload_id) {
+  return "uploads/" + std::to_string(customer) + "/" + upload_id;
+}
+
+std::string UploadKey(int64_t customer, const std::string& upload_id) {
+  return UploadBlobPrefix(customer, upload_id) + "/original";
+}
+
 }  // namespace quire

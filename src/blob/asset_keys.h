@@ -2,6 +2,7 @@
 // ingest, read by delivery.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace quire {
@@ -11,5 +12,10 @@ std::string ThumbnailKey(const std::string& prefix, int width, int height);  // 
 std::string OriginalKey(const std::string& prefix);                          // prefix/original
 // The pyramid's TIFF structure (blob/tiff_structure.h), kept on remote storage only.
 std::string PyramidIndexKey(const std::string& prefix);  // prefix/image.tif.index
+
+// An upload's blobs live under "uploads/<customer>/<upload id>" (no asset prefix starts with a
+// letter); the bytes at UploadKey, removed with DeletePrefix(UploadBlobPrefix(...)).
+std::string UploadBlobPrefix(int64_t customer, const std::string& upload_id);
+std::string UploadKey(int64_t customer, const std::string& upload_id);  // prefix/original
 
 }  // namespace quire

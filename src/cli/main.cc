@@ -21,6 +21,7 @@
 #include "http/server.h"
 #include "iiif/delivery.h"
 #include "ingest/ingest_workers.h"
+#include "ingest/upload_sweeper.h"
 #include "ops/log_context.h"
 #include "ops/metrics.h"
 #include "store/store.h"
@@ -292,6 +293,11 @@ int Serve(Config c) {
   api::RegisterApi(router, ctx);
   delivery.Register(router);
   workers.Start();
+  // Expired uploads are looked for a few times per lifetime, at least once a minute.
+  UploadSweeper sweeper(**store, **blobs,
+                        std::min<int64_t>(60000, static_cast<int64_t>(c.upload_ttl_hours *
+                                                                      3600e3 / 4)));
+  sweeper.Start();
   spdlog::info("quire listening on {}:{} (public URL {}, {} ingest workers, data {}, {} open "
                "files)",
                opts.host, server.port(), c.PublicUrl(), c.EffectiveWorkers(), c.data_dir,
@@ -300,6 +306,7 @@ int Serve(Config c) {
 
   WaitForSignal();
   server.Stop(10000);
+  sweeper.Stop();
   (*store)->StopEvents();
   workers.Stop();
   spdlog::info("stopped");
@@ -369,6 +376,16 @@ int main(int argc, char** argv) {
   serve->add_option("--max-body-bytes", c.max_body_bytes, "largest request body (413 beyond)")
       ->envname("QUIRE_MAX_BODY_BYTES")
       ->capture_default_str();
+  serve->add_option("--max-upload-bytes", c.max_upload_bytes,
+                    "largest POST /customers/{c}/uploads body (413 beyond)")
+      ->envname("QUIRE_MAX_UPLOAD_BYTES")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 50));
+  serve->add_option("--upload-ttl-hours", c.upload_ttl_hours,
+                    "an upload no image uses is removed this long after it arrived")
+      ->envname("QUIRE_UPLOAD_TTL_HOURS")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0001, 1e6));
   serve->add_option("--io-threads", c.io_threads, "HTTP threads (default: cores)")
       ->envname("QUIRE_IO_THREADS");
   serve->add_option("--request-timeout", c.request_timeout_s, "seconds per request read/write")

@@ -23,6 +23,8 @@ struct Config {
   std::string origin_file_root;
   int max_batch_size = 250;
   int64_t max_body_bytes = 10 * 1024 * 1024;
+  int64_t max_upload_bytes = 2LL << 30;  // POST /customers/{c}/uploads (413 beyond)
+  double upload_ttl_hours = 72;          // an unused upload is removed after this
   int io_threads = -1;     // -1: number of cores
   int request_timeout_s = 30;
   std::string log_format = "text";  // text | json (one JSON object per line)

@@ -4,8 +4,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -54,6 +56,27 @@ struct Response {
   // Replaces a header of the same name (case-insensitive).
   void Set(const std::string& name, std::string value);
   const std::string* Get(const std::string& name) const;
+};
+
+// The body of a streaming route (Router::AddStreaming), consumed piece by piece as it arrives
+// instead of being held in Request::body. Destroyed without Finish() when the body never
+// arrived whole (the connection was cut, a timeout, or Write refused it): it must then
+// discard everything it kept.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // The next piece, in order, on an I/O thread: keep it short (a file write, a hash).
+  // A response stops the request there: it is sent and the connection closed.
+  virtual std::optional<Response> Write(std::string_view piece) = 0;
+  // The body ended; runs on the CPU pool and may block (blob store, database).
+  virtual Response Finish() = 0;
+};
+
+// What a streaming route's handler decides from the request line and headers alone
+// (Request::body is empty then): refuse at once, or take the body with a sink.
+struct BodyStart {
+  std::optional<Response> reject;
+  std::unique_ptr<BodySink> sink;
 };
 
 std::string PercentDecode(const std::string& s, bool plus_is_space = false);

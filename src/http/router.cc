@@ -19,7 +19,12 @@ std::vector<std::string> SplitPath(const std::string& path) {
 
 void Router::Add(const std::string& method, const std::string& pattern, Handler handler,
                  RouteOptions options) {
-  routes_.push_back({method, SplitPath(pattern), std::move(handler), options});
+  routes_.push_back({method, SplitPath(pattern), std::move(handler), options, nullptr});
+}
+
+void Router::AddStreaming(const std::string& method, const std::string& pattern,
+                          StreamHandler handler, RouteOptions options) {
+  routes_.push_back({method, SplitPath(pattern), nullptr, options, std::move(handler)});
 }
 
 bool Router::MatchPath(const Route& r, const std::vector<std::string>& segs,
@@ -66,8 +71,11 @@ Match Router::Find(Request& req) const {
     if (!MatchPath(r, segs, &params)) continue;
     allowed.insert(r.method);
     any_cors = any_cors || r.options.cors;
-    if (r.method == method && m.handler == nullptr) {
-      m.handler = &r.handler;
+    if (r.method == method && m.handler == nullptr && m.stream == nullptr) {
+      if (r.stream)
+        m.stream = &r.stream;
+      else
+        m.handler = &r.handler;
       m.options = r.options;
       m.status = 200;
       req.params = params;
@@ -77,7 +85,7 @@ Match Router::Find(Request& req) const {
     if (allowed.count("GET")) allowed.insert("HEAD");
     allowed.insert("OPTIONS");
     for (auto& a : allowed) m.allow += (m.allow.empty() ? "" : ", ") + a;
-    if (m.handler == nullptr) {
+    if (m.handler == nullptr && m.stream == nullptr) {
       m.status = req.method == "OPTIONS" ? 204 : 405;
       m.options.cors = any_cors;
     }

@@ -14,6 +14,8 @@
 namespace quire::http {
 
 using Handler = std::function<Response(Request&)>;
+// A route whose body is streamed (uploads): called once the headers are in; see BodySink.
+using StreamHandler = std::function<BodyStart(Request&)>;
 
 struct RouteOptions {
   // Runs on the CPU pool rather than an I/O thread (libvips work).
@@ -26,6 +28,7 @@ struct RouteOptions {
 
 struct Match {
   const Handler* handler = nullptr;
+  const StreamHandler* stream = nullptr;  // set instead of handler for a streaming route
   RouteOptions options;
   int status = 200;        // 404 or 405 when no handler
   std::string allow;       // for 405 and OPTIONS
@@ -35,6 +38,10 @@ class Router {
  public:
   void Add(const std::string& method, const std::string& pattern, Handler handler,
            RouteOptions options = {});
+  // The body is not read into Request::body: `handler` sees the headers and hands back a sink
+  // that receives the body as it arrives (no body size limit but the sink's own).
+  void AddStreaming(const std::string& method, const std::string& pattern,
+                    StreamHandler handler, RouteOptions options = {});
   // Fills req.params on success.
   Match Find(Request& req) const;
 
@@ -44,6 +51,7 @@ class Router {
     std::vector<std::string> segments;
     Handler handler;
     RouteOptions options;
+    StreamHandler stream;
   };
   static bool MatchPath(const Route& r, const std::vector<std::string>& segs,
                         std::map<std::string, std::string>* params);

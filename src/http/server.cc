@@ -9,6 +9,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <functional>
 #include <list>
 #include <optional>
 
@@ -128,14 +129,17 @@ class Session : public std::enable_shared_from_this<Session> {
     // Nothing of the next request read yet: the connection is idle and may be shed.
     if (buffer_.size() == 0) EnterIdle();
     parser_.emplace();
-    parser_->body_limit(server_->options.max_body_bytes);
+    body_parser_.reset();
+    // The body limit depends on the route (uploads stream past it), so it is set once the
+    // header is in; here it must not refuse a large Content-Length before routing.
+    parser_->body_limit(boost::none);
     parser_->header_limit(server_->options.max_header_bytes);
     stream_.expires_after(std::chrono::seconds(server_->options.request_timeout_s));
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
 
-  void OnRead(beast::error_code ec, std::size_t) {
+  void OnHeader(beast::error_code ec, std::size_t) {
     LeaveIdle();
     if (shed_) return;  // closed to free its descriptor
     if (ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
@@ -149,11 +153,6 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->is_header_done())
       request_id_ = ops::AcceptRequestId(std::string(parser_->get()["X-Request-Id"]));
     if (request_id_.empty()) request_id_ = ops::NewRequestId();
-    if (ec == bhttp::error::body_limit) {
-      return SendError(413, "request body larger than " +
-                                std::to_string(server_->options.max_body_bytes) + " bytes",
-                       false);
-    }
     if (ec == bhttp::error::header_limit) {
       return SendError(431, "request headers too large", false);
     }
@@ -173,13 +172,155 @@ class Session : public std::enable_shared_from_this<Session> {
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       req->headers.emplace_back(std::move(name), std::string(field.value()));
     }
-    req->body = std::move(msg.body());
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
     if (req->path.empty() || req->path[0] != '/')
       return SendError(400, "request target must be an absolute path", keep_alive_);
 
-    Match match = server_->router.Find(*req);
+    auto match = std::make_shared<Match>(server_->router.Find(*req));
+    if (match->stream != nullptr) return StartStream(req, match);
+    uint64_t limit = server_->options.max_body_bytes;
+    auto too_large = [&] {
+      SendError(413, "request body larger than " + std::to_string(limit) + " bytes", false);
+    };
+    if (parser_->content_length() && *parser_->content_length() > limit) return too_large();
+    parser_->body_limit(limit);
+    if (parser_->is_done()) return Dispatch(req, *match);
+    ContinueThen([self = shared_from_this(), req, match] {
+      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
+                        [self, req, match](beast::error_code ec, std::size_t) {
+                          self->OnBody(ec, req, *match);
+                        });
+    });
+  }
+
+  // A client that sent `Expect: 100-continue` waits for this before the body (curl does for
+  // bodies over 1 MiB): say it, then go on.
+  void ContinueThen(std::function<void()> next) {
+    auto expect = parser_->get()[bhttp::field::expect];
+    if (version_ < 11 || !beast::iequals(expect, "100-continue")) return next();
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(stream_, asio::buffer(kContinue),
+                      [self = shared_from_this(), next = std::move(next)](beast::error_code ec,
+                                                                          std::size_t) {
+                        if (ec) return self->Abandon();
+                        next();
+                      });
+  }
+
+  // The request ends without an answer (the client went away mid-body).
+  void Abandon() {
+    server_->in_flight.fetch_sub(1);
+    Close();
+  }
+
+  void OnBody(beast::error_code ec, const std::shared_ptr<Request>& req, const Match& match) {
+    if (ec == bhttp::error::body_limit) {
+      return SendError(413, "request body larger than " +
+                                std::to_string(server_->options.max_body_bytes) + " bytes",
+                       false);
+    }
+    if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+        ec == asio::error::connection_reset || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted) {
+      return Abandon();
+    }
+    if (ec) return SendError(400, "malformed HTTP request: " + ec.message(), false);
+    req->body = std::move(parser_->get().body());
+    Dispatch(req, match);
+  }
+
+  // --- streaming routes: the body goes to the route's sink piece by piece, never whole.
+  void StartStream(const std::shared_ptr<Request>& req, const std::shared_ptr<Match>& match) {
+    family_ = match->options.family;
+    BodyStart start;
+    try {
+      ops::ScopedRequestId rid(request_id_);
+      start = (*match->stream)(*req);
+    } catch (const std::exception& e) {
+      spdlog::error("handler for {} {} threw: {}", req->method, req->path, e.what());
+      start.reject = ErrorJson(500, "Internal server error", "an internal error occurred",
+                               server_->base_url + req->path);
+    }
+    if (!start.reject && !start.sink)
+      start.reject = ErrorJson(500, "Internal server error", "an internal error occurred",
+                               server_->base_url + req->path);
+    if (start.reject) return Refuse(std::move(*start.reject), req);
+    sink_ = std::move(start.sink);
+    body_parser_.emplace(std::move(*parser_));
+    parser_.reset();
+    body_parser_->body_limit(boost::none);  // the sink enforces its own
+    if (piece_.empty()) piece_.resize(256 * 1024);
+    ContinueThen([self = shared_from_this(), req] { self->ReadPiece(req); });
+  }
+
+  // Answers and closes, reading on for a moment so the client sees the answer (it may still be
+  // sending the body we refused).
+  void Refuse(Response res, const std::shared_ptr<Request>& req) {
+    sink_.reset();
+    keep_alive_ = false;
+    linger_ = true;
+    Send(std::move(res), req);
+  }
+
+  void ReadPiece(const std::shared_ptr<Request>& req) {
+    if (body_parser_->is_done()) return FinishStream(req);
+    auto& body = body_parser_->get().body();
+    body.data = piece_.data();
+    body.size = piece_.size();
+    body.more = true;
+    // An idle timeout per piece: a large upload may take longer than one request timeout.
+    stream_.expires_after(std::chrono::seconds(server_->options.request_timeout_s));
+    bhttp::async_read(stream_, buffer_, *body_parser_,
+                      [self = shared_from_this(), req](beast::error_code ec, std::size_t) {
+                        self->OnPiece(ec, req);
+                      });
+  }
+
+  void OnPiece(beast::error_code ec, const std::shared_ptr<Request>& req) {
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) {
+      sink_.reset();  // discards what it kept
+      if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+          ec == asio::error::connection_reset || ec == beast::error::timeout ||
+          ec == asio::error::operation_aborted || ec == asio::error::eof) {
+        spdlog::info("{} {}: the body was cut off ({}); nothing kept", req->method, req->path,
+                     ec.message());
+        return Abandon();
+      }
+      return SendError(400, "malformed HTTP request body: " + ec.message(), false);
+    }
+    size_t n = piece_.size() - body_parser_->get().body().size;
+    if (n > 0) {
+      std::optional<Response> stop;
+      try {
+        stop = sink_->Write(std::string_view(piece_.data(), n));
+      } catch (const std::exception& e) {
+        spdlog::error("body sink for {} {} threw: {}", req->method, req->path, e.what());
+        stop = ErrorJson(500, "Internal server error", "an internal error occurred",
+                         server_->base_url + req->path);
+      }
+      if (stop) return Refuse(std::move(*stop), req);
+    }
+    ReadPiece(req);
+  }
+
+  void FinishStream(const std::shared_ptr<Request>& req) {
+    keep_alive_ = body_parser_->get().keep_alive();
+    body_parser_.reset();
+    if (!EnterCpuQueue()) return Refuse(Busy(false, *req), req);
+    auto self = shared_from_this();
+    std::shared_ptr<BodySink> sink(std::move(sink_));
+    asio::post(server_->cpu_pool, [self, req, sink] {
+      Response res = self->Invoke([&sink](Request&) { return sink->Finish(); }, *req, false);
+      self->server_->cpu_queued.fetch_sub(1);
+      asio::post(self->stream_.get_executor(), [self, req, res = std::move(res)]() mutable {
+        self->Send(std::move(res), req);
+      });
+    });
+  }
+
+  void Dispatch(const std::shared_ptr<Request>& req, const Match& match) {
     if (match.handler != nullptr) family_ = match.options.family;
     if (match.handler == nullptr) {
       Response res;
@@ -304,6 +445,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_ && parser_->is_header_done()) {
       req->method = std::string(parser_->get().method_string());
       req->path = std::string(parser_->get().target());
+    } else if (body_parser_) {
+      req->method = std::string(body_parser_->get().method_string());
+      req->path = std::string(body_parser_->get().target());
     }
     Response res = ErrorJson(status,
                              status == 413   ? "Payload too large"
@@ -403,6 +547,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool shed_ = false;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  // Streaming routes: the parser the header parser becomes, the piece buffer, the sink.
+  std::optional<bhttp::request_parser<bhttp::buffer_body>> body_parser_;
+  std::vector<char> piece_;
+  std::unique_ptr<BodySink> sink_;
   std::shared_ptr<void> response_;
   bool keep_alive_ = true;
   bool linger_ = false;

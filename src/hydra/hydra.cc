@@ -22,6 +22,10 @@ std::string Urls::Images(int64_t c, int64_t s) const { return Space(c, s) + "/im
 std::string Urls::Image(int64_t c, int64_t s, const std::string& id) const {
   return Images(c, s) + "/" + http::PercentEncodeSegment(id);
 }
+std::string Urls::Uploads(int64_t c) const { return Customer(c) + "/uploads"; }
+std::string Urls::Upload(int64_t c, const std::string& id) const {
+  return Uploads(c) + "/" + id;
+}
 std::string Urls::Queue(int64_t c) const { return Customer(c) + "/queue"; }
 std::string Urls::Batch(int64_t c, int64_t b) const {
   return Queue(c) + "/batches/" + std::to_string(b);
@@ -184,6 +188,20 @@ json BatchJson(const Urls& u, const Batch& b) {
   j["errorImages"] = id + "/errorImages";
   j["test"] = id + "/test";
   j["retry"] = id + "/retry";
+  return j;
+}
+
+json UploadJson(const Urls& u, const Upload& up) {
+  std::string id = u.Upload(up.customer, up.id);
+  json j = Resource(u, "Upload", id);
+  j["id"] = up.id;
+  j["mediaType"] = up.media_type;
+  j["size"] = up.size;
+  j["sha256"] = up.sha256;
+  j["created"] = FormatIso8601(up.created_ms);
+  if (up.used_by == 0) j["expires"] = FormatIso8601(up.expires_ms);
+  j["usedBy"] = up.used_by;
+  j["origin"] = id;
   return j;
 }
 

@@ -10,6 +10,7 @@
 #include "model/customer.h"
 #include "model/paging.h"
 #include "model/space.h"
+#include "model/upload.h"
 #include "store/store.h"
 
 namespace quire::hydra {
@@ -37,6 +38,9 @@ class Urls {
   std::string ImageService(int64_t c, int64_t s, const std::string& id) const;
   std::string ThumbService(int64_t c, int64_t s, const std::string& id) const;
   std::string FileUrl(int64_t c, int64_t s, const std::string& id) const;
+  std::string Uploads(int64_t c) const;
+  // Also the `origin` that names the upload in a queue member or image PUT.
+  std::string Upload(int64_t c, const std::string& id) const;
 
  private:
   std::string base_;
@@ -55,6 +59,8 @@ json KeyJson(const Urls& u, const ApiKey& k);
 json SpaceJson(const Urls& u, const Space& s);
 json AssetJson(const Urls& u, const Asset& a);
 json BatchJson(const Urls& u, const Batch& b);
+// `expires` is shown only while nothing uses the upload (a used one does not expire).
+json UploadJson(const Urls& u, const Upload& up);
 json QueueJson(const Urls& u, int64_t customer, const QueueCounts& q);
 
 }  // namespace quire::hydra

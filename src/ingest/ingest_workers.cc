@@ -261,7 +261,11 @@ void IngestWorkers::Process(const Job& job) {
   // A full volume is a transient failure like any other storage error: the job waits in
   // backoff without downloading anything, and the room left stays the database's.
   Status st = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), settings_.process.reserve_bytes);
-  if (st.ok()) st = FetchOrigin(asset->origin, policy, scratch);
+  if (st.ok()) {
+    st = asset->upload.empty()
+             ? FetchOrigin(asset->origin, policy, scratch)
+             : FetchUploadOrigin(blobs_, job.customer, asset->upload, scratch);
+  }
   double fetch_ms = MsSince(t0);
   if (st.ok() && settings_.metrics != nullptr) {
     std::error_code ec;

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 
+#include "blob/asset_keys.h"
 #include "blob/free_space.h"
 #include "blob/s3/s3_client.h"
 
@@ -516,6 +517,17 @@ Status FetchOrigin(const std::string& origin, const OriginPolicy& policy,
   AddressRule rule;
   if (!policy.allow_private_origins) rule = IsForbiddenAddress;
   return FetchOriginWithRule(origin, policy, dest_path, rule);
+}
+
+Status FetchUploadOrigin(const BlobStore& blobs, int64_t customer, const std::string& upload_id,
+                         const std::string& dest_path) {
+  Status st = blobs.GetToFile(UploadKey(customer, upload_id), dest_path);
+  if (st.ok()) return st;
+  std::error_code ec;
+  std::filesystem::remove(dest_path, ec);
+  if (st.code() == Code::kNotFound)
+    return Status::NotFound("the uploaded bytes of upload " + upload_id + " are gone");
+  return Status(st.code(), "cannot read upload " + upload_id + ": " + st.message());
 }
 
 }  // namespace quire

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "blob/blob_store.h"
 #include "core/status.h"
 
 namespace quire {
@@ -47,6 +48,13 @@ struct OriginPolicy {
 // disk).
 Status FetchOrigin(const std::string& origin, const OriginPolicy& policy,
                    const std::string& dest_path);
+
+// An origin that names an upload (Asset::upload, spec/platform.md §2): the bytes are the
+// server's own blob, copied to `dest_path` with no HTTP fetch and no origin guard. kNotFound
+// ("uploaded bytes ... are gone") when the blob is missing; storage errors pass through
+// (kUnavailable is transient).
+Status FetchUploadOrigin(const BlobStore& blobs, int64_t customer, const std::string& upload_id,
+                         const std::string& dest_path);
 
 // True when `ip` (numeric IPv4 or IPv6) is loopback, private, link-local (cloud metadata
 // included), unspecified, CGNAT, multicast or reserved - directly or embedded in IPv6

@@ -25,6 +25,9 @@ struct Asset {
   int64_t space = 0;
   std::string id;
   std::string origin;
+  // The upload (model/upload.h) that `origin` names, when it names one: ingest reads the bytes
+  // from blob storage, and the upload cannot be deleted while an asset holds it.
+  std::string upload;
   std::string media_type;
   std::string family = "I";  // I image, T timebased, F file
   std::vector<DeliveryChannel> delivery_channels;

@@ -4,6 +4,7 @@
 #include "model/asset.h"
 #include "model/customer.h"
 #include "model/paging.h"
+#include "model/upload.h"
 
 namespace quire {
 
@@ -13,6 +14,12 @@ bool IsValidCustomerName(const std::string& name) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
            ch == '.' || ch == '_' || ch == '-';
   });
+}
+
+bool IsUploadId(const std::string& id) {
+  if (id.size() != 32) return false;
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 bool Asset::HasChannel(const std::string& name) const {

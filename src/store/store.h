@@ -21,6 +21,7 @@
 #include "model/customer.h"
 #include "model/paging.h"
 #include "model/space.h"
+#include "model/upload.h"
 
 namespace quire {
 
@@ -161,6 +162,18 @@ class Store {
   virtual Result<GlobalQueueCounts> GetGlobalQueueCounts() = 0;
   // Assets waiting or in progress, in the order they will be processed.
   virtual Result<Page<Asset>> ListQueuedAssets(int64_t customer, const PageRequest& page) = 0;
+
+  // --- uploads (spec/platform.md §2); an asset names one in Asset::upload
+  // Conflict when the id exists.
+  virtual Status CreateUpload(const Upload& upload) = 0;
+  // `used_by` filled. NotFound when absent.
+  virtual Result<Upload> GetUpload(int64_t customer, const std::string& id) = 0;
+  virtual Result<Page<Upload>> ListUploads(int64_t customer, const PageRequest& page) = 0;
+  // Removes the row (the caller removes the blobs after). NotFound when absent; Conflict while
+  // an asset's origin names it — checked in the same transaction as the delete.
+  virtual Status DeleteUpload(int64_t customer, const std::string& id) = 0;
+  // Unused uploads whose expiry is before `now_ms`, oldest first, at most `limit`.
+  virtual Result<std::vector<Upload>> ExpiredUploads(int64_t now_ms, int limit) = 0;
 
   // --- ingest jobs
   // Claims the next job: priority first, then round-robin across customers, skipping jobs

@@ -165,6 +165,22 @@ CREATE TRIGGER batches_active AFTER INSERT OR UPDATE OF finished, superseded ON 
       "ALTER TABLE ingest_log ADD COLUMN batch BIGINT NOT NULL DEFAULT 0;"
       "ALTER TABLE ingest_log ADD COLUMN busy BIGINT NOT NULL DEFAULT 1;"
       "CREATE INDEX ingest_log_batch ON ingest_log(batch, finished);",
+      // 6: uploads (spec/platform.md §2) and the upload an asset's origin names.
+      R"SQL(
+CREATE TABLE uploads (
+  customer BIGINT NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  media_type TEXT COLLATE "C" NOT NULL,
+  size BIGINT NOT NULL,
+  sha256 TEXT COLLATE "C" NOT NULL,
+  created BIGINT NOT NULL,
+  expires BIGINT NOT NULL,
+  PRIMARY KEY (customer, id)
+);
+CREATE INDEX uploads_expires ON uploads(expires);
+ALTER TABLE assets ADD COLUMN upload TEXT COLLATE "C" NOT NULL DEFAULT '';
+CREATE INDEX assets_upload ON assets(customer, upload);
+)SQL",
   };
   return kMigrations;
 }

@@ -100,7 +100,7 @@ constexpr const char* kAssetCols =
     "a.customer, a.space, a.id, a.origin, a.media_type, a.family, a.delivery_channels, a.tags, "
     "a.roles, a.string1, a.string2, a.string3, a.number1, a.number2, a.number3, "
     "a.max_unauthorised, a.created, a.finished, a.ingesting, a.error, a.width, a.height, "
-    "a.batch, a.thumbnails";
+    "a.batch, a.thumbnails, a.upload";
 
 Asset ReadAsset(const Statement& s, int o = 0) {
   Asset a;
@@ -128,6 +128,7 @@ Asset ReadAsset(const Statement& s, int o = 0) {
   a.height = static_cast<int>(s.Int(o + 21));
   a.batch = s.OptInt(o + 22);
   a.thumbnails = ThumbsFromJson(s.Text(o + 23));
+  a.upload = s.Text(o + 24);
   return a;
 }
 
@@ -833,6 +834,111 @@ Status SqlStore::DeleteAsset(int64_t customer, int64_t space, const std::string&
   });
 }
 
+// ---------------------------------------------------------------- uploads
+
+namespace {
+
+constexpr const char* kUploadCols =
+    "u.customer, u.id, u.media_type, u.size, u.sha256, u.created, u.expires, "
+    "(SELECT COUNT(*) FROM assets a WHERE a.customer = u.customer AND a.upload = u.id)";
+
+Upload ReadUpload(const Statement& s) {
+  Upload u;
+  u.customer = s.Int(0);
+  u.id = s.Text(1);
+  u.media_type = s.Text(2);
+  u.size = s.Int(3);
+  u.sha256 = s.Text(4);
+  u.created_ms = s.Int(5);
+  u.expires_ms = s.Int(6);
+  u.used_by = s.Int(7);
+  return u;
+}
+
+Result<Upload> ReadUploadRow(Connection& conn, int64_t customer, const std::string& id) {
+  PREPARE(st, conn,
+          std::string("SELECT ") + kUploadCols + " FROM uploads u WHERE u.customer = ? AND u.id = ?");
+  st.Bind(1, customer).Bind(2, id);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("upload not found") : status;
+  return ReadUpload(st);
+}
+
+}  // namespace
+
+Status SqlStore::CreateUpload(const Upload& u) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    PREPARE(st, conn,
+            "INSERT INTO uploads (customer, id, media_type, size, sha256, created, expires) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    Status s = st.Bind(1, u.customer)
+                   .Bind(2, u.id)
+                   .Bind(3, u.media_type)
+                   .Bind(4, u.size)
+                   .Bind(5, u.sha256)
+                   .Bind(6, u.created_ms)
+                   .Bind(7, u.expires_ms)
+                   .Run();
+    if (s.code() == Code::kConflict) return Status::Conflict("upload " + u.id + " exists");
+    QUIRE_RETURN_IF_ERROR(s);
+    return tx.Commit();
+  });
+}
+
+Result<Upload> SqlStore::GetUpload(int64_t customer, const std::string& id) {
+  ACQUIRE(conn);
+  return ReadUploadRow(*conn, customer, id);
+}
+
+Result<Page<Upload>> SqlStore::ListUploads(int64_t customer, const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<Upload> out;
+  auto total = ScalarInt(conn, "SELECT COUNT(*) FROM uploads WHERE customer = ?", {customer});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          std::string("SELECT ") + kUploadCols +
+              " FROM uploads u WHERE u.customer = ? ORDER BY u.created, u.id LIMIT ? OFFSET ?");
+  st.Bind(1, customer).Bind(2, page.page_size).Bind(3, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadUpload(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Status SqlStore::DeleteUpload(int64_t customer, const std::string& id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto found = ReadUploadRow(conn, customer, id);
+    if (!found.ok()) return found.status();
+    if (found->used_by > 0)
+      return Status::Conflict("upload " + id + " is the origin of " +
+                              std::to_string(found->used_by) +
+                              " image(s); delete them or change their origin first");
+    PREPARE(st, conn, "DELETE FROM uploads WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, id).Run());
+    return tx.Commit();
+  });
+}
+
+Result<std::vector<Upload>> SqlStore::ExpiredUploads(int64_t now_ms, int limit) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kUploadCols +
+              " FROM uploads u WHERE u.expires < ? AND NOT EXISTS (SELECT 1 FROM assets a "
+              "WHERE a.customer = u.customer AND a.upload = u.id) ORDER BY u.expires LIMIT ?");
+  st.Bind(1, now_ms).Bind(2, static_cast<int64_t>(limit));
+  std::vector<Upload> out;
+  Status status;
+  while (st.Step(&status)) out.push_back(ReadUpload(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
 // ---------------------------------------------------------------- queue and batches
 
 Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& members,
@@ -855,6 +961,20 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
     }
     if (!missing.empty())
       return Status::Invalid("The following space(s) could not be found: " + missing);
+    // An origin naming an upload needs that upload to exist now (checked in this
+    // transaction, so a concurrent DELETE of the upload either wins first or is refused).
+    std::set<std::string> uploads;
+    for (auto& m : members)
+      if (!m.upload.empty()) uploads.insert(m.upload);
+    for (const std::string& u : uploads) {
+      PREPARE(st, conn, "SELECT COUNT(*) FROM uploads WHERE customer = ? AND id = ?");
+      st.Bind(1, customer).Bind(2, u);
+      Status status;
+      if (!st.Step(&status)) return status.ok() ? Status::Internal("no count") : status;
+      if (st.Int(0) == 0) missing += (missing.empty() ? "" : ", ") + u;
+    }
+    if (!missing.empty())
+      return Status::Invalid("The following upload(s) could not be found: " + missing);
 
     int64_t batch_id;
     {
@@ -899,12 +1019,14 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
         PREPARE(st, conn,
                 "INSERT INTO assets (customer, space, id, origin, media_type, family, "
                 "delivery_channels, tags, roles, string1, string2, string3, number1, number2, "
-                "number3, max_unauthorised, created, finished, ingesting, error, batch) "
-                "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,NULL,1,'',?18) "
+                "number3, max_unauthorised, created, finished, ingesting, error, batch, upload) "
+                "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,NULL,1,'',?18,"
+                "?19) "
                 "ON CONFLICT (customer, space, id) DO UPDATE SET origin = ?4, media_type = ?5, "
                 "family = ?6, delivery_channels = ?7, tags = ?8, roles = ?9, string1 = ?10, "
                 "string2 = ?11, string3 = ?12, number1 = ?13, number2 = ?14, number3 = ?15, "
-                "max_unauthorised = ?16, finished = NULL, ingesting = 1, error = '', batch = ?18");
+                "max_unauthorised = ?16, finished = NULL, ingesting = 1, error = '', batch = ?18, "
+                "upload = ?19");
         st.Bind(1, customer)
             .Bind(2, m.space)
             .Bind(3, m.id)
@@ -912,7 +1034,8 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
             .Bind(5, m.media_type)
             .Bind(6, m.family)
             .Bind(7, ChannelsToJson(m.delivery_channels));
-        QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 8, m).Bind(17, now).Bind(18, batch_id).Run());
+        QUIRE_RETURN_IF_ERROR(
+            BindAssetMetadata(st, 8, m).Bind(17, now).Bind(18, batch_id).Bind(19, m.upload).Run());
       }
       {
         PREPARE(st, conn,

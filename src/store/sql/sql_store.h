@@ -90,6 +90,12 @@ class SqlStore : public Store {
   Result<GlobalQueueCounts> GetGlobalQueueCounts() override;
   Result<Page<Asset>> ListQueuedAssets(int64_t customer, const PageRequest& page) override;
 
+  Status CreateUpload(const Upload& upload) override;
+  Result<Upload> GetUpload(int64_t customer, const std::string& id) override;
+  Result<Page<Upload>> ListUploads(int64_t customer, const PageRequest& page) override;
+  Status DeleteUpload(int64_t customer, const std::string& id) override;
+  Result<std::vector<Upload>> ExpiredUploads(int64_t now_ms, int limit) override;
+
   Result<std::optional<Job>> ClaimJob(const std::string& owner, int64_t lease_ms) override;
   Status ExtendLease(const Job& job, int64_t lease_ms) override;
   Status RecordOutcome(const Job& job, const IngestOutcome& outcome) override;

@@ -160,6 +160,22 @@ END;
       "ALTER TABLE ingest_log ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;"
       "ALTER TABLE ingest_log ADD COLUMN busy INTEGER NOT NULL DEFAULT 1;"
       "CREATE INDEX ingest_log_batch ON ingest_log(batch, finished);",
+      // 6: uploads (spec/platform.md §2) and the upload an asset's origin names.
+      R"SQL(
+CREATE TABLE uploads (
+  customer BIGINT NOT NULL,
+  id TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  size BIGINT NOT NULL,
+  sha256 TEXT NOT NULL,
+  created BIGINT NOT NULL,
+  expires BIGINT NOT NULL,
+  PRIMARY KEY (customer, id)
+);
+CREATE INDEX uploads_expires ON uploads(expires);
+ALTER TABLE assets ADD COLUMN upload TEXT NOT NULL DEFAULT '';
+CREATE INDEX assets_upload ON assets(customer, upload);
+)SQL",
   };
   return kMigrations;
 }

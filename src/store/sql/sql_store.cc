@@ -101,6 +101,7 @@ constexpr const char* kAssetCols =
     "a.roles, a.string1, a.string2, a.string3, a.number1, a.number2, a.number3, "
     "a.max_unauthorised, a.created, a.finished, a.ingesting, a.error, a.width, a.height, "
     "a.batch, a.thumbnails, a.upload";
+constexpr int kAssetColCount = 25;  // columns a query may select after kAssetCols start here
 
 Asset ReadAsset(const Statement& s, int o = 0) {
   Asset a;
@@ -1318,7 +1319,7 @@ Result<Page<Asset>> SqlStore::ListBatchAssets(int64_t customer, int64_t batch,
   while (st.Step(&status)) {
     Asset a = ReadAsset(st);
     // An error image shows why it failed in this batch, even if a later batch fixed it.
-    if (filter == BatchMemberFilter::kError) a.error = st.Text(24);
+    if (filter == BatchMemberFilter::kError) a.error = st.Text(kAssetColCount);
     out.items.push_back(std::move(a));
   }
   if (!status.ok()) return status;

@@ -14,6 +14,7 @@
 #include "blob/cache/blob_cache.h"
 #include "blob/migrate.h"
 #include "blob/s3/s3_client.h"
+#include "client/client.h"
 #include "core/config.h"
 #include "core/secrets.h"
 #include "core/time_util.h"
@@ -114,6 +115,36 @@ void AddIngestFlags(CLI::App* app, Config* c) {
       ->envname("QUIRE_ORIGIN_LOW_SPEED_TIME_S")
       ->capture_default_str()
       ->check(CLI::Range(1L, 3600L));
+}
+
+// Flags of every `quire client` command; each has its QUIRE_* environment variable.
+void AddClientFlags(CLI::App* app, client::ClientOptions* o, bool* json) {
+  o->endpoint.url = "http://127.0.0.1:8080";
+  app->add_option("--url", o->endpoint.url, "the API's base URL")
+      ->envname("QUIRE_URL")
+      ->capture_default_str();
+  app->add_option("--key", o->endpoint.key, "API key")->envname("QUIRE_KEY");
+  app->add_option("--secret", o->endpoint.secret, "API secret")->envname("QUIRE_SECRET");
+  app->add_option("--customer", o->customer,
+                  "customer id or name (default: the key's own customer, from GET /)")
+      ->envname("QUIRE_CUSTOMER");
+  app->add_flag("--json", *json, "print one JSON object per line instead of bars");
+  app->add_option("--retries", o->retries, "extra tries of a transient failure")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 20));
+}
+
+// The command line as typed, with the secret masked, for "run it again to resume".
+std::string MaskedCommandLine(int argc, char** argv) {
+  std::string out;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i > 0 && std::string(argv[i - 1]) == "--secret") a = "…";
+    if (a.rfind("--secret=", 0) == 0) a = "--secret=…";
+    bool quote = a.find_first_of(" \t'\"$") != std::string::npos;
+    out += (out.empty() ? "" : " ") + (quote ? "'" + a + "'" : a);
+  }
+  return out;
 }
 
 Status PrepareDataDir(const Config& c) {
@@ -441,7 +472,55 @@ int main(int argc, char** argv) {
   storage_migrate->add_option("--from", migrate_from, "source storage URL (default file:DATA/blobs)");
   storage_migrate->add_option("--to", migrate_to, "destination storage URL (s3://…)")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  CLI::App* client_cmd = app.add_subcommand(
+      "client", "talk to a Quire (or DLCS) over HTTP: submit files, watch and retry batches");
+  client_cmd->require_subcommand(1);
+  client::ClientOptions copts;
+  bool client_json = false;
+  std::string batch_url;
+  CLI::App* submit = client_cmd->add_subcommand(
+      "submit",
+      "upload files and folders (recursively, images by content) or register a --csv of "
+      "origins, in batches, with live progress; exit 0 when every image completed, 1 when some "
+      "failed, 2 on usage or connection errors, 130 when interrupted");
+  AddClientFlags(submit, &copts, &client_json);
+  submit->add_option("--space", copts.space, "the space the images go to")
+      ->envname("QUIRE_SPACE");
+  submit->add_option("paths", copts.paths, "files and folders to upload");
+  submit->add_option("--csv", copts.csv,
+                     "CSV with a header row: origin, id, space, mediaType, string1..3, "
+                     "number1..3, tags, roles, deliveryChannels (';'-separated lists)");
+  submit->add_option("--jobs", copts.jobs, "parallel uploads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  submit->add_option("--limit-rate", copts.limit_rate, "bytes per second per upload (0: no limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  submit->add_flag("--priority", copts.priority, "use the priority queue");
+  CLI::App* watch = client_cmd->add_subcommand("watch", "show a batch's progress until it finishes");
+  AddClientFlags(watch, &copts, &client_json);
+  watch->add_option("batch", batch_url, "the batch's URL")->required();
+  CLI::App* retry = client_cmd->add_subcommand("retry", "re-queue a batch's failed images and watch");
+  AddClientFlags(retry, &copts, &client_json);
+  retry->add_option("batch", batch_url, "the batch's URL")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    // `quire client` promises 2 for usage errors (scripts tell them from failed images).
+    bool client_usage = argc > 1 && std::string(argv[1]) == "client" && rc != 0;
+    return client_usage ? 2 : rc;
+  }
+  if (client_cmd->parsed()) {
+    copts.output = client_json ? client::OutputMode::kJson : client::OutputMode::kAuto;
+    copts.command_line = MaskedCommandLine(argc, argv);
+    spdlog::set_level(spdlog::level::warn);
+    int rc = submit->parsed() ? client::RunSubmit(copts)
+             : watch->parsed() ? client::RunWatch(copts, batch_url)
+                               : client::RunRetry(copts, batch_url);
+    spdlog::shutdown();
+    return rc;
+  }
   if (c.log_format == "json")
     ops::UseJsonLogs();
   else if (!c.node_id.empty())

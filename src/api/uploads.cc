@@ -120,7 +120,7 @@ http::BodyStart StartUpload(Context& ctx, http::Request& req) {
   }
   int64_t announced = length.empty() ? 0 : std::strtoll(length.c_str(), nullptr, 10);
   // Room for the whole announced body plus the reserve ingest keeps for the database.
-  auto spool = SpoolFile::Create(ctx.blobs.ScratchDir(), ctx.config.min_free_bytes + announced);
+  auto spool = SpoolFile::Create(ctx.blobs.ScratchDir(), ctx.config.min_free_bytes, announced);
   if (!spool.ok()) {
     out.reject = Error(ctx, req, 503, spool.status().message());
     return out;
@@ -158,8 +158,8 @@ Result<Upload> KeepUpload(Context& ctx, int64_t customer, std::unique_ptr<SpoolF
 
 Result<Upload> KeepUploadBytes(Context& ctx, int64_t customer, const std::string& bytes,
                                const std::string& media_type) {
-  auto spool = SpoolFile::Create(ctx.blobs.ScratchDir(),
-                                 ctx.config.min_free_bytes + static_cast<int64_t>(bytes.size()));
+  auto spool = SpoolFile::Create(ctx.blobs.ScratchDir(), ctx.config.min_free_bytes,
+                                 static_cast<int64_t>(bytes.size()));
   if (!spool.ok()) return Status::Unavailable(spool.status().message());
   QUIRE_RETURN_IF_ERROR((*spool)->Append(bytes));
   StreamHasher hasher;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -16,7 +17,8 @@ constexpr int64_t kCheckEvery = 8 << 20;
 }  // namespace
 
 Result<std::unique_ptr<SpoolFile>> SpoolFile::Create(const std::string& dir,
-                                                     int64_t reserve_bytes) {
+                                                     int64_t reserve_bytes,
+                                                     int64_t expected_bytes) {
   std::unique_ptr<SpoolFile> f(new SpoolFile());
   std::string tmpl = dir + "/upload-XXXXXX";
   f->fd_ = ::mkstemp(tmpl.data());
@@ -24,7 +26,8 @@ Result<std::unique_ptr<SpoolFile>> SpoolFile::Create(const std::string& dir,
     return Status::IOError("cannot create a scratch file in " + dir + ": " + std::strerror(errno));
   f->path_ = tmpl;
   f->reserve_ = reserve_bytes;
-  QUIRE_RETURN_IF_ERROR(CheckFreeSpace(FreeBytes(f->fd_), reserve_bytes));
+  f->expected_ = expected_bytes;
+  QUIRE_RETURN_IF_ERROR(CheckFreeSpace(FreeBytes(f->fd_), reserve_bytes + expected_bytes));
   f->next_check_ = kCheckEvery;
   return f;
 }
@@ -40,7 +43,8 @@ SpoolFile::~SpoolFile() {
 Status SpoolFile::Append(std::string_view bytes) {
   if (fd_ < 0) return Status::Internal("append to a closed spool file");
   if (size_ + static_cast<int64_t>(bytes.size()) >= next_check_) {
-    QUIRE_RETURN_IF_ERROR(CheckFreeSpace(FreeBytes(fd_), reserve_));
+    int64_t still = std::max<int64_t>(0, expected_ - size_);
+    QUIRE_RETURN_IF_ERROR(CheckFreeSpace(FreeBytes(fd_), reserve_ + still));
     next_check_ = size_ + static_cast<int64_t>(bytes.size()) + kCheckEvery;
   }
   while (!bytes.empty()) {

@@ -15,10 +15,12 @@ namespace quire {
 
 class SpoolFile {
  public:
-  // Creates an empty file in `dir`. `reserve_bytes` must stay free on its volume: Append
-  // fails with kIOError once it would not (checked every few MiB).
+  // Creates an empty file in `dir` for about `expected_bytes` (0: unknown). `reserve_bytes`
+  // must stay free on its volume beyond what is still expected: Create and Append fail with
+  // kIOError once it would not (checked every few MiB).
   static Result<std::unique_ptr<SpoolFile>> Create(const std::string& dir,
-                                                   int64_t reserve_bytes);
+                                                   int64_t reserve_bytes,
+                                                   int64_t expected_bytes = 0);
   ~SpoolFile();
   SpoolFile(const SpoolFile&) = delete;
   SpoolFile& operator=(const SpoolFile&) = delete;
@@ -37,6 +39,7 @@ class SpoolFile {
   int fd_ = -1;
   int64_t size_ = 0;
   int64_t reserve_ = 0;
+  int64_t expected_ = 0;
   int64_t next_check_ = 0;
   bool released_ = false;
 };

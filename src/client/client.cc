@@ -95,7 +95,8 @@ struct BatchView {
     double dt = std::chrono::duration<double>(samples.back().first - samples.front().first).count();
     return dt <= 0 ? 0 : (samples.back().second - samples.front().second) / dt;
   }
-  std::string Line(const std::string& label) const {
+  std::string Line(std::string label) const {
+    if (label.size() < 9) label.resize(9, ' ');  // bars line up under each other
     std::string s = label + " " + Bar(completed + errors, count) + " " +
                     std::to_string(completed + errors) + "/" + std::to_string(count) + " done";
     s += " · " + std::to_string(errors) + (errors == 1 ? " error" : " errors");
@@ -217,6 +218,8 @@ class SubmitRun {
   std::vector<std::unique_ptr<Tracked>> items_;
   std::map<std::string, std::string> upload_by_sha_;  // sha256 → origin (earlier runs)
   std::map<std::string, std::string> sha_by_origin_;
+  std::set<std::string> uploading_;  // sha256 of uploads in flight
+  std::condition_variable uploaded_cv_;
 
   std::mutex mu_;  // guards everything below and the phases
   size_t next_ = 0;
@@ -297,11 +300,28 @@ void SubmitRun::Prepare(ApiClient& api, Tracked& t) {
   if (!it.path.empty()) {
     std::string origin;
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (auto f = upload_by_sha_.find(sha); f != upload_by_sha_.end()) origin = f->second;
+      // Identical bytes under two names go over the wire once: wait for the other upload.
+      std::unique_lock<std::mutex> lock(mu_);
+      uploaded_cv_.wait(lock, [&] { return !uploading_.count(sha) || g_interrupted.load(); });
+      if (auto f = upload_by_sha_.find(sha); f != upload_by_sha_.end()) {
+        origin = f->second;
+      } else {
+        uploading_.insert(sha);
+        t.phase = Phase::kUploading;
+      }
     }
+    struct Done {  // however the upload ends, others with the same bytes stop waiting
+      SubmitRun* run;
+      const std::string& sha;
+      bool active;
+      ~Done() {
+        if (!active) return;
+        std::lock_guard<std::mutex> lock(run->mu_);
+        run->uploading_.erase(sha);
+        run->uploaded_cv_.notify_all();
+      }
+    } done{this, sha, origin.empty()};
     if (origin.empty()) {
-      t.phase = Phase::kUploading;
       std::map<std::string, std::string> headers = {
           {"Content-Type", it.media_type},
           {"Content-Digest", "sha-256=:" + Base64Encode(sha_raw) + ":"}};
@@ -550,8 +570,15 @@ int SubmitRun::Summary(bool interrupted) {
       out += buf;
     }
     if (o_.csv.empty()) {
-      std::snprintf(buf, sizeof buf, "  %-12s %6d  files, %s\n", "uploaded", files_uploaded_,
-                    FormatBytes(uploaded_bytes_).c_str());
+      double up_s = uploads_done_ ? std::chrono::duration<double>(*uploads_done_ - started_).count()
+                                  : secs;
+      std::string rate = up_s > 0.05 && uploaded_bytes_ > 0
+                             ? " in " + FormatDuration(up_s) + " (" +
+                                   FormatBytes(static_cast<int64_t>(uploaded_bytes_ / up_s)) +
+                                   "/s)"
+                             : "";
+      std::snprintf(buf, sizeof buf, "  %-12s %6d  files, %s%s\n", "uploaded", files_uploaded_,
+                    FormatBytes(uploaded_bytes_).c_str(), rate.c_str());
       out += buf;
     }
     std::snprintf(buf, sizeof buf, "  %-12s %6zu\n  %-12s %s\n", "batches", batches_.size(),

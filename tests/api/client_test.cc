@@ -51,6 +51,7 @@ class ClientRun {
       pid_ = fork();
       if (pid_ == 0) {
         dup2(p[1], 1);
+        dup2(p[1], 2);  // messages to stderr are read too
         close(p[0]);
         close(p[1]);
       } else {
@@ -314,6 +315,7 @@ TEST_F(ClientTest, JsonLinesParseOneByOneAndWatchAndRetryWork) {
     WriteFile(root + "/j" + std::to_string(i) + ".png", MakePng(50 + i, 40, 60 + i));
   // Passes the client's content sniffing (a JPEG signature) but cannot be decoded.
   WriteFile(root + "/broken.jpg", std::string("\xFF\xD8\xFF\xE0", 4) + std::string(500, 'x'));
+  WriteFile(root + "/empty.png", "");
   ClientRun run(Submit(space, {root, "--json"}), false);
   int rc = run.Wait();
   EXPECT_EQ(rc, 1) << run.out();
@@ -329,11 +331,11 @@ TEST_F(ClientTest, JsonLinesParseOneByOneAndWatchAndRetryWork) {
   json summary = events.back();
   EXPECT_EQ(summary["event"], "summary");
   EXPECT_EQ(summary["completed"], 3);
-  EXPECT_EQ(summary["failed"], 1);
-  ASSERT_EQ(summary["failures"].size(), 1u);
-  EXPECT_EQ(summary["failures"][0]["id"], "broken.jpg");
-  EXPECT_NE(summary["failures"][0]["error"].get<std::string>().find("decodable"),
-            std::string::npos);
+  EXPECT_EQ(summary["failed"], 2);
+  std::map<std::string, std::string> failures;
+  for (auto& f : summary["failures"]) failures[f["id"]] = f["error"];
+  EXPECT_NE(failures["broken.jpg"].find("decodable"), std::string::npos) << summary.dump();
+  EXPECT_NE(failures["empty.png"].find("empty file"), std::string::npos) << summary.dump();
   EXPECT_EQ(std::count_if(events.begin(), events.end(),
                           [](const json& e) { return e["event"] == "uploaded"; }),
             4);
@@ -358,6 +360,41 @@ TEST_F(ClientTest, JsonLinesParseOneByOneAndWatchAndRetryWork) {
   missing.back() = server_->url() + "/customers/1/queue/batches/999999";
   ClientRun nobatch(missing, false);
   EXPECT_EQ(nobatch.Wait(), 2);
+}
+
+TEST_F(ClientTest, UsageAndConnectionErrorsExit2WithAMessage) {
+  int64_t space = api_->CreateSpace(kCustomer, "usage");
+  std::string root = Dir("usage");
+  WriteFile(root + "/u.png", MakePng(10, 10, 1));
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  std::string s = std::to_string(space);
+  std::vector<Case> cases = {
+      {{"submit", "--url", server_->url(), "--key", "admin", "--secret", "wrong", "--space", s,
+        root},
+       "did not accept the key"},
+      {{"submit", "--url", server_->url(), "--key", "admin", "--secret", "admin-secret",
+        "--space", "98765", root},
+       "space 98765 not found"},
+      {{"submit", "--url", "http://127.0.0.1:1", "--key", "admin", "--secret", "admin-secret",
+        "--space", s, root},
+       "cannot reach http://127.0.0.1:1"},
+      {{"submit", "--url", server_->url(), "--key", "admin", "--secret", "admin-secret",
+        "--space", s, root + "/missing"},
+       "no such file or folder"},
+      {{"submit", "--url", server_->url(), "--key", "admin", "--secret", "admin-secret", root},
+       "--space is required"},
+      {{"submit", "--no-such-flag"}, "--no-such-flag"},
+  };
+  int64_t before = Uploads();
+  for (auto& c : cases) {
+    ClientRun run(c.args, false);
+    EXPECT_EQ(run.Wait(), 2) << run.out();
+    EXPECT_NE(run.out().find(c.says), std::string::npos) << run.out();
+  }
+  EXPECT_EQ(Uploads(), before);
 }
 
 }  // namespace

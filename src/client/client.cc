@@ -485,7 +485,7 @@ void SubmitRun::PollBatches() {
 std::vector<std::string> SubmitRun::FrameLines() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> lines;
-  int64_t total = 0, completed = 0, failed = 0, skipped = 0, uploadable = 0, done_uploads = 0;
+  int64_t total = 0, completed = 0, failed = 0, skipped = 0, done_uploads = 0;
   int64_t sent = uploaded_bytes_;
   std::vector<const Tracked*> active;
   for (auto& t : items_) {
@@ -493,7 +493,6 @@ std::vector<std::string> SubmitRun::FrameLines() {
     if (t->phase == Phase::kCompleted) ++completed;
     if (t->phase == Phase::kFailed) ++failed;
     if (t->phase == Phase::kSkipped) ++skipped;
-    if (!t->item.path.empty() && t->item.error.empty()) ++uploadable;
     if (t->uploaded) ++done_uploads;
     if (t->phase == Phase::kUploading) {
       active.push_back(t.get());

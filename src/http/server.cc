@@ -250,8 +250,60 @@ class Session : public std::enable_shared_from_this<Session> {
     body_parser_.emplace(std::move(*parser_));
     parser_.reset();
     body_parser_->body_limit(boost::none);  // the sink enforces its own
-    if (piece_.empty()) piece_.resize(256 * 1024);
+    if (piece_.empty()) piece_.resize(1 << 20);
+    if (!body_parser_->chunked() && body_parser_->content_length()) {
+      // A body of known length is read straight from the socket in large pieces: the parser
+      // would read it 64 KiB at a time, with a timer armed per read.
+      raw_remaining_ = *body_parser_->content_length();
+      uint64_t have = std::min<uint64_t>(buffer_.size(), raw_remaining_);
+      if (have > 0) {
+        auto data = buffer_.data();
+        if (std::optional<Response> stop = WritePiece(
+                std::string_view(static_cast<const char*>(data.data()), have), *req))
+          return Refuse(std::move(*stop), req);
+        buffer_.consume(have);
+        raw_remaining_ -= have;
+      }
+      return ContinueThen([self = shared_from_this(), req] { self->ReadRaw(req); });
+    }
     ContinueThen([self = shared_from_this(), req] { self->ReadPiece(req); });
+  }
+
+  // Hands a piece to the sink; a response when it refuses (or throws).
+  std::optional<Response> WritePiece(std::string_view piece, const Request& req) {
+    try {
+      return sink_->Write(piece);
+    } catch (const std::exception& e) {
+      spdlog::error("body sink for {} {} threw: {}", req.method, req.path, e.what());
+      return ErrorJson(500, "Internal server error", "an internal error occurred",
+                       server_->base_url + req.path);
+    }
+  }
+
+  void ReadRaw(const std::shared_ptr<Request>& req) {
+    if (raw_remaining_ == 0) return FinishStream(req);
+    size_t want = static_cast<size_t>(std::min<uint64_t>(piece_.size(), raw_remaining_));
+    // An idle timeout per piece: a large upload may take longer than one request timeout.
+    stream_.expires_after(std::chrono::seconds(server_->options.request_timeout_s));
+    stream_.async_read_some(asio::buffer(piece_.data(), want),
+                            [self = shared_from_this(), req](beast::error_code ec, std::size_t n) {
+                              self->OnRaw(ec, n, req);
+                            });
+  }
+
+  void OnRaw(beast::error_code ec, std::size_t n, const std::shared_ptr<Request>& req) {
+    if (n > 0) {
+      raw_remaining_ -= n;
+      if (std::optional<Response> stop = WritePiece(std::string_view(piece_.data(), n), *req))
+        return Refuse(std::move(*stop), req);
+    }
+    if (ec) {
+      sink_.reset();  // discards what it kept
+      spdlog::info("{} {}: the body was cut off ({}); nothing kept", req->method, req->path,
+                   ec.message());
+      return Abandon();
+    }
+    ReadRaw(req);
   }
 
   // Answers and closes, reading on for a moment so the client sees the answer (it may still be
@@ -292,15 +344,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     size_t n = piece_.size() - body_parser_->get().body().size;
     if (n > 0) {
-      std::optional<Response> stop;
-      try {
-        stop = sink_->Write(std::string_view(piece_.data(), n));
-      } catch (const std::exception& e) {
-        spdlog::error("body sink for {} {} threw: {}", req->method, req->path, e.what());
-        stop = ErrorJson(500, "Internal server error", "an internal error occurred",
-                         server_->base_url + req->path);
-      }
-      if (stop) return Refuse(std::move(*stop), req);
+      if (std::optional<Response> stop = WritePiece(std::string_view(piece_.data(), n), *req))
+        return Refuse(std::move(*stop), req);
     }
     ReadPiece(req);
   }
@@ -551,6 +596,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::buffer_body>> body_parser_;
   std::vector<char> piece_;
   std::unique_ptr<BodySink> sink_;
+  uint64_t raw_remaining_ = 0;  // body bytes still to come when read straight from the socket
   std::shared_ptr<void> response_;
   bool keep_alive_ = true;
   bool linger_ = false;

@@ -259,6 +259,23 @@ TEST_F(UploadsTest, ACutConnectionKeepsNoBlobNoRowNoScratch) {
   EXPECT_EQ(Upload(*main_, MakeJpeg(20, 20, 1)).status, 201);
 }
 
+TEST_F(UploadsTest, AnUploadKeepsTheConnectionForTheNextRequest) {
+  // The body is read exactly to its Content-Length: a request sent right behind it on the same
+  // connection is answered too.
+  std::string body = MakeJpeg(64, 64, 4);
+  std::string auth = "Authorization: Basic " + Base64Encode("admin:admin-secret") + "\r\n";
+  int fd = Connect(Port(main_->url()));
+  ASSERT_GE(fd, 0);
+  SendAll(fd, "POST /customers/1/uploads HTTP/1.1\r\nHost: x\r\n" + auth +
+                  "Content-Type: image/jpeg\r\nContent-Length: " + std::to_string(body.size()) +
+                  "\r\n\r\n" + body + "GET /customers/1/uploads HTTP/1.1\r\nHost: x\r\n" +
+                  auth + "\r\n");
+  ReadResult r = ReadFor(fd, 5s, "\"totalItems\"");
+  ::close(fd);
+  EXPECT_EQ(FirstStatus(r.bytes), 201) << r.bytes;
+  EXPECT_NE(r.bytes.find("HTTP/1.1 200"), std::string::npos) << r.bytes;
+}
+
 TEST_F(UploadsTest, Base64FileOnImagePutAndPostIngests) {
   std::string png = MakePng(300, 200, 9);
   json body = {{"mediaType", "image/png"}, {"file", Base64Encode(png)}};

@@ -247,6 +247,8 @@ TEST_F(ClientTest, CsvOfOriginsIngestsAndNamesBadLines) {
   WriteFile(bad, "id,url\nx,http://example.org/x.jpg\n");
   ClientRun usage(Submit(space, {"--csv", bad}), false);
   EXPECT_EQ(usage.Wait(), 2);
+  EXPECT_NE(usage.out().find("no 'origin' column (found: id, url)"), std::string::npos)
+      << usage.out();
 }
 
 TEST_F(ClientTest, AnInterruptedRunResumesWithoutUploadingAnythingTwice) {

@@ -186,7 +186,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->content_length() && *parser_->content_length() > limit) return too_large();
     parser_->body_limit(limit);
     if (parser_->is_done()) return Dispatch(req, *match);
-    ContinueThen([self = shared_from_this(), req, match] {
+    ContinueThen(*req, [self = shared_from_this(), req, match] {
       bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
                         [self, req, match](beast::error_code ec, std::size_t) {
                           self->OnBody(ec, req, *match);
@@ -195,10 +195,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // A client that sent `Expect: 100-continue` waits for this before the body (curl does for
-  // bodies over 1 MiB): say it, then go on.
-  void ContinueThen(std::function<void()> next) {
-    auto expect = parser_->get()[bhttp::field::expect];
-    if (version_ < 11 || !beast::iequals(expect, "100-continue")) return next();
+  // bodies over 1 MiB, for a second): say it, then go on. Read from the request, not the
+  // parser: a streaming route has moved the parser on by now.
+  void ContinueThen(const Request& req, std::function<void()> next) {
+    if (version_ < 11 || !beast::iequals(req.Header("expect"), "100-continue")) return next();
     static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     asio::async_write(stream_, asio::buffer(kContinue),
                       [self = shared_from_this(), next = std::move(next)](beast::error_code ec,
@@ -264,9 +264,9 @@ class Session : public std::enable_shared_from_this<Session> {
         buffer_.consume(have);
         raw_remaining_ -= have;
       }
-      return ContinueThen([self = shared_from_this(), req] { self->ReadRaw(req); });
+      return ContinueThen(*req, [self = shared_from_this(), req] { self->ReadRaw(req); });
     }
-    ContinueThen([self = shared_from_this(), req] { self->ReadPiece(req); });
+    ContinueThen(*req, [self = shared_from_this(), req] { self->ReadPiece(req); });
   }
 
   // Hands a piece to the sink; a response when it refuses (or throws).

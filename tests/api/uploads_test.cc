@@ -276,6 +276,27 @@ TEST_F(UploadsTest, AnUploadKeepsTheConnectionForTheNextRequest) {
   EXPECT_NE(r.bytes.find("HTTP/1.1 200"), std::string::npos) << r.bytes;
 }
 
+TEST_F(UploadsTest, ExpectContinueIsAnsweredBeforeTheBody) {
+  // curl sends `Expect: 100-continue` for bodies over 1 MiB and waits a second for the 100
+  // before sending the body; a server that never says it costs every large upload a second.
+  std::string body = MakeJpeg(64, 64, 5);
+  std::string auth = "Authorization: Basic " + Base64Encode("admin:admin-secret") + "\r\n";
+  int fd = Connect(Port(main_->url()));
+  ASSERT_GE(fd, 0);
+  SendAll(fd, "POST /customers/1/uploads HTTP/1.1\r\nHost: x\r\n" + auth +
+                  "Content-Type: image/jpeg\r\nExpect: 100-continue\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n");
+  auto asked = std::chrono::steady_clock::now();
+  ReadResult interim = ReadFor(fd, 3s, "\r\n\r\n");
+  auto waited = std::chrono::steady_clock::now() - asked;
+  EXPECT_EQ(interim.bytes.rfind("HTTP/1.1 100 Continue\r\n", 0), 0u) << interim.bytes;
+  EXPECT_LT(waited, 500ms);
+  SendAll(fd, body);
+  ReadResult r = ReadResponse(fd, 5s);
+  ::close(fd);
+  EXPECT_EQ(FirstStatus(r.bytes), 201) << r.bytes;
+}
+
 TEST_F(UploadsTest, Base64FileOnImagePutAndPostIngests) {
   std::string png = MakePng(300, 200, 9);
   json body = {{"mediaType", "image/png"}, {"file", Base64Encode(png)}};

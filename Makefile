@@ -33,11 +33,13 @@ asan: deps
 	cd build-asan && ctest --output-on-failure -j 2 -L unit
 
 # Every benchmark: bench/REPORT.md (ingest, tiles, API against their references), then
-# bench/REPORT-postgresql.md (distributed mode) and bench/REPORT-s3.md (S3 storage).
+# bench/REPORT-postgresql.md (distributed mode), bench/REPORT-s3.md (S3 storage) and
+# bench/REPORT-uploads.md (uploads and the client).
 bench: build
 	./bench/run.sh
 	./bench/run_pg.sh
 	./bench/s3.sh
+	./bench/uploads.sh
 
 bench-pg: build
 	./bench/run_pg.sh

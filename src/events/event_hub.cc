@@ -210,8 +210,8 @@ void EventHub::Reap() {
   int reaped = 0;
   for (auto it = streams_.begin(); it != streams_.end();) {
     auto& list = it->second;
-    auto keep = std::remove_if(list.begin(), list.end(), [](const std::shared_ptr<Stream>& s) {
-      return s->done || s->sink->closed();
+    auto keep = std::stable_partition(list.begin(), list.end(), [](const std::shared_ptr<Stream>& s) {
+      return !s->done && !s->sink->closed();
     });
     reaped += static_cast<int>(list.end() - keep);
     for (auto i = keep; i != list.end(); ++i) (*i)->sink->Close();

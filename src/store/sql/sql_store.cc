@@ -905,7 +905,8 @@ Result<Asset> SqlStore::UpdateAssetMetadata(const Asset& a) {
 // Marks a member's waiting row in every batch as an error (the asset left that batch before
 // it was processed) and returns the batches touched.
 static Result<std::set<int64_t>> AbandonWaitingRows(Connection& conn, const Asset& a,
-                                                    const std::string& why, int64_t now) {
+                                                    const std::string& why, int64_t now,
+                                                    OutcomeEffects* effects) {
   std::set<int64_t> touched;
   {
     PREPARE(st, conn,
@@ -923,6 +924,10 @@ static Result<std::set<int64_t>> AbandonWaitingRows(Connection& conn, const Asse
     QUIRE_RETURN_IF_ERROR(
         st.Bind(1, why).Bind(2, now).Bind(3, a.customer).Bind(4, a.space).Bind(5, a.id).Run());
   }
+  // Each abandoned member is an outcome of its batch, shown to that batch's streams.
+  for (int64_t b : touched)
+    QUIRE_RETURN_IF_ERROR(
+        RecordImageEvent(conn, a.customer, b, a.space, a.id, false, why, now, effects));
   PREPARE(st, conn, "DELETE FROM jobs WHERE customer = ? AND space = ? AND asset_id = ?");
   QUIRE_RETURN_IF_ERROR(st.Bind(1, a.customer).Bind(2, a.space).Bind(3, a.id).Run());
   return touched;
@@ -935,7 +940,9 @@ Status SqlStore::DeleteAsset(int64_t customer, int64_t space, const std::string&
     auto asset = ReadAssetRow(conn, customer, space, id);
     if (!asset.ok()) return asset.status();
     int64_t now = NowMs();
-    auto touched = AbandonWaitingRows(conn, *asset, "image deleted before it was processed", now);
+    OutcomeEffects effects;
+    auto touched =
+        AbandonWaitingRows(conn, *asset, "image deleted before it was processed", now, &effects);
     if (!touched.ok()) return touched.status();
     {
       PREPARE(st, conn, "DELETE FROM assets WHERE customer = ? AND space = ? AND id = ?");
@@ -946,11 +953,6 @@ Status SqlStore::DeleteAsset(int64_t customer, int64_t space, const std::string&
               "UPDATE spaces SET image_count = image_count - 1 WHERE customer = ? AND id = ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, space).Run());
     }
-    OutcomeEffects effects;
-    for (int64_t b : *touched)
-      QUIRE_RETURN_IF_ERROR(RecordImageEvent(conn, customer, b, space, id, false,
-                                             "image deleted before it was processed", now,
-                                             &effects));
     if (asset->batch) touched->insert(*asset->batch);
     for (int64_t b : *touched) {
       bool finished_now = false;
@@ -1126,6 +1128,7 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
       QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Run());
     }
     std::set<int64_t> touched;
+    OutcomeEffects effects;
     std::map<int64_t, int64_t> new_images;  // space → images this batch adds to it
     int64_t ordinal = 0;
     for (const Asset& in : members) {
@@ -1139,7 +1142,8 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
           if (old->batch) touched.insert(*old->batch);
           auto abandoned = AbandonWaitingRows(
               conn, m,
-              "superseded by batch " + std::to_string(batch_id) + " before it was processed", now);
+              "superseded by batch " + std::to_string(batch_id) + " before it was processed", now,
+              &effects);
           if (!abandoned.ok()) return abandoned.status();
           touched.insert(abandoned->begin(), abandoned->end());
         } else {
@@ -1192,7 +1196,6 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
     }
     QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, customer));
     touched.erase(batch_id);
-    OutcomeEffects effects;
     for (int64_t b : touched) {
       bool finished_now = false;
       QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now, &finished_now));

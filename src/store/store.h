@@ -54,6 +54,7 @@ struct QueueCounts {
 struct GlobalQueueCounts {
   int64_t incoming = 0;  // waiting images on default queues
   int64_t priority = 0;  // waiting images on priority queues
+  int64_t batches_active = 0;  // batches not finished and not superseded, every customer
 };
 
 // One unit of ingest work: the latest request to ingest one asset, tied to its batch.

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <thread>
@@ -261,6 +262,40 @@ TEST_F(EventsTest, ThousandIdleStreamsNeedNoThreadEach) {
   }
   EXPECT_EQ(beating, 20);
   for (int fd : fds) ::close(fd);
+}
+
+// A stream on an API-only node sees the outcomes a worker node records: the store's
+// LISTEN/NOTIFY carries them. On SQLite events stay in one process, so this needs PostgreSQL.
+TEST(ClusterEvents, StreamOnFrontNodeSeesOutcomesOfWorkerNode) {
+  const char* backend = std::getenv("QUIRE_TEST_BACKEND");
+  if (backend == nullptr || std::string(backend) != "postgresql")
+    GTEST_SKIP() << "cross-node events travel by PostgreSQL NOTIFY (events_test_postgresql)";
+  TempDir tmp;
+  OriginServer origin;
+  origin.Serve("/c.jpg", MakeJpeg(64, 48, 9), "image/jpeg", 100);
+  QuireProcess front(tmp.path() + "/data", {"--workers", "0", "--allow-private-origins"});
+  Api api{front.url(), front.admin()};
+  int64_t space = api.CreateSpace(1, "cluster");
+  json members = json::array();
+  for (int i = 0; i < 6; ++i)
+    members.push_back(Member(space, "c" + std::to_string(i), origin.Url("/c.jpg"), "image/jpeg"));
+  int64_t batch = api.SubmitBatch(1, members)["id"].get<int64_t>();
+  SseClient sse(front.url(),
+                "/customers/1/queue/batches/" + std::to_string(batch) + "/stream", front.admin());
+  ASSERT_EQ(sse.status(), 200) << sse.head();
+  auto worker = QuireProcess::Worker(tmp.path() + "/worker",
+                                     {"--database", front.database_url(), "--workers", "2",
+                                      "--allow-private-origins", "--storage",
+                                      "file:" + tmp.path() + "/data/blobs"});
+  int images = 0;
+  bool finished = false;
+  while (auto e = sse.Next(30s)) {
+    if (e->event == "image") ++images;
+    if (e->event == "batch" && json::parse(e->data).contains("finished")) finished = true;
+  }
+  EXPECT_EQ(images, 6);
+  EXPECT_TRUE(finished);
+  EXPECT_TRUE(sse.closed());
 }
 
 }  // namespace

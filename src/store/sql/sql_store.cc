@@ -1594,6 +1594,10 @@ Result<GlobalQueueCounts> SqlStore::GetGlobalQueueCounts() {
   Status status;
   while (st.Step(&status)) (st.Int(0) ? c.priority : c.incoming) += st.Int(1);
   if (!status.ok()) return status;
+  auto active =
+      ScalarInt(*conn, "SELECT COUNT(*) FROM batches WHERE finished IS NULL AND superseded = 0", {});
+  if (!active.ok()) return active.status();
+  c.batches_active = *active;
   return c;
 }
 
@@ -1787,12 +1791,8 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
     }
     // Only an outcome that ended a batch member is an event (not one for a member already
     // accounted, e.g. abandoned when the image was deleted).
+    const bool accounted = conn.Changes() > 0;
     OutcomeEffects effects;
-    if (conn.Changes() > 0)
-      QUIRE_RETURN_IF_ERROR(RecordImageEvent(conn, job.customer, job.batch, job.space,
-                                             job.asset_id, outcome.success,
-                                             outcome.success ? std::string() : outcome.error,
-                                             now, &effects));
     {
       PREPARE(st, conn,
               "UPDATE assets SET ingesting = CASE WHEN EXISTS (SELECT 1 FROM jobs j WHERE "
@@ -1816,7 +1816,6 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
     }
     bool finished_now = false;
     QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, job.batch, now, &finished_now));
-    if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, job.batch, now, &effects));
     {
       // With how many of the customer's jobs were in flight (this one included): the
       // workers it really had, for estCompletion.
@@ -1834,6 +1833,13 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
       PREPARE(st, conn, "DELETE FROM ingest_log WHERE finished < ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, now - 3600 * 1000).Run());
     }
+    // Last: the customer's event counter row stays locked only until the commit.
+    if (accounted)
+      QUIRE_RETURN_IF_ERROR(RecordImageEvent(conn, job.customer, job.batch, job.space,
+                                             job.asset_id, outcome.success,
+                                             outcome.success ? std::string() : outcome.error,
+                                             now, &effects));
+    if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, job.batch, now, &effects));
     std::vector<StoreEvent> events = {
         StoreEvent{StoreEvent::Kind::kAssetChanged, job.customer, job.space, job.asset_id}};
     effects.AddTo(&events);

@@ -72,6 +72,9 @@ std::string ApplyWebhookBody(const Context& ctx, const json& body, bool creating
   return "";
 }
 
+// Checking a receiver's host may wait on DNS: off the I/O threads.
+const http::RouteOptions kResolves{.offload = true};
+
 std::optional<int64_t> WebhookParam(const http::Request& req) { return ParseId(req.Param("w")); }
 
 }  // namespace
@@ -102,7 +105,7 @@ void RegisterWebhooks(http::Router& r, Context& ctx) {
     http::Response res = Json(201, out);
     res.Set("Location", ctx.urls.Webhook(a.customer, made->id));
     return res;
-  });
+  }, kResolves);
 
   r.Add("GET", "/customers/{c}/webhooks/{w}", [&ctx](http::Request& req) {
     Access a = AuthorizeCustomer(ctx, req);
@@ -128,7 +131,7 @@ void RegisterWebhooks(http::Router& r, Context& ctx) {
     auto updated = ctx.store.UpdateWebhook(*w);
     if (!updated.ok()) return FromStatus(ctx, req, updated.status());
     return Json(200, hydra::WebhookJson(ctx.urls, *updated));
-  });
+  }, kResolves);
 
   r.Add("DELETE", "/customers/{c}/webhooks/{w}", [&ctx](http::Request& req) {
     Access a = AuthorizeCustomer(ctx, req);

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <openssl/hmac.h>
 
+#include <cstdlib>
+#include <set>
 #include <thread>
 
 #include "core/time_util.h"
@@ -288,6 +290,41 @@ TEST(WebhookAddressGuard, PrivateReceiversRefusedUnlessAllowed) {
     EXPECT_EQ(r.status, 400) << url << ": " << r.body;
     EXPECT_NE(r.body.find("private"), std::string::npos) << r.body;
   }
+}
+
+// Two nodes on one PostgreSQL database both run senders, woken together by NOTIFY: each
+// event reaches the receiver once (the lease on a delivery row lets one node send it).
+TEST(ClusterWebhooks, EachDeliveryIsSentByOneNode) {
+  const char* backend = std::getenv("QUIRE_TEST_BACKEND");
+  if (backend == nullptr || std::string(backend) != "postgresql")
+    GTEST_SKIP() << "nodes share deliveries through PostgreSQL (webhooks_test_postgresql)";
+  TempDir tmp;
+  OriginServer origin;
+  origin.Serve("/i.jpg", MakeJpeg(64, 48, 2), "image/jpeg");
+  origin.Serve("/hook", "ok", "text/plain");
+  QuireProcess a(tmp.path() + "/data", {"--workers", "2", "--allow-private-origins"});
+  QuireProcess b(tmp.path() + "/data", {"--workers", "0", "--allow-private-origins"});
+  Api api{a.url(), a.admin()};
+  HttpResult hook = Http("POST", b.url() + "/customers/1/webhooks",
+                         json{{"url", origin.Url("/hook")},
+                              {"events", {"image.completed", "batch.finished"}}}
+                             .dump(),
+                         b.admin());
+  ASSERT_EQ(hook.status, 201) << hook.body;
+  int64_t space = api.CreateSpace(1, "cluster-hooks");
+  json members = json::array();
+  for (int i = 0; i < 8; ++i)
+    members.push_back(Member(space, "h" + std::to_string(i), origin.Url("/i.jpg"), "image/jpeg"));
+  int64_t batch = api.SubmitBatch(1, members)["id"].get<int64_t>();
+  ASSERT_TRUE(api.WaitForBatch(1, batch, 30s).contains("finished"));
+  auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (origin.Requests("/hook") < 9 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  std::this_thread::sleep_for(1s);
+  std::set<std::string> ids;
+  for (auto& r : origin.Received("/hook")) ids.insert(r.headers.at("quire-event-id"));
+  EXPECT_EQ(origin.Requests("/hook"), 9) << "8 image.completed and 1 batch.finished, once each";
+  EXPECT_EQ(ids.size(), 9u);
 }
 
 }  // namespace

@@ -1472,6 +1472,7 @@ Result<bool> SqlStore::TestBatch(int64_t customer, int64_t id) {
     auto pointing = ScalarInt(conn, "SELECT COUNT(*) FROM assets WHERE batch = ?", {id});
     if (!pointing.ok()) return pointing.status();
     bool changed = false;
+    bool finished_now = false;
     if (*pointing == 0) {
       if (!b->superseded) {
         QUIRE_RETURN_IF_ERROR(MarkSuperseded(conn, id, /*only_if_empty=*/false));
@@ -1488,6 +1489,7 @@ Result<bool> SqlStore::TestBatch(int64_t customer, int64_t id) {
           PREPARE(st, conn, "UPDATE batches SET finished = ? WHERE id = ? AND finished IS NULL");
           QUIRE_RETURN_IF_ERROR(st.Bind(1, NowMs()).Bind(2, id).Run());
           changed = true;
+          finished_now = true;
         }
         if (b->count != *pointing) {
           auto errors =
@@ -1503,7 +1505,14 @@ Result<bool> SqlStore::TestBatch(int64_t customer, int64_t id) {
         }
       }
     }
-    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    std::vector<StoreEvent> events;
+    if (finished_now) {
+      // The counts are final now (set above): batch.finished carries them.
+      OutcomeEffects effects;
+      QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, id, NowMs(), &effects));
+      effects.AddTo(&events);
+    }
+    QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     return changed;
   });
 }

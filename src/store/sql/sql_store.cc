@@ -1603,8 +1603,8 @@ Result<GlobalQueueCounts> SqlStore::GetGlobalQueueCounts() {
   Status status;
   while (st.Step(&status)) (st.Int(0) ? c.priority : c.incoming) += st.Int(1);
   if (!status.ok()) return status;
-  auto active =
-      ScalarInt(*conn, "SELECT COUNT(*) FROM batches WHERE finished IS NULL AND superseded = 0", {});
+  // Kept exact per customer by triggers (migration 4): no count over the batches.
+  auto active = ScalarInt(*conn, "SELECT COALESCE(SUM(active_count), 0) FROM customers", {});
   if (!active.ok()) return active.status();
   c.batches_active = *active;
   return c;

@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/address_guard.h"
-#include "core/time_util.h"
 
 namespace quire::events {
 

@@ -88,24 +88,27 @@ void RegisterWebhooks(http::Router& r, Context& ctx) {
     return CollectionResponse(ctx, req, page, list, hydra::WebhookJson);
   });
 
-  r.Add("POST", "/customers/{c}/webhooks", [&ctx](http::Request& req) {
-    Access a = AuthorizeCustomer(ctx, req);
-    if (a.denied) return *a.denied;
-    auto body = ParseJsonObject(req);
-    if (!body.ok()) return Error(ctx, req, 400, body.status().message());
-    Webhook w;
-    w.customer = a.customer;
-    if (std::string problem = ApplyWebhookBody(ctx, *body, true, &w); !problem.empty())
-      return Error(ctx, req, 400, problem);
-    if (w.secret.empty()) w.secret = RandomHex(32);
-    auto made = ctx.store.CreateWebhook(w);
-    if (!made.ok()) return FromStatus(ctx, req, made.status());
-    json out = hydra::WebhookJson(ctx.urls, *made);
-    out["secret"] = made->secret;  // shown this once
-    http::Response res = Json(201, out);
-    res.Set("Location", ctx.urls.Webhook(a.customer, made->id));
-    return res;
-  }, kResolves);
+  r.Add(
+      "POST", "/customers/{c}/webhooks",
+      [&ctx](http::Request& req) {
+        Access a = AuthorizeCustomer(ctx, req);
+        if (a.denied) return *a.denied;
+        auto body = ParseJsonObject(req);
+        if (!body.ok()) return Error(ctx, req, 400, body.status().message());
+        Webhook w;
+        w.customer = a.customer;
+        if (std::string problem = ApplyWebhookBody(ctx, *body, true, &w); !problem.empty())
+          return Error(ctx, req, 400, problem);
+        if (w.secret.empty()) w.secret = RandomHex(32);
+        auto made = ctx.store.CreateWebhook(w);
+        if (!made.ok()) return FromStatus(ctx, req, made.status());
+        json out = hydra::WebhookJson(ctx.urls, *made);
+        out["secret"] = made->secret;  // shown this once
+        http::Response res = Json(201, out);
+        res.Set("Location", ctx.urls.Webhook(a.customer, made->id));
+        return res;
+      },
+      kResolves);
 
   r.Add("GET", "/customers/{c}/webhooks/{w}", [&ctx](http::Request& req) {
     Access a = AuthorizeCustomer(ctx, req);
@@ -117,21 +120,24 @@ void RegisterWebhooks(http::Router& r, Context& ctx) {
     return Json(200, hydra::WebhookJson(ctx.urls, *w));
   });
 
-  r.Add("PATCH", "/customers/{c}/webhooks/{w}", [&ctx](http::Request& req) {
-    Access a = AuthorizeCustomer(ctx, req);
-    if (a.denied) return *a.denied;
-    auto id = WebhookParam(req);
-    if (!id) return Error(ctx, req, 404, "webhook not found");
-    auto w = ctx.store.GetWebhook(a.customer, *id);
-    if (!w.ok()) return FromStatus(ctx, req, w.status());
-    auto body = ParseJsonObject(req);
-    if (!body.ok()) return Error(ctx, req, 400, body.status().message());
-    if (std::string problem = ApplyWebhookBody(ctx, *body, false, &*w); !problem.empty())
-      return Error(ctx, req, 400, problem);
-    auto updated = ctx.store.UpdateWebhook(*w);
-    if (!updated.ok()) return FromStatus(ctx, req, updated.status());
-    return Json(200, hydra::WebhookJson(ctx.urls, *updated));
-  }, kResolves);
+  r.Add(
+      "PATCH", "/customers/{c}/webhooks/{w}",
+      [&ctx](http::Request& req) {
+        Access a = AuthorizeCustomer(ctx, req);
+        if (a.denied) return *a.denied;
+        auto id = WebhookParam(req);
+        if (!id) return Error(ctx, req, 404, "webhook not found");
+        auto w = ctx.store.GetWebhook(a.customer, *id);
+        if (!w.ok()) return FromStatus(ctx, req, w.status());
+        auto body = ParseJsonObject(req);
+        if (!body.ok()) return Error(ctx, req, 400, body.status().message());
+        if (std::string problem = ApplyWebhookBody(ctx, *body, false, &*w); !problem.empty())
+          return Error(ctx, req, 400, problem);
+        auto updated = ctx.store.UpdateWebhook(*w);
+        if (!updated.ok()) return FromStatus(ctx, req, updated.status());
+        return Json(200, hydra::WebhookJson(ctx.urls, *updated));
+      },
+      kResolves);
 
   r.Add("DELETE", "/customers/{c}/webhooks/{w}", [&ctx](http::Request& req) {
     Access a = AuthorizeCustomer(ctx, req);
@@ -159,8 +165,8 @@ void RegisterWebhooks(http::Router& r, Context& ctx) {
       if (!attempts.ok()) return FromStatus(ctx, req, attempts.status());
       members.push_back(hydra::DeliveryJson(ctx.urls, d, *attempts));
     }
-    return Json(200, hydra::Collection(RequestUrl(ctx, req), page, list->total,
-                                       std::move(members)));
+    return Json(200,
+                hydra::Collection(RequestUrl(ctx, req), page, list->total, std::move(members)));
   });
 }
 

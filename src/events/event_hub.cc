@@ -138,8 +138,8 @@ bool EventHub::Scan(int64_t customer, int64_t now) {
       return false;
     }
     for (const ImageEvent& e : *events) {
-      nlohmann::json data = {{"id", e.asset_id}, {"space", e.space}, {"state", e.state},
-                             {"error", e.error}};
+      nlohmann::json data = {
+          {"id", e.asset_id}, {"space", e.space}, {"state", e.state}, {"error", e.error}};
       if (e.batch) data["batch"] = *e.batch;
       std::string frame;
       for (auto& s : list) {
@@ -210,9 +210,9 @@ void EventHub::Reap() {
   int reaped = 0;
   for (auto it = streams_.begin(); it != streams_.end();) {
     auto& list = it->second;
-    auto keep = std::stable_partition(list.begin(), list.end(), [](const std::shared_ptr<Stream>& s) {
-      return !s->done && !s->sink->closed();
-    });
+    auto keep = std::stable_partition(
+        list.begin(), list.end(),
+        [](const std::shared_ptr<Stream>& s) { return !s->done && !s->sink->closed(); });
     reaped += static_cast<int>(list.end() - keep);
     for (auto i = keep; i != list.end(); ++i) (*i)->sink->Close();
     list.erase(keep, list.end());
@@ -246,9 +246,8 @@ void EventHub::Run() {
       if (any_changed) wake = std::min(wake, next_refresh);
       if (!retry.empty()) wake = std::min(wake, retry_at);
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, wake - now)), [&] {
-        return stop_ || resync_ || !pending_.empty() || !dirty_.empty();
-      });
+      cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, wake - now)),
+                   [&] { return stop_ || resync_ || !pending_.empty() || !dirty_.empty(); });
       if (stop_) return;
       admitted.swap(pending_);
       dirty.swap(dirty_);

@@ -182,7 +182,8 @@ void WebhookSender::Deliver(WebhookDelivery& d) {
   headers = curl_slist_append(headers, "Content-Type: application/json");
   headers = curl_slist_append(headers, ("Quire-Event-Id: " + d.event_id).c_str());
   headers = curl_slist_append(headers, ("Quire-Event-Type: " + d.type).c_str());
-  headers = curl_slist_append(headers, ("Quire-Delivery-Attempt: " + std::to_string(attempt)).c_str());
+  headers =
+      curl_slist_append(headers, ("Quire-Delivery-Attempt: " + std::to_string(attempt)).c_str());
   headers = curl_slist_append(headers, ("Quire-Signature: " + signature).c_str());
   headers = curl_slist_append(headers, "Expect:");
   char errbuf[CURL_ERROR_SIZE] = {};
@@ -191,7 +192,7 @@ void WebhookSender::Deliver(WebhookDelivery& d) {
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect is a failed delivery
-  curl_easy_setopt(c, CURLOPT_PROXY, "");            // the guard must see the receiver itself
+  curl_easy_setopt(c, CURLOPT_PROXY, "");           // the guard must see the receiver itself
   curl_easy_setopt(c, CURLOPT_USERAGENT, "Quire-webhooks/1");
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
@@ -243,11 +244,11 @@ void WebhookSender::Deliver(WebhookDelivery& d) {
     return;
   }
   if (ok) {
-    spdlog::info("webhook {} delivered event {} ({}) on attempt {}", d.webhook, d.event_id,
-                 d.type, attempt);
+    spdlog::info("webhook {} delivered event {} ({}) on attempt {}", d.webhook, d.event_id, d.type,
+                 attempt);
   } else {
-    spdlog::info("webhook {} attempt {} of event {} failed: {}{}", d.webhook, attempt,
-                 d.event_id, a.error,
+    spdlog::info("webhook {} attempt {} of event {} failed: {}{}", d.webhook, attempt, d.event_id,
+                 a.error,
                  next ? "; next attempt in " + std::to_string((*next - NowMsWall()) / 1000) + " s"
                       : "; giving up");
   }

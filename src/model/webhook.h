@@ -11,8 +11,8 @@
 namespace quire {
 
 // The event names a webhook may subscribe to.
-inline constexpr const char* kEventBatchFinished = "batch.finished";  // a batch's last outcome
-inline constexpr const char* kEventImageFailed = "image.failed";      // a member ended in error
+inline constexpr const char* kEventBatchFinished = "batch.finished";    // a batch's last outcome
+inline constexpr const char* kEventImageFailed = "image.failed";        // a member ended in error
 inline constexpr const char* kEventImageCompleted = "image.completed";  // a member was ingested
 bool IsWebhookEventName(const std::string& name);
 

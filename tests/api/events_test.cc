@@ -29,9 +29,8 @@ class EventsTest : public ::testing::Test {
     tmp_ = new TempDir();
     origin_ = new OriginServer();
     jpeg_ = new std::string(MakeJpeg(96, 64, 3));
-    server_ = new QuireProcess(tmp_->path() + "/data",
-                               {"--workers", "2", "--allow-private-origins",
-                                "--stream-heartbeat-ms", "400"});
+    server_ = new QuireProcess(tmp_->path() + "/data", {"--workers", "2", "--allow-private-origins",
+                                                        "--stream-heartbeat-ms", "400"});
     Api api{server_->url(), server_->admin()};
     space_ = api.CreateSpace(1, "events");
   }
@@ -59,7 +58,8 @@ class EventsTest : public ::testing::Test {
       } else {
         origin_->Serve(path, *jpeg_, "image/jpeg", delay_ms);
       }
-      members.push_back(Member(space_, prefix + std::to_string(i), origin_->Url(path), "image/jpeg"));
+      members.push_back(
+          Member(space_, prefix + std::to_string(i), origin_->Url(path), "image/jpeg"));
     }
     json batch = api().SubmitBatch(1, members);
     EXPECT_TRUE(batch.contains("id")) << batch.dump();
@@ -119,7 +119,8 @@ TEST_F(EventsTest, BatchStreamShowsEveryOutcomeOnceThenFinishedAndCloses) {
       EXPECT_EQ(data["id"], batch);
     }
   }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   EXPECT_TRUE(sse.closed()) << "the server closes the stream after finished";
   EXPECT_EQ(images, 20);
   EXPECT_EQ(ids.size(), 20u);
@@ -216,7 +217,8 @@ TEST_F(EventsTest, CustomerStreamShowsEveryBatchAndHeartbeats) {
     ASSERT_TRUE(e.has_value()) << "customer stream ended";
     json data = json::parse(e->data);
     if (e->event == "image") ++images[data["batch"].get<int64_t>()];
-    if (e->event == "batch" && data.contains("finished")) finished.insert(data["id"].get<int64_t>());
+    if (e->event == "batch" && data.contains("finished"))
+      finished.insert(data["id"].get<int64_t>());
   }
   EXPECT_EQ(images[a], 3);
   EXPECT_EQ(images[b], 2);
@@ -280,13 +282,13 @@ TEST(ClusterEvents, StreamOnFrontNodeSeesOutcomesOfWorkerNode) {
   for (int i = 0; i < 6; ++i)
     members.push_back(Member(space, "c" + std::to_string(i), origin.Url("/c.jpg"), "image/jpeg"));
   int64_t batch = api.SubmitBatch(1, members)["id"].get<int64_t>();
-  SseClient sse(front.url(),
-                "/customers/1/queue/batches/" + std::to_string(batch) + "/stream", front.admin());
+  SseClient sse(front.url(), "/customers/1/queue/batches/" + std::to_string(batch) + "/stream",
+                front.admin());
   ASSERT_EQ(sse.status(), 200) << sse.head();
-  auto worker = QuireProcess::Worker(tmp.path() + "/worker",
-                                     {"--database", front.database_url(), "--workers", "2",
-                                      "--allow-private-origins", "--storage",
-                                      "file:" + tmp.path() + "/data/blobs"});
+  auto worker =
+      QuireProcess::Worker(tmp.path() + "/worker", {"--database", front.database_url(), "--workers",
+                                                    "2", "--allow-private-origins", "--storage",
+                                                    "file:" + tmp.path() + "/data/blobs"});
   int images = 0;
   bool finished = false;
   while (auto e = sse.Next(30s)) {

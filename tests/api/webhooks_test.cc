@@ -44,8 +44,13 @@ constexpr const char* kSecret = "a-receiver-secret-of-some-length";
 class WebhooksTest : public ::testing::Test {
  protected:
   static std::vector<std::string> Flags() {
-    return {"--workers", "2", "--allow-private-origins", "--webhook-backoff-ms", "400",
-            "--webhook-timeout-ms", "1000"};
+    return {"--workers",
+            "2",
+            "--allow-private-origins",
+            "--webhook-backoff-ms",
+            "400",
+            "--webhook-timeout-ms",
+            "1000"};
   }
   static void SetUpTestSuite() {
     tmp_ = new TempDir();
@@ -63,15 +68,16 @@ class WebhooksTest : public ::testing::Test {
   static Api api() { return Api{server_->url(), server_->admin()}; }
 
   static json CreateHook(const std::string& url, const json& events) {
-    HttpResult r = Http("POST", server_->url() + "/customers/1/webhooks",
-                        json{{"url", url}, {"events", events}, {"secret", kSecret}}.dump(),
-                        server_->admin());
+    HttpResult r =
+        Http("POST", server_->url() + "/customers/1/webhooks",
+             json{{"url", url}, {"events", events}, {"secret", kSecret}}.dump(), server_->admin());
     EXPECT_EQ(r.status, 201) << r.body;
     return r.Json();
   }
   static int64_t Submit(const std::vector<std::pair<std::string, std::string>>& members) {
     json m = json::array();
-    for (auto& [id, path] : members) m.push_back(Member(space_, id, origin_->Url(path), "image/jpeg"));
+    for (auto& [id, path] : members)
+      m.push_back(Member(space_, id, origin_->Url(path), "image/jpeg"));
     return api().SubmitBatch(1, m)["id"].get<int64_t>();
   }
   static std::vector<json> Deliveries(int64_t hook) {
@@ -122,8 +128,8 @@ TEST_F(WebhooksTest, SignedDeliveryRetriedUntilAcknowledgedAndLogged) {
     EXPECT_EQ(r.headers.at("quire-event-type"), "batch.finished");
     EXPECT_TRUE(SignatureVerifies(r.headers.at("quire-signature"), kSecret, r.body))
         << r.headers.at("quire-signature");
-    EXPECT_FALSE(SignatureVerifies(r.headers.at("quire-signature"), "another-secret-entirely",
-                                   r.body));
+    EXPECT_FALSE(
+        SignatureVerifies(r.headers.at("quire-signature"), "another-secret-entirely", r.body));
     EXPECT_EQ(r.body, got[0].body) << "the same body on every attempt";
   }
   json body = json::parse(got[0].body);
@@ -196,7 +202,8 @@ TEST_F(WebhooksTest, KilledBetweenAttemptsDeliversAfterRestart) {
   std::this_thread::sleep_for(1500ms);
   auto got = origin_->Received("/hook-kill");
   EXPECT_EQ(got.size(), 3u) << "acknowledged once, never sent again";
-  for (auto& r : got) EXPECT_EQ(r.headers.at("quire-event-id"), got[0].headers.at("quire-event-id"));
+  for (auto& r : got)
+    EXPECT_EQ(r.headers.at("quire-event-id"), got[0].headers.at("quire-event-id"));
   auto log = Deliveries(hook["id"]);
   ASSERT_EQ(log.size(), 1u);
   EXPECT_EQ(log[0]["status"], "delivered");
@@ -204,19 +211,24 @@ TEST_F(WebhooksTest, KilledBetweenAttemptsDeliversAfterRestart) {
   EXPECT_EQ(log[0]["attemptLog"].size(), 3u);
   EXPECT_EQ(log[0]["attemptLog"][2]["status"], 204);
   // The restarted server has another port.
-  ASSERT_EQ(Http("DELETE",
-                 server_->url() + "/customers/1/webhooks/" + std::to_string(hook["id"].get<int64_t>()),
-                 "", server_->admin())
-                .status,
-            204);
+  ASSERT_EQ(
+      Http("DELETE",
+           server_->url() + "/customers/1/webhooks/" + std::to_string(hook["id"].get<int64_t>()),
+           "", server_->admin())
+          .status,
+      204);
 }
 
 TEST_F(WebhooksTest, SilentReceiverTimesOutWithoutHoldingUpIngest) {
   origin_->Stall("/hook-silent");
   json hook = CreateHook(origin_->Url("/hook-silent"), {"image.completed", "batch.finished"});
   auto started = std::chrono::steady_clock::now();
-  int64_t batch = Submit({{"s1", "/ok.jpg"}, {"s2", "/ok.jpg"}, {"s3", "/ok.jpg"},
-                          {"s4", "/ok.jpg"}, {"s5", "/ok.jpg"}, {"s6", "/ok.jpg"}});
+  int64_t batch = Submit({{"s1", "/ok.jpg"},
+                          {"s2", "/ok.jpg"},
+                          {"s3", "/ok.jpg"},
+                          {"s4", "/ok.jpg"},
+                          {"s5", "/ok.jpg"},
+                          {"s6", "/ok.jpg"}});
   json done = api().WaitForBatch(1, batch, 20s);
   ASSERT_TRUE(done.contains("finished")) << done.dump();
   EXPECT_EQ(done["completed"], 6);
@@ -246,14 +258,16 @@ TEST_F(WebhooksTest, ResourceValidatesAndPages) {
   EXPECT_EQ(post({{"url", "http://example.org/x"}, {"events", {"batch.done"}}}).status, 400);
   EXPECT_EQ(post({{"url", "http://example.org/x"}, {"events", json::array()}}).status, 400);
   EXPECT_EQ(post({{"events", {"batch.finished"}}}).status, 400);
-  EXPECT_EQ(post({{"url", "http://example.org/x"}, {"events", {"batch.finished"}},
-                  {"secret", "short"}}).status, 400);
+  EXPECT_EQ(
+      post({{"url", "http://example.org/x"}, {"events", {"batch.finished"}}, {"secret", "short"}})
+          .status,
+      400);
   HttpResult made = post({{"url", origin_->Url("/anything")}, {"events", {"image.failed"}}});
   ASSERT_EQ(made.status, 201) << made.body;
   EXPECT_EQ(made.Json()["secret"].get<std::string>().size(), 64u) << "generated when absent";
   std::string url = made.Json()["@id"];
-  HttpResult patched = Http("PATCH", url, json{{"events", {"batch.finished", "image.failed"}}}.dump(),
-                            server_->admin());
+  HttpResult patched = Http(
+      "PATCH", url, json{{"events", {"batch.finished", "image.failed"}}}.dump(), server_->admin());
   ASSERT_EQ(patched.status, 200) << patched.body;
   EXPECT_EQ(patched.Json()["events"], json({"batch.finished", "image.failed"}));
   EXPECT_EQ(Http("PATCH", url, json{{"url", "gopher://x"}}.dump(), server_->admin()).status, 400);
@@ -267,8 +281,9 @@ TEST_F(WebhooksTest, ResourceValidatesAndPages) {
                         "", server_->admin());
   Credentials them{key.Json()["key"], key.Json()["secret"]};
   EXPECT_EQ(Http("GET", url, "", them).status, 404);
-  EXPECT_EQ(Http("GET", server_->url() + "/customers/" + std::to_string(other) + "/webhooks/" +
-                           std::to_string(made.Json()["id"].get<int64_t>()),
+  EXPECT_EQ(Http("GET",
+                 server_->url() + "/customers/" + std::to_string(other) + "/webhooks/" +
+                     std::to_string(made.Json()["id"].get<int64_t>()),
                  "", them)
                 .status,
             404);
@@ -283,9 +298,9 @@ TEST(WebhookAddressGuard, PrivateReceiversRefusedUnlessAllowed) {
     return Http("POST", strict.url() + "/customers/1/webhooks",
                 json{{"url", url}, {"events", {"batch.finished"}}}.dump(), strict.admin());
   };
-  for (const char* url : {"http://127.0.0.1:9/hook", "http://localhost:9/hook",
-                          "http://10.1.2.3/hook", "http://169.254.169.254/latest",
-                          "http://[::1]:9/hook", "http://192.168.0.10/x"}) {
+  for (const char* url :
+       {"http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest", "http://[::1]:9/hook", "http://192.168.0.10/x"}) {
     HttpResult r = post(url);
     EXPECT_EQ(r.status, 400) << url << ": " << r.body;
     EXPECT_NE(r.body.find("private"), std::string::npos) << r.body;
@@ -305,11 +320,10 @@ TEST(ClusterWebhooks, EachDeliveryIsSentByOneNode) {
   QuireProcess a(tmp.path() + "/data", {"--workers", "2", "--allow-private-origins"});
   QuireProcess b(tmp.path() + "/data", {"--workers", "0", "--allow-private-origins"});
   Api api{a.url(), a.admin()};
-  HttpResult hook = Http("POST", b.url() + "/customers/1/webhooks",
-                         json{{"url", origin.Url("/hook")},
-                              {"events", {"image.completed", "batch.finished"}}}
-                             .dump(),
-                         b.admin());
+  HttpResult hook = Http(
+      "POST", b.url() + "/customers/1/webhooks",
+      json{{"url", origin.Url("/hook")}, {"events", {"image.completed", "batch.finished"}}}.dump(),
+      b.admin());
   ASSERT_EQ(hook.status, 201) << hook.body;
   int64_t space = api.CreateSpace(1, "cluster-hooks");
   json members = json::array();

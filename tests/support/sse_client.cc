@@ -9,13 +9,13 @@
 namespace quire::test {
 
 std::string Base64(const std::string& in) {
-  static const char* kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
     unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
     for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
   }
   if (i + 1 == in.size()) {
@@ -24,7 +24,8 @@ std::string Base64(const std::string& in) {
     out += kAlphabet[(v >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    unsigned v =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += kAlphabet[(v >> 18) & 63];
     out += kAlphabet[(v >> 12) & 63];
     out += kAlphabet[(v >> 6) & 63];
@@ -33,9 +34,8 @@ std::string Base64(const std::string& in) {
   return out;
 }
 
-SseClient::SseClient(const std::string& base_url, const std::string& path,
-                     const Credentials& auth, const std::string& last_event_id,
-                     std::chrono::milliseconds header_timeout) {
+SseClient::SseClient(const std::string& base_url, const std::string& path, const Credentials& auth,
+                     const std::string& last_event_id, std::chrono::milliseconds header_timeout) {
   fd_ = Connect(Port(base_url));
   if (fd_ < 0) {
     closed_ = true;

@@ -2030,8 +2030,8 @@ Result<Webhook> SqlStore::CreateWebhook(const Webhook& in) {
     w.created_ms = NowMs();
     {
       PREPARE(st, conn,
-              "INSERT INTO webhooks (customer, url, events, secret, created) VALUES (?, ?, ?, ?, ?) "
-              "RETURNING id");
+              "INSERT INTO webhooks (customer, url, events, secret, created) "
+              "VALUES (?, ?, ?, ?, ?) RETURNING id");
       st.Bind(1, w.customer).Bind(2, w.url).Bind(3, ToJson(w.events)).Bind(4, w.secret).Bind(
           5, w.created_ms);
       Status status;

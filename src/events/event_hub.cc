@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 namespace quire::events {
@@ -63,6 +64,7 @@ void EventHub::OnStoreEvent(const StoreEvent& e) {
     std::lock_guard<std::mutex> lock(mu_);
     if (e.kind == StoreEvent::Kind::kOutcomeRecorded) {
       dirty_.insert(e.customer);
+      if (!e.id.empty()) touched_.insert({e.customer, std::atoll(e.id.c_str())});
     } else if (e.kind == StoreEvent::Kind::kResync) {
       resync_ = true;
     } else {
@@ -232,6 +234,7 @@ void EventHub::Run() {
   for (;;) {
     std::vector<std::shared_ptr<Stream>> admitted;
     std::set<int64_t> dirty;
+    std::set<std::pair<int64_t, int64_t>> touched;
     bool resync = false;
     {
       // The next moment something is due: a heartbeat, a coalesced batch event, a retry.
@@ -251,6 +254,7 @@ void EventHub::Run() {
       if (stop_) return;
       admitted.swap(pending_);
       dirty.swap(dirty_);
+      touched.swap(touched_);
       resync = resync_;
       resync_ = false;
     }
@@ -266,6 +270,12 @@ void EventHub::Run() {
         for (auto& s : list)
           if (s->batch) s->changed.insert(*s->batch);
       }
+    }
+    for (auto [customer, batch] : touched) {
+      auto it = streams_.find(customer);
+      if (it == streams_.end()) continue;
+      for (auto& s : it->second)
+        if (!s->batch || *s->batch == batch) s->changed.insert(batch);
     }
     if (!retry.empty() && now >= retry_at) {
       dirty.insert(retry.begin(), retry.end());

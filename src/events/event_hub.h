@@ -101,8 +101,9 @@ class EventHub {
   bool stop_ = false;
   bool resync_ = false;
   std::vector<std::shared_ptr<Stream>> pending_;
-  std::set<int64_t> dirty_;  // customers whose log grew
-  int open_ = 0;             // streams admitted or pending, not yet reaped
+  std::set<int64_t> dirty_;                        // customers whose log grew
+  std::set<std::pair<int64_t, int64_t>> touched_;  // (customer, batch) changed without events
+  int open_ = 0;                                   // streams admitted or pending, not yet reaped
 
   // Touched only by the hub thread.
   std::map<int64_t, std::vector<std::shared_ptr<Stream>>> streams_;  // by customer

@@ -90,7 +90,9 @@ struct StoreEvent {
     kAssetChanged,  // an asset's row changed (metadata, ingest outcome, deletion, re-queue)
     kKeyDeleted,    // an API key was deleted (`id` is the key)
     kResync,        // events may have been missed (the channel was lost): drop every cache
-    kOutcomeRecorded,  // `customer`'s event log grew (an image outcome): wake its streams
+    // `customer`'s event log grew (an image outcome), or (`id` = a batch id) that batch's
+    // counts or state changed without one (test, retry): wake its streams.
+    kOutcomeRecorded,
     kWebhookQueued,    // webhook deliveries were written to the outbox
   };
   Kind kind = Kind::kWorkQueued;

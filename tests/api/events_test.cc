@@ -225,6 +225,34 @@ TEST_F(EventsTest, CustomerStreamShowsEveryBatchAndHeartbeats) {
   EXPECT_FALSE(sse.closed()) << "a customer stream stays open";
 }
 
+TEST_F(EventsTest, RetryOfAFinishedBatchReopensItOnTheStream) {
+  int64_t batch = SubmitSlowBatch("retry", 2, 600, {1});  // the retried fetch takes 0.6 s
+  ASSERT_TRUE(api().WaitForBatch(1, batch, 30s).contains("finished"));
+  SseClient sse(server_->url(), "/customers/1/queue/stream", server_->admin());
+  ASSERT_EQ(sse.status(), 200) << sse.head();
+  // The hub has taken the stream once its opening comment arrives.
+  EXPECT_FALSE(sse.Next(300ms).has_value());
+  ASSERT_GE(sse.comments(), 1);
+  HttpResult retried = Http(
+      "POST",
+      server_->url() + BatchStream(1, batch).substr(0, BatchStream(1, batch).size() - 7) + "/retry",
+      "", server_->admin());
+  ASSERT_EQ(retried.status, 200) << retried.body;
+  // No outcome yet, but the batch's state changed: it is reopened, with its error cleared.
+  bool reopened = false, failed_again = false;
+  while (!failed_again) {
+    auto e = sse.Next(20s);
+    ASSERT_TRUE(e.has_value()) << "customer stream ended";
+    json data = json::parse(e->data);
+    if (e->event == "batch" && data["id"] == batch && !data.contains("finished")) {
+      EXPECT_FALSE(failed_again) << "the reopened state comes before the new outcome";
+      reopened = true;
+    }
+    if (e->event == "image" && data["batch"] == batch) failed_again = true;
+  }
+  EXPECT_TRUE(reopened);
+}
+
 TEST_F(EventsTest, ThousandIdleStreamsNeedNoThreadEach) {
   // This process holds the client ends: raise its descriptor limit like the server does.
   rlimit lim;

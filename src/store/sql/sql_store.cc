@@ -443,7 +443,7 @@ std::vector<std::string> SqlStore::EncodeEvents(const std::vector<StoreEvent>& e
         line = "a " + std::to_string(e.customer) + " " + std::to_string(e.space) + " " + e.id;
         break;
       case StoreEvent::Kind::kOutcomeRecorded:
-        line = "o " + std::to_string(e.customer);
+        line = "o " + std::to_string(e.customer) + (e.id.empty() ? "" : " " + e.id);
         break;
       case StoreEvent::Kind::kWebhookQueued:
         line = "h";
@@ -476,6 +476,7 @@ std::vector<StoreEvent> SqlStore::DecodeEvents(const std::string& payload) {
     } else if (line.rfind("o ", 0) == 0) {
       e.kind = StoreEvent::Kind::kOutcomeRecorded;
       e.customer = std::atoll(line.substr(2).c_str());
+      if (size_t sp = line.find(' ', 2); sp != std::string::npos) e.id = line.substr(sp + 1);
     } else if (line.rfind("k ", 0) == 0) {
       e.kind = StoreEvent::Kind::kKeyDeleted;
       e.id = line.substr(2);
@@ -1512,6 +1513,9 @@ Result<bool> SqlStore::TestBatch(int64_t customer, int64_t id) {
       QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, id, NowMs(), &effects));
       effects.AddTo(&events);
     }
+    if (changed)
+      events.push_back(
+          StoreEvent{StoreEvent::Kind::kOutcomeRecorded, customer, 0, std::to_string(id)});
     QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     return changed;
   });
@@ -1567,6 +1571,9 @@ Result<Batch> SqlStore::RetryBatch(int64_t customer, int64_t id) {
     QUIRE_RETURN_IF_ERROR(FillEstimate(conn, &*out));
     std::vector<StoreEvent> events;
     if (!retry.empty()) events.push_back(StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""});
+    if (!retry.empty())
+      events.push_back(
+          StoreEvent{StoreEvent::Kind::kOutcomeRecorded, customer, 0, std::to_string(id)});
     for (const Asset& a : retry)
       events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id});
     QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));

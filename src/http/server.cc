@@ -713,7 +713,8 @@ void Session::StreamGone() {
   if (writer_) writer_->MarkClosed();
   if (stream_closed_) return;
   stream_closed_ = true;
-  stream_out_.clear();
+  // A write in flight still reads its buffer: the queue is dropped when it completes.
+  if (!stream_writing_) stream_out_.clear();
   Close();
 }
 
@@ -746,9 +747,14 @@ void Session::StreamWriteNext() {
   asio::async_write(stream_, asio::buffer(stream_out_.front()),
                     [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                       if (self->writer_) self->writer_->Written(n);
-                      if (ec) return self->StreamGone();
-                      self->stream_.expires_never();
                       self->stream_out_.pop_front();
+                      if (ec || self->stream_closed_) {
+                        self->stream_writing_ = false;
+                        self->stream_out_.clear();
+                        if (ec) self->StreamGone();
+                        return;
+                      }
+                      self->stream_.expires_never();
                       self->StreamWriteNext();
                     });
 }

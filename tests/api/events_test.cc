@@ -4,10 +4,12 @@
 // idle streams served without 1,000 threads.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -268,7 +270,22 @@ TEST_F(EventsTest, ThousandIdleStreamsNeedNoThreadEach) {
   std::vector<int> fds;
   for (int i = 0; i < 1000; ++i) {
     int fd = Connect(Port(server_->url()));
-    ASSERT_GE(fd, 0) << "connection " << i << ": " << std::strerror(errno);
+    if (fd < 0) {
+      std::string log = server_->Log();
+      std::this_thread::sleep_for(1200ms);  // the log is flushed every second
+      std::string state;
+      std::ifstream status("/proc/" + std::to_string(server_->pid()) + "/status");
+      for (std::string line; std::getline(status, line);)
+        if (line.rfind("State:", 0) == 0) state = line;
+      int wstatus = 0;
+      if (waitpid(server_->pid(), &wstatus, WNOHANG) == server_->pid())
+        state += WIFSIGNALED(wstatus) ? " signal " + std::to_string(WTERMSIG(wstatus))
+                                      : " exit " + std::to_string(WEXITSTATUS(wstatus));
+      log = server_->Log();
+      FAIL() << "connection " << i << ": " << std::strerror(errno) << " (server " << state
+             << ")\nserver log ends:\n"
+             << log.substr(log.size() > 3000 ? log.size() - 3000 : 0);
+    }
     SendAll(fd, req);
     fds.push_back(fd);
   }

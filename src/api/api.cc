@@ -11,6 +11,8 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterImages(router, ctx);
   RegisterQueue(router, ctx);
   RegisterUploads(router, ctx);
+  RegisterStreams(router, ctx);
+  RegisterWebhooks(router, ctx);
 }
 
 }  // namespace quire::api

@@ -7,6 +7,7 @@
 #include "api/key_cache.h"
 #include "blob/blob_store.h"
 #include "core/config.h"
+#include "events/event_hub.h"
 #include "hydra/hydra.h"
 #include "ops/metrics.h"
 #include "http/router.h"
@@ -28,6 +29,8 @@ struct Context {
   std::shared_ptr<KeyCache> keys = std::make_shared<KeyCache>();
   // The process's metrics, served at /metrics (to administrators).
   ops::Metrics* metrics = nullptr;
+  // Serves the live event streams; null: streams answer 503.
+  events::EventHub* events = nullptr;
 };
 
 // Registers every API route (everything but IIIF delivery) on the router.

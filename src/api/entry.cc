@@ -100,11 +100,17 @@ void RegisterEntry(http::Router& r, Context& ctx) {
     Access a = AuthorizeAdmin(ctx, req);
     if (a.denied) return std::move(*a.denied);
     ops::Metrics::Gauges gauges;
-    gauges.queue_waiting = [&ctx](int64_t* incoming, int64_t* priority) {
-      Result<GlobalQueueCounts> q = ctx.store.GetGlobalQueueCounts();
+    // One read of the store for both gauges.
+    Result<GlobalQueueCounts> q = ctx.store.GetGlobalQueueCounts();
+    gauges.queue_waiting = [&q](int64_t* incoming, int64_t* priority) {
       if (!q.ok()) return false;
       *incoming = q->incoming;
       *priority = q->priority;
+      return true;
+    };
+    gauges.batches_active = [&q](int64_t* active) {
+      if (!q.ok()) return false;
+      *active = q->batches_active;
       return true;
     };
     std::string body = ctx.metrics != nullptr ? ctx.metrics->Exposition(gauges) : "";

@@ -11,5 +11,7 @@ void RegisterSpaces(http::Router& r, Context& ctx);
 void RegisterImages(http::Router& r, Context& ctx);
 void RegisterQueue(http::Router& r, Context& ctx);
 void RegisterUploads(http::Router& r, Context& ctx);
+void RegisterStreams(http::Router& r, Context& ctx);
+void RegisterWebhooks(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

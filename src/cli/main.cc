@@ -19,6 +19,8 @@
 #include "core/secrets.h"
 #include "core/time_util.h"
 #include "core/vips_init.h"
+#include "events/event_hub.h"
+#include "events/webhook_sender.h"
 #include "http/server.h"
 #include "iiif/delivery.h"
 #include "ingest/ingest_workers.h"
@@ -306,19 +308,38 @@ int Serve(Config c) {
   IngestWorkers workers(**store, **blobs, ingest);
   api::Context ctx{**store, **blobs, c, urls};
   ctx.metrics = &metrics;
+  events::EventHubOptions hub_options;
+  hub_options.heartbeat_ms = c.stream_heartbeat_ms;
+  hub_options.max_streams = c.max_streams;
+  events::EventHub hub(**store, urls, hub_options);
+  ctx.events = &hub;
+  events::WebhookOptions webhook_options;
+  webhook_options.backoff_ms = c.webhook_backoff_ms;
+  webhook_options.timeout_ms = c.webhook_timeout_ms;
+  webhook_options.allow_private = c.allow_private_origins;
+  webhook_options.node_id = c.node_id;
+  events::WebhookSender webhooks(**store, urls, webhook_options);
   // No ctx.work_queued: the store's kWorkQueued event (below) wakes the workers once, for
   // work queued through this node or any other.
   ctx.image_changed = [&delivery](int64_t customer, int64_t space, const std::string& id) {
     delivery.Invalidate(customer, space, id);
   };
   // Changes committed by any node (PostgreSQL: NOTIFY) reach this node's caches and workers.
-  (*store)->Subscribe([&workers, &delivery, keys = ctx.keys](const StoreEvent& e) {
+  (*store)->Subscribe([&workers, &delivery, &hub, &webhooks,
+                       keys = ctx.keys](const StoreEvent& e) {
     switch (e.kind) {
       case StoreEvent::Kind::kWorkQueued: workers.Wake(); break;
       case StoreEvent::Kind::kAssetChanged: delivery.Invalidate(e.customer, e.space, e.id); break;
       case StoreEvent::Kind::kKeyDeleted: keys->Erase(e.id); break;
-      // Missed events: keys are dropped now; delivery's asset entries expire within 2 s.
-      case StoreEvent::Kind::kResync: keys->Clear(); break;
+      // Missed events: keys are dropped now; delivery's asset entries expire within 2 s;
+      // streams read their logs again.
+      case StoreEvent::Kind::kResync:
+        keys->Clear();
+        hub.OnStoreEvent(e);
+        webhooks.Wake();
+        break;
+      case StoreEvent::Kind::kOutcomeRecorded: hub.OnStoreEvent(e); break;
+      case StoreEvent::Kind::kWebhookQueued: webhooks.Wake(); break;
     }
   });
   api::RegisterApi(router, ctx);
@@ -329,6 +350,8 @@ int Serve(Config c) {
                         std::min<int64_t>(60000, static_cast<int64_t>(c.upload_ttl_hours *
                                                                       3600e3 / 4)));
   sweeper.Start();
+  hub.Start();
+  webhooks.Start();
   spdlog::info("quire listening on {}:{} (public URL {}, {} ingest workers, data {}, {} open "
                "files)",
                opts.host, server.port(), c.PublicUrl(), c.EffectiveWorkers(), c.data_dir,
@@ -336,9 +359,11 @@ int Serve(Config c) {
   spdlog::default_logger()->flush();
 
   WaitForSignal();
+  hub.Stop();  // ends the event streams, which would otherwise hold their connections
   server.Stop(10000);
   sweeper.Stop();
   (*store)->StopEvents();
+  webhooks.Stop();
   workers.Stop();
   spdlog::info("stopped");
   return 0;
@@ -434,6 +459,26 @@ int main(int argc, char** argv) {
                     "memory for cached IIIF responses")
       ->envname("QUIRE_RESPONSE_CACHE_BYTES")
       ->capture_default_str();
+  serve->add_option("--stream-heartbeat-ms", c.stream_heartbeat_ms,
+                    "comment line sent on idle event streams this often")
+      ->envname("QUIRE_STREAM_HEARTBEAT_MS")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3600000));
+  serve->add_option("--max-streams", c.max_streams, "open event streams before 503")
+      ->envname("QUIRE_MAX_STREAMS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  serve->add_option("--webhook-backoff-ms", c.webhook_backoff_ms,
+                    "first webhook retry after a failed delivery; doubles, capped at 1 h, "
+                    "for 24 h")
+      ->envname("QUIRE_WEBHOOK_BACKOFF_MS")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+  serve->add_option("--webhook-timeout-ms", c.webhook_timeout_ms,
+                    "a webhook receiver that has not answered by then fails the attempt")
+      ->envname("QUIRE_WEBHOOK_TIMEOUT_MS")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{600000}));
   serve->add_option("--cache-dir", c.cache_dir,
                     "local disk cache of remote (S3) blobs for delivery (default DATA/cache)")
       ->envname("QUIRE_CACHE_DIR");

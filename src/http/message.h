@@ -32,6 +32,20 @@ struct Request {
   const std::string& Param(const std::string& name) const;
 };
 
+// The body of a streaming response (server-sent events), written over time. Thread-safe: the
+// producer may call it from any thread. Bytes are queued and written in order; a client that
+// falls more than a bounded amount behind is disconnected.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  // Queues bytes for the client; false once the connection is gone (then nothing is sent).
+  virtual bool Write(std::string bytes) = 0;
+  // Sends what is queued, then closes the connection.
+  virtual void Close() = 0;
+  // True once the client went away or Close() was called.
+  virtual bool closed() const = 0;
+};
+
 struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
@@ -40,6 +54,10 @@ struct Response {
   // When set, the handler has done the cheap part inline and the rest (libvips work) must
   // run on the CPU pool: the server calls it there and sends what it returns instead.
   std::function<Response()> deferred;
+  // When set, the answer is a stream: the server sends the status and headers (no length;
+  // the connection closes at the end), then calls this once, on an I/O thread, with the
+  // writer of the body. The producer keeps the writer for as long as it streams.
+  std::function<void(std::shared_ptr<StreamWriter>)> stream;
   // Set by a handler whose answer belongs to a narrower family than its route's (a stored
   // tile served by the image route).
   std::optional<ops::Family> family;

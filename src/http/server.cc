@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <functional>
+#include <deque>
 #include <list>
 #include <optional>
 
@@ -42,6 +43,9 @@ void AddCors(Response& res) {
 
 namespace {
 class Session;
+class SessionStreamWriter;
+// A streaming client further behind than this is disconnected rather than buffered for.
+constexpr size_t kMaxStreamBacklog = 1 << 20;
 }  // namespace
 
 struct Server::Impl {
@@ -504,6 +508,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(Response res, const std::shared_ptr<Request>& req) {
+    if (res.stream && req->method != "HEAD" && res.status == 200)
+      return StartStream(std::move(res), req);
     auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
     out->version(version_ ? version_ : 11);
     out->result(static_cast<unsigned>(res.status));
@@ -550,6 +556,16 @@ class Session : public std::enable_shared_from_this<Session> {
                          self->OnWrite(keep, ec);
                        });
   }
+
+  // --- streaming responses (server-sent events): the header, then bytes as the producer
+  // writes them, until it closes or the client goes away. The connection is not reused.
+  friend class SessionStreamWriter;
+  void StartStream(Response res, const std::shared_ptr<Request>& req);
+  void StreamEnqueue(std::string bytes);
+  void StreamFinish();
+  void StreamWriteNext();
+  void WatchStreamClient();
+  void StreamGone();
 
   void OnWrite(bool keep, beast::error_code ec) {
     response_.reset();
@@ -602,7 +618,146 @@ class Session : public std::enable_shared_from_this<Session> {
   bool linger_ = false;
   unsigned version_ = 11;
   std::chrono::steady_clock::time_point started_;
+  // Streaming state, touched only on this session's context.
+  std::shared_ptr<SessionStreamWriter> writer_;
+  std::deque<std::string> stream_out_;
+  bool stream_writing_ = false;
+  bool stream_finish_ = false;
+  bool stream_closed_ = false;
+  std::array<char, 256> stream_in_{};
 };
+
+// Hands a producer's writes to the session's context. Holds the session weakly: a stream
+// whose client went away costs nothing but this small object until the producer drops it.
+class SessionStreamWriter : public StreamWriter {
+ public:
+  SessionStreamWriter(std::weak_ptr<Session> session, asio::any_io_executor ex)
+      : session_(std::move(session)), ex_(std::move(ex)) {}
+  bool Write(std::string bytes) override {
+    if (closed_.load()) return false;
+    size_t n = bytes.size();
+    if (backlog_.fetch_add(n) + n > kMaxStreamBacklog) {
+      Close();
+      return false;
+    }
+    auto s = session_.lock();
+    if (!s) {
+      closed_.store(true);
+      return false;
+    }
+    asio::post(ex_, [s, b = std::move(bytes)]() mutable { s->StreamEnqueue(std::move(b)); });
+    return true;
+  }
+  void Close() override {
+    if (closed_.exchange(true)) return;
+    if (auto s = session_.lock()) asio::post(ex_, [s] { s->StreamFinish(); });
+  }
+  bool closed() const override { return closed_.load(); }
+  void MarkClosed() { closed_.store(true); }
+  void Written(size_t n) { backlog_.fetch_sub(n); }
+
+ private:
+  std::weak_ptr<Session> session_;
+  asio::any_io_executor ex_;
+  std::atomic<bool> closed_{false};
+  std::atomic<size_t> backlog_{0};
+};
+
+void Session::StartStream(Response res, const std::shared_ptr<Request>& req) {
+  auto out = std::make_shared<bhttp::response<bhttp::empty_body>>();
+  out->version(version_ ? version_ : 11);
+  out->result(static_cast<unsigned>(res.status));
+  out->set(bhttp::field::server, "quire");
+  for (auto& [k, v] : res.headers) out->set(k, v);
+  out->set("X-Request-Id", request_id_);
+  out->keep_alive(false);  // the body ends when the connection closes
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - started_)
+                    .count();
+  ops::Family family = res.family.value_or(family_);
+  if (server_->options.metrics != nullptr)
+    server_->options.metrics->ObserveRequest(family, res.status,
+                                             static_cast<double>(micros) / 1e6);
+  {
+    ops::ScopedRequestId rid(request_id_);
+    ops::LogAccess({req->method, req->path, std::string(ops::FamilyName(family)), res.status, 0,
+                    static_cast<uint64_t>(micros)});
+  }
+  auto sr = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*out);
+  stream_.expires_after(std::chrono::seconds(server_->options.request_timeout_s));
+  auto start = std::move(res.stream);
+  bhttp::async_write_header(
+      stream_, *sr,
+      [self = shared_from_this(), out, sr, start = std::move(start)](beast::error_code ec,
+                                                                    std::size_t) {
+        // A stream is not in flight: shutdown does not wait for it to end.
+        self->server_->in_flight.fetch_sub(1);
+        if (ec) return self->Close();
+        self->stream_.expires_never();
+        self->writer_ = std::make_shared<SessionStreamWriter>(self, self->stream_.get_executor());
+        self->WatchStreamClient();
+        start(self->writer_);
+      });
+}
+
+// The client sends nothing more on a stream; a read ends only when it hangs up.
+void Session::WatchStreamClient() {
+  stream_.async_read_some(asio::buffer(stream_in_),
+                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            if (ec) return self->StreamGone();
+                            self->WatchStreamClient();
+                          });
+}
+
+void Session::StreamGone() {
+  if (writer_) writer_->MarkClosed();
+  if (stream_closed_) return;
+  stream_closed_ = true;
+  // A write in flight still reads its buffer: the queue is dropped when it completes.
+  if (!stream_writing_) stream_out_.clear();
+  Close();
+}
+
+void Session::StreamEnqueue(std::string bytes) {
+  if (stream_closed_ || stream_finish_) return;
+  stream_out_.push_back(std::move(bytes));
+  if (!stream_writing_) StreamWriteNext();
+}
+
+void Session::StreamFinish() {
+  stream_finish_ = true;
+  if (!stream_writing_ && !stream_closed_) {
+    stream_closed_ = true;
+    Close();
+  }
+}
+
+void Session::StreamWriteNext() {
+  if (stream_out_.empty() || stream_closed_) {
+    stream_writing_ = false;
+    if (stream_finish_ && !stream_closed_) {
+      stream_closed_ = true;
+      Close();
+    }
+    return;
+  }
+  stream_writing_ = true;
+  // A client that stops reading is dropped after the request timeout, not kept forever.
+  stream_.expires_after(std::chrono::seconds(server_->options.request_timeout_s));
+  asio::async_write(stream_, asio::buffer(stream_out_.front()),
+                    [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                      if (self->writer_) self->writer_->Written(n);
+                      self->stream_out_.pop_front();
+                      if (ec || self->stream_closed_) {
+                        self->stream_writing_ = false;
+                        self->stream_out_.clear();
+                        if (ec) self->StreamGone();
+                        return;
+                      }
+                      self->stream_.expires_never();
+                      self->StreamWriteNext();
+                    });
+}
 
 }  // namespace
 

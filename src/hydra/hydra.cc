@@ -97,6 +97,11 @@ json Collection(const std::string& url, const PageRequest& page, int64_t total, 
   return out;
 }
 
+std::string Urls::Webhooks(int64_t c) const { return Customer(c) + "/webhooks"; }
+std::string Urls::Webhook(int64_t c, int64_t w) const {
+  return Webhooks(c) + "/" + std::to_string(w);
+}
+
 static json Resource(const Urls& u, const std::string& type, const std::string& id) {
   return json{{"@context", u.Context(type)}, {"@id", id}, {"@type", "vocab:" + type}};
 }
@@ -202,6 +207,42 @@ json UploadJson(const Urls& u, const Upload& up) {
   if (up.used_by == 0) j["expires"] = FormatIso8601(up.expires_ms);
   j["usedBy"] = up.used_by;
   j["origin"] = id;
+  return j;
+}
+
+json WebhookJson(const Urls& u, const Webhook& w) {
+  std::string id = u.Webhook(w.customer, w.id);
+  json j = Resource(u, "Webhook", id);
+  j["id"] = w.id;
+  j["url"] = w.url;
+  j["events"] = w.events;
+  j["created"] = FormatIso8601(w.created_ms);
+  j["deliveries"] = id + "/deliveries";
+  return j;
+}
+
+json DeliveryJson(const Urls& u, const WebhookDelivery& d,
+                  const std::vector<DeliveryAttempt>& attempts) {
+  json j = Resource(u, "WebhookDelivery", u.Webhook(d.customer, d.webhook) + "/deliveries/" +
+                                              std::to_string(d.id));
+  j["id"] = d.id;
+  j["eventId"] = d.event_id;
+  j["event"] = d.type;
+  j["status"] = d.state;
+  j["attempts"] = d.attempts;
+  j["lastStatus"] = d.last_status;
+  j["lastError"] = d.last_error;
+  j["created"] = FormatIso8601(d.created_ms);
+  if (d.delivered_ms) j["delivered"] = FormatIso8601(*d.delivered_ms);
+  if (d.state == "pending") j["nextAttempt"] = FormatIso8601(d.next_attempt_ms);
+  json log = json::array();
+  for (const DeliveryAttempt& a : attempts)
+    log.push_back({{"attempt", a.attempt},
+                   {"at", FormatIso8601(a.at_ms)},
+                   {"status", a.status},
+                   {"error", a.error},
+                   {"micros", a.micros}});
+  j["attemptLog"] = std::move(log);
   return j;
 }
 

@@ -41,6 +41,8 @@ class Urls {
   std::string Uploads(int64_t c) const;
   // Also the `origin` that names the upload in a queue member or image PUT.
   std::string Upload(int64_t c, const std::string& id) const;
+  std::string Webhooks(int64_t c) const;
+  std::string Webhook(int64_t c, int64_t w) const;
 
  private:
   std::string base_;
@@ -61,6 +63,10 @@ json AssetJson(const Urls& u, const Asset& a);
 json BatchJson(const Urls& u, const Batch& b);
 // `expires` is shown only while nothing uses the upload (a used one does not expire).
 json UploadJson(const Urls& u, const Upload& up);
+// The secret is never shown here (only once, in the creation answer).
+json WebhookJson(const Urls& u, const Webhook& w);
+json DeliveryJson(const Urls& u, const WebhookDelivery& d,
+                  const std::vector<DeliveryAttempt>& attempts);
 json QueueJson(const Urls& u, int64_t customer, const QueueCounts& q);
 
 }  // namespace quire::hydra

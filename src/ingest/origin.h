@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "blob/blob_store.h"
+#include "core/address_guard.h"
 #include "core/status.h"
 
 namespace quire {
@@ -56,10 +57,7 @@ Status FetchOrigin(const std::string& origin, const OriginPolicy& policy,
 Status FetchUploadOrigin(const BlobStore& blobs, int64_t customer, const std::string& upload_id,
                          const std::string& dest_path);
 
-// True when `ip` (numeric IPv4 or IPv6) is loopback, private, link-local (cloud metadata
-// included), unspecified, CGNAT, multicast or reserved - directly or embedded in IPv6
-// (v4-mapped, v4-compatible, NAT64, 6to4). Unparseable text counts as forbidden.
-bool IsForbiddenAddress(const std::string& ip);
+// IsForbiddenAddress (core/address_guard.h) is the rule FetchOrigin applies.
 
 // FetchOrigin with the address rule replaced: `forbidden(ip)` is asked for every address a
 // connection is opened to or reused for. FetchOrigin uses IsForbiddenAddress (or no rule when

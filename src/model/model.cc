@@ -5,6 +5,7 @@
 #include "model/customer.h"
 #include "model/paging.h"
 #include "model/upload.h"
+#include "model/webhook.h"
 
 namespace quire {
 
@@ -120,6 +121,10 @@ PageRequest ParsePageRequest(const std::string& page, const std::string& page_si
 int64_t TotalPages(int64_t total, int64_t page_size) {
   if (total <= 0) return 1;
   return (total + page_size - 1) / page_size;
+}
+
+bool IsWebhookEventName(const std::string& name) {
+  return name == kEventBatchFinished || name == kEventImageFailed || name == kEventImageCompleted;
 }
 
 }  // namespace quire

@@ -132,6 +132,11 @@ std::string Metrics::Exposition(const Gauges& gauges) const {
     Line(&out, "quire_queue_waiting", "queue=\"incoming\"", static_cast<uint64_t>(incoming));
     Line(&out, "quire_queue_waiting", "queue=\"priority\"", static_cast<uint64_t>(priority));
   }
+  int64_t active = 0;
+  if (gauges.batches_active && gauges.batches_active(&active)) {
+    Header(&out, "quire_batches_active", "gauge", "Batches not yet finished (nor superseded).");
+    Line(&out, "quire_batches_active", "", static_cast<uint64_t>(active));
+  }
   if (int64_t rss = ResidentBytes(); rss >= 0) {
     Header(&out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     Line(&out, "process_resident_memory_bytes", "", static_cast<uint64_t>(rss));

@@ -43,6 +43,7 @@ class Metrics {
   // Values read at scrape time (queue depths from the store); a gauge that fails is left out.
   struct Gauges {
     std::function<bool(int64_t* incoming, int64_t* priority)> queue_waiting;
+    std::function<bool(int64_t* active)> batches_active;
   };
   // The whole exposition: the families above, then process RSS and open fds.
   std::string Exposition(const Gauges& gauges) const;

@@ -22,6 +22,7 @@
 #include "model/paging.h"
 #include "model/space.h"
 #include "model/upload.h"
+#include "model/webhook.h"
 
 namespace quire {
 
@@ -53,6 +54,7 @@ struct QueueCounts {
 struct GlobalQueueCounts {
   int64_t incoming = 0;  // waiting images on default queues
   int64_t priority = 0;  // waiting images on priority queues
+  int64_t batches_active = 0;  // batches not finished and not superseded, every customer
 };
 
 // One unit of ingest work: the latest request to ingest one asset, tied to its batch.
@@ -88,6 +90,10 @@ struct StoreEvent {
     kAssetChanged,  // an asset's row changed (metadata, ingest outcome, deletion, re-queue)
     kKeyDeleted,    // an API key was deleted (`id` is the key)
     kResync,        // events may have been missed (the channel was lost): drop every cache
+    // `customer`'s event log grew (an image outcome), or (`id` = a batch id) that batch's
+    // counts or state changed without one (test, retry): wake its streams.
+    kOutcomeRecorded,
+    kWebhookQueued,    // webhook deliveries were written to the outbox
   };
   Kind kind = Kind::kWorkQueued;
   int64_t customer = 0;
@@ -195,6 +201,43 @@ class Store {
   // Ends `owner`'s leases now (it is known to be dead): its jobs are claimable at once, and
   // the interrupted attempt still counts.
   virtual Status ExpireLeases(const std::string& owner) = 0;
+
+  // --- events (live streams) and webhooks
+  // Every image outcome recorded for a batch member (RecordOutcome, and a member abandoned by
+  // DeleteAsset) appends an ImageEvent to its customer's log in the outcome's transaction.
+  // Events of `customer` after position `after_seq`, oldest first, at most `limit`.
+  virtual Result<std::vector<ImageEvent>> ListImageEvents(int64_t customer, int64_t after_seq,
+                                                          int limit) = 0;
+  // Where a stream that has seen nothing starts: for a batch, just before its first event
+  // still kept (so the stream replays the batch); for a whole customer (`batch` unset), the
+  // latest event (so the stream shows what happens from now on).
+  virtual Result<int64_t> EventStart(int64_t customer, std::optional<int64_t> batch) = 0;
+  // Removes events recorded before `before_ms`, and finished deliveries created before it.
+  virtual Status TrimEvents(int64_t before_ms) = 0;
+
+  virtual Result<Webhook> CreateWebhook(const Webhook& webhook) = 0;
+  virtual Result<Webhook> GetWebhook(int64_t customer, int64_t id) = 0;
+  virtual Result<Page<Webhook>> ListWebhooks(int64_t customer, const PageRequest& page) = 0;
+  // Replaces url, events and secret.
+  virtual Result<Webhook> UpdateWebhook(const Webhook& webhook) = 0;
+  // Removes the webhook with its deliveries (pending ones are not sent).
+  virtual Status DeleteWebhook(int64_t customer, int64_t id) = 0;
+  // Deliveries of a webhook, newest first, each with its attempts.
+  virtual Result<Page<WebhookDelivery>> ListDeliveries(int64_t customer, int64_t webhook,
+                                                       const PageRequest& page) = 0;
+  virtual Result<std::vector<DeliveryAttempt>> ListDeliveryAttempts(int64_t delivery) = 0;
+  // Claims the next due pending delivery with a lease (only one node sends a row at a time; an
+  // expired lease is claimable again). nullopt when none is due.
+  virtual Result<std::optional<WebhookDelivery>> ClaimDelivery(const std::string& owner,
+                                                               int64_t lease_ms) = 0;
+  // Records one attempt of a claimed delivery and ends the lease: `delivered`, or pending
+  // again at `next_attempt_ms`, or failed for good when that is unset. Conflict when the
+  // lease was lost.
+  virtual Status RecordDeliveryAttempt(const WebhookDelivery& delivery,
+                                       const DeliveryAttempt& attempt, bool delivered,
+                                       std::optional<int64_t> next_attempt_ms) = 0;
+  // When the earliest pending delivery becomes due (its retry time, or its lease's end).
+  virtual Result<std::optional<int64_t>> NextDeliveryDue() = 0;
 };
 
 struct StoreOptions {

@@ -83,6 +83,7 @@ TEST_F(OpsTest, MetricsAreForAdministratorsAndPassPromtool) {
   EXPECT_GT(Sample(first.body, "quire_origin_bytes_total"), 1000);
   EXPECT_EQ(Sample(first.body, "quire_ingest_stage_seconds_count{stage=\"pyramid\"}"), 2);
   EXPECT_EQ(Sample(first.body, "quire_queue_waiting{queue=\"incoming\"}"), 0);
+  EXPECT_EQ(Sample(first.body, "quire_batches_active"), 0);
   EXPECT_GT(Sample(first.body, "process_resident_memory_bytes"), 1 << 20);
   EXPECT_GT(Sample(first.body, "process_open_fds"), 3);
 
@@ -108,6 +109,14 @@ TEST_F(OpsTest, MetricsAreForAdministratorsAndPassPromtool) {
   int rc = -1;
   std::string report = RunPromtool(second.body, &rc);
   EXPECT_EQ(rc, 0) << report << "\n" << second.body;
+
+  // A batch waiting on a stalled origin is active until it finishes.
+  origin.Stall("/stalled.jpg");
+  json waiting = api.SubmitBatch(
+      1, json::array({Member(space, "st", origin.Url("/stalled.jpg"), "image/jpeg")}));
+  ASSERT_TRUE(waiting.contains("id")) << waiting.dump();
+  HttpResult third = Http("GET", server.url() + "/metrics", "", server.admin());
+  EXPECT_EQ(Sample(third.body, "quire_batches_active"), 1) << third.body;
 }
 
 TEST_F(OpsTest, EveryResponseCarriesARequestIdThatTheLogNames) {

@@ -170,6 +170,12 @@ int OriginServer::MaxInFlight(const std::string& path) const {
   return it == max_in_flight_.end() ? 0 : it->second;
 }
 
+std::vector<ReceivedRequest> OriginServer::Received(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = received_.find(path);
+  return it == received_.end() ? std::vector<ReceivedRequest>{} : it->second;
+}
+
 int OriginServer::TotalRequests() const {
   std::lock_guard<std::mutex> lock(mu_);
   return total_;
@@ -248,6 +254,39 @@ void OriginServer::Handle(Conn* conn) {
   if (sp2 == std::string::npos) return;
   std::string target = head.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string path = target.substr(0, target.find('?'));
+  ReceivedRequest received;
+  received.method = head.substr(0, sp1);
+  received.path = path;
+  {
+    size_t end = head.find("\r\n\r\n");
+    size_t line = head.find("\r\n");
+    while (line != std::string::npos && line < end) {
+      size_t next = head.find("\r\n", line + 2);
+      std::string field = head.substr(line + 2, next - line - 2);
+      size_t colon = field.find(':');
+      if (colon != std::string::npos) {
+        std::string name = field.substr(0, colon);
+        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        size_t v = field.find_first_not_of(' ', colon + 1);
+        received.headers[name] = v == std::string::npos ? "" : field.substr(v);
+      }
+      line = next;
+    }
+    received.body = head.substr(end + 4);
+    size_t want = 0;
+    if (auto it = received.headers.find("content-length"); it != received.headers.end())
+      want = std::strtoul(it->second.c_str(), nullptr, 10);
+    while (received.body.size() < want && want < (16u << 20)) {
+      if (stop_.load() || std::chrono::steady_clock::now() > deadline) break;
+      pollfd p{fd, POLLIN, 0};
+      int pr = ::poll(&p, 1, 100);
+      if (pr < 0 && errno != EINTR) break;
+      if (pr <= 0) continue;
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      received.body.append(buf, static_cast<size_t>(n));
+    }
+  }
 
   // Until this handler returns, the request counts as in flight.
   std::shared_ptr<void> in_flight(nullptr, [this, path](void*) {
@@ -261,6 +300,7 @@ void OriginServer::Handle(Conn* conn) {
     std::lock_guard<std::mutex> lock(mu_);
     nth = ++counts_[path];
     ++total_;
+    received_[path].push_back(received);
     int now = ++in_flight_[path];
     max_in_flight_[path] = std::max(max_in_flight_[path], now);
     auto it = routes_.find(path);

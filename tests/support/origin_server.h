@@ -33,6 +33,14 @@ struct OriginRoute {
   bool endless_chunked = false;  // 200 with chunked body that never ends (until the client hangs up)
 };
 
+// A request as the origin received it (for receivers of webhooks: headers and body).
+struct ReceivedRequest {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> headers;  // names lower case
+  std::string body;
+};
+
 class OriginServer {
  public:
   OriginServer();
@@ -58,6 +66,8 @@ class OriginServer {
   // Requests seen for `path` (query string ignored) / for every path.
   int Requests(const std::string& path) const;
   int TotalRequests() const;
+  // Every request received for `path`, in arrival order (bodies read up to Content-Length).
+  std::vector<ReceivedRequest> Received(const std::string& path) const;
   // The most requests for `path` that were ever being answered at the same time.
   int MaxInFlight(const std::string& path) const;
 
@@ -81,6 +91,7 @@ class OriginServer {
   std::condition_variable cv_;
   std::map<std::string, OriginRoute> routes_;
   std::map<std::string, int> counts_;
+  std::map<std::string, std::vector<ReceivedRequest>> received_;
   std::map<std::string, int> in_flight_, max_in_flight_;
   int total_ = 0;
   std::vector<std::unique_ptr<Conn>> conns_;

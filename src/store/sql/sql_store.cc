@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/secrets.h"
 #include "core/time_util.h"
 
 namespace quire {
@@ -203,7 +204,9 @@ Result<int64_t> ScalarInt(Connection& conn, const std::string& sql,
 }
 
 // Counts come from the rows; `finished` is stamped once, when the last member is accounted.
-Status RecomputeBatch(Connection& conn, int64_t batch, int64_t now) {
+// `finished_now`, when given, is set when this call stamped `finished`.
+Status RecomputeBatch(Connection& conn, int64_t batch, int64_t now,
+                      bool* finished_now = nullptr) {
   {
     PREPARE(st, conn,
             "UPDATE batches SET "
@@ -216,7 +219,113 @@ Status RecomputeBatch(Connection& conn, int64_t batch, int64_t now) {
   PREPARE(st, conn,
           "UPDATE batches SET finished = ?2 WHERE id = ?1 AND finished IS NULL "
           "AND completed + errors >= count");
-  return st.Bind(1, batch).Bind(2, now).Run();
+  QUIRE_RETURN_IF_ERROR(st.Bind(1, batch).Bind(2, now).Run());
+  if (finished_now != nullptr) *finished_now = conn.Changes() > 0;
+  return Status::Ok();
+}
+
+// What an outcome's transaction wrote besides its rows, for the events published at commit.
+struct OutcomeEffects {
+  std::set<int64_t> event_customers;  // whose event log grew
+  bool webhooks = false;              // deliveries were queued
+  void AddTo(std::vector<StoreEvent>* events) const {
+    for (int64_t c : event_customers)
+      events->push_back(StoreEvent{StoreEvent::Kind::kOutcomeRecorded, c, 0, ""});
+    if (webhooks) events->push_back(StoreEvent{StoreEvent::Kind::kWebhookQueued, 0, 0, ""});
+  }
+};
+
+// Writes one delivery per webhook of `customer` subscribed to `type` (the outbox).
+Status QueueWebhooks(Connection& conn, int64_t customer, const std::string& type,
+                     const std::string& payload, int64_t now, OutcomeEffects* effects) {
+  std::vector<int64_t> hooks;
+  {
+    PREPARE(st, conn, "SELECT id, events FROM webhooks WHERE customer = ?");
+    st.Bind(1, customer);
+    Status status;
+    while (st.Step(&status)) {
+      auto names = StringsFromJson(st.Text(1));
+      if (std::find(names.begin(), names.end(), type) != names.end()) hooks.push_back(st.Int(0));
+    }
+    if (!status.ok()) return status;
+  }
+  for (int64_t hook : hooks) {
+    PREPARE(st, conn,
+            "INSERT INTO webhook_deliveries (webhook, customer, event_id, type, payload, "
+            "next_attempt_at, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, hook)
+                              .Bind(2, customer)
+                              .Bind(3, NewUuid())
+                              .Bind(4, type)
+                              .Bind(5, payload)
+                              .Bind(6, now)
+                              .Run());
+    effects->webhooks = true;
+  }
+  return Status::Ok();
+}
+
+// An image outcome of a batch member: appended to its customer's event log under the next
+// sequence number (the counter row serializes outcomes of one customer, so numbers are dense
+// and in commit order), plus the webhook deliveries it causes.
+Status RecordImageEvent(Connection& conn, int64_t customer, int64_t batch, int64_t space,
+                        const std::string& asset, bool success, const std::string& error,
+                        int64_t now, OutcomeEffects* effects) {
+  int64_t seq = 0;
+  {
+    PREPARE(st, conn,
+            "INSERT INTO event_counters (customer, seq) VALUES (?1, 1) ON CONFLICT (customer) "
+            "DO UPDATE SET seq = event_counters.seq + 1 RETURNING seq");
+    st.Bind(1, customer);
+    Status status;
+    if (!st.Step(&status)) return status.ok() ? Status::Internal("no event sequence") : status;
+    seq = st.Int(0);
+    while (st.Step(&status)) {
+    }
+    if (!status.ok()) return status;
+  }
+  {
+    PREPARE(st, conn,
+            "INSERT INTO events (customer, seq, batch, space, asset_id, state, error, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer)
+                              .Bind(2, seq)
+                              .Bind(3, batch)
+                              .Bind(4, space)
+                              .Bind(5, asset)
+                              .Bind(6, success ? "completed" : "error")
+                              .Bind(7, error)
+                              .Bind(8, now)
+                              .Run());
+  }
+  effects->event_customers.insert(customer);
+  nlohmann::json payload = {{"customer", customer}, {"space", space}, {"id", asset},
+                            {"batch", batch},       {"error", error}};
+  return QueueWebhooks(conn, customer, success ? kEventImageCompleted : kEventImageFailed,
+                       payload.dump(), now, effects);
+}
+
+// batch.finished for a batch whose `finished` this transaction just stamped.
+Status QueueBatchFinished(Connection& conn, int64_t batch, int64_t now,
+                          OutcomeEffects* effects) {
+  PREPARE(st, conn, std::string("SELECT ") + kBatchCols + " FROM batches WHERE id = ?");
+  st.Bind(1, batch);
+  Status status;
+  if (!st.Step(&status)) return status;
+  Batch b = ReadBatch(st);
+  while (st.Step(&status)) {
+  }
+  if (!status.ok()) return status;
+  nlohmann::json payload = {{"id", b.id},
+                            {"customer", b.customer},
+                            {"count", b.count},
+                            {"completed", b.completed},
+                            {"errors", b.errors},
+                            {"superseded", b.superseded},
+                            {"priority", b.priority},
+                            {"submitted", b.submitted_ms},
+                            {"finished", b.finished_ms.value_or(now)}};
+  return QueueWebhooks(conn, b.customer, kEventBatchFinished, payload.dump(), now, effects);
 }
 
 // A batch is superseded once no asset names it as its latest batch.
@@ -333,6 +442,12 @@ std::vector<std::string> SqlStore::EncodeEvents(const std::vector<StoreEvent>& e
       case StoreEvent::Kind::kAssetChanged:
         line = "a " + std::to_string(e.customer) + " " + std::to_string(e.space) + " " + e.id;
         break;
+      case StoreEvent::Kind::kOutcomeRecorded:
+        line = "o " + std::to_string(e.customer) + (e.id.empty() ? "" : " " + e.id);
+        break;
+      case StoreEvent::Kind::kWebhookQueued:
+        line = "h";
+        break;
     }
     if (!cur.empty() && cur.size() + line.size() + 1 > 7000)
       payloads.push_back(std::move(cur)), cur.clear();
@@ -356,6 +471,12 @@ std::vector<StoreEvent> SqlStore::DecodeEvents(const std::string& payload) {
       e.kind = StoreEvent::Kind::kWorkQueued;
     } else if (line == "r") {
       e.kind = StoreEvent::Kind::kResync;
+    } else if (line == "h") {
+      e.kind = StoreEvent::Kind::kWebhookQueued;
+    } else if (line.rfind("o ", 0) == 0) {
+      e.kind = StoreEvent::Kind::kOutcomeRecorded;
+      e.customer = std::atoll(line.substr(2).c_str());
+      if (size_t sp = line.find(' ', 2); sp != std::string::npos) e.id = line.substr(sp + 1);
     } else if (line.rfind("k ", 0) == 0) {
       e.kind = StoreEvent::Kind::kKeyDeleted;
       e.id = line.substr(2);
@@ -785,7 +906,8 @@ Result<Asset> SqlStore::UpdateAssetMetadata(const Asset& a) {
 // Marks a member's waiting row in every batch as an error (the asset left that batch before
 // it was processed) and returns the batches touched.
 static Result<std::set<int64_t>> AbandonWaitingRows(Connection& conn, const Asset& a,
-                                                    const std::string& why, int64_t now) {
+                                                    const std::string& why, int64_t now,
+                                                    OutcomeEffects* effects) {
   std::set<int64_t> touched;
   {
     PREPARE(st, conn,
@@ -803,6 +925,10 @@ static Result<std::set<int64_t>> AbandonWaitingRows(Connection& conn, const Asse
     QUIRE_RETURN_IF_ERROR(
         st.Bind(1, why).Bind(2, now).Bind(3, a.customer).Bind(4, a.space).Bind(5, a.id).Run());
   }
+  // Each abandoned member is an outcome of its batch, shown to that batch's streams.
+  for (int64_t b : touched)
+    QUIRE_RETURN_IF_ERROR(
+        RecordImageEvent(conn, a.customer, b, a.space, a.id, false, why, now, effects));
   PREPARE(st, conn, "DELETE FROM jobs WHERE customer = ? AND space = ? AND asset_id = ?");
   QUIRE_RETURN_IF_ERROR(st.Bind(1, a.customer).Bind(2, a.space).Bind(3, a.id).Run());
   return touched;
@@ -815,7 +941,9 @@ Status SqlStore::DeleteAsset(int64_t customer, int64_t space, const std::string&
     auto asset = ReadAssetRow(conn, customer, space, id);
     if (!asset.ok()) return asset.status();
     int64_t now = NowMs();
-    auto touched = AbandonWaitingRows(conn, *asset, "image deleted before it was processed", now);
+    OutcomeEffects effects;
+    auto touched =
+        AbandonWaitingRows(conn, *asset, "image deleted before it was processed", now, &effects);
     if (!touched.ok()) return touched.status();
     {
       PREPARE(st, conn, "DELETE FROM assets WHERE customer = ? AND space = ? AND id = ?");
@@ -828,10 +956,15 @@ Status SqlStore::DeleteAsset(int64_t customer, int64_t space, const std::string&
     }
     if (asset->batch) touched->insert(*asset->batch);
     for (int64_t b : *touched) {
-      QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now));
+      bool finished_now = false;
+      QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now, &finished_now));
       QUIRE_RETURN_IF_ERROR(RefreshSuperseded(conn, b));
+      if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, b, now, &effects));
     }
-    return CommitWith(tx, {StoreEvent{StoreEvent::Kind::kAssetChanged, customer, space, id}});
+    std::vector<StoreEvent> events = {
+        StoreEvent{StoreEvent::Kind::kAssetChanged, customer, space, id}};
+    effects.AddTo(&events);
+    return CommitWith(tx, events);
   });
 }
 
@@ -996,6 +1129,7 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
       QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Run());
     }
     std::set<int64_t> touched;
+    OutcomeEffects effects;
     std::map<int64_t, int64_t> new_images;  // space → images this batch adds to it
     int64_t ordinal = 0;
     for (const Asset& in : members) {
@@ -1009,7 +1143,8 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
           if (old->batch) touched.insert(*old->batch);
           auto abandoned = AbandonWaitingRows(
               conn, m,
-              "superseded by batch " + std::to_string(batch_id) + " before it was processed", now);
+              "superseded by batch " + std::to_string(batch_id) + " before it was processed", now,
+              &effects);
           if (!abandoned.ok()) return abandoned.status();
           touched.insert(abandoned->begin(), abandoned->end());
         } else {
@@ -1063,8 +1198,10 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
     QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, customer));
     touched.erase(batch_id);
     for (int64_t b : touched) {
-      QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now));
+      bool finished_now = false;
+      QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now, &finished_now));
       QUIRE_RETURN_IF_ERROR(RefreshSuperseded(conn, b));
+      if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, b, now, &effects));
     }
     auto batch = ReadBatchRow(conn, customer, batch_id);
     if (!batch.ok()) return batch.status();
@@ -1076,6 +1213,7 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
     std::vector<StoreEvent> events = {StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""}};
     for (const Asset& m : members)
       events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, customer, m.space, m.id});
+    effects.AddTo(&events);
     QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     return batch;
   });
@@ -1335,6 +1473,7 @@ Result<bool> SqlStore::TestBatch(int64_t customer, int64_t id) {
     auto pointing = ScalarInt(conn, "SELECT COUNT(*) FROM assets WHERE batch = ?", {id});
     if (!pointing.ok()) return pointing.status();
     bool changed = false;
+    bool finished_now = false;
     if (*pointing == 0) {
       if (!b->superseded) {
         QUIRE_RETURN_IF_ERROR(MarkSuperseded(conn, id, /*only_if_empty=*/false));
@@ -1351,6 +1490,7 @@ Result<bool> SqlStore::TestBatch(int64_t customer, int64_t id) {
           PREPARE(st, conn, "UPDATE batches SET finished = ? WHERE id = ? AND finished IS NULL");
           QUIRE_RETURN_IF_ERROR(st.Bind(1, NowMs()).Bind(2, id).Run());
           changed = true;
+          finished_now = true;
         }
         if (b->count != *pointing) {
           auto errors =
@@ -1366,7 +1506,17 @@ Result<bool> SqlStore::TestBatch(int64_t customer, int64_t id) {
         }
       }
     }
-    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    std::vector<StoreEvent> events;
+    if (finished_now) {
+      // The counts are final now (set above): batch.finished carries them.
+      OutcomeEffects effects;
+      QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, id, NowMs(), &effects));
+      effects.AddTo(&events);
+    }
+    if (changed)
+      events.push_back(
+          StoreEvent{StoreEvent::Kind::kOutcomeRecorded, customer, 0, std::to_string(id)});
+    QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     return changed;
   });
 }
@@ -1421,6 +1571,9 @@ Result<Batch> SqlStore::RetryBatch(int64_t customer, int64_t id) {
     QUIRE_RETURN_IF_ERROR(FillEstimate(conn, &*out));
     std::vector<StoreEvent> events;
     if (!retry.empty()) events.push_back(StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""});
+    if (!retry.empty())
+      events.push_back(
+          StoreEvent{StoreEvent::Kind::kOutcomeRecorded, customer, 0, std::to_string(id)});
     for (const Asset& a : retry)
       events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id});
     QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
@@ -1457,6 +1610,10 @@ Result<GlobalQueueCounts> SqlStore::GetGlobalQueueCounts() {
   Status status;
   while (st.Step(&status)) (st.Int(0) ? c.priority : c.incoming) += st.Int(1);
   if (!status.ok()) return status;
+  // Kept exact per customer by triggers (migration 4): no count over the batches.
+  auto active = ScalarInt(*conn, "SELECT COALESCE(SUM(active_count), 0) FROM customers", {});
+  if (!active.ok()) return active.status();
+  c.batches_active = *active;
   return c;
 }
 
@@ -1648,6 +1805,10 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
                                 .Bind(7, job.asset_id)
                                 .Run());
     }
+    // Only an outcome that ended a batch member is an event (not one for a member already
+    // accounted, e.g. abandoned when the image was deleted).
+    const bool accounted = conn.Changes() > 0;
+    OutcomeEffects effects;
     {
       PREPARE(st, conn,
               "UPDATE assets SET ingesting = CASE WHEN EXISTS (SELECT 1 FROM jobs j WHERE "
@@ -1669,7 +1830,8 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
                                 .Bind(10, job.batch)
                                 .Run());
     }
-    QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, job.batch, now));
+    bool finished_now = false;
+    QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, job.batch, now, &finished_now));
     {
       // With how many of the customer's jobs were in flight (this one included): the
       // workers it really had, for estCompletion.
@@ -1687,8 +1849,17 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
       PREPARE(st, conn, "DELETE FROM ingest_log WHERE finished < ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, now - 3600 * 1000).Run());
     }
-    QUIRE_RETURN_IF_ERROR(CommitWith(
-        tx, {StoreEvent{StoreEvent::Kind::kAssetChanged, job.customer, job.space, job.asset_id}}));
+    // Last: the customer's event counter row stays locked only until the commit.
+    if (accounted)
+      QUIRE_RETURN_IF_ERROR(RecordImageEvent(conn, job.customer, job.batch, job.space,
+                                             job.asset_id, outcome.success,
+                                             outcome.success ? std::string() : outcome.error,
+                                             now, &effects));
+    if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, job.batch, now, &effects));
+    std::vector<StoreEvent> events = {
+        StoreEvent{StoreEvent::Kind::kAssetChanged, job.customer, job.space, job.asset_id}};
+    effects.AddTo(&events);
+    QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     std::lock_guard<std::mutex> lock(rate_mu_);
     rates_.erase(job.customer);  // the measured rate just changed
     return Status::Ok();
@@ -1745,6 +1916,348 @@ Status SqlStore::ExpireLeases(const std::string& owner) {
     QUIRE_RETURN_IF_ERROR(st.Bind(1, owner).Run());
     return CommitWith(tx, {StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""}});
   });
+}
+
+// ---------------------------------------------------------------- events and webhooks
+
+namespace {
+
+constexpr const char* kWebhookCols = "id, customer, url, events, secret, created";
+
+Webhook ReadWebhook(const Statement& s) {
+  Webhook w;
+  w.id = s.Int(0);
+  w.customer = s.Int(1);
+  w.url = s.Text(2);
+  w.events = StringsFromJson(s.Text(3));
+  w.secret = s.Text(4);
+  w.created_ms = s.Int(5);
+  return w;
+}
+
+constexpr const char* kDeliveryCols =
+    "d.id, d.webhook, d.customer, d.event_id, d.type, d.payload, d.state, d.attempts, "
+    "d.next_attempt_at, d.last_status, d.last_error, d.created, d.delivered, d.fence";
+
+WebhookDelivery ReadDelivery(const Statement& s) {
+  WebhookDelivery d;
+  d.id = s.Int(0);
+  d.webhook = s.Int(1);
+  d.customer = s.Int(2);
+  d.event_id = s.Text(3);
+  d.type = s.Text(4);
+  d.payload = s.Text(5);
+  d.state = s.Text(6);
+  d.attempts = static_cast<int>(s.Int(7));
+  d.next_attempt_ms = s.Int(8);
+  d.last_status = static_cast<int>(s.Int(9));
+  d.last_error = s.Text(10);
+  d.created_ms = s.Int(11);
+  d.delivered_ms = s.OptInt(12);
+  d.fence = s.Int(13);
+  return d;
+}
+
+Result<Webhook> ReadWebhookRow(Connection& conn, int64_t customer, int64_t id) {
+  PREPARE(st, conn,
+          std::string("SELECT ") + kWebhookCols + " FROM webhooks WHERE customer = ? AND id = ?");
+  st.Bind(1, customer).Bind(2, id);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("webhook not found") : status;
+  return ReadWebhook(st);
+}
+
+}  // namespace
+
+Result<std::vector<ImageEvent>> SqlStore::ListImageEvents(int64_t customer, int64_t after_seq,
+                                                          int limit) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          "SELECT seq, batch, space, asset_id, state, error, at FROM events "
+          "WHERE customer = ? AND seq > ? ORDER BY seq LIMIT ?");
+  st.Bind(1, customer).Bind(2, after_seq).Bind(3, static_cast<int64_t>(limit));
+  std::vector<ImageEvent> out;
+  Status status;
+  while (st.Step(&status)) {
+    ImageEvent e;
+    e.seq = st.Int(0);
+    e.customer = customer;
+    e.batch = st.OptInt(1);
+    e.space = st.Int(2);
+    e.asset_id = st.Text(3);
+    e.state = st.Text(4);
+    e.error = st.Text(5);
+    e.at_ms = st.Int(6);
+    out.push_back(std::move(e));
+  }
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<int64_t> SqlStore::EventStart(int64_t customer, std::optional<int64_t> batch) {
+  ACQUIRE(conn);
+  // One statement, so both answers come from the same snapshot: a batch without events yet
+  // starts at the customer's latest, and every later event of it is numbered above that.
+  PREPARE(st, *conn,
+          "SELECT COALESCE((SELECT MIN(seq) - 1 FROM events WHERE customer = ?1 AND batch = ?2), "
+          "(SELECT MAX(seq) FROM events WHERE customer = ?1), 0)");
+  st.Bind(1, customer).Bind(2, batch.value_or(-1));
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Result<int64_t>(int64_t{0}) : status;
+  return st.Int(0);
+}
+
+Status SqlStore::TrimEvents(int64_t before_ms) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kLocking);
+    auto& conn = tx.conn();
+    {
+      PREPARE(st, conn, "DELETE FROM events WHERE at < ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, before_ms).Run());
+    }
+    {
+      PREPARE(st, conn,
+              "DELETE FROM webhook_attempts WHERE delivery IN (SELECT id FROM webhook_deliveries "
+              "WHERE state != 'pending' AND created < ?)");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, before_ms).Run());
+    }
+    {
+      PREPARE(st, conn, "DELETE FROM webhook_deliveries WHERE state != 'pending' AND created < ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, before_ms).Run());
+    }
+    return tx.Commit();
+  });
+}
+
+Result<Webhook> SqlStore::CreateWebhook(const Webhook& in) {
+  return Retry([&]() -> Result<Webhook> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    Webhook w = in;
+    w.created_ms = NowMs();
+    {
+      PREPARE(st, conn,
+              "INSERT INTO webhooks (customer, url, events, secret, created) "
+              "VALUES (?, ?, ?, ?, ?) RETURNING id");
+      st.Bind(1, w.customer).Bind(2, w.url).Bind(3, ToJson(w.events)).Bind(4, w.secret).Bind(
+          5, w.created_ms);
+      Status status;
+      if (!st.Step(&status)) return status.ok() ? Status::Internal("no webhook id") : status;
+      w.id = st.Int(0);
+      while (st.Step(&status)) {
+      }
+      if (!status.ok()) return status;
+    }
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return w;
+  });
+}
+
+Result<Webhook> SqlStore::GetWebhook(int64_t customer, int64_t id) {
+  ACQUIRE(conn);
+  return ReadWebhookRow(*conn, customer, id);
+}
+
+Result<Page<Webhook>> SqlStore::ListWebhooks(int64_t customer, const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<Webhook> out;
+  auto total = ScalarInt(conn, "SELECT COUNT(*) FROM webhooks WHERE customer = ?", {customer});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          std::string("SELECT ") + kWebhookCols +
+              " FROM webhooks WHERE customer = ? ORDER BY id LIMIT ? OFFSET ?");
+  st.Bind(1, customer).Bind(2, page.page_size).Bind(3, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadWebhook(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<Webhook> SqlStore::UpdateWebhook(const Webhook& w) {
+  return Retry([&]() -> Result<Webhook> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    {
+      PREPARE(st, conn,
+              "UPDATE webhooks SET url = ?, events = ?, secret = ? WHERE customer = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, w.url)
+                                .Bind(2, ToJson(w.events))
+                                .Bind(3, w.secret)
+                                .Bind(4, w.customer)
+                                .Bind(5, w.id)
+                                .Run());
+      if (conn.Changes() == 0) return Status::NotFound("webhook not found");
+    }
+    auto out = ReadWebhookRow(conn, w.customer, w.id);
+    if (!out.ok()) return out;
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return out;
+  });
+}
+
+Status SqlStore::DeleteWebhook(int64_t customer, int64_t id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    {
+      PREPARE(st, conn, "DELETE FROM webhooks WHERE customer = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, id).Run());
+      if (conn.Changes() == 0) return Status::NotFound("webhook not found");
+    }
+    {
+      PREPARE(st, conn,
+              "DELETE FROM webhook_attempts WHERE delivery IN "
+              "(SELECT id FROM webhook_deliveries WHERE webhook = ?)");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Run());
+    }
+    PREPARE(st, conn, "DELETE FROM webhook_deliveries WHERE webhook = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Run());
+    return tx.Commit();
+  });
+}
+
+Result<Page<WebhookDelivery>> SqlStore::ListDeliveries(int64_t customer, int64_t webhook,
+                                                       const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  auto hook = ReadWebhookRow(conn, customer, webhook);
+  if (!hook.ok()) return hook.status();
+  Page<WebhookDelivery> out;
+  auto total =
+      ScalarInt(conn, "SELECT COUNT(*) FROM webhook_deliveries WHERE webhook = ?", {webhook});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          std::string("SELECT ") + kDeliveryCols +
+              " FROM webhook_deliveries d WHERE d.webhook = ? ORDER BY d.id DESC LIMIT ? OFFSET ?");
+  st.Bind(1, webhook).Bind(2, page.page_size).Bind(3, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadDelivery(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<std::vector<DeliveryAttempt>> SqlStore::ListDeliveryAttempts(int64_t delivery) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          "SELECT attempt, at, status, error, micros FROM webhook_attempts WHERE delivery = ? "
+          "ORDER BY attempt");
+  st.Bind(1, delivery);
+  std::vector<DeliveryAttempt> out;
+  Status status;
+  while (st.Step(&status)) {
+    DeliveryAttempt a;
+    a.attempt = static_cast<int>(st.Int(0));
+    a.at_ms = st.Int(1);
+    a.status = static_cast<int>(st.Int(2));
+    a.error = st.Text(3);
+    a.micros = st.Int(4);
+    out.push_back(std::move(a));
+  }
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<std::optional<WebhookDelivery>> SqlStore::ClaimDelivery(const std::string& owner,
+                                                               int64_t lease_ms) {
+  return Retry([&]() -> Result<std::optional<WebhookDelivery>> {
+    BEGIN_TX(tx, TxKind::kLocking);
+    auto& conn = tx.conn();
+    int64_t now = NowMs();
+    std::vector<int64_t> candidates;
+    {
+      PREPARE(st, conn,
+              "SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ?1 "
+              "AND (lease_until IS NULL OR lease_until < ?1) ORDER BY next_attempt_at, id LIMIT 8");
+      st.Bind(1, now);
+      Status status;
+      while (st.Step(&status)) candidates.push_back(st.Int(0));
+      if (!status.ok()) return status;
+    }
+    // Compare-and-set on the lease: of several nodes that saw the same row, one wins (the
+    // UPDATE re-reads the row under its lock).
+    for (int64_t id : candidates) {
+      {
+        PREPARE(st, conn,
+                "UPDATE webhook_deliveries SET lease_owner = ?1, lease_until = ?2, "
+                "fence = fence + 1 WHERE id = ?3 AND state = 'pending' AND "
+                "(lease_until IS NULL OR lease_until < ?4)");
+        QUIRE_RETURN_IF_ERROR(
+            st.Bind(1, owner).Bind(2, now + lease_ms).Bind(3, id).Bind(4, now).Run());
+        if (conn.Changes() == 0) continue;
+      }
+      PREPARE(st, conn,
+              std::string("SELECT ") + kDeliveryCols +
+                  ", w.url, w.secret FROM webhook_deliveries d JOIN webhooks w ON "
+                  "w.id = d.webhook WHERE d.id = ?");
+      st.Bind(1, id);
+      Status status;
+      if (!st.Step(&status)) {
+        if (!status.ok()) return status;
+        continue;  // its webhook is gone
+      }
+      WebhookDelivery d = ReadDelivery(st);
+      d.url = st.Text(14);
+      d.secret = st.Text(15);
+      d.lease_owner = owner;
+      while (st.Step(&status)) {
+      }
+      if (!status.ok()) return status;
+      QUIRE_RETURN_IF_ERROR(tx.Commit());
+      return std::optional<WebhookDelivery>(std::move(d));
+    }
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return std::optional<WebhookDelivery>();
+  });
+}
+
+Status SqlStore::RecordDeliveryAttempt(const WebhookDelivery& d, const DeliveryAttempt& a,
+                                       bool delivered, std::optional<int64_t> next_attempt_ms) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kLocking);
+    auto& conn = tx.conn();
+    {
+      PREPARE(st, conn,
+              "UPDATE webhook_deliveries SET attempts = attempts + 1, state = ?1, "
+              "next_attempt_at = ?2, last_status = ?3, last_error = ?4, delivered = ?5, "
+              "lease_owner = NULL, lease_until = NULL "
+              "WHERE id = ?6 AND lease_owner = ?7 AND fence = ?8 AND state = 'pending'");
+      const char* state = delivered ? "delivered" : next_attempt_ms ? "pending" : "failed";
+      st.Bind(1, state)
+          .Bind(2, next_attempt_ms.value_or(a.at_ms))
+          .Bind(3, a.status)
+          .Bind(4, a.error)
+          .Bind(5, delivered ? std::optional<int64_t>(a.at_ms) : std::nullopt)
+          .Bind(6, d.id)
+          .Bind(7, d.lease_owner)
+          .Bind(8, d.fence);
+      QUIRE_RETURN_IF_ERROR(st.Run());
+      if (conn.Changes() == 0) return Status::Conflict("delivery lease lost");
+    }
+    PREPARE(st, conn,
+            "INSERT INTO webhook_attempts (delivery, attempt, at, status, error, micros) "
+            "VALUES (?1, (SELECT attempts FROM webhook_deliveries WHERE id = ?1), ?2, ?3, ?4, ?5)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, d.id)
+                              .Bind(2, a.at_ms)
+                              .Bind(3, a.status)
+                              .Bind(4, a.error)
+                              .Bind(5, a.micros)
+                              .Run());
+    return tx.Commit();
+  });
+}
+
+Result<std::optional<int64_t>> SqlStore::NextDeliveryDue() {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at "
+          "THEN lease_until ELSE next_attempt_at END) FROM webhook_deliveries "
+          "WHERE state = 'pending'");
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Result<std::optional<int64_t>>(std::nullopt) : status;
+  return st.OptInt(0);
 }
 
 }  // namespace quire

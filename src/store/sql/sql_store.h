@@ -105,6 +105,24 @@ class SqlStore : public Store {
   Result<std::vector<std::string>> LeaseOwners() override;
   Status ExpireLeases(const std::string& owner) override;
 
+  Result<std::vector<ImageEvent>> ListImageEvents(int64_t customer, int64_t after_seq,
+                                                  int limit) override;
+  Result<int64_t> EventStart(int64_t customer, std::optional<int64_t> batch) override;
+  Status TrimEvents(int64_t before_ms) override;
+  Result<Webhook> CreateWebhook(const Webhook& webhook) override;
+  Result<Webhook> GetWebhook(int64_t customer, int64_t id) override;
+  Result<Page<Webhook>> ListWebhooks(int64_t customer, const PageRequest& page) override;
+  Result<Webhook> UpdateWebhook(const Webhook& webhook) override;
+  Status DeleteWebhook(int64_t customer, int64_t id) override;
+  Result<Page<WebhookDelivery>> ListDeliveries(int64_t customer, int64_t webhook,
+                                               const PageRequest& page) override;
+  Result<std::vector<DeliveryAttempt>> ListDeliveryAttempts(int64_t delivery) override;
+  Result<std::optional<WebhookDelivery>> ClaimDelivery(const std::string& owner,
+                                                       int64_t lease_ms) override;
+  Status RecordDeliveryAttempt(const WebhookDelivery& delivery, const DeliveryAttempt& attempt,
+                               bool delivered, std::optional<int64_t> next_attempt_ms) override;
+  Result<std::optional<int64_t>> NextDeliveryDue() override;
+
  protected:
   sql::Pool& pool() { return *pool_; }
   const Dialect& dialect() const { return dialect_; }

@@ -176,6 +176,65 @@ CREATE INDEX uploads_expires ON uploads(expires);
 ALTER TABLE assets ADD COLUMN upload TEXT NOT NULL DEFAULT '';
 CREATE INDEX assets_upload ON assets(customer, upload);
 )SQL",
+      // 7: the per-customer event log of image outcomes (live streams, Last-Event-ID), and
+      // webhooks with their outbox of deliveries and the log of attempts.
+      R"SQL(
+CREATE TABLE event_counters (
+  customer INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL
+);
+CREATE TABLE events (
+  customer INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  batch INTEGER,
+  space INTEGER NOT NULL,
+  asset_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  error TEXT NOT NULL DEFAULT '',
+  at INTEGER NOT NULL,
+  PRIMARY KEY (customer, seq)
+);
+CREATE INDEX events_batch ON events(customer, batch, seq);
+CREATE INDEX events_at ON events(at);
+CREATE TABLE webhooks (
+  id INTEGER PRIMARY KEY,
+  customer INTEGER NOT NULL,
+  url TEXT NOT NULL,
+  events TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  created INTEGER NOT NULL
+);
+CREATE INDEX webhooks_customer ON webhooks(customer, id);
+CREATE TABLE webhook_deliveries (
+  id INTEGER PRIMARY KEY,
+  webhook INTEGER NOT NULL,
+  customer INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  lease_owner TEXT,
+  lease_until INTEGER,
+  fence INTEGER NOT NULL DEFAULT 0,
+  last_status INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  created INTEGER NOT NULL,
+  delivered INTEGER
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at);
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook, id);
+CREATE TABLE webhook_attempts (
+  delivery INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  error TEXT NOT NULL DEFAULT '',
+  micros INTEGER NOT NULL,
+  PRIMARY KEY (delivery, attempt)
+);
+)SQL",
   };
   return kMigrations;
 }

@@ -1295,29 +1295,36 @@ Result<SqlStore::Pace> SqlStore::CustomerPace(Connection& conn, int64_t customer
   }
   Pace pace;
   // The customer's last 30 images of the last 15 minutes (everyone's when the customer has
-  // none yet): the mean time one took, and the mean number of its jobs in flight as each
-  // ended — a count taken now could fall between one job's end and the next claim.
+  // none yet): the mean time one took, and the median number of its jobs in flight as each
+  // ended. A count taken now could fall between one job's end and the next claim; a mean would
+  // be pulled down by the tail of the previous batch, where the workers run out of work one
+  // by one.
   for (bool own : {true, false}) {
     PREPARE(st, conn,
-            own ? "SELECT COUNT(*), CAST(AVG(duration_ms) AS BIGINT), "
-                  "CAST(1000 * AVG(busy) AS BIGINT) FROM (SELECT duration_ms, busy FROM "
-                  "ingest_log WHERE customer = ?1 AND finished >= ?2 ORDER BY finished DESC "
-                  "LIMIT 30) r"
-                : "SELECT COUNT(*), CAST(AVG(duration_ms) AS BIGINT), "
-                  "CAST(1000 * AVG(busy) AS BIGINT) FROM (SELECT duration_ms, busy FROM "
-                  "ingest_log WHERE finished >= ?2 AND ?1 = ?1 ORDER BY finished DESC "
-                  "LIMIT 30) r");
+            own ? "SELECT duration_ms, busy FROM ingest_log WHERE customer = ?1 AND "
+                  "finished >= ?2 ORDER BY finished DESC LIMIT 30"
+                : "SELECT duration_ms, busy FROM ingest_log WHERE finished >= ?2 AND ?1 = ?1 "
+                  "ORDER BY finished DESC LIMIT 30");
     st.Bind(1, customer).Bind(2, now - 15 * 60 * 1000);
     Status status;
-    if (st.Step(&status) && st.Int(0) > 0) {
-      double image_ms = std::max<double>(1, static_cast<double>(st.Int(1)));
-      double workers = std::max<double>(1, static_cast<double>(st.Int(2)) / 1000);
-      pace.image_ms = static_cast<int64_t>(image_ms);
-      pace.per_ms = workers / image_ms;
-      pace.workers = workers;
-      break;
+    double total_ms = 0;
+    std::vector<int64_t> busy;
+    while (st.Step(&status)) {
+      total_ms += static_cast<double>(st.Int(0));
+      busy.push_back(st.Int(1));
     }
     if (!status.ok()) return status;
+    if (busy.empty()) continue;
+    std::sort(busy.begin(), busy.end());
+    size_t mid = busy.size() / 2;
+    double workers = busy.size() % 2 ? static_cast<double>(busy[mid])
+                                     : static_cast<double>(busy[mid - 1] + busy[mid]) / 2;
+    double image_ms = std::max(1.0, total_ms / static_cast<double>(busy.size()));
+    workers = std::max(1.0, workers);
+    pace.image_ms = static_cast<int64_t>(image_ms);
+    pace.per_ms = workers / image_ms;
+    pace.workers = workers;
+    break;
   }
   std::lock_guard<std::mutex> lock(rate_mu_);
   if (rates_.size() > 100000) rates_.clear();

@@ -34,12 +34,13 @@ asan: deps
 
 # Every benchmark: bench/REPORT.md (ingest, tiles, API against their references), then
 # bench/REPORT-postgresql.md (distributed mode), bench/REPORT-s3.md (S3 storage) and
-# bench/REPORT-uploads.md (uploads and the client).
+# bench/REPORT-uploads.md (uploads and the client), bench/REPORT-events.md (streams, webhooks).
 bench: build
 	./bench/run.sh
 	./bench/run_pg.sh
 	./bench/s3.sh
 	./bench/uploads.sh
+	./bench/events.sh
 
 bench-pg: build
 	./bench/run_pg.sh

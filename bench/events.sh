@@ -176,7 +176,7 @@ g, i = streams / none, off / on
 out = ["# Events benchmarks (bench/events.sh)", "",
        f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end. ABBA, medians.", "",
        "| measure | with | without | ratio | target | met |", "|---|---|---|---|---|---|",
-       f"| batch GET req/s (wrk -t2 -c64, {sys.argv[3] and ''}10-image batch) with 1,000 idle SSE streams open | "
+       f"| batch GET req/s (wrk -t2 -c64, 10-image batch) with 1,000 idle SSE streams open | "
        f"{streams:.0f} | {none:.0f} | {g:.2f}× | ≥ 0.9× | {'yes' if g >= 0.9 else 'NO'} |",
        f"| ingest {n} × {w}×{h}, 2 workers: JSON logs + a webhook receiver vs plain logs, no webhook (s) | "
        f"{on:.2f} | {off:.2f} | {i:.2f}× throughput | ≥ 0.97× | {'yes' if i >= 0.97 else 'NO'} |", "",

@@ -9,7 +9,6 @@
 //   node; PostgreSQL is restarted once under load. Every batch ends exact, every image has one
 //   recorded outcome, no image was fetched by two workers at once, no request got a 500.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -31,28 +30,6 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string kPgServer = std::string(QUIRE_TEST_SOURCE_DIR) + "/support/pg_test_server.sh";
-
-int RunScript(const std::string& args) { return std::system((kPgServer + " " + args).c_str()); }
-
-// One integer from a query on the cluster's database.
-int64_t QueryInt(const std::string& url, const std::string& sql) {
-  PGconn* conn = PQconnectdb(url.c_str());
-  int64_t v = -1;
-  if (PQstatus(conn) == CONNECTION_OK) {
-    PGresult* r = PQexec(conn, sql.c_str());
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-      v = std::atoll(PQgetvalue(r, 0, 0));
-    else
-      ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
-    PQclear(r);
-  } else {
-    ADD_FAILURE() << "cannot connect to " << url << ": " << PQerrorMessage(conn);
-  }
-  PQfinish(conn);
-  return v;
-}
-
 class ClusterTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -60,7 +37,7 @@ class ClusterTest : public ::testing::Test {
     char pg_template[] = "/tmp/quire-cluster-pg-XXXXXX";
     pg_dir_ = mkdtemp(pg_template);
     // A PostgreSQL that cannot start fails the suite (SetUp checks `pg_started_`).
-    pg_started_ = RunScript("start " + pg_dir_ + " 5432 >/dev/null") == 0;
+    pg_started_ = PgTestServer("start " + pg_dir_ + " 5432 >/dev/null") == 0;
     if (!pg_started_) return;
     std::string admin = "postgresql:///postgres?host=" + pg_dir_ + "&port=5432&user=postgres";
     Status made = CreatePostgresDatabase(admin, "quire");
@@ -80,7 +57,7 @@ class ClusterTest : public ::testing::Test {
   static void TearDownTestSuite() {
     for (auto& w : workers_) w.reset();
     for (auto& a : api_) a.reset();
-    if (!pg_dir_.empty()) RunScript("stop " + pg_dir_);
+    if (!pg_dir_.empty()) PgTestServer("stop " + pg_dir_);
     delete root_;
     root_ = nullptr;
   }
@@ -267,7 +244,7 @@ TEST_F(ClusterTest, KilledNodesAndADatabaseRestartLoseNothingAndCountExactly) {
   api_[0]->Kill();
   api0_dead = true;
   EXPECT_TRUE(wait_for(170));
-  ASSERT_EQ(RunScript("restart " + pg_dir_), 0) << "PostgreSQL did not restart";
+  ASSERT_EQ(PgTestServer("restart " + pg_dir_), 0) << "PostgreSQL did not restart";
   // Back at full strength: the killed nodes come back (the worker takes back its own dead
   // process's leases at start).
   workers_[0] = StartWorker(0);

@@ -9,7 +9,6 @@
 //   back: the batch finishes within seconds (not after the 60 s lease runs out), every image
 //   completed, each origin fetched exactly once, one outcome per image in ingest_log.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 #include <stdlib.h>
 
 #include <chrono>
@@ -30,33 +29,12 @@ using namespace std::chrono_literals;
 
 constexpr int64_t kCustomer = 1;
 
-const std::string kPgServer = std::string(QUIRE_TEST_SOURCE_DIR) + "/support/pg_test_server.sh";
-
-int RunScript(const std::string& args) { return std::system((kPgServer + " " + args).c_str()); }
-
-int64_t QueryInt(const std::string& url, const std::string& sql) {
-  PGconn* conn = PQconnectdb(url.c_str());
-  int64_t v = -1;
-  if (PQstatus(conn) == CONNECTION_OK) {
-    PGresult* r = PQexec(conn, sql.c_str());
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-      v = std::atoll(PQgetvalue(r, 0, 0));
-    else
-      ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
-    PQclear(r);
-  } else {
-    ADD_FAILURE() << "cannot connect to " << url << ": " << PQerrorMessage(conn);
-  }
-  PQfinish(conn);
-  return v;
-}
-
 class DatabaseOutageTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char pg_template[] = "/tmp/quire-outage-pg-XXXXXX";
     pg_dir_ = mkdtemp(pg_template);
-    ASSERT_EQ(RunScript("start " + pg_dir_ + " 5432 >/dev/null"), 0)
+    ASSERT_EQ(PgTestServer("start " + pg_dir_ + " 5432 >/dev/null"), 0)
         << "PostgreSQL did not start (see " << pg_dir_ << "/server.log)";
     std::string admin = "postgresql:///postgres?host=" + pg_dir_ + "&port=5432&user=postgres";
     ASSERT_TRUE(CreatePostgresDatabase(admin, "quire").ok());
@@ -64,7 +42,7 @@ class DatabaseOutageTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (!pg_dir_.empty()) RunScript("stop " + pg_dir_);
+    if (!pg_dir_.empty()) PgTestServer("stop " + pg_dir_);
   }
 
   TempDir tmp_;
@@ -110,7 +88,7 @@ TEST_F(DatabaseOutageTest, WorkFinishedWhileTheDatabaseIsAwayIsRecordedWhenItRet
     std::this_thread::sleep_for(10ms);
   ASSERT_EQ(origin_.TotalRequests(), 1 + kImages) << "the workers did not start fetching";
 
-  ASSERT_EQ(RunScript("halt " + pg_dir_), 0);
+  ASSERT_EQ(PgTestServer("halt " + pg_dir_), 0);
   auto outage_start = std::chrono::steady_clock::now();
   // The fetches (1.5 s) and the processing end while the database is away.
   std::this_thread::sleep_for(500ms);
@@ -128,7 +106,7 @@ TEST_F(DatabaseOutageTest, WorkFinishedWhileTheDatabaseIsAwayIsRecordedWhenItRet
   long tile_status = Http("GET", tile).status;
   EXPECT_TRUE(tile_status == 200 || tile_status == 503) << tile_status;
   std::this_thread::sleep_for(4s - (std::chrono::steady_clock::now() - outage_start));
-  ASSERT_EQ(RunScript("resume " + pg_dir_), 0) << "PostgreSQL did not start again";
+  ASSERT_EQ(PgTestServer("resume " + pg_dir_), 0) << "PostgreSQL did not start again";
   auto back = std::chrono::steady_clock::now();
 
   json b = api.WaitForBatch(kCustomer, batch_id, 20s);

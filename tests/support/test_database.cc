@@ -1,5 +1,6 @@
 #include "support/test_database.h"
 
+#include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <unistd.h>
 
@@ -54,6 +55,29 @@ Result<std::string> FreshDatabaseUrl(const std::string& backend, const std::stri
                      "_" + std::to_string(std::random_device{}() % 100000);
   QUIRE_RETURN_IF_ERROR(CreatePostgresDatabase(*admin, name));
   return PostgresUrl(name);
+}
+
+int PgTestServer(const std::string& args) {
+  static const std::string script =
+      std::string(QUIRE_TEST_SOURCE_DIR) + "/support/pg_test_server.sh";
+  return std::system((script + " " + args).c_str());
+}
+
+int64_t QueryInt(const std::string& url, const std::string& sql) {
+  PGconn* conn = PQconnectdb(url.c_str());
+  int64_t v = -1;
+  if (PQstatus(conn) == CONNECTION_OK) {
+    PGresult* r = PQexec(conn, sql.c_str());
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+      v = std::atoll(PQgetvalue(r, 0, 0));
+    else
+      ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
+    PQclear(r);
+  } else {
+    ADD_FAILURE() << "cannot connect to " << url << ": " << PQerrorMessage(conn);
+  }
+  PQfinish(conn);
+  return v;
 }
 
 }  // namespace quire::test

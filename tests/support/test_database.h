@@ -4,6 +4,7 @@
 // QUIRE_TEST_PG_URL. No server → an error, so the test fails rather than skips.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,5 +24,13 @@ Status CreatePostgresDatabase(const std::string& admin_url, const std::string& n
 
 // The test server's URL for the database `name` (e.g. "postgres" for administration).
 Result<std::string> PostgresUrl(const std::string& name);
+
+// Runs tests/support/pg_test_server.sh ARGS (a PostgreSQL of a test's own: start DIR PORT,
+// restart, halt, resume, stop DIR); its exit status.
+int PgTestServer(const std::string& args);
+
+// One integer from `sql` on the database at `url`; -1, with a test failure added, when the
+// query does not give one row.
+int64_t QueryInt(const std::string& url, const std::string& sql);
 
 }  // namespace quire::test

@@ -30,12 +30,7 @@ log() { echo "[bench-events $(date +%T)] $*" >&2; }
 record() { echo "{\"k\":\"$1\",\"v\":$2}" >>"$RES"; }
 # stop_pid, wait_http, gen_image, make_inputs
 source "$HERE/lib.sh"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+trap stop_pids EXIT
 ADMIN=benchadmin:benchsecret
 AUTHH="Basic $(printf $ADMIN | base64 -w0)"
 
@@ -131,11 +126,8 @@ ingest() { # on|off NAME
   n=$((n + 1))
   [ "$mode" = on ] && flags=(--log-format json)
   start_quire "$data" --workers 2 "${flags[@]}"
-  local setup cid user sp
-  setup=$($QB setup http://127.0.0.1:$PORT $ADMIN bench 1)
-  cid=$(echo "$setup" | $PY -c 'import json,sys;print(json.load(sys.stdin)["customer"])')
-  user=$(echo "$setup" | $PY -c 'import json,sys;print(json.load(sys.stdin)["user"])')
-  sp=$(echo "$setup" | $PY -c 'import json,sys;print(json.load(sys.stdin)["spaces"][0])')
+  bench_customer http://127.0.0.1:$PORT $ADMIN
+  local cid=$BENCH_CUSTOMER user=$BENCH_USER sp=$BENCH_SPACE
   if [ "$mode" = on ]; then
     curl -fsS -u "$user" -X POST "http://127.0.0.1:$PORT/customers/$cid/webhooks" \
       -d "{\"url\":\"http://127.0.0.1:$HOOKPORT/hook\",\"events\":[\"batch.finished\",\"image.failed\",\"image.completed\"]}" \

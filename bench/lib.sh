@@ -3,6 +3,23 @@
 
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
+# Stops every process the script recorded in PIDS (for its EXIT trap); stopped ones resume
+# first so that they can die.
+PIDS=()
+stop_pids() {
+  for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+
+# A customer with an API key and one space on the server at URL (qb.py setup as ADMIN):
+# sets BENCH_CUSTOMER, BENCH_USER (key:secret) and BENCH_SPACE.
+bench_customer() { # URL ADMIN
+  local setup
+  setup=$($QB setup "$1" "$2" bench 1)
+  read -r BENCH_CUSTOMER BENCH_USER BENCH_SPACE < <(echo "$setup" |
+    $PY -c 'import json,sys; d=json.load(sys.stdin); print(d["customer"], d["user"], d["spaces"][0])')
+}
+
 wait_http() { # URL [tries, 50 ms apart]
   for _ in $(seq 1 "${2:-400}"); do
     curl -fsS -o /dev/null "$1" 2>/dev/null && return 0

@@ -34,10 +34,8 @@ log() { echo "[bench-pg-ingest $(date +%T)] $*" >&2; }
 # stop_pid, wait_http, gen_image, make_inputs
 source "$HERE/lib.sh"
 
-PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_pids
   [ -f "$PGDIR/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -82,14 +80,10 @@ one_run() { # sqlite|pg NAME
       sleep 0.05
     done
   fi
-  local setup cid user sp
-  setup=$($QB setup http://127.0.0.1:$PORT benchadmin:benchsecret bench 1)
-  cid=$(echo "$setup" | $PY -c 'import json,sys;print(json.load(sys.stdin)["customer"])')
-  user=$(echo "$setup" | $PY -c 'import json,sys;print(json.load(sys.stdin)["user"])')
-  sp=$(echo "$setup" | $PY -c 'import json,sys;print(json.load(sys.stdin)["spaces"][0])')
+  bench_customer http://127.0.0.1:$PORT benchadmin:benchsecret
   sync
   log "$name"
-  echo "{\"k\":\"$name\",\"v\":$($QB ingest http://127.0.0.1:$PORT "$user" "$cid" "$sp" "$serve" "$ORIGIN" "${IN_FILES[@]}")}" >>"$RES"
+  echo "{\"k\":\"$name\",\"v\":$($QB ingest http://127.0.0.1:$PORT "$BENCH_USER" "$BENCH_CUSTOMER" "$BENCH_SPACE" "$serve" "$ORIGIN" "${IN_FILES[@]}")}" >>"$RES"
   for p in "${procs[@]}" "$serve"; do stop_pid "$p"; done
   rm -rf "$data"
 }

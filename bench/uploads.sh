@@ -34,12 +34,7 @@ now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc | sed 's/^\./0./'; }
 # stop_pid, wait_http, gen_image, make_inputs
 source "$HERE/lib.sh"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+trap stop_pids EXIT
 ADMIN=benchadmin:benchsecret
 
 log "inputs: $N × ${W}x${H}"

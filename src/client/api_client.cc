@@ -70,18 +70,32 @@ static Status CurlFailure(CURLcode rc, const std::string& url, const char* errbu
   return Status::Unavailable("cannot reach " + url + ": " + why);
 }
 
-Result<HttpReply> ApiClient::Call(const std::string& method, const std::string& path_or_url,
-                                  const std::string& body) {
+// What every request shares: the URL, the error buffer, no signals, the connect timeout, the
+// key's Basic auth and the body collected into `reply`.
+void ApiClient::Prepare(const std::string& url, char* errbuf, HttpReply* reply) {
   CURL* c = static_cast<CURL*>(curl_);
   curl_easy_reset(c);
-  std::string url = Absolute(path_or_url);
-  HttpReply reply;
-  char errbuf[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  if (!endpoint_.key.empty()) {
+    curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(c, CURLOPT_USERNAME, endpoint_.key.c_str());
+    curl_easy_setopt(c, CURLOPT_PASSWORD, endpoint_.secret.c_str());
+  }
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply->body);
+}
+
+Result<HttpReply> ApiClient::Call(const std::string& method, const std::string& path_or_url,
+                                  const std::string& body) {
+  CURL* c = static_cast<CURL*>(curl_);
+  std::string url = Absolute(path_or_url);
+  HttpReply reply;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  Prepare(url, errbuf, &reply);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
   struct curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
@@ -91,13 +105,6 @@ Result<HttpReply> ApiClient::Call(const std::string& method, const std::string& 
   }
   headers = curl_slist_append(headers, "Expect:");
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  if (!endpoint_.key.empty()) {
-    curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-    curl_easy_setopt(c, CURLOPT_USERNAME, endpoint_.key.c_str());
-    curl_easy_setopt(c, CURLOPT_PASSWORD, endpoint_.secret.c_str());
-  }
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply.body);
   CURLcode rc = curl_easy_perform(c);
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) return CurlFailure(rc, url, errbuf);
@@ -117,11 +124,10 @@ Result<HttpReply> ApiClient::UploadFile(const std::string& url_in, const std::st
   std::fseek(f, 0, SEEK_SET);
   UploadState st{f, &progress, cancel};
   CURL* c = static_cast<CURL*>(curl_);
-  curl_easy_reset(c);
   std::string url = Absolute(url_in);
   HttpReply reply;
   char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  Prepare(url, errbuf, &reply);
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_READFUNCTION, ReadFile);
   curl_easy_setopt(c, CURLOPT_READDATA, &st);
@@ -129,9 +135,6 @@ Result<HttpReply> ApiClient::UploadFile(const std::string& url_in, const std::st
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &st);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   // A stalled transfer (under 1 KiB/s for 60 s) is abandoned and retried.
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
@@ -141,13 +144,6 @@ Result<HttpReply> ApiClient::UploadFile(const std::string& url_in, const std::st
   headers = curl_slist_append(headers, "Expect:");  // the server takes the body at once
   for (auto& [k, v] : extra) headers = curl_slist_append(headers, (k + ": " + v).c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  if (!endpoint_.key.empty()) {
-    curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-    curl_easy_setopt(c, CURLOPT_USERNAME, endpoint_.key.c_str());
-    curl_easy_setopt(c, CURLOPT_PASSWORD, endpoint_.secret.c_str());
-  }
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply.body);
   CURLcode rc = curl_easy_perform(c);
   curl_slist_free_all(headers);
   std::fclose(f);

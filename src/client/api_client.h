@@ -60,6 +60,8 @@ class ApiClient {
   std::string Absolute(const std::string& path_or_url) const;
 
  private:
+  // Resets the handle and sets what every request shares (see the .cc).
+  void Prepare(const std::string& url, char* errbuf, HttpReply* reply);
   Endpoint endpoint_;
   void* curl_ = nullptr;
 };

@@ -99,7 +99,11 @@ void IngestWorkers::Run(int index) {
   // twice a second.
   int claim_failures = 0;
   auto last_warning = std::chrono::steady_clock::time_point{};
+  // When the previous image's work ended, while this worker goes straight on to the next.
+  bool straight_on = false;
+  auto previous_end = std::chrono::steady_clock::time_point{};
   while (!stop_.load()) {
+    auto claim_began = std::chrono::steady_clock::now();
     auto claimed = store_.ClaimJob(owner, settings_.lease_ms);
     int wait_ms = settings_.idle_poll_ms;
     if (!claimed.ok()) {
@@ -116,6 +120,7 @@ void IngestWorkers::Run(int index) {
       claim_failures = 0;
     }
     if (!claimed.ok() || !claimed->has_value()) {
+      straight_on = false;
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
                    [&] { return woken_ || stop_.load(); });
@@ -128,7 +133,7 @@ void IngestWorkers::Run(int index) {
       active_[job.id] = job;
     }
     try {
-      Process(job);
+      Process(job, straight_on ? previous_end : claim_began);
     } catch (const std::exception& e) {
       // A defect, but one image must not take the worker (and the process) down with it.
       spdlog::error("ingest {}/{}/{}: unexpected exception: {}", job.customer, job.space,
@@ -141,6 +146,8 @@ void IngestWorkers::Run(int index) {
       std::lock_guard<std::mutex> lock(mu_);
       active_.erase(job.id);
     }
+    straight_on = true;
+    previous_end = std::chrono::steady_clock::now();
   }
 }
 
@@ -209,13 +216,14 @@ void IngestWorkers::Reschedule(const Job& job, int64_t at_ms, const std::string&
   PersistWrite(job, "rescheduling", [&] { return store_.RescheduleJob(job, at_ms, error); });
 }
 
-void IngestWorkers::Process(const Job& job) {
+void IngestWorkers::Process(const Job& job, std::chrono::steady_clock::time_point worker_began) {
   auto started = std::chrono::steady_clock::now();
   std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
   IngestOutcome outcome;
 
   auto record = [&] {
     outcome.duration_ms = static_cast<int64_t>(MsSince(started));
+    outcome.worker_ms = static_cast<int64_t>(MsSince(worker_began));
     Record(job, outcome);
   };
 
@@ -317,6 +325,7 @@ void IngestWorkers::Process(const Job& job) {
     outcome.success = true;
   }
   outcome.duration_ms = static_cast<int64_t>(MsSince(started));
+  outcome.worker_ms = static_cast<int64_t>(MsSince(worker_began));
   Record(job, outcome);
   if (ops::Metrics* m = settings_.metrics) {
     m->CountIngest(outcome.success);

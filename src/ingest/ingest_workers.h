@@ -52,7 +52,8 @@ class IngestWorkers {
   void RecoverDeadLocalLeases();
   void Run(int index);
   void Heartbeat();
-  void Process(const Job& job);
+  // worker_began: when this worker's time for the job began (see IngestOutcome::worker_ms).
+  void Process(const Job& job, std::chrono::steady_clock::time_point worker_began);
   // Records the outcome through the store's accounting, then tells on_outcome.
   void Record(const Job& job, const IngestOutcome& outcome);
   // Puts the job back in the queue until at_ms, remembering why.

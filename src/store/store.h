@@ -80,7 +80,12 @@ struct IngestOutcome {
   int width = 0;
   int height = 0;
   std::vector<ThumbnailSize> thumbnails;
-  int64_t duration_ms = 0;
+  int64_t duration_ms = 0;  // from the claim to the outcome: the image's own processing
+  // The worker's time for this image: from the end of its previous image when it went
+  // straight on to this one (so the previous outcome's recording and this claim count), else
+  // from the start of the claim that found it. Back to back, these add up to the worker's
+  // wall time, which is what estCompletion divides the work ahead by. 0: use duration_ms.
+  int64_t worker_ms = 0;
 };
 
 // A change that other nodes may hold in a cache, or new work. See Store::Subscribe.

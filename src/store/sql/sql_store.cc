@@ -1219,21 +1219,10 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
   });
 }
 
-// estCompletion: images of this customer queued ahead of (and in) this batch, divided by the
-// customer's measured ingest rate over the last 15 minutes (all customers' rate when the
-// customer has none yet). No measurement at all: no estimate.
 // estCompletion: the images still ahead of the batch's last one (its own and those of the
 // customer's batches before it), divided by the pace at which this customer's images are
-// being finished, counted from the batch's latest outcome (so that it does not drift between
-// outcomes), and never before its images waiting out a retry can be done.
-//
-// The pace is measured where it is truest:
-// - once the batch has outcomes of its own, from its latest ones: how many finished over the
-//   time since the earliest of them started (fetch, decode, the workers this customer really
-//   gets while other customers share them — all of it measured, nothing assumed);
-// - before that, from the customer's recent images: the workers busy on its queue right now
-//   (its leased jobs) over the mean time one image took. Measuring elapsed time over a window
-//   instead would count the idle minutes between batches as work and overestimate.
+// being finished (PaceOf), counted from the batch's latest outcome (so that it does not drift
+// between outcomes), and never before its images waiting out a retry can be done.
 Status SqlStore::FillEstimate(Connection& conn, Batch* b) {
   if (b->finished_ms) {
     b->est_completion_ms = b->finished_ms;
@@ -1259,8 +1248,9 @@ Status SqlStore::FillEstimate(Connection& conn, Batch* b) {
   return Status::Ok();
 }
 
-// From logged outcomes: the mean time one image took and the mean number of the customer's
-// jobs in flight as each ended give images per ms (workers / time per image). Unlike
+// From logged outcomes: the mean worker time one image took (IngestOutcome::worker_ms) and
+// the median number of the customer's jobs in flight as each ended give images per ms
+// (workers / time per image). Unlike
 // "outcomes over elapsed time", this does not count the work of images still in flight as
 // lost time, nor idle minutes between batches as work. The customer's latest outcomes are
 // used (the batch's own among them, and soon only those): a collection's images tend to be
@@ -1849,7 +1839,8 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
       QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer)
                                 .Bind(2, job.batch)
                                 .Bind(3, now)
-                                .Bind(4, outcome.duration_ms)
+                                .Bind(4, outcome.worker_ms > 0 ? outcome.worker_ms
+                                                               : outcome.duration_ms)
                                 .Run());
     }
     {

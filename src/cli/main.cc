@@ -101,6 +101,18 @@ void AddIngestFlags(CLI::App* app, Config* c) {
   app->add_option("--max-origin-bytes", c->max_origin_bytes, "largest origin download")
       ->envname("QUIRE_MAX_ORIGIN_BYTES")
       ->capture_default_str();
+  app->add_option("--fetch-concurrency", c->fetch_concurrency,
+                  "origin downloads run ahead of conversion: at most this many images claimed "
+                  "and downloading or downloaded, so workers never wait on a slow origin")
+      ->envname("QUIRE_FETCH_CONCURRENCY")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app->add_option("--scratch-bytes", c->scratch_bytes,
+                  "bytes of downloaded origins held at once; each download reserves the size "
+                  "its origin declares first (at least --max-origin-bytes)")
+      ->envname("QUIRE_SCRATCH_BYTES")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 50))
+      ->capture_default_str();
   app->add_option("--origin-connect-timeout-ms", c->origin_connect_timeout_ms,
                   "origin connect timeout")
       ->envname("QUIRE_ORIGIN_CONNECT_TIMEOUT_MS")
@@ -172,6 +184,8 @@ Result<std::unique_ptr<Store>> OpenMigratedStore(const Config& c) {
 IngestSettings MakeIngestSettings(const Config& c) {
   IngestSettings s;
   s.workers = c.EffectiveWorkers();
+  s.fetch_concurrency = c.fetch_concurrency;
+  s.scratch_bytes = c.scratch_bytes;
   s.attempts = c.ingest_attempts;
   s.backoff_ms = c.ingest_backoff_ms;
   s.lease_ms = c.lease_ms;
@@ -242,7 +256,18 @@ void WaitForSignal() {
   }
 }
 
+// Flags that are only wrong together.
+Status CheckIngestFlags(const Config& c) {
+  if (c.scratch_bytes < c.max_origin_bytes)
+    return Status::Invalid("--scratch-bytes (" + std::to_string(c.scratch_bytes) +
+                           ") must be at least --max-origin-bytes (" +
+                           std::to_string(c.max_origin_bytes) +
+                           "), or the largest origin allowed could never be downloaded");
+  return Status::Ok();
+}
+
 int Serve(Config c) {
+  if (Status flags = CheckIngestFlags(c); !flags.ok()) return Fail(flags);
   auto store = OpenMigratedStore(c);
   if (!store.ok()) return Fail(store.status());
   auto blobs = OpenBlobStore(c.StorageUrl(), c.ScratchDir());
@@ -379,6 +404,7 @@ int Serve(Config c) {
 }
 
 int Worker(Config c) {
+  if (Status flags = CheckIngestFlags(c); !flags.ok()) return Fail(flags);
   auto store = OpenMigratedStore(c);
   if (!store.ok()) return Fail(store.status());
   auto blobs = OpenBlobStore(c.StorageUrl(), c.ScratchDir());

@@ -81,10 +81,11 @@ struct IngestOutcome {
   int height = 0;
   std::vector<ThumbnailSize> thumbnails;
   int64_t duration_ms = 0;  // from the claim to the outcome: the image's own processing
-  // The worker's time for this image: from the end of its previous image when it went
-  // straight on to this one (so the previous outcome's recording and this claim count), else
-  // from the start of the claim that found it. Back to back, these add up to the worker's
-  // wall time, which is what estCompletion divides the work ahead by. 0: use duration_ms.
+  // The conversion thread's time for this image: from when it was free for it (the end of
+  // its previous image; for an image claimed while it was idle, the end of the download) to
+  // the outcome, so a wait for a download under way counts and so does the recording. Back to
+  // back, these add up to the thread's busy time, which is what estCompletion divides the work
+  // ahead by. 0: use duration_ms.
   int64_t worker_ms = 0;
 };
 
@@ -192,6 +193,9 @@ class Store {
   virtual Result<std::optional<Job>> ClaimJob(const std::string& owner, int64_t lease_ms) = 0;
   // Extends a held lease. NotFound when the job is gone or no longer held by `owner`.
   virtual Status ExtendLease(const Job& job, int64_t lease_ms) = 0;
+  // ExtendLease, and the job is now being converted (its origin downloaded ahead of time
+  // until now): estCompletion counts converting jobs as the customer's workers.
+  virtual Status StartConverting(const Job& job, int64_t lease_ms) = 0;
   // Records the final outcome of a held job in one transaction (asset, batch_assets row,
   // batch counts, finished once, throughput sample). Conflict when the lease was lost — the
   // outcome is then ignored, so recording twice changes nothing.

@@ -240,6 +240,8 @@ CREATE TABLE webhook_attempts (
   PRIMARY KEY (delivery, attempt)
 );
 )SQL",
+      // 8: a leased job being converted (not only downloaded ahead): estCompletion's workers.
+      "ALTER TABLE jobs ADD COLUMN converting BIGINT NOT NULL DEFAULT 0;",
   };
   return kMigrations;
 }

@@ -1729,7 +1729,7 @@ Result<std::optional<Job>> SqlStore::ClaimJob(const std::string& owner, int64_t 
     {
       PREPARE(st, conn,
               "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_until = ?, "
-              "attempts = attempts + 1, fence = fence + 1 WHERE id = ?");
+              "attempts = attempts + 1, fence = fence + 1, converting = 0 WHERE id = ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, owner).Bind(2, now + lease_ms).Bind(3, job_id).Run());
     }
     {
@@ -1752,11 +1752,21 @@ Result<std::optional<Job>> SqlStore::ClaimJob(const std::string& owner, int64_t 
 }
 
 Status SqlStore::ExtendLease(const Job& job, int64_t lease_ms) {
+  return RenewLease(job, lease_ms, false);
+}
+
+Status SqlStore::StartConverting(const Job& job, int64_t lease_ms) {
+  return RenewLease(job, lease_ms, true);
+}
+
+Status SqlStore::RenewLease(const Job& job, int64_t lease_ms, bool converting) {
   return Retry([&]() -> Status {
     BEGIN_TX(tx, TxKind::kLocking);
     PREPARE(st, tx.conn(),
-            "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND fence = ? "
-            "AND state = 'leased'");
+            converting ? "UPDATE jobs SET lease_until = ?, converting = 1 WHERE id = ? AND "
+                         "lease_owner = ? AND fence = ? AND state = 'leased'"
+                       : "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND "
+                         "fence = ? AND state = 'leased'");
     QUIRE_RETURN_IF_ERROR(st.Bind(1, NowMs() + lease_ms)
                               .Bind(2, job.id)
                               .Bind(3, job.lease_owner)
@@ -1830,12 +1840,12 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
     bool finished_now = false;
     QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, job.batch, now, &finished_now));
     {
-      // With how many of the customer's jobs were in flight (this one included): the
-      // workers it really had, for estCompletion.
+      // With how many of the customer's jobs were being converted (this one included; not
+      // those only downloaded ahead): the workers it really had, for estCompletion.
       PREPARE(st, conn,
               "INSERT INTO ingest_log (customer, batch, finished, duration_ms, busy) VALUES "
               "(?1, ?2, ?3, ?4, 1 + (SELECT COUNT(*) FROM jobs WHERE customer = ?1 AND "
-              "priority IN (0, 1) AND state = 'leased'))");
+              "priority IN (0, 1) AND state = 'leased' AND converting = 1))");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer)
                                 .Bind(2, job.batch)
                                 .Bind(3, now)

@@ -235,6 +235,8 @@ CREATE TABLE webhook_attempts (
   PRIMARY KEY (delivery, attempt)
 );
 )SQL",
+      // 8: a leased job being converted (not only downloaded ahead): estCompletion's workers.
+      "ALTER TABLE jobs ADD COLUMN converting INTEGER NOT NULL DEFAULT 0;",
   };
   return kMigrations;
 }

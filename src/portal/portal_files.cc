@@ -80,8 +80,10 @@ http::Response PortalFiles::Serve(const std::string& path) const {
   bool page = false;
   if (it == files_.end()) {
     // A page URL (/portal/batches/12) reloads the application; a missing asset is a 404.
+    // Page URLs live below customers/ (an image id may hold a dot); elsewhere a name with an
+    // extension is a file.
     std::string last = name.substr(name.rfind('/') + 1);
-    if (last.find('.') != std::string::npos)
+    if (name.rfind("customers/", 0) != 0 && last.find('.') != std::string::npos)
       return http::Response(404, "text/plain; charset=utf-8", "not found\n");
     it = files_.find("index.html");
     page = true;

@@ -94,10 +94,12 @@ export function openStream(url, handlers, endOnFinish) {
   return () => es.close();
 }
 
+// A stored thumbnail (the 100 px box of the default policy: /thumbs serves only stored
+// sizes), drawn at `size` px, lazy-loaded, its box reserved so nothing moves when it arrives.
 export function thumb(c, space, id, size = 100) {
   return el("img", {
     class: "thumb", loading: "lazy", width: size, height: size, alt: `Thumbnail of ${id}`,
-    src: `/thumbs/${c}/${space}/${encodeURIComponent(id)}/full/!${size},${size}/0/default.jpg`,
+    src: `/thumbs/${c}/${space}/${encodeURIComponent(id)}/full/!100,100/0/default.jpg`,
   });
 }
 
@@ -112,4 +114,10 @@ export function pager(base, page, totalPages) {
             page > 1 ? el("a", { href: `${base}?page=${page - 1}` }, "Previous page") : null,
             el("span", {}, `Page ${page} of ${totalPages}`),
             page < totalPages ? el("a", { href: `${base}?page=${page + 1}` }, "Next page") : null);
+}
+
+// A table head; an empty name is a column of thumbnails or buttons, named for screen readers.
+export function head(names, hidden = "Actions") {
+  return el("thead", {}, el("tr", {}, ...names.map((h) =>
+    el("th", { scope: "col" }, h || el("span", { class: "visually-hidden" }, hidden)))));
 }

@@ -2,7 +2,7 @@
 // its outcome arrives, and Retry failed / Test act on it.
 import { api } from "../api.js";
 import { el, errorBox, showError, fmtDate, progressBar, openStream, announce, timeLeft,
-         batchState, thumb, imageState } from "../ui.js";
+         batchState, thumb, imageState, head } from "../ui.js";
 
 export async function render(main, { c, params }) {
   const b = Number(params[0]);
@@ -21,7 +21,7 @@ export async function render(main, { c, params }) {
   main.append(bar, counts, eta, actions,
     el("h2", {}, "Images"),
     el("div", { class: "table-wrap" }, el("table", { class: "images" },
-      el("thead", {}, el("tr", {}, ...["", "Image", "Space", "State", "Error"].map((h) => el("th", { scope: "col" }, h)))),
+      head(["", "Image", "Space", "State", "Error"], "Thumbnail"),
       tbody)));
 
   const drawBatch = (nb) => {

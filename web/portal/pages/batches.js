@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { el, errorBox, fmtDate, batchState, pager } from "../ui.js";
+import { el, errorBox, fmtDate, batchState, pager, head } from "../ui.js";
 
 export async function render(main, { c, query }) {
   const page = Math.max(1, Number(query.get("page")) || 1);
@@ -14,9 +14,9 @@ export async function render(main, { c, query }) {
       el("a", { href: `/portal/customers/${c}/upload` }, "Upload images"), " to create the first one."));
     return;
   }
-  const head = ["Batch", "State", "Images", "Completed", "Failed", "Submitted", "Finished", "Superseded"];
+  const columns = ["Batch", "State", "Images", "Completed", "Failed", "Submitted", "Finished", "Superseded"];
   main.append(el("div", { class: "table-wrap" }, el("table", {},
-    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col" }, h)))),
+    head(columns),
     el("tbody", {}, ...items.map((b) => el("tr", {},
       el("td", {}, el("a", { href: `/portal/customers/${c}/batches/${b.id}` }, `Batch ${b.id}`)),
       el("td", {}, batchState(b)),

@@ -1,7 +1,7 @@
 // Queue counts, every active batch with a live bar (one customer stream for all of them),
 // and the batches that finished last.
 import { api } from "../api.js";
-import { el, errorBox, fmtDate, progressBar, openStream, announce, timeLeft, batchState } from "../ui.js";
+import { el, errorBox, fmtDate, progressBar, openStream, announce, timeLeft, batchState, head } from "../ui.js";
 
 function batchRow(c, b) {
   const bar = progressBar(b);
@@ -23,7 +23,7 @@ export async function render(main, { c }) {
     el("section", { "aria-labelledby": "a-h" }, el("h2", { id: "a-h" }, "Active batches"), active),
     el("section", { "aria-labelledby": "r-h" }, el("h2", { id: "r-h" }, "Recent batches"),
        el("div", { class: "table-wrap" }, el("table", {},
-         el("thead", {}, el("tr", {}, ...["Batch", "State", "Images", "Failed", "Finished"].map((h) => el("th", { scope: "col" }, h)))),
+         head(["Batch", "State", "Images", "Failed", "Finished"]),
          recent))));
 
   const rows = new Map();

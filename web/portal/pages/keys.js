@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { el, errorBox, showError, fmtDate, announce } from "../ui.js";
+import { el, errorBox, showError, fmtDate, announce, head } from "../ui.js";
 
 export async function render(main, { c, go }) {
   main.append(el("h1", {}, "Keys"));
@@ -24,7 +24,7 @@ export async function render(main, { c, go }) {
     const items = list.member || [];
     if (!items.length) { listBox.replaceChildren(el("p", { class: "empty" }, "No keys. Press Create key to make one for a script or a colleague.")); return; }
     listBox.replaceChildren(el("div", { class: "table-wrap" }, el("table", {},
-      el("thead", {}, el("tr", {}, ...["Key", "Created", ""].map((h) => el("th", { scope: "col" }, h)))),
+      head(["Key", "Created", ""]),
       el("tbody", {}, ...items.map((k) => {
         const cell = el("td", { class: "row-actions" }, el("button", { type: "button", class: "danger", onclick: async () => {
           if (!confirm(`Revoke key ${k.key}? Scripts and sessions using it stop working.`)) return;

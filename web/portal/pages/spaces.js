@@ -1,9 +1,9 @@
 import { api } from "../api.js";
-import { el, errorBox, showError, fmtDate, announce } from "../ui.js";
+import { el, errorBox, showError, fmtDate, announce, head } from "../ui.js";
 
 export async function render(main, { c, go }) {
   main.append(el("h1", {}, "Spaces"));
-  const name = el("input", { id: "space-name", name: "name", required: true, pattern: "[A-Za-z0-9._ -]+" });
+  const name = el("input", { id: "space-name", name: "name", required: true });
   const form = el("form", { class: "card inline", onsubmit: async (e) => {
     e.preventDefault();
     showError(form, null);
@@ -23,7 +23,7 @@ export async function render(main, { c, go }) {
     return;
   }
   main.append(el("div", { class: "table-wrap" }, el("table", {},
-    el("thead", {}, el("tr", {}, ...["Id", "Name", "Created", ""].map((h) => el("th", { scope: "col" }, h)))),
+    head(["Id", "Name", "Created", ""]),
     el("tbody", {}, ...items.map((s) => {
       const cell = el("td", { class: "row-actions" },
         el("a", { href: `/portal/customers/${c}/upload?space=${s.id}` }, "Upload here"),

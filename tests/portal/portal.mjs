@@ -217,6 +217,16 @@ try {
   await page.locator(".notice").waitFor();
   step("key created", { notice: await page.locator(".notice").textContent() });
 
+  // --- Reingest and Delete from the image page
+  await page.goto(`${C}/images/${cfg.space}/page-001.jpg`);
+  await page.getByRole("button", { name: "Reingest", exact: true }).click();
+  await page.locator(".meta dd", { hasText: /^(waiting|completed)$/ }).first().waitFor();
+  const reingested = await page.locator(".meta").textContent();
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Delete", exact: true }).click();
+  await page.getByRole("heading", { name: "Dashboard", exact: true }).waitFor();
+  step("image actions", { reingested, after: page.url() });
+
   // --- sign out; the old cookie no longer works
   const oldCookie = (await context.cookies(cfg.url)).find((c) => c.name === "quire_session");
   await page.getByRole("button", { name: "Sign out", exact: true }).click();

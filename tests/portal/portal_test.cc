@@ -8,13 +8,13 @@
 // cookie and a cross-site POST without the CSRF token changes nothing.
 // Artefacts (screenshots, the report) stay in <build>/tests/portal/artefacts/.
 #include <gtest/gtest.h>
-#include <vips/vips8>
 
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vips/vips8>
 
 #include "core/vips_init.h"
 #include "support/http_client.h"
@@ -61,8 +61,8 @@ void ExpectNotBlank(const std::string& file, int width) {
   vips::VImage shot = vips::VImage::new_from_file(file.c_str());
   EXPECT_EQ(shot.width(), width);
   EXPECT_GT(shot.height(), 300);
-  vips::VImage grey = shot.extract_band(0, vips::VImage::option()->set("n", 3)).colourspace(
-      VIPS_INTERPRETATION_B_W);
+  vips::VImage grey = shot.extract_band(0, vips::VImage::option()->set("n", 3))
+                          .colourspace(VIPS_INTERPRETATION_B_W);
   EXPECT_GT(grey.deviate(), 10.0) << "the screenshot is (nearly) one colour";
   EXPECT_LT(grey.min(), 80.0) << "no dark text or header in the screenshot";
 }
@@ -88,29 +88,29 @@ TEST(PortalTest, ABookScanningProjectThroughTheBrowser) {
   origin.Serve("/evil.html", "<!doctype html><title>elsewhere</title><p>another site</p>",
                "text/html");
 
-  QuireProcess server(dir.path() + "/data",
-                      {"--workers", "2", "--allow-private-origins", "--stream-heartbeat-ms",
-                       "1000"});
+  QuireProcess server(dir.path() + "/data", {"--workers", "2", "--allow-private-origins",
+                                             "--stream-heartbeat-ms", "1000"});
   Api admin{server.url(), server.admin()};
   int64_t customer = admin.CreateCustomer("digitisation");
-  HttpResult k = Http("POST", server.url() + "/customers/" + std::to_string(customer) + "/keys",
-                      "", server.admin());
+  HttpResult k = Http("POST", server.url() + "/customers/" + std::to_string(customer) + "/keys", "",
+                      server.admin());
   ASSERT_EQ(k.status, 201) << k.body;
 
   Write(files + "/page-001.jpg", MakeJpeg(640, 480, 1));
   Write(files + "/page-002.png", MakePng(500, 700, 2));
   Write(files + "/plate-003.jpg", MakeJpeg(2400, 1800, 3));  // big enough for deep zoom
   Write(files + "/notes.jpg", "These are the scanning notes, not a picture.\n");
-  Write(files + "/origins.csv", "id,origin,string1\nfrom-csv," +
-                                    origin.Url("/scans/missing.jpg") + ",found in the CSV\n");
+  Write(files + "/origins.csv",
+        "id,origin,string1\nfrom-csv," + origin.Url("/scans/missing.jpg") + ",found in the CSV\n");
 
   json cfg = {{"url", server.url()},
               {"key", k.Json()["key"]},
               {"secret", k.Json()["secret"]},
               {"customer", customer},
               {"space", 1},
-              {"files", {files + "/page-001.jpg", files + "/page-002.png",
-                         files + "/plate-003.jpg", files + "/notes.jpg"}},
+              {"files",
+               {files + "/page-001.jpg", files + "/page-002.png", files + "/plate-003.jpg",
+                files + "/notes.jpg"}},
               {"csv", files + "/origins.csv"},
               {"bigImage", "plate-003.jpg"},
               {"artefacts", artefacts},
@@ -122,14 +122,15 @@ TEST(PortalTest, ABookScanningProjectThroughTheBrowser) {
   // The script asks (by a file) for the origin to be fixed before it presses Retry failed.
   std::atomic<bool> stop{false};
   std::thread fixer([&] {
-    while (!stop && !fs::exists(cfg["fixFlag"].get<std::string>())) std::this_thread::sleep_for(20ms);
+    while (!stop && !fs::exists(cfg["fixFlag"].get<std::string>()))
+      std::this_thread::sleep_for(20ms);
     if (stop) return;
     origin.Serve("/scans/missing.jpg", MakeJpeg(800, 600, 4), "image/jpeg");
     Write(cfg["fixedFlag"], "fixed");
   });
   int code = 0;
-  std::string out = RunCommand("node " + Quote(std::string(PORTAL_TEST_DIR) + "/portal.mjs") +
-                                   " " + Quote(dir.path() + "/config.json"),
+  std::string out = RunCommand("node " + Quote(std::string(PORTAL_TEST_DIR) + "/portal.mjs") + " " +
+                                   Quote(dir.path() + "/config.json"),
                                &code);
   stop = true;
   fixer.join();
@@ -228,6 +229,16 @@ TEST(PortalTest, ABookScanningProjectThroughTheBrowser) {
             std::string::npos)
       << steps["delete refused"].dump();
   EXPECT_NE(steps["key created"]["notice"].get<std::string>().find("Secret"), std::string::npos);
+
+  // Reingest queued the image again (it completes once more); Delete removed it.
+  EXPECT_NE(steps["image actions"]["after"].get<std::string>().find("/portal/customers/"),
+            std::string::npos)
+      << steps["image actions"].dump();
+  EXPECT_EQ(
+      admin.Get("/customers/" + std::to_string(customer) + "/spaces/1/images/page-001.jpg").status,
+      404);
+  HttpResult all_batches = admin.Get("/customers/" + std::to_string(customer) + "/queue/batches");
+  EXPECT_EQ(all_batches.Json()["totalItems"], 2) << "the reingest is a batch of its own";
 
   // Signed out: the old cookie is refused by the API and gone from the browser.
   EXPECT_EQ(steps["signed out"]["oldCookieStatus"], 401) << steps["signed out"].dump();

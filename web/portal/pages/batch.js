@@ -27,11 +27,11 @@ export async function render(main, { c, params }) {
   const drawBatch = (nb) => {
     batch = nb;
     bar.update(nb);
-    const stat = (name, value) => [el("dt", {}, name), el("dd", {}, String(value))];
+    const stat = (name, value) => [el("div", { class: "stat" }, el("dt", {}, name), el("dd", {}, String(value)))];
     counts.replaceChildren(...stat("Images", nb.count), ...stat("Completed", nb.completed),
-      ...stat("Failed", nb.errors), ...stat("State", batchState(nb)),
-      ...stat("Submitted", fmtDate(nb.submitted)));
-    eta.textContent = timeLeft(nb);
+      ...stat("Failed", nb.errors), ...stat("State", batchState(nb)));
+    eta.textContent = `Submitted ${fmtDate(nb.submitted)} · ${timeLeft(nb)}` +
+                      (nb.superseded ? " · superseded by a newer batch" : "");
   };
 
   const setRow = (img) => {

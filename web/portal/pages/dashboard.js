@@ -32,7 +32,7 @@ export async function render(main, { c }) {
       active.append(el("li", { class: "empty" }, "No batch is running. ",
         el("a", { href: `/portal/customers/${c}/upload` }, "Upload images"), " to start one."));
   };
-  const stat = (name, value) => [el("dt", {}, name), el("dd", { "data-stat": name }, String(value))];
+  const stat = (name, value) => [el("div", { class: "stat" }, el("dt", {}, name), el("dd", { "data-stat": name }, String(value)))];
   const drawCounts = (q) => counts.replaceChildren(...stat("Images waiting", q.imagesWaiting),
     ...stat("Batches running", q.batchesWaiting), ...stat("Images in queue", q.size));
   const refreshCounts = () => api("GET", `/customers/${c}/queue`).then(drawCounts).catch(() => {});

@@ -132,6 +132,7 @@ class Store {
   virtual Status DeleteKey(int64_t customer, const std::string& key) = 0;
 
   // --- portal sessions (spec/platform.md §5), shared by every node
+  // Also drops the sessions that expired before `session.created_ms`.
   virtual Status CreateSession(const PortalSession& session) = 0;
   // NotFound when absent, expired (`now_ms` ≥ expiry) or its key was deleted.
   virtual Result<PortalSession> GetSession(const std::string& token_hash, int64_t now_ms) = 0;

@@ -235,6 +235,8 @@ try {
   step("signed out", { url: page.url(), oldCookieStatus: old.status,
                        cookieLeft: (await context.cookies(cfg.url)).some((c) => c.name === "quire_session") });
 
+  await visit(page, "sign-in", `${cfg.url}/portal/sign-in`, "#key");
+
   // --- cross-site POSTs without the CSRF token: from another origin's page in the browser,
   // and from a script holding a live cookie
   await page.getByLabel("Key").fill(cfg.key);

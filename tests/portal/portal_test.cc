@@ -201,7 +201,8 @@ TEST(PortalTest, ABookScanningProjectThroughTheBrowser) {
 
   // Every page: axe finds nothing serious or critical, no console error, screenshots drawn,
   // no sideways scroll at 360 px.
-  for (const char* name : {"dashboard", "batches", "batch", "upload", "image", "spaces", "keys"}) {
+  for (const char* name :
+       {"sign-in", "dashboard", "batches", "batch", "upload", "image", "spaces", "keys"}) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(r["pages"].contains(name)) << r["pages"].dump(2).substr(0, 2000);
     const json& p = r["pages"][name];

@@ -690,6 +690,9 @@ Status SqlStore::DeleteKey(int64_t customer, const std::string& key) {
 Status SqlStore::CreateSession(const PortalSession& s) {
   return Retry([&]() -> Status {
     BEGIN_TX(tx, TxKind::kWrite);
+    // Sessions nobody signed out of end here, a sign-in at a time.
+    PREPARE(expired, tx.conn(), "DELETE FROM portal_sessions WHERE expires <= ?");
+    QUIRE_RETURN_IF_ERROR(expired.Bind(1, s.created_ms).Run());
     PREPARE(st, tx.conn(),
             "INSERT INTO portal_sessions (token_hash, customer, admin, api_key, csrf, created, "
             "expires) VALUES (?,?,?,?,?,?,?)");

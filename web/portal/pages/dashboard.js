@@ -9,7 +9,8 @@ function batchRow(c, b) {
   const row = el("li", { class: "batch-row" },
     el("a", { href: `/portal/customers/${c}/batches/${b.id}` }, `Batch ${b.id}`),
     bar, left);
-  row.update = (nb) => { bar.update(nb); left.textContent = timeLeft(nb); };
+  row.update = (nb) => { bar.update(nb); left.textContent = timeLeft(nb); row.dataset.done = nb.finished ? "true" : "false"; };
+  row.update(b);
   return row;
 }
 
@@ -27,6 +28,14 @@ export async function render(main, { c }) {
          recent))));
 
   const rows = new Map();
+  const addRow = (b) => {
+    const r = batchRow(c, b);
+    rows.set(b.id, r);
+    const empty = active.querySelector(".empty");
+    if (empty) empty.remove();
+    active.append(r);
+    return r;
+  };
   const emptyActive = () => {
     if (rows.size === 0 && !active.querySelector(".empty"))
       active.append(el("li", { class: "empty" }, "No batch is running. ",
@@ -35,7 +44,19 @@ export async function render(main, { c }) {
   const stat = (name, value) => [el("div", { class: "stat" }, el("dt", {}, name), el("dd", { "data-stat": name }, String(value)))];
   const drawCounts = (q) => counts.replaceChildren(...stat("Images waiting", q.imagesWaiting),
     ...stat("Batches running", q.batchesWaiting), ...stat("Images in queue", q.size));
-  const refreshCounts = () => api("GET", `/customers/${c}/queue`).then(drawCounts).catch(() => {});
+  // Counts, and batches submitted since the page opened (from here or elsewhere) that have no
+  // outcome yet, so no event has named them.
+  const refreshCounts = async () => {
+    try {
+      const q = await api("GET", `/customers/${c}/queue`);
+      drawCounts(q);
+      const running = [...rows.values()].filter((r) => r.dataset.done !== "true").length;
+      if (q.batchesWaiting > running) {
+        const act = await api("GET", `/customers/${c}/queue/active?pageSize=500`);
+        for (const b of act.member || []) if (!rows.has(b.id)) addRow(b);
+      }
+    } catch { /* the next event or tick tries again */ }
+  };
 
   try {
     const [q, act, rec] = await Promise.all([
@@ -43,7 +64,7 @@ export async function render(main, { c }) {
       api("GET", `/customers/${c}/queue/active?pageSize=500`),
       api("GET", `/customers/${c}/queue/recent?pageSize=10`)]);
     drawCounts(q);
-    for (const b of act.member || []) { const r = batchRow(c, b); rows.set(b.id, r); active.append(r); }
+    for (const b of act.member || []) addRow(b);
     emptyActive();
     for (const b of rec.member || [])
       recent.append(el("tr", {}, el("td", {}, el("a", { href: `/portal/customers/${c}/batches/${b.id}` }, `Batch ${b.id}`)),
@@ -59,19 +80,13 @@ export async function render(main, { c }) {
   let countsTimer = null;
   const close = openStream(`/customers/${c}/queue/stream`, {
     batch: (b) => {
-      let r = rows.get(b.id);
-      if (!r) {
-        r = batchRow(c, b);
-        rows.set(b.id, r);
-        const empty = active.querySelector(".empty");
-        if (empty) empty.remove();
-        active.append(r);
-      }
+      const r = rows.get(b.id) || addRow(b);
       r.update(b);
       if (b.finished) announce(`Batch ${b.id} finished: ${b.completed} completed, ${b.errors} failed`);
       // Queue counts follow the batches, at most twice a second.
       if (!countsTimer) countsTimer = setTimeout(() => { countsTimer = null; refreshCounts(); }, 500);
     },
   });
-  return () => { close(); if (countsTimer) clearTimeout(countsTimer); };
+  const tick = setInterval(refreshCounts, 5000);
+  return () => { close(); clearInterval(tick); if (countsTimer) clearTimeout(countsTimer); };
 }

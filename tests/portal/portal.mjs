@@ -258,6 +258,20 @@ try {
     headers: { Cookie: `quire_session=${live.value}`, "Content-Type": "application/json", Origin: "http://evil.example" },
     body: JSON.stringify({ name: "forged", exact: true }) });
   step("cross-site", { evil, forgedStatus: forged.status, forgedBody: await forged.json() });
+
+  // --- an administrator's session switches customer
+  await page.goto(`${cfg.url}/portal/customers/${cfg.customer}/`);
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
+  await page.getByLabel("Key").fill(cfg.adminKey);
+  await page.getByLabel("Secret").fill(cfg.adminSecret);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByRole("heading", { name: "Dashboard", exact: true }).waitFor();
+  const adminHome = page.url();
+  await page.locator(`#customer-switch option[value="${cfg.customer}"]`).waitFor({ state: "attached" });
+  await page.getByLabel("Customer").selectOption(String(cfg.customer));
+  await page.waitForURL(`**/portal/customers/${cfg.customer}/`);
+  await page.getByRole("link", { name: "Batch 1", exact: true }).waitFor();
+  step("admin switch", { adminHome, switched: page.url() });
 } catch (e) {
   report.error = String((e && e.stack) || e);
 } finally {

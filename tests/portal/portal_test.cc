@@ -116,7 +116,9 @@ TEST(PortalTest, ABookScanningProjectThroughTheBrowser) {
               {"artefacts", artefacts},
               {"fixFlag", dir.path() + "/fix-origin"},
               {"fixedFlag", dir.path() + "/origin-fixed"},
-              {"evilUrl", origin.Url("/evil.html")}};
+              {"evilUrl", origin.Url("/evil.html")},
+              {"adminKey", server.admin().key},
+              {"adminSecret", server.admin().secret}};
   Write(dir.path() + "/config.json", cfg.dump());
 
   // The script asks (by a file) for the origin to be fixed before it presses Retry failed.
@@ -254,6 +256,14 @@ TEST(PortalTest, ABookScanningProjectThroughTheBrowser) {
       admin.All(server.url() + "/customers/" + std::to_string(customer) + "/spaces");
   ASSERT_EQ(spaces.size(), 1u);
   EXPECT_EQ(spaces[0]["name"], "books");
+
+  // The administrator lands on customer 1 and switches to the digitisation customer.
+  EXPECT_NE(steps["admin switch"]["adminHome"].get<std::string>().find("/portal/customers/1/"),
+            std::string::npos)
+      << steps["admin switch"].dump();
+  EXPECT_NE(steps["admin switch"]["switched"].get<std::string>().find(
+                "/portal/customers/" + std::to_string(customer) + "/"),
+            std::string::npos);
 
   const json& paint = steps["paint"]["ms"];
   std::vector<double> ms;

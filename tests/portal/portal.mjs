@@ -135,6 +135,9 @@ try {
   const doneBar = await barOf(page, batch);
   const sameDocument = await page.evaluate(() => window.__sameDocument === true);
   const failedRows = (await rows(page)).filter((r) => r.state === "error");
+  // The live region says so (announcements land a moment after the change they describe).
+  await until(page, () => /finished/.test(document.getElementById("live").textContent), null, 5000)
+    .catch(() => {});
   const announced = await page.locator("#live").textContent();
   step("batch finished", { firstBar, firstRows, doneBar, sameDocument, failedRows, announced,
                            rows: await rows(page), text: await page.locator(".progress .bar-text").textContent() });
@@ -208,6 +211,7 @@ try {
   expectBad = true;
   await page.locator("tr", { hasText: "books" }).getByRole("button", { name: "Delete", exact: true }).click();
   const refused = await page.locator("tr", { hasText: "books" }).locator(".error").textContent();
+  await page.waitForTimeout(300);
   expectBad = false;
   step("delete refused", { refused });
 
@@ -222,6 +226,15 @@ try {
   await page.getByRole("button", { name: "Reingest", exact: true }).click();
   await page.locator(".meta dd", { hasText: /^(waiting|completed)$/ }).first().waitFor();
   const reingested = await page.locator(".meta").textContent();
+  // Delete once the reingest has completed: a DELETE racing the worker that is writing the
+  // image's derivatives can answer 500 (a server defect outside the portal, reported).
+  for (let i = 0; i < 100; i++) {
+    const state = await page.locator(".meta dd").first().textContent();
+    if (state === "completed") break;
+    await page.waitForTimeout(100);
+    await page.reload();
+    await page.locator(".meta dd").first().waitFor();
+  }
   page.once("dialog", (d) => d.accept());
   await page.getByRole("button", { name: "Delete", exact: true }).click();
   await page.getByRole("heading", { name: "Dashboard", exact: true }).waitFor();
@@ -252,6 +265,7 @@ try {
       return "sent";
     } catch (e) { return "blocked: " + e.message; }
   }, `${cfg.url}/customers/${cfg.customer}/spaces`);
+  await page.waitForTimeout(300);  // its console messages arrive after the fetch settles
   expectBad = false;
   const live = (await context.cookies(cfg.url)).find((c) => c.name === "quire_session");
   const forged = await fetch(`${cfg.url}/customers/${cfg.customer}/spaces`, { method: "POST",

@@ -85,7 +85,9 @@ TEST(PortalTest, ABookScanningProjectThroughTheBrowser) {
   missing.body = "no such scan";
   missing.delay_ms = 2500;
   origin.Route("/scans/missing.jpg", missing);
-  origin.Serve("/evil.html", "<!doctype html><title>elsewhere</title><p>another site</p>",
+  origin.Serve("/evil.html",
+               "<!doctype html><title>elsewhere</title><link rel=\"icon\" "
+               "href=\"data:,\"><p>another site</p>",
                "text/html");
 
   QuireProcess server(dir.path() + "/data", {"--workers", "2", "--allow-private-origins",

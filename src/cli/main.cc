@@ -498,8 +498,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{100}, int64_t{600000}));
   serve->add_option("--portal-dir", c.portal_dir,
-                    "the portal's built files, served at /portal/ (default: portal/ beside the "
-                    "quire binary)")
+                    "the portal's files served at /portal/ (default: portal/ beside quire)")
       ->envname("QUIRE_PORTAL_DIR");
   serve->add_option("--session-hours", c.session_hours, "how long a portal sign-in lasts")
       ->envname("QUIRE_SESSION_HOURS")

@@ -28,6 +28,7 @@
 #include "ingest/upload_sweeper.h"
 #include "ops/log_context.h"
 #include "ops/metrics.h"
+#include "portal/portal_files.h"
 #include "store/store.h"
 
 namespace quire {
@@ -322,6 +323,13 @@ int Serve(Config c) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // The portal's files outlive the server that serves them.
+  portal::PortalFiles portal_files;
+  {
+    std::string dir = c.portal_dir.empty() ? portal::PortalFiles::DefaultDir() : c.portal_dir;
+    Status loaded = portal_files.Load(dir);
+    if (!loaded.ok()) spdlog::warn("portal: {}; /portal/ answers 503", loaded.message());
+  }
   http::Router router;
   http::Server server(router, opts);
   st = server.Start();
@@ -377,6 +385,7 @@ int Serve(Config c) {
     }
   });
   api::RegisterApi(router, ctx);
+  portal_files.Register(router);
   delivery.Register(router);
   workers.Start();
   // Expired uploads are looked for a few times per lifetime, at least once a minute.
@@ -514,6 +523,13 @@ int main(int argc, char** argv) {
       ->envname("QUIRE_WEBHOOK_TIMEOUT_MS")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{100}, int64_t{600000}));
+  serve->add_option("--portal-dir", c.portal_dir,
+                    "the portal's files served at /portal/ (default: portal/ beside quire)")
+      ->envname("QUIRE_PORTAL_DIR");
+  serve->add_option("--session-hours", c.session_hours, "how long a portal sign-in lasts")
+      ->envname("QUIRE_SESSION_HOURS")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 24.0 * 365));
   serve->add_option("--cache-dir", c.cache_dir,
                     "local disk cache of remote (S3) blobs for delivery (default DATA/cache)")
       ->envname("QUIRE_CACHE_DIR");

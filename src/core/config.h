@@ -51,6 +51,8 @@ struct Config {
   int max_streams = 10000;                 // open event streams before 503
   int64_t webhook_backoff_ms = 5000;       // first webhook retry; doubles, capped at 1 h
   int64_t webhook_timeout_ms = 10000;      // per webhook request
+  std::string portal_dir;                  // the portal's built files; empty: beside the binary
+  double session_hours = 12;               // a portal sign-in lasts this long
 
   std::string DatabaseUrl() const;
   std::string StorageUrl() const;

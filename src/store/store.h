@@ -20,6 +20,7 @@
 #include "model/batch.h"
 #include "model/customer.h"
 #include "model/paging.h"
+#include "model/session.h"
 #include "model/space.h"
 #include "model/upload.h"
 #include "model/webhook.h"
@@ -135,6 +136,14 @@ class Store {
   virtual Result<ApiKey> GetKey(const std::string& key) = 0;
   virtual Result<Page<ApiKey>> ListKeys(int64_t customer, const PageRequest& page) = 0;
   virtual Status DeleteKey(int64_t customer, const std::string& key) = 0;
+
+  // --- portal sessions (spec/platform.md §5), shared by every node
+  // Also drops the sessions that expired before `session.created_ms`.
+  virtual Status CreateSession(const PortalSession& session) = 0;
+  // NotFound when absent, expired (`now_ms` ≥ expiry) or its key was deleted.
+  virtual Result<PortalSession> GetSession(const std::string& token_hash, int64_t now_ms) = 0;
+  // Ends the session (idempotent) and drops every expired one.
+  virtual Status DeleteSession(const std::string& token_hash, int64_t now_ms) = 0;
 
   // --- spaces
   // Assigns the next id of the customer. Conflict when the name is taken.

@@ -685,6 +685,59 @@ Status SqlStore::DeleteKey(int64_t customer, const std::string& key) {
   });
 }
 
+// ---------------------------------------------------------------- portal sessions
+
+Status SqlStore::CreateSession(const PortalSession& s) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    // Sessions nobody signed out of end here, a sign-in at a time.
+    PREPARE(expired, tx.conn(), "DELETE FROM portal_sessions WHERE expires <= ?");
+    QUIRE_RETURN_IF_ERROR(expired.Bind(1, s.created_ms).Run());
+    PREPARE(st, tx.conn(),
+            "INSERT INTO portal_sessions (token_hash, customer, admin, api_key, csrf, created, "
+            "expires) VALUES (?,?,?,?,?,?,?)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, s.token_hash)
+                              .Bind(2, s.customer)
+                              .Bind(3, int64_t{s.admin ? 1 : 0})
+                              .Bind(4, s.key)
+                              .Bind(5, s.csrf)
+                              .Bind(6, s.created_ms)
+                              .Bind(7, s.expires_ms)
+                              .Run());
+    return tx.Commit();
+  });
+}
+
+Result<PortalSession> SqlStore::GetSession(const std::string& token_hash, int64_t now_ms) {
+  ACQUIRE(conn);
+  // The key must still exist: revoking a key signs its browsers out too.
+  PREPARE(st, *conn,
+          "SELECT s.token_hash, s.customer, s.admin, s.api_key, s.csrf, s.created, s.expires "
+          "FROM portal_sessions s JOIN api_keys k ON k.key = s.api_key "
+          "WHERE s.token_hash = ? AND s.expires > ?");
+  st.Bind(1, token_hash).Bind(2, now_ms);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("session not found") : status;
+  PortalSession s;
+  s.token_hash = st.Text(0);
+  s.customer = st.Int(1);
+  s.admin = st.Int(2) != 0;
+  s.key = st.Text(3);
+  s.csrf = st.Text(4);
+  s.created_ms = st.Int(5);
+  s.expires_ms = st.Int(6);
+  return s;
+}
+
+Status SqlStore::DeleteSession(const std::string& token_hash, int64_t now_ms) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(), "DELETE FROM portal_sessions WHERE token_hash = ? OR expires <= ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, token_hash).Bind(2, now_ms).Run());
+    return tx.Commit();
+  });
+}
+
 // ---------------------------------------------------------------- spaces
 
 static Status InsertSpace(Connection& conn, const Space& s) {

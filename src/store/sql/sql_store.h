@@ -67,6 +67,10 @@ class SqlStore : public Store {
   Result<Page<ApiKey>> ListKeys(int64_t customer, const PageRequest& page) override;
   Status DeleteKey(int64_t customer, const std::string& key) override;
 
+  Status CreateSession(const PortalSession& session) override;
+  Result<PortalSession> GetSession(const std::string& token_hash, int64_t now_ms) override;
+  Status DeleteSession(const std::string& token_hash, int64_t now_ms) override;
+
   Result<Space> CreateSpace(const Space& space) override;
   Result<Space> PutSpace(const Space& space, bool* created) override;
   Result<Space> GetSpace(int64_t customer, int64_t id) override;

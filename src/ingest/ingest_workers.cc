@@ -209,11 +209,13 @@ void IngestWorkers::ConvertLoop(int /*index*/) {
     }
     cv_.notify_all();  // a prefetcher may claim the next job
     // This thread's time for the image starts when it was free for it: a wait for a download
-    // that was under way when it became free counts (origins slower than the conversions).
-    // An image claimed while this thread was idle counts from its download's end: the wait
-    // for it is the pipeline filling once per batch, already in the estimate's anchor (the
-    // batch's first outcome), not a cost of every image.
-    auto began = f.claimed > previous_end ? f.downloaded : previous_end;
+    // under way then counts (origins slower than the conversions make it the pace). For an
+    // image claimed while the thread was idle — the pipeline filling at a batch's start — half
+    // of its download counts: counting none would treat the first round of downloads as free,
+    // counting all of it would charge the fill to every later image once more, as it is also
+    // in the estimate's anchor (the batch's first outcome).
+    auto began = f.claimed > previous_end ? f.claimed + (f.downloaded - f.claimed) / 2
+                                          : previous_end;
     Status st = store_.StartConverting(f.job, settings_.lease_ms);
     if (st.code() == Code::kNotFound) {
       // The lease ran out while the download waited (the process stalled): the job is

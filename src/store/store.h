@@ -83,10 +83,10 @@ struct IngestOutcome {
   std::vector<ThumbnailSize> thumbnails;
   int64_t duration_ms = 0;  // from the claim to the outcome: the image's own processing
   // The conversion thread's time for this image: from when it was free for it (the end of
-  // its previous image; for an image claimed while it was idle, the end of the download) to
-  // the outcome, so a wait for a download under way counts and so does the recording. Back to
-  // back, these add up to the thread's busy time, which is what estCompletion divides the work
-  // ahead by. 0: use duration_ms.
+  // its previous image, or the image's claim if that came later) to the outcome, so a wait for
+  // the download counts and so does the recording. The union of these over the customer's
+  // images is the time its work was under way, which estCompletion's pace is measured over.
+  // 0: use duration_ms.
   int64_t worker_ms = 0;
 };
 

@@ -1301,28 +1301,32 @@ Status SqlStore::FillEstimate(Connection& conn, Batch* b) {
   return Status::Ok();
 }
 
-// From logged outcomes: the mean worker time one image took (IngestOutcome::worker_ms) and
-// the median number of the customer's jobs in flight as each ended give images per ms
-// (workers / time per image). Unlike
-// "outcomes over elapsed time", this does not count the work of images still in flight as
-// lost time, nor idle minutes between batches as work. The customer's latest outcomes are
-// used (the batch's own among them, and soon only those): a collection's images tend to be
-// alike, and a few of the batch's own are too few to average sizes that vary several-fold.
+// The pace of the customer's images, from its logged outcomes (the batch's own among them, and
+// soon only those: a collection's images tend to be alike):
+// - measured, from two outcomes on: those outcomes over the time at least one conversion
+//   thread was working for the customer (the union of each image's thread time,
+//   IngestOutcome::worker_ms, which includes waiting for a download under way). That is
+//   everything at once — image sizes, downloads, conversions, the share of the workers other
+//   customers leave it — and the idle minutes between batches are not in it;
+// - at the customer's first outcome, estimated: the number of its jobs being converted as it
+//   ended over the time it took.
 Result<SqlStore::Pace> SqlStore::PaceOf(Connection& conn, const Batch& b, int64_t now) {
   auto customer = CustomerPace(conn, b.customer, now);
   if (!customer.ok()) return customer.status();
   Pace pace = *customer;
-  pace.anchor_ms = now;  // the customer's jobs in flight now are half done, on average
-  pace.in_flight_done = pace.workers / 2;
+  pace.anchor_ms = now;
+  // Estimated: the jobs being converted now are half done, on average. Measured: the rate
+  // already holds them.
+  pace.in_flight_done = pace.measured ? 0 : pace.workers / 2;
   if (pace.per_ms > 0 && b.completed + b.errors >= 1) {
     // Counted from the batch's latest outcome, so that the estimate stands still between
-    // outcomes; the other jobs then in flight were half done.
+    // outcomes.
     auto last = ScalarInt(conn, "SELECT COALESCE(MAX(finished), 0) FROM ingest_log WHERE batch = ?",
                           {b.id});
     if (!last.ok()) return last.status();
     if (*last > 0 && *last <= now) {
       pace.anchor_ms = *last;
-      pace.in_flight_done = (pace.workers - 1) / 2;
+      if (!pace.measured) pace.in_flight_done = (pace.workers - 1) / 2;
     }
   }
   return pace;
@@ -1337,36 +1341,61 @@ Result<SqlStore::Pace> SqlStore::CustomerPace(Connection& conn, int64_t customer
       return it->second.second;
   }
   Pace pace;
-  // The customer's last 30 images of the last 15 minutes (everyone's when the customer has
-  // none yet): the mean time one took, and the median number of its jobs in flight as each
-  // ended. A count taken now could fall between one job's end and the next claim; a mean would
-  // be pulled down by the tail of the previous batch, where the workers run out of work one
-  // by one.
+  // The customer's last 30 outcomes of the last 15 minutes (everyone's when the customer has
+  // none yet), newest first.
   for (bool own : {true, false}) {
     PREPARE(st, conn,
-            own ? "SELECT duration_ms, busy FROM ingest_log WHERE customer = ?1 AND "
-                  "finished >= ?2 ORDER BY finished DESC LIMIT 30"
-                : "SELECT duration_ms, busy FROM ingest_log WHERE finished >= ?2 AND ?1 = ?1 "
-                  "ORDER BY finished DESC LIMIT 30");
+            own ? "SELECT finished, duration_ms, busy FROM ingest_log WHERE "
+                  "customer = ?1 AND finished >= ?2 ORDER BY finished DESC LIMIT 30"
+                : "SELECT finished, duration_ms, busy FROM ingest_log WHERE "
+                  "finished >= ?2 AND ?1 = ?1 ORDER BY finished DESC LIMIT 30");
     st.Bind(1, customer).Bind(2, now - 15 * 60 * 1000);
     Status status;
+    struct Row {
+      int64_t finished, duration_ms, busy;
+    };
+    std::vector<Row> rows;
+    while (st.Step(&status)) rows.push_back({st.Int(0), st.Int(1), st.Int(2)});
+    if (!status.ok()) return status;
+    if (rows.empty()) continue;
+    // Estimated: the median of the converting counts (a count taken now could fall between
+    // one job's end and the next one's start; a mean would be pulled down by the tail of the
+    // previous batch), over the mean time per image.
+    const size_t n = std::min<size_t>(rows.size(), 30);
     double total_ms = 0;
     std::vector<int64_t> busy;
-    while (st.Step(&status)) {
-      total_ms += static_cast<double>(st.Int(0));
-      busy.push_back(st.Int(1));
+    for (size_t i = 0; i < n; ++i) {
+      total_ms += static_cast<double>(rows[i].duration_ms);
+      busy.push_back(rows[i].busy);
     }
-    if (!status.ok()) return status;
-    if (busy.empty()) continue;
     std::sort(busy.begin(), busy.end());
     size_t mid = busy.size() / 2;
     double workers = busy.size() % 2 ? static_cast<double>(busy[mid])
                                      : static_cast<double>(busy[mid - 1] + busy[mid]) / 2;
-    double image_ms = std::max(1.0, total_ms / static_cast<double>(busy.size()));
+    double image_ms = std::max(1.0, total_ms / static_cast<double>(n));
     workers = std::max(1.0, workers);
     pace.image_ms = static_cast<int64_t>(image_ms);
     pace.per_ms = workers / image_ms;
     pace.workers = workers;
+    // Measured: the outcomes over the union of their threads' time.
+    if (n >= 2) {
+      std::vector<std::pair<int64_t, int64_t>> spans;
+      for (size_t i = 0; i < n; ++i)
+        spans.push_back({rows[i].finished - std::max<int64_t>(rows[i].duration_ms, 1),
+                         rows[i].finished});
+      std::sort(spans.begin(), spans.end());
+      int64_t covered = 0, open = spans[0].first, close = spans[0].second;
+      for (const auto& [from, to] : spans) {
+        if (from > close) {
+          covered += close - open;
+          open = from;
+        }
+        close = std::max(close, to);
+      }
+      covered += close - open;
+      pace.per_ms = static_cast<double>(n) / static_cast<double>(std::max<int64_t>(covered, 1));
+      pace.measured = true;
+    }
     break;
   }
   std::lock_guard<std::mutex> lock(rate_mu_);

@@ -152,7 +152,8 @@ class SqlStore : public Store {
     int64_t anchor_ms = 0;
     int64_t image_ms = 0;
     double in_flight_done = 0;  // images' worth of work done at anchor_ms by jobs in flight
-    double workers = 0;         // the customer's jobs in flight, on average
+    double workers = 0;         // the customer's jobs being converted, on average
+    bool measured = false;      // per_ms is the rate outcomes were seen at (else estimated)
   };
   Status RenewLease(const Job& job, int64_t lease_ms, bool converting);
   Result<Pace> PaceOf(sql::Connection& conn, const Batch& b, int64_t now);

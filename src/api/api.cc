@@ -13,6 +13,9 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterUploads(router, ctx);
   RegisterStreams(router, ctx);
   RegisterWebhooks(router, ctx);
+  RegisterStorage(router, ctx);
+  RegisterOriginStrategies(router, ctx);
+  RegisterBulkImages(router, ctx);
 }
 
 }  // namespace quire::api

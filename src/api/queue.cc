@@ -196,6 +196,11 @@ void RegisterQueue(http::Router& r, Context& ctx) {
   r.Add("GET", "/customers/{c}/queue/batches/{b}/images", [&ctx](http::Request& req) {
     return ListBatchImages(ctx, req, BatchMemberFilter::kAll);
   });
+  // DLCS's newer name of the same list: every image that was a member of the batch, also
+  // those that have since moved to a newer batch (historical membership).
+  r.Add("GET", "/customers/{c}/queue/batches/{b}/assets", [&ctx](http::Request& req) {
+    return ListBatchImages(ctx, req, BatchMemberFilter::kAll);
+  });
   r.Add("GET", "/customers/{c}/queue/batches/{b}/completedImages", [&ctx](http::Request& req) {
     return ListBatchImages(ctx, req, BatchMemberFilter::kCompleted);
   });

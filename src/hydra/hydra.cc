@@ -54,6 +54,7 @@ std::string StatusTitle(int status) {
     case 413: return "Payload too large";
     case 501: return "Not implemented";
     case 503: return "Service unavailable";
+    case 507: return "Insufficient storage";
     default: return status >= 500 ? "Internal server error" : "Error";
   }
 }

@@ -1,5 +1,7 @@
 #include "ingest/ingest_workers.h"
 
+#include <nlohmann/json.hpp>
+
 #include <spdlog/spdlog.h>
 #include <signal.h>
 #include <unistd.h>
@@ -209,6 +211,49 @@ void IngestWorkers::Reschedule(const Job& job, int64_t at_ms, const std::string&
   PersistWrite(job, "rescheduling", [&] { return store_.RescheduleJob(job, at_ms, error); });
 }
 
+namespace {
+
+// Bytes under an asset's blob prefix; thumbnails are the thumb-* blobs.
+Result<ImageStorage> MeasureStoredBytes(const BlobStore& blobs, const std::string& prefix) {
+  auto listed = blobs.List(prefix + "/");
+  if (!listed.ok()) return listed.status();
+  ImageStorage out;
+  for (const BlobListing& b : *listed) {
+    out.bytes += b.size;
+    if (b.key.rfind(prefix + "/thumb-", 0) == 0) out.thumbnail_bytes += b.size;
+  }
+  return out;
+}
+
+// Sets up `policy` for the matched origin strategy. A strategy that cannot be applied fails
+// the image with a message naming it (permanent: kForbidden / kInvalid).
+Status ApplyOriginStrategy(const OriginStrategy& s, const std::string& origin,
+                           const SecretBox* secrets, OriginPolicy* policy) {
+  const std::string name = "origin strategy " + s.id;
+  if (s.strategy == "basic-http-authentication") {
+    if (secrets == nullptr)
+      return Status::Forbidden(name + " holds credentials, but the server has no "
+                               "--secrets-key-file to open them");
+    auto opened = secrets->Open(s.sealed_credentials);
+    if (!opened.ok())
+      return Status::Forbidden("the credentials of " + name + " cannot be opened: " +
+                               opened.status().message());
+    auto creds = nlohmann::json::parse(*opened, nullptr, false);
+    if (!creds.is_object() || !creds.value("user", nlohmann::json()).is_string() ||
+        !creds.value("password", nlohmann::json()).is_string())
+      return Status::Forbidden("the credentials of " + name + " are not {user, password}");
+    policy->basic_user = creds["user"].get<std::string>();
+    policy->basic_password = creds["password"].get<std::string>();
+    policy->credentials_from = name;
+  } else if (s.strategy == "s3-ambient") {
+    if (origin.rfind("s3://", 0) != 0)
+      return Status::Invalid(name + " is s3-ambient, which reads s3:// origins only");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 void IngestWorkers::Process(const Job& job) {
   auto started = std::chrono::steady_clock::now();
   std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
@@ -258,9 +303,24 @@ void IngestWorkers::Process(const Job& job) {
   auto t0 = std::chrono::steady_clock::now();
   OriginPolicy policy = settings_.origin;
   policy.cancel = &stop_;  // a graceful stop abandons slow downloads
+  // The customer's first origin strategy whose regex matches says how to fetch.
+  Status strategy_status;
+  if (asset->upload.empty()) {
+    auto strategies = store_.ListOriginStrategies(job.customer);
+    if (!strategies.ok()) {
+      spdlog::warn("ingest {}/{}/{}: cannot read origin strategies ({}); retrying", job.customer,
+                   job.space, job.asset_id, strategies.status().message());
+      Reschedule(job, NowMs() + settings_.backoff_ms, strategies.status().message());
+      return;
+    }
+    if (auto match = MatchOriginStrategy(*strategies, asset->origin))
+      strategy_status = ApplyOriginStrategy(*match, asset->origin, settings_.secrets.get(),
+                                            &policy);
+  }
   // A full volume is a transient failure like any other storage error: the job waits in
   // backoff without downloading anything, and the room left stays the database's.
-  Status st = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), settings_.process.reserve_bytes);
+  Status st = strategy_status;
+  if (st.ok()) st = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), settings_.process.reserve_bytes);
   if (st.ok()) {
     st = asset->upload.empty()
              ? FetchOrigin(asset->origin, policy, scratch)
@@ -317,6 +377,12 @@ void IngestWorkers::Process(const Job& job) {
     outcome.success = true;
   }
   outcome.duration_ms = static_cast<int64_t>(MsSince(started));
+  // What the image's blobs take now (a failed reingest may have left or replaced some).
+  if (auto measured = MeasureStoredBytes(blobs_, prefix); measured.ok())
+    outcome.storage = *measured;
+  else
+    spdlog::warn("ingest {}/{}/{}: cannot measure its stored bytes: {}", job.customer, job.space,
+                 job.asset_id, measured.status().message());
   Record(job, outcome);
   if (ops::Metrics* m = settings_.metrics) {
     m->CountIngest(outcome.success);

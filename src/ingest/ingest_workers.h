@@ -9,12 +9,14 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "blob/blob_store.h"
+#include "core/secret_box.h"
 #include "ingest/origin.h"
 #include "ingest/processor.h"
 #include "ops/metrics.h"
@@ -33,6 +35,9 @@ struct IngestSettings {
   ProcessOptions process;
   // Outcomes, stage timings and origin bytes are counted here when set.
   ops::Metrics* metrics = nullptr;
+  // Opens the sealed credentials of basic-http-authentication origin strategies; null: such
+  // strategies fail their images ("the server has no --secrets-key-file").
+  std::shared_ptr<const SecretBox> secrets = nullptr;
   // Called after every recorded outcome (e.g. to drop delivery caches of that image).
   std::function<void(const Job&)> on_outcome;
 };

@@ -19,8 +19,10 @@
 #include "model/asset.h"
 #include "model/batch.h"
 #include "model/customer.h"
+#include "model/origin_strategy.h"
 #include "model/paging.h"
 #include "model/space.h"
+#include "model/storage.h"
 #include "model/upload.h"
 #include "model/webhook.h"
 
@@ -81,6 +83,10 @@ struct IngestOutcome {
   int height = 0;
   std::vector<ThumbnailSize> thumbnails;
   int64_t duration_ms = 0;
+  // What the image's blobs take once this outcome is recorded (success or not: a failed
+  // reingest may leave blobs), for storage usage and quotas.
+  // Unset: the recorded figures stay as they were (no blob was looked at).
+  std::optional<ImageStorage> storage;
 };
 
 // A change that other nodes may hold in a cache, or new work. See Store::Subscribe.
@@ -238,6 +244,38 @@ class Store {
                                        std::optional<int64_t> next_attempt_ms) = 0;
   // When the earliest pending delivery becomes due (its retry time, or its lease's end).
   virtual Result<std::optional<int64_t>> NextDeliveryDue() = 0;
+
+  // --- storage policies and usage (DLCS StoragePolicy / CustomerStorage / ImageStorage)
+  // Usage is exact at every commit: an outcome's bytes and a delete's go with the asset row
+  // (database triggers keep each space's totals), image counts with the space's image_count.
+  // CreateBatch refuses (kInsufficientStorage, nothing written) a batch that would take the
+  // customer over its policy's image count, or a customer already at its byte maximum.
+  virtual Result<Page<StoragePolicy>> ListStoragePolicies(const PageRequest& page) = 0;
+  virtual Result<StoragePolicy> GetStoragePolicy(const std::string& id) = 0;
+  // Creates or replaces. `*created` says which.
+  virtual Result<StoragePolicy> PutStoragePolicy(const StoragePolicy& policy, bool* created) = 0;
+  // Conflict for "default" and while a customer uses it.
+  virtual Status DeleteStoragePolicy(const std::string& id) = 0;
+  // Invalid when the policy does not exist.
+  virtual Status SetCustomerStoragePolicy(int64_t customer, const std::string& policy) = 0;
+  // The customer's usage (space unset) or one space's (NotFound when it does not exist).
+  virtual Result<StorageUsage> GetStorageUsage(int64_t customer,
+                                               std::optional<int64_t> space) = 0;
+  virtual Result<ImageStorage> GetImageStorage(int64_t customer, int64_t space,
+                                               const std::string& id) = 0;
+
+  // --- origin strategies (DLCS CustomerOriginStrategy), listed in match order
+  virtual Result<std::vector<OriginStrategy>> ListOriginStrategies(int64_t customer) = 0;
+  virtual Result<OriginStrategy> GetOriginStrategy(int64_t customer, const std::string& id) = 0;
+  virtual Status CreateOriginStrategy(const OriginStrategy& strategy) = 0;
+  // Replaces every field but customer and id. NotFound when absent.
+  virtual Status UpdateOriginStrategy(const OriginStrategy& strategy) = 0;
+  virtual Status DeleteOriginStrategy(int64_t customer, const std::string& id) = 0;
+
+  // --- bulk metadata (PATCH …/spaces/{s}/images): all of them or none. Each asset's metadata
+  // fields (as UpdateAssetMetadata) replace the stored ones; Invalid naming every image that
+  // does not exist, and then nothing changes.
+  virtual Result<std::vector<Asset>> UpdateAssetsMetadata(const std::vector<Asset>& assets) = 0;
 };
 
 struct StoreOptions {

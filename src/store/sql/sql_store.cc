@@ -1075,6 +1075,34 @@ Result<std::vector<Upload>> SqlStore::ExpiredUploads(int64_t now_ms, int limit) 
 
 // ---------------------------------------------------------------- queue and batches
 
+// Refuses (InsufficientStorage) when the customer's images, `added` of them new in this
+// transaction and already counted in its spaces, exceed its policy's maximum, or when its
+// stored bytes are already at the policy's maximum (a new image's size is known only after
+// its ingest, so bytes are judged before it).
+static Status CheckStoragePolicy(Connection& conn, int64_t customer, int64_t added) {
+  PREPARE(st, conn,
+          "SELECT p.id, p.max_images, p.max_bytes, "
+          "(SELECT COALESCE(SUM(s.image_count), 0) FROM spaces s WHERE s.customer = c.id), "
+          "(SELECT COALESCE(SUM(s.stored_bytes), 0) FROM spaces s WHERE s.customer = c.id) "
+          "FROM customers c JOIN storage_policies p ON p.id = c.storage_policy WHERE c.id = ?");
+  st.Bind(1, customer);
+  Status status;
+  if (!st.Step(&status)) return status;  // no policy row: nothing to enforce
+  std::string policy = st.Text(0);
+  int64_t max_images = st.Int(1), max_bytes = st.Int(2), images = st.Int(3), bytes = st.Int(4);
+  if (added > 0 && images > max_images)
+    return Status::InsufficientStorage(
+        "Storage policy '" + policy + "' allows " + std::to_string(max_images) +
+        " images; this request would make " + std::to_string(images) + ", " +
+        std::to_string(images - max_images) + " over the maximum");
+  if (bytes >= max_bytes)
+    return Status::InsufficientStorage(
+        "Storage policy '" + policy + "' allows " + std::to_string(max_bytes) +
+        " bytes; the customer already stores " + std::to_string(bytes) + ", " +
+        std::to_string(bytes - max_bytes) + " bytes at or over the maximum");
+  return Status::Ok();
+}
+
 Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& members,
                                     bool priority) {
   return Retry([&]() -> Result<Batch> {
@@ -1194,6 +1222,12 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
       PREPARE(st, conn,
               "UPDATE spaces SET image_count = image_count + ? WHERE customer = ? AND id = ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, n).Bind(2, customer).Bind(3, space).Run());
+    }
+    // The storage policy, judged inside this transaction: refused, nothing is written.
+    {
+      int64_t added = 0;
+      for (auto [space, n] : new_images) added += n;
+      QUIRE_RETURN_IF_ERROR(CheckStoragePolicy(conn, customer, added));
     }
     QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, customer));
     touched.erase(batch_id);
@@ -1823,7 +1857,9 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
               "finished = ?4, error = ?5, "
               "width = CASE WHEN ?6 = 1 THEN ?7 ELSE width END, "
               "height = CASE WHEN ?6 = 1 THEN ?8 ELSE height END, "
-              "thumbnails = CASE WHEN ?6 = 1 THEN ?9 ELSE thumbnails END "
+              "thumbnails = CASE WHEN ?6 = 1 THEN ?9 ELSE thumbnails END, "
+              "stored_bytes = CASE WHEN ?13 = 1 THEN ?11 ELSE stored_bytes END, "
+              "thumbnail_bytes = CASE WHEN ?13 = 1 THEN ?12 ELSE thumbnail_bytes END "
               "WHERE customer = ?1 AND space = ?2 AND id = ?3 AND batch = ?10");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer)
                                 .Bind(2, job.space)
@@ -1835,6 +1871,9 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
                                 .Bind(8, outcome.height)
                                 .Bind(9, ThumbsToJson(outcome.thumbnails))
                                 .Bind(10, job.batch)
+                                .Bind(11, outcome.storage ? outcome.storage->bytes : 0)
+                                .Bind(12, outcome.storage ? outcome.storage->thumbnail_bytes : 0)
+                                .Bind(13, outcome.storage.has_value())
                                 .Run());
     }
     bool finished_now = false;
@@ -2265,6 +2304,272 @@ Result<std::optional<int64_t>> SqlStore::NextDeliveryDue() {
   Status status;
   if (!st.Step(&status)) return status.ok() ? Result<std::optional<int64_t>>(std::nullopt) : status;
   return st.OptInt(0);
+}
+
+// ---------------------------------------------------------------- storage policies and usage
+
+namespace {
+
+StoragePolicy ReadStoragePolicy(const Statement& s) {
+  StoragePolicy p;
+  p.id = s.Text(0);
+  p.max_images = s.Int(1);
+  p.max_bytes = s.Int(2);
+  return p;
+}
+
+Result<StoragePolicy> ReadStoragePolicyRow(Connection& conn, const std::string& id) {
+  PREPARE(st, conn, "SELECT id, max_images, max_bytes FROM storage_policies WHERE id = ?");
+  st.Bind(1, id);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("storage policy not found") : status;
+  return ReadStoragePolicy(st);
+}
+
+}  // namespace
+
+Result<Page<StoragePolicy>> SqlStore::ListStoragePolicies(const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<StoragePolicy> out;
+  auto total = ScalarInt(conn, "SELECT COUNT(*) FROM storage_policies", {});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          "SELECT id, max_images, max_bytes FROM storage_policies ORDER BY id LIMIT ? OFFSET ?");
+  st.Bind(1, page.page_size).Bind(2, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadStoragePolicy(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<StoragePolicy> SqlStore::GetStoragePolicy(const std::string& id) {
+  ACQUIRE(conn);
+  return ReadStoragePolicyRow(*conn, id);
+}
+
+Result<StoragePolicy> SqlStore::PutStoragePolicy(const StoragePolicy& p, bool* created) {
+  return Retry([&]() -> Result<StoragePolicy> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto old = ReadStoragePolicyRow(conn, p.id);
+    if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
+    *created = !old.ok();
+    PREPARE(st, conn,
+            *created ? "INSERT INTO storage_policies (max_images, max_bytes, id) VALUES (?, ?, ?)"
+                     : "UPDATE storage_policies SET max_images = ?, max_bytes = ? WHERE id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, p.max_images).Bind(2, p.max_bytes).Bind(3, p.id).Run());
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return p;
+  });
+}
+
+Status SqlStore::DeleteStoragePolicy(const std::string& id) {
+  return Retry([&]() -> Status {
+    if (id == "default") return Status::Conflict("the default storage policy cannot be deleted");
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto old = ReadStoragePolicyRow(conn, id);
+    if (!old.ok()) return old.status();
+    PREPARE(used, conn, "SELECT COUNT(*) FROM customers WHERE storage_policy = ?");
+    used.Bind(1, id);
+    Status status;
+    if (!used.Step(&status)) return status.ok() ? Status::Internal("no count") : status;
+    if (used.Int(0) > 0)
+      return Status::Conflict("storage policy '" + id + "' is used by " +
+                              std::to_string(used.Int(0)) + " customer(s)");
+    PREPARE(st, conn, "DELETE FROM storage_policies WHERE id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Run());
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::SetCustomerStoragePolicy(int64_t customer, const std::string& policy) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto p = ReadStoragePolicyRow(conn, policy);
+    if (!p.ok())
+      return p.status().code() == Code::kNotFound
+                 ? Status::Invalid("storage policy '" + policy + "' does not exist")
+                 : p.status();
+    PREPARE(st, conn, "UPDATE customers SET storage_policy = ? WHERE id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, policy).Bind(2, customer).Run());
+    if (conn.Changes() == 0) return Status::NotFound("customer not found");
+    return tx.Commit();
+  });
+}
+
+Result<StorageUsage> SqlStore::GetStorageUsage(int64_t customer, std::optional<int64_t> space) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  StorageUsage u;
+  u.customer = customer;
+  u.space = space.value_or(0);
+  {
+    PREPARE(st, conn, "SELECT storage_policy FROM customers WHERE id = ?");
+    st.Bind(1, customer);
+    Status status;
+    if (!st.Step(&status)) return status.ok() ? Status::NotFound("customer not found") : status;
+    u.policy = st.Text(0);
+  }
+  PREPARE(st, conn,
+          std::string("SELECT COUNT(*), COALESCE(SUM(image_count), 0), "
+                      "COALESCE(SUM(stored_bytes), 0), COALESCE(SUM(thumbnail_bytes), 0) "
+                      "FROM spaces WHERE customer = ?") +
+              (space ? " AND id = ?" : ""));
+  st.Bind(1, customer);
+  if (space) st.Bind(2, *space);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::Internal("no usage row") : status;
+  if (space && st.Int(0) == 0) return Status::NotFound("space not found");
+  u.images = st.Int(1);
+  u.bytes = st.Int(2);
+  u.thumbnail_bytes = st.Int(3);
+  return u;
+}
+
+Result<ImageStorage> SqlStore::GetImageStorage(int64_t customer, int64_t space,
+                                               const std::string& id) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          "SELECT stored_bytes, thumbnail_bytes FROM assets WHERE customer = ? AND space = ? "
+          "AND id = ?");
+  st.Bind(1, customer).Bind(2, space).Bind(3, id);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("image not found") : status;
+  return ImageStorage{st.Int(0), st.Int(1)};
+}
+
+// ---------------------------------------------------------------- origin strategies
+
+namespace {
+
+constexpr const char* kStrategyCols =
+    "customer, id, regex, strategy, credentials, optimised, ordinal";
+
+OriginStrategy ReadStrategy(const Statement& s) {
+  OriginStrategy o;
+  o.customer = s.Int(0);
+  o.id = s.Text(1);
+  o.regex = s.Text(2);
+  o.strategy = s.Text(3);
+  o.sealed_credentials = s.Text(4);
+  o.optimised = s.Int(5) != 0;
+  o.order = s.Int(6);
+  return o;
+}
+
+}  // namespace
+
+Result<std::vector<OriginStrategy>> SqlStore::ListOriginStrategies(int64_t customer) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kStrategyCols +
+              " FROM origin_strategies WHERE customer = ? ORDER BY ordinal, id");
+  st.Bind(1, customer);
+  std::vector<OriginStrategy> out;
+  Status status;
+  while (st.Step(&status)) out.push_back(ReadStrategy(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<OriginStrategy> SqlStore::GetOriginStrategy(int64_t customer, const std::string& id) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kStrategyCols +
+              " FROM origin_strategies WHERE customer = ? AND id = ?");
+  st.Bind(1, customer).Bind(2, id);
+  Status status;
+  if (!st.Step(&status))
+    return status.ok() ? Status::NotFound("origin strategy not found") : status;
+  return ReadStrategy(st);
+}
+
+Status SqlStore::CreateOriginStrategy(const OriginStrategy& o) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(),
+            "INSERT INTO origin_strategies (customer, id, regex, strategy, credentials, "
+            "optimised, ordinal) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, o.customer)
+                              .Bind(2, o.id)
+                              .Bind(3, o.regex)
+                              .Bind(4, o.strategy)
+                              .Bind(5, o.sealed_credentials)
+                              .Bind(6, o.optimised)
+                              .Bind(7, o.order)
+                              .Run());
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::UpdateOriginStrategy(const OriginStrategy& o) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(),
+            "UPDATE origin_strategies SET regex = ?, strategy = ?, credentials = ?, "
+            "optimised = ?, ordinal = ? WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, o.regex)
+                              .Bind(2, o.strategy)
+                              .Bind(3, o.sealed_credentials)
+                              .Bind(4, o.optimised)
+                              .Bind(5, o.order)
+                              .Bind(6, o.customer)
+                              .Bind(7, o.id)
+                              .Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("origin strategy not found");
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::DeleteOriginStrategy(int64_t customer, const std::string& id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(), "DELETE FROM origin_strategies WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, id).Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("origin strategy not found");
+    return tx.Commit();
+  });
+}
+
+// ---------------------------------------------------------------- bulk metadata
+
+Result<std::vector<Asset>> SqlStore::UpdateAssetsMetadata(const std::vector<Asset>& assets) {
+  return Retry([&]() -> Result<std::vector<Asset>> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    std::vector<Asset> out;
+    std::string missing;
+    for (const Asset& a : assets) {
+      PREPARE(st, conn,
+              "UPDATE assets SET tags = ?, roles = ?, string1 = ?, string2 = ?, string3 = ?, "
+              "number1 = ?, number2 = ?, number3 = ?, max_unauthorised = ? "
+              "WHERE customer = ? AND space = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 1, a)
+                                .Bind(10, a.customer)
+                                .Bind(11, a.space)
+                                .Bind(12, a.id)
+                                .Run());
+      if (conn.Changes() == 0) {
+        missing += (missing.empty() ? "" : ", ") + a.id;
+        continue;
+      }
+      auto row = ReadAssetRow(conn, a.customer, a.space, a.id);
+      if (!row.ok()) return row.status();
+      out.push_back(std::move(*row));
+    }
+    // The transaction rolls back: no image changes when one is missing.
+    if (!missing.empty()) return Status::Invalid("The following image(s) could not be found: " +
+                                                 missing);
+    std::vector<StoreEvent> events;
+    for (const Asset& a : out)
+      events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id});
+    QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
+    return out;
+  });
 }
 
 }  // namespace quire

@@ -16,6 +16,7 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterStorage(router, ctx);
   RegisterOriginStrategies(router, ctx);
   RegisterBulkImages(router, ctx);
+  RegisterChannelPolicies(router, ctx);
 }
 
 }  // namespace quire::api

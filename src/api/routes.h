@@ -17,5 +17,6 @@ void RegisterWebhooks(http::Router& r, Context& ctx);
 void RegisterStorage(http::Router& r, Context& ctx);
 void RegisterOriginStrategies(http::Router& r, Context& ctx);
 void RegisterBulkImages(http::Router& r, Context& ctx);
+void RegisterChannelPolicies(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

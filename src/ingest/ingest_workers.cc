@@ -254,6 +254,25 @@ Status ApplyOriginStrategy(const OriginStrategy& s, const std::string& origin,
 
 }  // namespace
 
+Status IngestWorkers::ApplyChannelPolicies(const Asset& asset, ProcessOptions* process) {
+  for (const DeliveryChannel& ch : asset.delivery_channels) {
+    if (ch.channel == "iiif-img") process->use_original = ch.policy == "use-original";
+    if (ch.channel != "thumbs" || ch.policy.empty() || IsBuiltInChannelPolicy("thumbs", ch.policy))
+      continue;
+    auto policy = store_.GetChannelPolicy(asset.customer, "thumbs", ch.policy);
+    if (!policy.ok())
+      return policy.status().code() == Code::kNotFound
+                 ? Status::Invalid("thumbs policy '" + ch.policy + "' no longer exists")
+                 : Status::Unavailable("cannot read thumbs policy '" + ch.policy +
+                                       "': " + policy.status().message());
+    std::vector<int> boxes;
+    if (std::string problem = ParseThumbSizes(policy->policy_data, &boxes); !problem.empty())
+      return Status::Invalid("thumbs policy '" + ch.policy + "': " + problem);
+    process->thumbnail_sizes = boxes;
+  }
+  return Status::Ok();
+}
+
 void IngestWorkers::Process(const Job& job) {
   auto started = std::chrono::steady_clock::now();
   std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
@@ -344,8 +363,10 @@ void IngestWorkers::Process(const Job& job) {
   StageTimings timings;
   if (st.ok()) {
     bool image_channels = asset->HasChannel("iiif-img") || asset->HasChannel("thumbs");
-    if (image_channels && asset->IsImage()) {
-      auto processed = ProcessImage(scratch, settings_.process, blobs_, prefix);
+    ProcessOptions process = settings_.process;
+    if (image_channels && asset->IsImage()) st = ApplyChannelPolicies(*asset, &process);
+    if (st.ok() && image_channels && asset->IsImage()) {
+      auto processed = ProcessImage(scratch, process, blobs_, prefix);
       if (processed.ok()) {
         outcome.width = processed->width;
         outcome.height = processed->height;

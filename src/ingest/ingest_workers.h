@@ -58,6 +58,8 @@ class IngestWorkers {
   void Run(int index);
   void Heartbeat();
   void Process(const Job& job);
+  // The asset's thumbs policy sizes and iiif-img use-original into `process`.
+  Status ApplyChannelPolicies(const Asset& asset, ProcessOptions* process);
   // Records the outcome through the store's accounting, then tells on_outcome.
   void Record(const Job& job, const IngestOutcome& outcome);
   // Puts the job back in the queue until at_ms, remembering why.

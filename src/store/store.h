@@ -18,6 +18,7 @@
 #include "core/status.h"
 #include "model/asset.h"
 #include "model/batch.h"
+#include "model/channel_policy.h"
 #include "model/customer.h"
 #include "model/origin_strategy.h"
 #include "model/paging.h"
@@ -276,6 +277,19 @@ class Store {
   // fields (as UpdateAssetMetadata) replace the stored ones; Invalid naming every image that
   // does not exist, and then nothing changes.
   virtual Result<std::vector<Asset>> UpdateAssetsMetadata(const std::vector<Asset>& assets) = 0;
+
+  // --- a customer's delivery channel policies (the built-in ones are not stored)
+  // `channel` empty: every channel's. Ordered by channel, then name.
+  virtual Result<std::vector<DeliveryChannelPolicy>> ListChannelPolicies(
+      int64_t customer, const std::string& channel) = 0;
+  virtual Result<DeliveryChannelPolicy> GetChannelPolicy(int64_t customer,
+                                                         const std::string& channel,
+                                                         const std::string& name) = 0;
+  // Creates (created_ms set now) or replaces display name and data. `*created` says which.
+  virtual Result<DeliveryChannelPolicy> PutChannelPolicy(const DeliveryChannelPolicy& policy,
+                                                         bool* created) = 0;
+  virtual Status DeleteChannelPolicy(int64_t customer, const std::string& channel,
+                                     const std::string& name) = 0;
 };
 
 struct StoreOptions {

@@ -7,12 +7,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "support/http_client.h"
 #include "support/ingest_fixtures.h"
 #include "support/origin_server.h"
 #include "support/quire_process.h"
+#include "support/test_pyramid.h"
 
 namespace quire::test {
 namespace {
@@ -421,6 +423,113 @@ TEST_F(DlcsResourcesTest, BulkPatchIsAllOrNothingAndAllImagesFindsAcrossSpaces) 
   EXPECT_EQ(cust.Get(images + "/i2").status, 200);
   EXPECT_EQ(Send(cust, "DELETE", images + "/i2?deleteFrom=internalCache,cdn").status, 204);
   EXPECT_EQ(cust.Get(images + "/i2").status, 404);
+}
+
+// ------------------------------------------------------------------ delivery channel policies
+
+TEST_F(DlcsResourcesTest, ThumbsPolicySizesAreMadeAndListedInThumbsInfoJson) {
+  int64_t c = 0;
+  Api cust = NewCustomer("thumbpolicy", &c);
+  int64_t s = cust.CreateSpace(c, "t");
+  std::string base = C(c) + "/deliveryChannelPolicies";
+  auto channels = cust.Get(base);
+  ASSERT_EQ(channels.status, 200) << channels.body;
+  json ch = channels.Json();
+  ASSERT_EQ(ch["totalItems"], 3);
+  for (auto& m : ch["member"]) EXPECT_EQ(Http("GET", m["@id"], "", cust.auth).status, 200);
+
+  EXPECT_EQ(cust.Post(base + "/thumbs", json{{"name", "bad"}, {"policyData", "[\"800,\"]"}}).status,
+            400);
+  EXPECT_EQ(
+      cust.Post(base + "/thumbs", json{{"name", "default"}, {"policyData", "[\"!8,8\"]"}}).status,
+      409);
+  EXPECT_EQ(cust.Post(base + "/iiif-img", json{{"name", "x"}, {"policyData", "[\"!8,8\"]"}}).status,
+            400);
+  EXPECT_EQ(cust.Post(base + "/nosuch", json{{"name", "x"}, {"policyData", "[]"}}).status, 404);
+  auto made = cust.Post(base + "/thumbs", json{{"name", "small"},
+                                               {"displayName", "Small thumbs"},
+                                               {"policyData", "[\"!300,300\",\"!60,60\"]"}});
+  ASSERT_EQ(made.status, 201) << made.body;
+  EXPECT_EQ(made.Header("location"), server_->url() + base + "/thumbs/small");
+  EXPECT_EQ(
+      cust.Post(base + "/thumbs", json{{"name", "small"}, {"policyData", "[\"!8,8\"]"}}).status,
+      409);
+  EXPECT_EQ(Send(cust, "PATCH", base + "/thumbs/small", json{{"displayName", "Smaller"}}).status,
+            200);
+  EXPECT_EQ(cust.Get(base + "/thumbs/small").Json()["displayName"], "Smaller");
+  EXPECT_EQ(cust.Get(base + "/thumbs").Json()["totalItems"], 2);  // default + small
+  EXPECT_EQ(Send(cust, "DELETE", base + "/thumbs/default").status, 409);
+
+  // An unknown policy on a member: the batch is refused whole.
+  json unknown = Member(s, "u", origin_->Url("/thumbs.jpg"), "image/jpeg");
+  unknown["deliveryChannels"] = json::array({json{{"channel", "iiif-img"}, {"policy", "default"}},
+                                             json{{"channel", "thumbs"}, {"policy", "nosuch"}}});
+  auto refused = cust.Post(C(c) + "/queue", json{{"member", json::array({unknown})}});
+  EXPECT_EQ(refused.status, 400) << refused.body;
+
+  origin_->Serve("/thumbs.jpg", MakeJpeg(1000, 750, 8), "image/jpeg");
+  json m = Member(s, "t1", origin_->Url("/thumbs.jpg"), "image/jpeg");
+  m["deliveryChannels"] = json::array({json{{"channel", "iiif-img"}, {"policy", "default"}},
+                                       json{{"channel", "thumbs"}, {"policy", "small"}}});
+  json batch = cust.SubmitBatch(c, json::array({m}));
+  ASSERT_EQ(cust.WaitForBatch(c, batch["id"], 60s)["completed"], 1);
+  auto info = Http("GET", server_->url() + "/thumbs/" + std::to_string(c) + "/" +
+                              std::to_string(s) + "/t1/info.json");
+  ASSERT_EQ(info.status, 200) << info.body;
+  json sizes = info.Json()["sizes"];
+  ASSERT_EQ(sizes.size(), 2u) << info.body;
+  std::set<std::pair<int, int>> listed;
+  for (auto& z : sizes) listed.insert({z["width"].get<int>(), z["height"].get<int>()});
+  EXPECT_EQ(listed, (std::set<std::pair<int, int>>{{300, 225}, {60, 45}})) << info.body;
+  auto thumb = Http("GET", server_->url() + "/thumbs/" + std::to_string(c) + "/" +
+                               std::to_string(s) + "/t1/full/!300,300/0/default.jpg");
+  ASSERT_EQ(thumb.status, 200);
+  Decoded d = Decode(thumb.body);
+  EXPECT_EQ(d.width, 300);
+  EXPECT_EQ(d.height, 225);
+
+  // Isolation: another customer neither sees nor can use it.
+  int64_t other = 0;
+  Api stranger = NewCustomer("thumb-stranger", &other);
+  EXPECT_EQ(stranger.Get(base + "/thumbs/small").status, 404);
+  EXPECT_EQ(stranger.Get(C(other) + "/deliveryChannelPolicies/thumbs/small").status, 404);
+  EXPECT_EQ(Send(cust, "DELETE", base + "/thumbs/small").status, 204);
+  EXPECT_EQ(cust.Get(base + "/thumbs/small").status, 404);
+}
+
+TEST_F(DlcsResourcesTest, UseOriginalStoresATiledPyramidAsItIs) {
+  int64_t c = 0;
+  Api cust = NewCustomer("useoriginal", &c);
+  int64_t s = cust.CreateSpace(c, "p");
+  std::string jpeg = MakeJpeg(700, 500, 9);
+  std::string path = dir_->path() + "/origin-pyramid.tif";
+  WriteTestPyramid(vips::VImage::new_from_buffer(jpeg.data(), jpeg.size(), ""), path);
+  std::ifstream in(path, std::ios::binary);
+  std::string pyramid((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  origin_->Serve("/pyramid.tif", pyramid, "image/tiff");
+  origin_->Serve("/flat.jpg", jpeg, "image/jpeg");
+  auto member = [&](const std::string& id, const std::string& o, const std::string& type) {
+    json m = Member(s, id, origin_->Url(o), type);
+    m["deliveryChannels"] = json::array({json{{"channel", "iiif-img"}, {"policy", "use-original"}},
+                                         json{{"channel", "thumbs"}, {"policy", "default"}}});
+    return m;
+  };
+  json batch = cust.SubmitBatch(c, json::array({member("pyr", "/pyramid.tif", "image/tiff"),
+                                                member("flat", "/flat.jpg", "image/jpeg")}));
+  json done = cust.WaitForBatch(c, batch["id"], 60s);
+  ASSERT_EQ(done["completed"], 1) << done.dump();
+  ASSERT_EQ(done["errors"], 1) << done.dump();
+  EXPECT_NE(cust.Image(c, s, "flat")["error"].get<std::string>().find("use-original"),
+            std::string::npos);
+  std::ifstream stored(dir_->path() + "/data/blobs/" + std::to_string(c) + "/" + std::to_string(s) +
+                           "/pyr/image.tif",
+                       std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(stored)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(bytes == pyramid) << "stored " << bytes.size() << " bytes, origin " << pyramid.size();
+  auto tile = Http("GET", server_->url() + "/iiif-img/" + std::to_string(c) + "/" +
+                              std::to_string(s) + "/pyr/0,0,256,256/256,/0/default.jpg");
+  ASSERT_EQ(tile.status, 200);
+  EXPECT_EQ(Decode(tile.body).width, 256);
 }
 
 }  // namespace

@@ -283,6 +283,16 @@ CREATE TABLE origin_strategies (
   ordinal BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (customer, id)
 );
+CREATE TABLE delivery_channel_policies (
+  customer BIGINT NOT NULL,
+  channel TEXT NOT NULL,
+  name TEXT NOT NULL,
+  display_name TEXT NOT NULL DEFAULT '',
+  policy_data TEXT NOT NULL,
+  created BIGINT NOT NULL,
+  modified BIGINT NOT NULL,
+  PRIMARY KEY (customer, channel, name)
+);
 )SQL",
   };
   return kMigrations;

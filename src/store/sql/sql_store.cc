@@ -1075,6 +1075,12 @@ Result<std::vector<Upload>> SqlStore::ExpiredUploads(int64_t now_ms, int limit) 
 
 // ---------------------------------------------------------------- queue and batches
 
+namespace {
+Result<DeliveryChannelPolicy> ReadChannelPolicyRow(Connection& conn, int64_t customer,
+                                                   const std::string& channel,
+                                                   const std::string& name);
+}  // namespace
+
 // Refuses (InsufficientStorage) when the customer's images, `added` of them new in this
 // transaction and already counted in its spaces, exceed its policy's maximum, or when its
 // stored bytes are already at the policy's maximum (a new image's size is known only after
@@ -1137,6 +1143,20 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
     }
     if (!missing.empty())
       return Status::Invalid("The following upload(s) could not be found: " + missing);
+    // A thumbs policy of the customer's own must exist now (the built-in ones always do).
+    std::set<std::string> thumb_policies;
+    for (auto& m : members)
+      for (auto& ch : m.delivery_channels)
+        if (ch.channel == "thumbs" && !ch.policy.empty() &&
+            !IsBuiltInChannelPolicy("thumbs", ch.policy))
+          thumb_policies.insert(ch.policy);
+    for (const std::string& name : thumb_policies) {
+      auto p = ReadChannelPolicyRow(conn, customer, "thumbs", name);
+      if (!p.ok() && p.status().code() != Code::kNotFound) return p.status();
+      if (!p.ok()) missing += (missing.empty() ? "" : ", ") + name;
+    }
+    if (!missing.empty())
+      return Status::Invalid("The following thumbs policy(ies) could not be found: " + missing);
 
     int64_t batch_id;
     {
@@ -2569,6 +2589,116 @@ Result<std::vector<Asset>> SqlStore::UpdateAssetsMetadata(const std::vector<Asse
       events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id});
     QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     return out;
+  });
+}
+
+// ---------------------------------------------------------------- delivery channel policies
+
+namespace {
+
+constexpr const char* kChannelPolicyCols =
+    "customer, channel, name, display_name, policy_data, created, modified";
+
+DeliveryChannelPolicy ReadChannelPolicy(const Statement& s) {
+  DeliveryChannelPolicy p;
+  p.customer = s.Int(0);
+  p.channel = s.Text(1);
+  p.name = s.Text(2);
+  p.display_name = s.Text(3);
+  p.policy_data = s.Text(4);
+  p.created_ms = s.Int(5);
+  p.modified_ms = s.Int(6);
+  return p;
+}
+
+Result<DeliveryChannelPolicy> ReadChannelPolicyRow(Connection& conn, int64_t customer,
+                                                   const std::string& channel,
+                                                   const std::string& name) {
+  PREPARE(st, conn,
+          std::string("SELECT ") + kChannelPolicyCols +
+              " FROM delivery_channel_policies WHERE customer = ? AND channel = ? AND name = ?");
+  st.Bind(1, customer).Bind(2, channel).Bind(3, name);
+  Status status;
+  if (!st.Step(&status))
+    return status.ok() ? Status::NotFound("delivery channel policy not found") : status;
+  return ReadChannelPolicy(st);
+}
+
+}  // namespace
+
+Result<std::vector<DeliveryChannelPolicy>> SqlStore::ListChannelPolicies(
+    int64_t customer, const std::string& channel) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kChannelPolicyCols +
+              " FROM delivery_channel_policies WHERE customer = ?" +
+              (channel.empty() ? "" : " AND channel = ?") + " ORDER BY channel, name");
+  st.Bind(1, customer);
+  if (!channel.empty()) st.Bind(2, channel);
+  std::vector<DeliveryChannelPolicy> out;
+  Status status;
+  while (st.Step(&status)) out.push_back(ReadChannelPolicy(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<DeliveryChannelPolicy> SqlStore::GetChannelPolicy(int64_t customer,
+                                                         const std::string& channel,
+                                                         const std::string& name) {
+  ACQUIRE(conn);
+  return ReadChannelPolicyRow(*conn, customer, channel, name);
+}
+
+Result<DeliveryChannelPolicy> SqlStore::PutChannelPolicy(const DeliveryChannelPolicy& p,
+                                                         bool* created) {
+  return Retry([&]() -> Result<DeliveryChannelPolicy> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto old = ReadChannelPolicyRow(conn, p.customer, p.channel, p.name);
+    if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
+    *created = !old.ok();
+    int64_t now = NowMs();
+    if (*created) {
+      PREPARE(st, conn,
+              "INSERT INTO delivery_channel_policies (customer, channel, name, display_name, "
+              "policy_data, created, modified) VALUES (?, ?, ?, ?, ?, ?, ?)");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, p.customer)
+                                .Bind(2, p.channel)
+                                .Bind(3, p.name)
+                                .Bind(4, p.display_name)
+                                .Bind(5, p.policy_data)
+                                .Bind(6, now)
+                                .Bind(7, now)
+                                .Run());
+    } else {
+      PREPARE(st, conn,
+              "UPDATE delivery_channel_policies SET display_name = ?, policy_data = ?, "
+              "modified = ? WHERE customer = ? AND channel = ? AND name = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, p.display_name)
+                                .Bind(2, p.policy_data)
+                                .Bind(3, now)
+                                .Bind(4, p.customer)
+                                .Bind(5, p.channel)
+                                .Bind(6, p.name)
+                                .Run());
+    }
+    auto out = ReadChannelPolicyRow(conn, p.customer, p.channel, p.name);
+    if (!out.ok()) return out.status();
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return out;
+  });
+}
+
+Status SqlStore::DeleteChannelPolicy(int64_t customer, const std::string& channel,
+                                     const std::string& name) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(),
+            "DELETE FROM delivery_channel_policies WHERE customer = ? AND channel = ? AND "
+            "name = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, channel).Bind(3, name).Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("delivery channel policy not found");
+    return tx.Commit();
   });
 }
 

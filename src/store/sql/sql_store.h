@@ -137,6 +137,14 @@ class SqlStore : public Store {
   Status UpdateOriginStrategy(const OriginStrategy& strategy) override;
   Status DeleteOriginStrategy(int64_t customer, const std::string& id) override;
   Result<std::vector<Asset>> UpdateAssetsMetadata(const std::vector<Asset>& assets) override;
+  Result<std::vector<DeliveryChannelPolicy>> ListChannelPolicies(
+      int64_t customer, const std::string& channel) override;
+  Result<DeliveryChannelPolicy> GetChannelPolicy(int64_t customer, const std::string& channel,
+                                                 const std::string& name) override;
+  Result<DeliveryChannelPolicy> PutChannelPolicy(const DeliveryChannelPolicy& policy,
+                                                 bool* created) override;
+  Status DeleteChannelPolicy(int64_t customer, const std::string& channel,
+                             const std::string& name) override;
 
  protected:
   sql::Pool& pool() { return *pool_; }

@@ -275,6 +275,16 @@ CREATE TABLE origin_strategies (
   ordinal INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (customer, id)
 );
+CREATE TABLE delivery_channel_policies (
+  customer INTEGER NOT NULL,
+  channel TEXT NOT NULL,
+  name TEXT NOT NULL,
+  display_name TEXT NOT NULL DEFAULT '',
+  policy_data TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  modified INTEGER NOT NULL,
+  PRIMARY KEY (customer, channel, name)
+);
 )SQL",
   };
   return kMigrations;

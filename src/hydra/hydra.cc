@@ -117,6 +117,11 @@ json CustomerJson(const Urls& u, const Customer& c) {
   j["keys"] = u.Keys(c.id);
   j["spaces"] = u.Spaces(c.id);
   j["queue"] = u.Queue(c.id);
+  // DLCS resources (issue 15): storage, origin strategies, channel policies, all images.
+  j["storage"] = u.Customer(c.id) + "/storage";
+  j["originStrategies"] = u.Customer(c.id) + "/originStrategies";
+  j["deliveryChannelPolicies"] = u.Customer(c.id) + "/deliveryChannelPolicies";
+  j["allImages"] = u.Customer(c.id) + "/allImages";
   return j;
 }
 
@@ -137,6 +142,7 @@ json SpaceJson(const Urls& u, const Space& s) {
   j["defaultRoles"] = s.default_roles;
   j["approximateNumberOfImages"] = s.approximate_images;
   j["images"] = u.Images(s.customer, s.id);
+  j["storage"] = u.Space(s.customer, s.id) + "/storage";
   return j;
 }
 

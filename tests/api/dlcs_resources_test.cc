@@ -532,5 +532,26 @@ TEST_F(DlcsResourcesTest, UseOriginalStoresATiledPyramidAsItIs) {
   EXPECT_EQ(Decode(tile.body).width, 256);
 }
 
+TEST_F(DlcsResourcesTest, EntryPointCustomerAndSpaceLinkEveryNewCollectionAndEachResolves) {
+  int64_t c = 0;
+  Api cust = NewCustomer("links", &c);
+  int64_t s = cust.CreateSpace(c, "l");
+  json entry = cust.Get("/").Json();
+  ASSERT_TRUE(entry.contains("storagePolicies")) << entry.dump();
+  EXPECT_EQ(Http("GET", entry["storagePolicies"], "", cust.auth).status, 200);
+  json customer = cust.Get(C(c)).Json();
+  for (const char* link : {"storage", "originStrategies", "deliveryChannelPolicies", "allImages",
+                           "keys", "spaces", "queue"}) {
+    ASSERT_TRUE(customer.contains(link)) << link << " in " << customer.dump();
+    EXPECT_EQ(Http("GET", customer[link], "", cust.auth).status, 200) << link;
+  }
+  json space = cust.Get(C(c) + "/spaces/" + std::to_string(s)).Json();
+  ASSERT_TRUE(space.contains("storage")) << space.dump();
+  EXPECT_EQ(Http("GET", space["storage"], "", cust.auth).status, 200);
+  json usage = Http("GET", space["storage"], "", cust.auth).Json();
+  for (const char* link : {"customer", "storagePolicy", "space"})
+    EXPECT_EQ(Http("GET", usage[link], "", cust.auth).status, 200) << link;
+}
+
 }  // namespace
 }  // namespace quire::test

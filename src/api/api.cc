@@ -17,6 +17,7 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterOriginStrategies(router, ctx);
   RegisterBulkImages(router, ctx);
   RegisterChannelPolicies(router, ctx);
+  RegisterDefaultChannels(router, ctx);
 }
 
 }  // namespace quire::api

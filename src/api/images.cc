@@ -2,6 +2,7 @@
 #include <set>
 
 #include "api/common.h"
+#include "api/default_channels.h"
 #include "api/routes.h"
 #include "api/image_input.h"
 #include "api/image_listing.h"
@@ -127,6 +128,16 @@ void RegisterImages(http::Router& r, Context& ctx) {
     }
     bool id_given = false;
     auto problems = ReadImageInput(*body, ImageInputMode::kPut, ctx.config, &asset, &id_given);
+    Status store_error;
+    if (problems.empty())
+      if (std::string p = DefaultChannels(ctx, t.customer).Apply(*body, &asset, &store_error);
+          !p.empty()) {
+        if (!store_error.ok()) {
+          if (from_file) DiscardUpload(ctx, t.customer, from_file->id);
+          return FromStatus(ctx, req, store_error);
+        }
+        problems.push_back(p);
+      }
     if (!problems.empty()) {
       if (from_file) DiscardUpload(ctx, t.customer, from_file->id);
       return Error(ctx, req, 400, JoinProblems(problems));

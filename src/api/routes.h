@@ -18,5 +18,6 @@ void RegisterStorage(http::Router& r, Context& ctx);
 void RegisterOriginStrategies(http::Router& r, Context& ctx);
 void RegisterBulkImages(http::Router& r, Context& ctx);
 void RegisterChannelPolicies(http::Router& r, Context& ctx);
+void RegisterDefaultChannels(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

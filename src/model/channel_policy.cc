@@ -55,4 +55,54 @@ std::string ParseThumbSizes(const std::string& policy_data, std::vector<int>* bo
   return "";
 }
 
+bool IsMediaTypePattern(const std::string& p) {
+  size_t slash = p.find('/');
+  if (p.empty() || p.size() > 200 || slash == 0 || slash == std::string::npos ||
+      slash + 1 == p.size() || p.find('/', slash + 1) != std::string::npos)
+    return false;
+  for (unsigned char ch : p)
+    if (!std::isalnum(ch) && std::string("/*.+-_").find(static_cast<char>(ch)) == std::string::npos)
+      return false;
+  std::string type = p.substr(0, slash), sub = p.substr(slash + 1);
+  if (type == "*") return sub == "*";
+  return sub == "*" || sub.find('*') == std::string::npos;
+}
+
+namespace {
+// 2 exact, 1 type/*, 0 */*, -1 no match.
+int Specificity(const std::string& pattern, const std::string& media_type) {
+  if (pattern == "*/*") return 0;
+  size_t slash = pattern.find('/');
+  if (pattern.substr(slash + 1) == "*")
+    return media_type.rfind(pattern.substr(0, slash + 1), 0) == 0 ? 1 : -1;
+  return pattern == media_type ? 2 : -1;
+}
+}  // namespace
+
+std::vector<DeliveryChannel> ResolveDefaultChannels(
+    const std::vector<DefaultDeliveryChannel>& rules, int64_t space,
+    const std::string& media_type) {
+  for (int64_t level : {space, int64_t{0}}) {
+    std::vector<DeliveryChannel> out;
+    std::vector<int> best;
+    for (const auto& r : rules) {
+      if (r.space != level) continue;
+      int spec = Specificity(r.media_type, media_type);
+      if (spec < 0) continue;
+      size_t i = 0;
+      while (i < out.size() && out[i].channel != r.channel) ++i;
+      if (i == out.size()) {
+        out.push_back({r.channel, r.policy});
+        best.push_back(spec);
+      } else if (spec > best[i]) {
+        out[i].policy = r.policy;
+        best[i] = spec;
+      }
+    }
+    if (!out.empty()) return out;
+    if (level == 0) break;
+  }
+  return {};
+}
+
 }  // namespace quire

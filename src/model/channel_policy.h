@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "model/asset.h"
+
 namespace quire {
 
 struct DeliveryChannelPolicy {
@@ -19,6 +21,25 @@ struct DeliveryChannelPolicy {
   int64_t created_ms = 0;
   int64_t modified_ms = 0;
 };
+
+// A default delivery channel (DLCS DefaultDeliveryChannel): images of `media_type` (exact,
+// "image/*" or "*/*") registered without deliveryChannels get `channel` with `policy`. Rules
+// of the image's space win over the customer's (space 0), which win over the system default.
+struct DefaultDeliveryChannel {
+  int64_t customer = 0;
+  int64_t space = 0;  // 0: every space of the customer
+  std::string id;     // a UUID
+  std::string media_type;
+  std::string channel;
+  std::string policy;
+};
+
+bool IsMediaTypePattern(const std::string& pattern);
+// The channels the rules give an image of `media_type` in `space`: from the space's matching
+// rules if any, else the customer's; per channel the most specific pattern wins. Empty: no
+// rule matches (the system default applies).
+std::vector<DeliveryChannel> ResolveDefaultChannels(
+    const std::vector<DefaultDeliveryChannel>& rules, int64_t space, const std::string& media_type);
 
 // The built-in policies of every customer.
 const std::vector<DeliveryChannelPolicy>& BuiltInChannelPolicies();

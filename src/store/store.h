@@ -290,6 +290,15 @@ class Store {
                                                          bool* created) = 0;
   virtual Status DeleteChannelPolicy(int64_t customer, const std::string& channel,
                                      const std::string& name) = 0;
+
+  // --- default delivery channels; `space` unset: every rule of the customer
+  virtual Result<std::vector<DefaultDeliveryChannel>> ListDefaultChannels(
+      int64_t customer, std::optional<int64_t> space) = 0;
+  virtual Result<DefaultDeliveryChannel> GetDefaultChannel(int64_t customer,
+                                                           const std::string& id) = 0;
+  // Inserts, or replaces media type, channel and policy of the rule with that id.
+  virtual Status PutDefaultChannel(const DefaultDeliveryChannel& rule) = 0;
+  virtual Status DeleteDefaultChannel(int64_t customer, const std::string& id) = 0;
 };
 
 struct StoreOptions {

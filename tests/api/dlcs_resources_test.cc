@@ -553,5 +553,82 @@ TEST_F(DlcsResourcesTest, EntryPointCustomerAndSpaceLinkEveryNewCollectionAndEac
     EXPECT_EQ(Http("GET", usage[link], "", cust.auth).status, 200) << link;
 }
 
+TEST_F(DlcsResourcesTest, DefaultDeliveryChannelsResolveSpaceThenCustomerThenSystem) {
+  int64_t c = 0;
+  Api cust = NewCustomer("defaults", &c);
+  int64_t s1 = cust.CreateSpace(c, "d1");
+  int64_t s2 = cust.CreateSpace(c, "d2");
+  ASSERT_EQ(cust.Post(C(c) + "/deliveryChannelPolicies/thumbs",
+                      json{{"name", "tiny"}, {"policyData", "[\"!50,50\"]"}})
+                .status,
+            201);
+  std::string customer_rules = C(c) + "/defaultDeliveryChannels";
+  std::string space_rules = C(c) + "/spaces/" + std::to_string(s1) + "/defaultDeliveryChannels";
+  EXPECT_EQ(cust.Post(customer_rules, json{{"mediaType", "image"}, {"channel", "thumbs"}}).status,
+            400);
+  EXPECT_EQ(cust.Post(customer_rules,
+                      json{{"mediaType", "image/*"}, {"channel", "thumbs"}, {"policy", "nope"}})
+                .status,
+            400);
+  EXPECT_EQ(
+      cust.Post(customer_rules, json{{"mediaType", "application/pdf"}, {"channel", "iiif-img"}})
+          .status,
+      400);
+  EXPECT_EQ(cust.Post(C(c) + "/spaces/999/defaultDeliveryChannels",
+                      json{{"mediaType", "image/*"}, {"channel", "file"}})
+                .status,
+            404);
+  // Customer-wide: images get iiif-img + the tiny thumbs.
+  for (const json& rule :
+       {json{{"mediaType", "image/*"}, {"channel", "iiif-img"}, {"policy", "default"}},
+        json{{"mediaType", "image/*"}, {"channel", "thumbs"}, {"policy", "tiny"}}}) {
+    auto made = cust.Post(customer_rules, rule);
+    ASSERT_EQ(made.status, 201) << made.body;
+    EXPECT_EQ(Http("GET", made.Header("location"), "", cust.auth).status, 200);
+  }
+  // Space 1: only the file channel for JPEGs.
+  auto sp = cust.Post(space_rules,
+                      json{{"mediaType", "image/jpeg"}, {"channel", "file"}, {"policy", "none"}});
+  ASSERT_EQ(sp.status, 201) << sp.body;
+  EXPECT_EQ(cust.Get(customer_rules).Json()["totalItems"], 2);
+  EXPECT_EQ(cust.Get(space_rules).Json()["totalItems"], 1);
+
+  origin_->Serve("/defaults.jpg", MakeJpeg(400, 300, 10), "image/jpeg");
+  std::string o = origin_->Url("/defaults.jpg");
+  json batch = cust.SubmitBatch(
+      c, json::array({Member(s1, "in-s1", o, "image/jpeg"), Member(s2, "in-s2", o, "image/jpeg")}));
+  ASSERT_EQ(cust.WaitForBatch(c, batch["id"], 60s)["completed"], 2);
+  auto channels_of = [&](int64_t s, const std::string& id) {
+    std::set<std::string> out;
+    json image = cust.Image(c, s, id);
+    for (auto& ch : image["deliveryChannels"])
+      out.insert(ch["channel"].get<std::string>() + ":" + ch.value("policy", ""));
+    return out;
+  };
+  EXPECT_EQ(channels_of(s1, "in-s1"), (std::set<std::string>{"file:none"}));
+  EXPECT_EQ(channels_of(s2, "in-s2"), (std::set<std::string>{"iiif-img:default", "thumbs:tiny"}));
+  auto info = Http("GET", server_->url() + "/thumbs/" + std::to_string(c) + "/" +
+                              std::to_string(s2) + "/in-s2/info.json");
+  ASSERT_EQ(info.status, 200);
+  ASSERT_EQ(info.Json()["sizes"].size(), 1u) << info.body;
+  EXPECT_EQ(info.Json()["sizes"][0]["width"], 50);
+
+  // Without rules, the system default; an explicit deliveryChannels always wins.
+  ASSERT_EQ(Send(cust, "DELETE", sp.Header("location").substr(server_->url().size())).status, 204);
+  json rules = cust.Get(customer_rules).Json();
+  for (auto& rule : rules["member"])
+    ASSERT_EQ(Http("DELETE", rule["@id"], "", cust.auth).status, 204);
+  auto put = Send(cust, "PUT", C(c) + "/spaces/" + std::to_string(s1) + "/images/plain",
+                  json{{"origin", o}, {"mediaType", "image/jpeg"}});
+  ASSERT_EQ(put.status, 201) << put.body;
+  EXPECT_EQ(channels_of(s1, "plain"),
+            (std::set<std::string>{"iiif-img:default", "thumbs:default"}));
+
+  int64_t other = 0;
+  Api stranger = NewCustomer("defaults-stranger", &other);
+  EXPECT_EQ(stranger.Get(customer_rules).status, 404);
+  EXPECT_EQ(stranger.Get(C(other) + "/defaultDeliveryChannels").Json()["totalItems"], 0);
+}
+
 }  // namespace
 }  // namespace quire::test

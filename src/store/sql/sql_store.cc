@@ -2702,4 +2702,76 @@ Status SqlStore::DeleteChannelPolicy(int64_t customer, const std::string& channe
   });
 }
 
+// ---------------------------------------------------------------- default delivery channels
+
+namespace {
+
+constexpr const char* kDefaultChannelCols = "customer, space, id, media_type, channel, policy";
+
+DefaultDeliveryChannel ReadDefaultChannel(const Statement& s) {
+  return DefaultDeliveryChannel{s.Int(0), s.Int(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5)};
+}
+
+}  // namespace
+
+Result<std::vector<DefaultDeliveryChannel>> SqlStore::ListDefaultChannels(
+    int64_t customer, std::optional<int64_t> space) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kDefaultChannelCols +
+              " FROM default_delivery_channels WHERE customer = ?" +
+              (space ? " AND space = ?" : "") + " ORDER BY space, media_type, channel, id");
+  st.Bind(1, customer);
+  if (space) st.Bind(2, *space);
+  std::vector<DefaultDeliveryChannel> out;
+  Status status;
+  while (st.Step(&status)) out.push_back(ReadDefaultChannel(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<DefaultDeliveryChannel> SqlStore::GetDefaultChannel(int64_t customer,
+                                                           const std::string& id) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kDefaultChannelCols +
+              " FROM default_delivery_channels WHERE customer = ? AND id = ?");
+  st.Bind(1, customer).Bind(2, id);
+  Status status;
+  if (!st.Step(&status))
+    return status.ok() ? Status::NotFound("default delivery channel not found") : status;
+  return ReadDefaultChannel(st);
+}
+
+Status SqlStore::PutDefaultChannel(const DefaultDeliveryChannel& r) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    {
+      PREPARE(st, tx.conn(), "DELETE FROM default_delivery_channels WHERE customer = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, r.customer).Bind(2, r.id).Run());
+    }
+    PREPARE(st, tx.conn(),
+            "INSERT INTO default_delivery_channels (customer, space, id, media_type, channel, "
+            "policy) VALUES (?, ?, ?, ?, ?, ?)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, r.customer)
+                              .Bind(2, r.space)
+                              .Bind(3, r.id)
+                              .Bind(4, r.media_type)
+                              .Bind(5, r.channel)
+                              .Bind(6, r.policy)
+                              .Run());
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::DeleteDefaultChannel(int64_t customer, const std::string& id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(), "DELETE FROM default_delivery_channels WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, id).Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("default delivery channel not found");
+    return tx.Commit();
+  });
+}
+
 }  // namespace quire

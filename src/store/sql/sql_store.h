@@ -145,6 +145,12 @@ class SqlStore : public Store {
                                                  bool* created) override;
   Status DeleteChannelPolicy(int64_t customer, const std::string& channel,
                              const std::string& name) override;
+  Result<std::vector<DefaultDeliveryChannel>> ListDefaultChannels(
+      int64_t customer, std::optional<int64_t> space) override;
+  Result<DefaultDeliveryChannel> GetDefaultChannel(int64_t customer,
+                                                   const std::string& id) override;
+  Status PutDefaultChannel(const DefaultDeliveryChannel& rule) override;
+  Status DeleteDefaultChannel(int64_t customer, const std::string& id) override;
 
  protected:
   sql::Pool& pool() { return *pool_; }

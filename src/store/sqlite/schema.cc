@@ -285,6 +285,16 @@ CREATE TABLE delivery_channel_policies (
   modified INTEGER NOT NULL,
   PRIMARY KEY (customer, channel, name)
 );
+CREATE TABLE default_delivery_channels (
+  customer INTEGER NOT NULL,
+  space INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  policy TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (customer, id)
+);
+CREATE INDEX default_delivery_channels_space ON default_delivery_channels(customer, space);
 )SQL",
   };
   return kMigrations;

@@ -18,6 +18,7 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterBulkImages(router, ctx);
   RegisterChannelPolicies(router, ctx);
   RegisterDefaultChannels(router, ctx);
+  RegisterCustomHeaders(router, ctx);
 }
 
 }  // namespace quire::api

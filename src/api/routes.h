@@ -19,5 +19,6 @@ void RegisterOriginStrategies(http::Router& r, Context& ctx);
 void RegisterBulkImages(http::Router& r, Context& ctx);
 void RegisterChannelPolicies(http::Router& r, Context& ctx);
 void RegisterDefaultChannels(http::Router& r, Context& ctx);
+void RegisterCustomHeaders(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

@@ -24,6 +24,7 @@
 #include "events/event_hub.h"
 #include "events/webhook_sender.h"
 #include "http/server.h"
+#include "iiif/custom_headers.h"
 #include "iiif/delivery.h"
 #include "ingest/ingest_workers.h"
 #include "ingest/upload_sweeper.h"
@@ -321,6 +322,10 @@ int Serve(Config c) {
   delivery_opts.large_render_lane = c.render_lane;
   delivery_opts.cache_bytes = c.response_cache_bytes;
   delivery_opts.metrics = &metrics;
+  iiif::CustomHeaderCache custom_headers(**store);
+  delivery_opts.custom_headers = [&custom_headers](int64_t c, int64_t s, http::Response* res) {
+    custom_headers.Apply(c, s, res);
+  };
   iiif::Delivery delivery(**store, **blobs, urls.base(), delivery_opts, cache.get());
   IngestSettings ingest = MakeIngestSettings(c);
   ingest.metrics = &metrics;

@@ -122,6 +122,8 @@ json CustomerJson(const Urls& u, const Customer& c) {
   j["originStrategies"] = u.Customer(c.id) + "/originStrategies";
   j["deliveryChannelPolicies"] = u.Customer(c.id) + "/deliveryChannelPolicies";
   j["allImages"] = u.Customer(c.id) + "/allImages";
+  j["defaultDeliveryChannels"] = u.Customer(c.id) + "/defaultDeliveryChannels";
+  j["customHeaders"] = u.Customer(c.id) + "/customHeaders";
   return j;
 }
 

@@ -19,6 +19,7 @@
 #include "model/asset.h"
 #include "model/batch.h"
 #include "model/channel_policy.h"
+#include "model/custom_header.h"
 #include "model/customer.h"
 #include "model/origin_strategy.h"
 #include "model/paging.h"
@@ -299,6 +300,12 @@ class Store {
   // Inserts, or replaces media type, channel and policy of the rule with that id.
   virtual Status PutDefaultChannel(const DefaultDeliveryChannel& rule) = 0;
   virtual Status DeleteDefaultChannel(int64_t customer, const std::string& id) = 0;
+
+  // --- custom delivery headers, ordered by space then id
+  virtual Result<std::vector<CustomHeader>> ListCustomHeaders(int64_t customer) = 0;
+  // Inserts, or replaces space, key and value of the header with that id.
+  virtual Status PutCustomHeader(const CustomHeader& header) = 0;
+  virtual Status DeleteCustomHeader(int64_t customer, const std::string& id) = 0;
 };
 
 struct StoreOptions {

@@ -541,7 +541,7 @@ TEST_F(DlcsResourcesTest, EntryPointCustomerAndSpaceLinkEveryNewCollectionAndEac
   EXPECT_EQ(Http("GET", entry["storagePolicies"], "", cust.auth).status, 200);
   json customer = cust.Get(C(c)).Json();
   for (const char* link : {"storage", "originStrategies", "deliveryChannelPolicies", "allImages",
-                           "keys", "spaces", "queue"}) {
+                           "defaultDeliveryChannels", "customHeaders", "keys", "spaces", "queue"}) {
     ASSERT_TRUE(customer.contains(link)) << link << " in " << customer.dump();
     EXPECT_EQ(Http("GET", customer[link], "", cust.auth).status, 200) << link;
   }
@@ -628,6 +628,60 @@ TEST_F(DlcsResourcesTest, DefaultDeliveryChannelsResolveSpaceThenCustomerThenSys
   Api stranger = NewCustomer("defaults-stranger", &other);
   EXPECT_EQ(stranger.Get(customer_rules).status, 404);
   EXPECT_EQ(stranger.Get(C(other) + "/defaultDeliveryChannels").Json()["totalItems"], 0);
+}
+
+TEST_F(DlcsResourcesTest, CustomHeadersReachDeliveryOfTheirSpaceAndUnsafeOnesAreRefused) {
+  int64_t c = 0;
+  Api cust = NewCustomer("headers", &c);
+  int64_t s1 = cust.CreateSpace(c, "h1");
+  int64_t s2 = cust.CreateSpace(c, "h2");
+  std::string base = C(c) + "/customHeaders";
+  for (const char* bad : {"Set-Cookie", "Connection", "Transfer-Encoding", "Content-Length",
+                          "Location", "Keep-Alive", "Upgrade"})
+    EXPECT_EQ(cust.Post(base, json{{"key", bad}, {"value", "x"}}).status, 400) << bad;
+  EXPECT_EQ(cust.Post(base, json{{"key", "Cache-Control"}, {"value", "a\r\nSet-Cookie: x"}}).status,
+            400);
+  EXPECT_EQ(cust.Post(base, json{{"key", "Cache-Control"}, {"value", "x"}, {"space", 999}}).status,
+            400);
+  auto all = cust.Post(base, json{{"key", "X-Robots-Tag"}, {"value", "noindex"}});
+  ASSERT_EQ(all.status, 201) << all.body;
+  auto one = cust.Post(base, json{{"key", "Cache-Control"},
+                                  {"value", "public, max-age=31536000, immutable"},
+                                  {"space", s1}});
+  ASSERT_EQ(one.status, 201) << one.body;
+  EXPECT_EQ(Http("GET", one.Header("location"), "", cust.auth).status, 200);
+  EXPECT_EQ(cust.Get(base).Json()["totalItems"], 2);
+
+  origin_->Serve("/headers.jpg", MakeJpeg(300, 200, 11), "image/jpeg");
+  std::string o = origin_->Url("/headers.jpg");
+  json batch = cust.SubmitBatch(
+      c, json::array({Member(s1, "a", o, "image/jpeg"), Member(s2, "b", o, "image/jpeg")}));
+  ASSERT_EQ(cust.WaitForBatch(c, batch["id"], 60s)["completed"], 2);
+  std::string cs = std::to_string(c) + "/";
+  auto a_info =
+      Http("GET", server_->url() + "/iiif-img/" + cs + std::to_string(s1) + "/a/info.json");
+  auto a_tile = Http("GET", server_->url() + "/iiif-img/" + cs + std::to_string(s1) +
+                                "/a/full/100,/0/default.jpg");
+  auto a_thumb = Http("GET", server_->url() + "/thumbs/" + cs + std::to_string(s1) +
+                                 "/a/full/!100,100/0/default.jpg");
+  auto b_info =
+      Http("GET", server_->url() + "/iiif-img/" + cs + std::to_string(s2) + "/b/info.json");
+  for (const HttpResult* r : {&a_info, &a_tile, &a_thumb}) {
+    ASSERT_EQ(r->status, 200);
+    EXPECT_EQ(r->Header("cache-control"), "public, max-age=31536000, immutable");
+    EXPECT_EQ(r->Header("x-robots-tag"), "noindex");
+  }
+  ASSERT_EQ(b_info.status, 200);
+  EXPECT_NE(b_info.Header("cache-control"), "public, max-age=31536000, immutable");
+  EXPECT_EQ(b_info.Header("x-robots-tag"), "noindex");
+
+  int64_t other = 0;
+  Api stranger = NewCustomer("headers-stranger", &other);
+  EXPECT_EQ(stranger.Get(base).status, 404);
+  EXPECT_EQ(Send(stranger, "DELETE", one.Header("location").substr(server_->url().size())).status,
+            404);
+  EXPECT_EQ(Send(cust, "DELETE", one.Header("location").substr(server_->url().size())).status, 204);
+  EXPECT_EQ(cust.Get(base).Json()["totalItems"], 1);
 }
 
 }  // namespace

@@ -2774,4 +2774,45 @@ Status SqlStore::DeleteDefaultChannel(int64_t customer, const std::string& id) {
   });
 }
 
+// ---------------------------------------------------------------- custom headers
+
+Result<std::vector<CustomHeader>> SqlStore::ListCustomHeaders(int64_t customer) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          "SELECT customer, id, space, key, value FROM custom_headers WHERE customer = ? "
+          "ORDER BY space, id");
+  st.Bind(1, customer);
+  std::vector<CustomHeader> out;
+  Status status;
+  while (st.Step(&status))
+    out.push_back(CustomHeader{st.Int(0), st.Text(1), st.Int(2), st.Text(3), st.Text(4)});
+  if (!status.ok()) return status;
+  return out;
+}
+
+Status SqlStore::PutCustomHeader(const CustomHeader& h) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    {
+      PREPARE(st, tx.conn(), "DELETE FROM custom_headers WHERE customer = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, h.customer).Bind(2, h.id).Run());
+    }
+    PREPARE(st, tx.conn(),
+            "INSERT INTO custom_headers (customer, id, space, key, value) VALUES (?, ?, ?, ?, ?)");
+    QUIRE_RETURN_IF_ERROR(
+        st.Bind(1, h.customer).Bind(2, h.id).Bind(3, h.space).Bind(4, h.key).Bind(5, h.value).Run());
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::DeleteCustomHeader(int64_t customer, const std::string& id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(), "DELETE FROM custom_headers WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, id).Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("custom header not found");
+    return tx.Commit();
+  });
+}
+
 }  // namespace quire

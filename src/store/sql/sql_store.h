@@ -151,6 +151,9 @@ class SqlStore : public Store {
                                                    const std::string& id) override;
   Status PutDefaultChannel(const DefaultDeliveryChannel& rule) override;
   Status DeleteDefaultChannel(int64_t customer, const std::string& id) override;
+  Result<std::vector<CustomHeader>> ListCustomHeaders(int64_t customer) override;
+  Status PutCustomHeader(const CustomHeader& header) override;
+  Status DeleteCustomHeader(int64_t customer, const std::string& id) override;
 
  protected:
   sql::Pool& pool() { return *pool_; }

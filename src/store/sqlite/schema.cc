@@ -295,6 +295,14 @@ CREATE TABLE default_delivery_channels (
   PRIMARY KEY (customer, id)
 );
 CREATE INDEX default_delivery_channels_space ON default_delivery_channels(customer, space);
+CREATE TABLE custom_headers (
+  customer INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  space INTEGER NOT NULL DEFAULT 0,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (customer, id)
+);
 )SQL",
   };
   return kMigrations;

@@ -14,6 +14,7 @@
 #include "support/ingest_fixtures.h"
 #include "support/origin_server.h"
 #include "support/quire_process.h"
+#include "support/test_database.h"
 #include "support/test_pyramid.h"
 
 namespace quire::test {
@@ -282,6 +283,18 @@ TEST_F(DlcsResourcesTest, BasicAuthOriginIngestsOnlyWithTheRightCredentials) {
     EXPECT_EQ(raw.find(kPassword), std::string::npos);
   }
 
+  if (const char* backend = std::getenv("QUIRE_TEST_BACKEND");
+      backend != nullptr && std::string(backend) == "postgresql") {
+    ASSERT_EQ(server_->database_url().rfind("postgresql", 0), 0u) << server_->database_url();
+    EXPECT_EQ(QueryInt(server_->database_url(),
+                       "SELECT COUNT(*) FROM origin_strategies WHERE "
+                       "credentials LIKE '%" +
+                           std::string(kPassword) + "%'"),
+              0);
+    EXPECT_EQ(QueryInt(server_->database_url(),
+                       "SELECT COUNT(*) FROM origin_strategies WHERE credentials LIKE 'v1:%'"),
+              1);
+  }
   // Another customer sees none of it.
   int64_t other = 0;
   Api stranger = NewCustomer("stranger", &other);

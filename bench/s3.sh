@@ -79,6 +79,13 @@ S3_BUCKETS=bench "$ROOT/scripts/s3-test-server.sh" start "$S3DIR" >/dev/null
 export QUIRE_S3_ACCESS_KEY=$S3_ACCESS_KEY QUIRE_S3_SECRET_KEY=$S3_SECRET_KEY
 s3url() { echo "s3://bench/$1?endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"; }
 ranged_gets() { grep -cE '"GET [^"]*" (200|206|404) ' "$S3DIR/log/client.rgw.a.log" || true; }
+# CPU seconds (user + system) a process has used; of the S3 server's daemons, all together.
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
+s3_cpu_s() {
+  local total=0 f
+  for f in "$S3DIR"/pids/*; do total=$(echo "$total + $(cpu_s "$(cat "$f")")" | bc); done
+  echo "$total"
+}
 
 # ---- 1. ingest
 ingest() { # NAME DATA ORIGIN_BASE STORAGE_FLAGS... -- FILES...
@@ -92,7 +99,10 @@ ingest() { # NAME DATA ORIGIN_BASE STORAGE_FLAGS... -- FILES...
   cid=$(echo "$setup" | jget '["customer"]'); user=$(echo "$setup" | jget '["user"]')
   sp=$(echo "$setup" | jget '["spaces"][0]')
   sync
+  local q0 s0
+  q0=$(cpu_s "$QPID"); s0=$(s3_cpu_s)
   record "$name" "$($QB ingest http://127.0.0.1:$QPORT "$user" "$cid" "$sp" "$QPID" "$ob" "$@")"
+  record "${name}_cpu" "{\"quire_s\":$(echo "$(cpu_s "$QPID") - $q0" | bc),\"s3_server_s\":$(echo "$(s3_cpu_s) - $s0" | bc)}"
   echo "$cid $sp $user" >"$data.last"
   stop_pid "$QPID"
 }
@@ -186,11 +196,14 @@ for line in open(sys.argv[1]):
     r = json.loads(line); res[r["k"]] = r["v"]
 n, w, h, big = sys.argv[3:7]
 def med(prefix, field):
-    vals = [v[field] for k, v in res.items() if k.startswith(prefix)]
+    vals = [v[field] for k, v in res.items() if k.startswith(prefix) and field in v]
+    return statistics.median(vals) if vals else float("nan")
+def cpu(prefix, field):
+    vals = [v[field] for k, v in res.items() if k.startswith(prefix) and k.endswith("_cpu")]
     return statistics.median(vals) if vals else float("nan")
 fi, si = med("ingest_file_", "seconds"), med("ingest_s3_", "seconds")
-frss = max(v["vmhwm_kb"] for k, v in res.items() if k.startswith("ingest_file_")) / 1024
-srss = max(v["vmhwm_kb"] for k, v in res.items() if k.startswith("ingest_s3_")) / 1024
+frss = max(v["vmhwm_kb"] for k, v in res.items() if k.startswith("ingest_file_") and "vmhwm_kb" in v) / 1024
+srss = max(v["vmhwm_kb"] for k, v in res.items() if k.startswith("ingest_s3_") and "vmhwm_kb" in v) / 1024
 ft, st = med("tiles_file_", "rps"), med("tiles_s3_warm_", "rps")
 fp, sp = med("tiles_file_", "p99_ms"), med("tiles_s3_warm_", "p99_ms")
 cold = res["tiles_s3_cold"]
@@ -202,6 +215,7 @@ lines = [
   f"Inputs: {n} × {w}×{h} JPEG, one {big}×{big}; radosgw (memstore) on loopback; 2 workers.", "",
   "| measure | file storage | S3 storage | ratio S3/file | target |", "|---|---|---|---|---|",
   f"| ingest of {n} images, s (median) | {fi:.2f} | {si:.2f} | {fi/si:.2f}× throughput | ≥ 0.9× |",
+  f"| ingest CPU, s: Quire / the S3 server's daemons (median) | {cpu('ingest_file_', 'quire_s'):.1f} / – | {cpu('ingest_s3_', 'quire_s'):.1f} / {cpu('ingest_s3_', 's3_server_s'):.1f} | | profile |",
   f"| ingest peak RSS, MiB | {frss:.0f} | {srss:.0f} | | < 256 |",
   f"| ingest of {big}², s / peak RSS MiB | | {b['seconds']:.2f} / {b['vmhwm_kb']/1024:.0f} | | < 256 MiB |",
   f"| warm-cache random tiles, req/s (median) | {ft:.0f} | {st:.0f} | {st/ft:.2f}× | ≥ 0.9× |",

@@ -19,6 +19,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   python3
   chromium
+  nodejs  # npm packages of the portal (OpenSeadragon) at build time, and the browser tests
   prometheus  # promtool checks the /metrics exposition in the tests
   libfaketime  # clock_step_test steps the wall clock of a live server
   ceph-mon ceph-osd radosgw awscli  # the S3 server of the tests (scripts/s3-test-server.sh) and its client
@@ -30,6 +31,12 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# Debian's nodejs comes without npm (a nodesource nodejs brings its own): ask for it only then.
+if ! command -v npm >/dev/null 2>&1 &&
+   ! dpkg-query -W -f='${Status}' npm 2>/dev/null | grep -q 'install ok installed'; then
+  missing+=(npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

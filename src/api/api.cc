@@ -19,6 +19,7 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterChannelPolicies(router, ctx);
   RegisterDefaultChannels(router, ctx);
   RegisterCustomHeaders(router, ctx);
+  RegisterSessions(router, ctx);
 }
 
 }  // namespace quire::api

@@ -21,7 +21,9 @@ std::string RequestUrl(const Context& ctx, const http::Request& req) {
 http::Response Error(const Context& ctx, const http::Request& req, int status,
                      const std::string& detail) {
   http::Response res = Json(status, hydra::Error(status, detail, RequestUrl(ctx, req)));
-  if (status == 401) res.Set("WWW-Authenticate", "Basic realm=\"Quire\"");
+  // No Basic challenge for the portal's own calls: a browser would pop up its login dialog.
+  if (status == 401 && SessionToken(req).empty() && req.Header("x-quire-portal").empty())
+    res.Set("WWW-Authenticate", "Basic realm=\"Quire\"");
   // The database is away (restarting, failing over) or overloaded: worth trying again soon.
   if (status == 503) res.Set("Retry-After", "1");
   return res;
@@ -83,15 +85,69 @@ static std::string Base64Decode(const std::string& in) {
   return out;
 }
 
+std::string SessionToken(const http::Request& req) {
+  for (const auto& [name, value] : req.headers) {
+    if (name != "cookie") continue;
+    // "a=1; quire_session=TOKEN; b=2"
+    size_t pos = 0;
+    while (pos < value.size()) {
+      size_t end = value.find(';', pos);
+      if (end == std::string::npos) end = value.size();
+      std::string_view part(value.data() + pos, end - pos);
+      while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+      constexpr std::string_view kName = "quire_session=";
+      if (part.substr(0, kName.size()) == kName) return std::string(part.substr(kName.size()));
+      pos = end + 1;
+    }
+  }
+  return "";
+}
+
+std::string SessionTokenHash(const std::string& token) {
+  return HashSecret("quire-portal-session:", token);
+}
+
+static bool IsSafeMethod(const std::string& method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS";
+}
+
+// A browser signed in to the portal: the session must be live, and a state-changing request
+// must prove it comes from the portal's own page (the CSRF token only that page was given).
+static Result<Caller> AuthenticateSession(Context& ctx, const http::Request& req,
+                                          const std::string& token) {
+  auto session = ctx.store.GetSession(SessionTokenHash(token), NowMs());
+  if (!session.ok()) {
+    if (session.status().code() == Code::kNotFound)
+      return Status::Unauthorized("the portal session has ended; sign in again");
+    return session.status();
+  }
+  if (!IsSafeMethod(req.method)) {
+    const std::string& csrf = req.Header("x-csrf-token");
+    if (csrf.empty())
+      return Status::Forbidden(
+          "a request signed in by the portal's cookie must carry its X-CSRF-Token header");
+    if (!ConstantTimeEquals(csrf, session->csrf))
+      return Status::Forbidden("the X-CSRF-Token header does not match this session");
+  }
+  return Caller{session->customer, session->admin};
+}
+
 Result<Caller> Authenticate(Context& ctx, const http::Request& req) {
   const std::string& h = req.Header("authorization");
-  if (h.empty()) return Status::Unauthorized("authentication required");
+  if (h.empty()) {
+    std::string token = SessionToken(req);
+    if (!token.empty()) return AuthenticateSession(ctx, req, token);
+    return Status::Unauthorized("authentication required");
+  }
   if (h.size() < 6 || strncasecmp(h.c_str(), "Basic ", 6) != 0)
     return Status::Unauthorized("use HTTP Basic authentication with key:secret");
   std::string decoded = Base64Decode(h.substr(6));
   size_t colon = decoded.find(':');
   if (colon == std::string::npos) return Status::Unauthorized("credentials must be key:secret");
-  std::string key = decoded.substr(0, colon), secret = decoded.substr(colon + 1);
+  return CheckKeySecret(ctx, decoded.substr(0, colon), decoded.substr(colon + 1));
+}
+
+Result<Caller> CheckKeySecret(Context& ctx, const std::string& key, const std::string& secret) {
   int64_t now = SteadyMs();  // cache lifetimes must not stretch when the wall clock steps back
   auto cached = ctx.keys->Get(key, now);
   if (!cached) {

@@ -30,8 +30,16 @@ struct Caller {
   bool admin = false;
 };
 
-// Who is calling, from HTTP Basic `key:secret`. Unauthorized when absent or wrong.
+// Who is calling: from HTTP Basic `key:secret`, or else from the portal's session cookie
+// (then a request other than GET/HEAD/OPTIONS must carry the session's X-CSRF-Token:
+// Forbidden without it). Unauthorized when absent or wrong.
 Result<Caller> Authenticate(Context& ctx, const http::Request& req);
+// Checks one key and secret (cached, constant-time). Unauthorized when wrong.
+Result<Caller> CheckKeySecret(Context& ctx, const std::string& key, const std::string& secret);
+// The portal session cookie's token (`quire_session`), or "" when the request has none.
+std::string SessionToken(const http::Request& req);
+// What the store keeps of a session token.
+std::string SessionTokenHash(const std::string& token);
 
 // The outcome of checking access to `/customers/{c}/…`.
 struct Access {

@@ -20,5 +20,6 @@ void RegisterBulkImages(http::Router& r, Context& ctx);
 void RegisterChannelPolicies(http::Router& r, Context& ctx);
 void RegisterDefaultChannels(http::Router& r, Context& ctx);
 void RegisterCustomHeaders(http::Router& r, Context& ctx);
+void RegisterSessions(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

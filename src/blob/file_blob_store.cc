@@ -230,8 +230,15 @@ Status FileBlobStore::DeletePrefix(const std::string& prefix) {
     return Status::IOError("cannot stat " + path + ": " + ErrnoText(errno));
   }
   if (!S_ISDIR(st.st_mode)) return Status::Ok();  // a blob named `prefix` is not under it
+  // A writer adding blobs under the prefix meanwhile (an ingest still running for the image
+  // being deleted) makes a directory non-empty again between its listing and its removal:
+  // go round again rather than fail the delete.
   std::error_code ec;
-  fs::remove_all(path, ec);
+  for (int tries = 0; tries < 50; ++tries) {
+    ec.clear();
+    fs::remove_all(path, ec);
+    if (ec != std::errc::directory_not_empty) break;
+  }
   if (ec) return Status::IOError("cannot delete " + path + ": " + ec.message());
   return Status::Ok();
 }

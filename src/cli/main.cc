@@ -30,6 +30,7 @@
 #include "ingest/upload_sweeper.h"
 #include "ops/log_context.h"
 #include "ops/metrics.h"
+#include "portal/portal_files.h"
 #include "store/store.h"
 
 namespace quire {
@@ -107,6 +108,18 @@ void AddIngestFlags(CLI::App* app, Config* c) {
   app->add_option("--max-origin-bytes", c->max_origin_bytes, "largest origin download")
       ->envname("QUIRE_MAX_ORIGIN_BYTES")
       ->capture_default_str();
+  app->add_option("--fetch-concurrency", c->fetch_concurrency,
+                  "origin downloads run ahead of conversion: at most this many images claimed "
+                  "and downloading or downloaded, so workers never wait on a slow origin")
+      ->envname("QUIRE_FETCH_CONCURRENCY")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app->add_option("--scratch-bytes", c->scratch_bytes,
+                  "bytes of downloaded origins held at once; each download reserves the size "
+                  "its origin declares first (at least --max-origin-bytes)")
+      ->envname("QUIRE_SCRATCH_BYTES")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 50))
+      ->capture_default_str();
   app->add_option("--origin-connect-timeout-ms", c->origin_connect_timeout_ms,
                   "origin connect timeout")
       ->envname("QUIRE_ORIGIN_CONNECT_TIMEOUT_MS")
@@ -178,6 +191,8 @@ Result<std::unique_ptr<Store>> OpenMigratedStore(const Config& c) {
 IngestSettings MakeIngestSettings(const Config& c) {
   IngestSettings s;
   s.workers = c.EffectiveWorkers();
+  s.fetch_concurrency = c.fetch_concurrency;
+  s.scratch_bytes = c.scratch_bytes;
   s.attempts = c.ingest_attempts;
   s.backoff_ms = c.ingest_backoff_ms;
   s.lease_ms = c.lease_ms;
@@ -248,6 +263,16 @@ void WaitForSignal() {
   }
 }
 
+// Flags that are only wrong together.
+Status CheckIngestFlags(const Config& c) {
+  if (c.scratch_bytes < c.max_origin_bytes)
+    return Status::Invalid("--scratch-bytes (" + std::to_string(c.scratch_bytes) +
+                           ") must be at least --max-origin-bytes (" +
+                           std::to_string(c.max_origin_bytes) +
+                           "), or the largest origin allowed could never be downloaded");
+  return Status::Ok();
+}
+
 // The key of --secrets-key-file, or null when none is configured.
 Result<std::shared_ptr<const SecretBox>> OpenSecrets(const Config& c) {
   if (c.secrets_key_file.empty()) return std::shared_ptr<const SecretBox>();
@@ -255,6 +280,7 @@ Result<std::shared_ptr<const SecretBox>> OpenSecrets(const Config& c) {
 }
 
 int Serve(Config c) {
+  if (Status flags = CheckIngestFlags(c); !flags.ok()) return Fail(flags);
   auto secrets = OpenSecrets(c);
   if (!secrets.ok()) return Fail(secrets.status());
   auto store = OpenMigratedStore(c);
@@ -311,6 +337,13 @@ int Serve(Config c) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // The portal's files outlive the server that serves them.
+  portal::PortalFiles portal_files;
+  {
+    std::string dir = c.portal_dir.empty() ? portal::PortalFiles::DefaultDir() : c.portal_dir;
+    Status loaded = portal_files.Load(dir);
+    if (!loaded.ok()) spdlog::warn("portal: {}; /portal/ answers 503", loaded.message());
+  }
   http::Router router;
   http::Server server(router, opts);
   st = server.Start();
@@ -372,6 +405,7 @@ int Serve(Config c) {
     }
   });
   api::RegisterApi(router, ctx);
+  portal_files.Register(router);
   delivery.Register(router);
   workers.Start();
   // Expired uploads are looked for a few times per lifetime, at least once a minute.
@@ -399,6 +433,7 @@ int Serve(Config c) {
 }
 
 int Worker(Config c) {
+  if (Status flags = CheckIngestFlags(c); !flags.ok()) return Fail(flags);
   auto secrets = OpenSecrets(c);
   if (!secrets.ok()) return Fail(secrets.status());
   auto store = OpenMigratedStore(c);
@@ -512,6 +547,13 @@ int main(int argc, char** argv) {
       ->envname("QUIRE_WEBHOOK_TIMEOUT_MS")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{100}, int64_t{600000}));
+  serve->add_option("--portal-dir", c.portal_dir,
+                    "the portal's files served at /portal/ (default: portal/ beside quire)")
+      ->envname("QUIRE_PORTAL_DIR");
+  serve->add_option("--session-hours", c.session_hours, "how long a portal sign-in lasts")
+      ->envname("QUIRE_SESSION_HOURS")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 24.0 * 365));
   serve->add_option("--cache-dir", c.cache_dir,
                     "local disk cache of remote (S3) blobs for delivery (default DATA/cache)")
       ->envname("QUIRE_CACHE_DIR");

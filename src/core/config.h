@@ -33,6 +33,8 @@ struct Config {
   int lease_ms = 60000;            // job lease; heartbeated while long work runs
   int64_t max_pixels = 1000000000;
   int64_t max_origin_bytes = 1LL << 30;
+  int fetch_concurrency = 8;             // downloads run ahead of conversion, at most this many
+  int64_t scratch_bytes = 4LL << 30;     // downloaded origins held at once (>= max_origin_bytes)
   int64_t min_free_bytes = 64LL << 20;  // ingest writes stop below this free on the data volume
   long origin_connect_timeout_ms = 10000;
   long origin_timeout_ms = 300000;
@@ -50,6 +52,8 @@ struct Config {
   int max_streams = 10000;                 // open event streams before 503
   int64_t webhook_backoff_ms = 5000;       // first webhook retry; doubles, capped at 1 h
   int64_t webhook_timeout_ms = 10000;      // per webhook request
+  std::string portal_dir;                  // the portal's built files; empty: beside the binary
+  double session_hours = 12;               // a portal sign-in lasts this long
 
   std::string DatabaseUrl() const;
   std::string StorageUrl() const;

@@ -64,15 +64,18 @@ void IngestWorkers::RecoverDeadLocalLeases() {
 }
 
 void IngestWorkers::Start() {
-  if (settings_.workers > 0) RecoverDeadLocalLeases();
-  for (int i = 0; i < settings_.workers; ++i) threads_.emplace_back([this, i] { Run(i); });
-  if (settings_.workers > 0) heartbeat_ = std::thread([this] { Heartbeat(); });
+  if (settings_.workers <= 0) return;
+  RecoverDeadLocalLeases();
+  const int fetchers = std::max(1, settings_.fetch_concurrency);
+  for (int i = 0; i < fetchers; ++i) fetchers_.emplace_back([this, i] { FetchLoop(i); });
+  for (int i = 0; i < settings_.workers; ++i) threads_.emplace_back([this, i] { ConvertLoop(i); });
+  heartbeat_ = std::thread([this] { Heartbeat(); });
 }
 
 void IngestWorkers::Wake() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    woken_ = true;
+    ++wake_generation_;
   }
   cv_.notify_all();
 }
@@ -85,23 +88,62 @@ void IngestWorkers::Stop() {
     if (stop_.exchange(true)) return;
   }
   cv_.notify_all();
+  ready_cv_.notify_all();
+  for (auto& t : fetchers_) t.join();
   for (auto& t : threads_) t.join();
   if (heartbeat_.joinable()) heartbeat_.join();
-  for (int i = 0; i < settings_.workers; ++i) {
-    Status st = store_.ReleaseJobs(owner_prefix_ + "/" + std::to_string(i));
+  // Downloaded but not converted: the downloads go, the jobs go back to the queue below with
+  // their attempt given back, and the next process fetches them again.
+  for (Fetched& f : ready_) {
+    std::error_code ec;
+    std::filesystem::remove(f.scratch, ec);
+  }
+  if (!ready_.empty())
+    spdlog::info("stopping: {} downloaded image{} handed back to the queue", ready_.size(),
+                 ready_.size() == 1 ? "" : "s");
+  ready_.clear();
+  const int fetchers = static_cast<int>(fetchers_.size());
+  for (int i = 0; i < fetchers; ++i) {
+    Status st = store_.ReleaseJobs(FetcherOwner(i));
     if (!st.ok()) spdlog::warn("could not hand jobs back to the queue: {}", st.message());
   }
+  fetchers_.clear();
   threads_.clear();
 }
 
-void IngestWorkers::Run(int index) {
-  const std::string owner = owner_prefix_ + "/" + std::to_string(index);
+std::string IngestWorkers::FetcherOwner(int index) const {
+  return owner_prefix_ + "/" + std::to_string(index);
+}
+
+int64_t IngestWorkers::ScratchHeld() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return scratch_held_;
+}
+
+// A prefetcher: while fewer than fetch_concurrency jobs wait ahead of the conversion threads
+// and the scratch budget has room, it claims the next job and downloads it. Downloads are I/O
+// and run many at once; conversions are CPU and run `workers` at once, each with a download
+// ready. The job's lease is held (and heartbeaten) from the claim until its outcome.
+void IngestWorkers::FetchLoop(int index) {
+  const std::string owner = FetcherOwner(index);
+  const int ahead_limit = std::max(1, settings_.fetch_concurrency);
   // While claims fail (the database unreachable or its disk full) a worker says so once,
   // then every half minute, and waits longer between tries (up to 5 s) instead of retrying
   // twice a second.
   int claim_failures = 0;
   auto last_warning = std::chrono::steady_clock::time_point{};
-  while (!stop_.load()) {
+  while (true) {
+    uint64_t seen;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] {
+        return stop_.load() || (ahead_ < ahead_limit && scratch_held_ < settings_.scratch_bytes);
+      });
+      if (stop_.load()) return;
+      ++ahead_;
+      seen = wake_generation_;
+    }
+    auto claim_began = std::chrono::steady_clock::now();
     auto claimed = store_.ClaimJob(owner, settings_.lease_ms);
     int wait_ms = settings_.idle_poll_ms;
     if (!claimed.ok()) {
@@ -119,31 +161,369 @@ void IngestWorkers::Run(int index) {
     }
     if (!claimed.ok() || !claimed->has_value()) {
       std::unique_lock<std::mutex> lock(mu_);
+      --ahead_;
       cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
-                   [&] { return woken_ || stop_.load(); });
-      woken_ = false;
+                   [&] { return wake_generation_ != seen || stop_.load(); });
       continue;
     }
-    const Job& job = **claimed;
+    const Job job = **claimed;
     {
       std::lock_guard<std::mutex> lock(mu_);
       active_[job.id] = job;
     }
+    std::optional<Fetched> fetched;
     try {
-      Process(job);
+      fetched = Download(job, claim_began);
     } catch (const std::exception& e) {
-      // A defect, but one image must not take the worker (and the process) down with it.
-      spdlog::error("ingest {}/{}/{}: unexpected exception: {}", job.customer, job.space,
-                    job.asset_id, e.what());
-      IngestOutcome outcome;
-      outcome.error = std::string("internal error while ingesting: ") + e.what();
-      Record(job, outcome);
+      InternalError(job, e);
+    }
+    if (fetched) {
+      fetched->downloaded = std::chrono::steady_clock::now();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ready_.push_back(std::move(*fetched));
+      }
+      ready_cv_.notify_one();
+      continue;
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
+      --ahead_;
       active_.erase(job.id);
     }
+    cv_.notify_all();
   }
+}
+
+// A conversion thread: takes the oldest download, converts it and records the outcome.
+void IngestWorkers::ConvertLoop(int /*index*/) {
+  auto previous_end = std::chrono::steady_clock::now();
+  while (true) {
+    Fetched f;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ready_cv_.wait(lock, [&] { return stop_.load() || !ready_.empty(); });
+      if (stop_.load()) return;  // what is still ready is handed back by Stop()
+      f = std::move(ready_.front());
+      ready_.pop_front();
+      --ahead_;
+      ++converting_;
+    }
+    cv_.notify_all();  // a prefetcher may claim the next job
+    // This thread's time for the image starts when it was free for it: a wait for a download
+    // that was under way when it became free counts (origins slower than the conversions).
+    // An image claimed while this thread was idle counts from its download's end: the wait
+    // for it is the pipeline filling once per batch, already in the estimate's anchor (the
+    // batch's first outcome), not a cost of every image.
+    auto began = f.claimed > previous_end ? f.downloaded : previous_end;
+    Status st = store_.StartConverting(f.job, settings_.lease_ms);
+    if (st.code() == Code::kNotFound) {
+      // The lease ran out while the download waited (the process stalled): the job is
+      // another worker's now.
+      spdlog::warn("ingest {}/{}/{}: lease lost before conversion; leaving it to its new owner",
+                   f.job.customer, f.job.space, f.job.asset_id);
+    } else {
+      if (!st.ok()) spdlog::warn("marking job {} as converting failed: {}", f.job.id, st.message());
+      try {
+        Convert(f, began);
+      } catch (const std::exception& e) {
+        InternalError(f.job, e);
+      }
+    }
+    std::error_code ec;
+    std::filesystem::remove(f.scratch, ec);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      scratch_held_ -= f.granted;
+      --converting_;
+      active_.erase(f.job.id);
+    }
+    previous_end = std::chrono::steady_clock::now();
+    cv_.notify_all();
+  }
+}
+
+void IngestWorkers::InternalError(const Job& job, const std::exception& e) {
+  // A defect, but one image must not take the worker (and the process) down with it.
+  spdlog::error("ingest {}/{}/{}: unexpected exception: {}", job.customer, job.space,
+                job.asset_id, e.what());
+  IngestOutcome outcome;
+  outcome.error = std::string("internal error while ingesting: ") + e.what();
+  Record(job, outcome);
+}
+
+// Room for `bytes` of download in the scratch budget, on top of what this download holds.
+bool IngestWorkers::TryReserve(int64_t bytes, int64_t* granted, int64_t* wanted) {
+  std::lock_guard<std::mutex> lock(mu_);
+  *wanted = bytes;
+  if (bytes <= *granted) return true;
+  if (scratch_held_ + bytes - *granted > settings_.scratch_bytes) return false;
+  scratch_held_ += bytes - *granted;
+  *granted = bytes;
+  return true;
+}
+
+void IngestWorkers::AdjustReservation(int64_t* granted, int64_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    scratch_held_ += bytes - *granted;
+    *granted = bytes;
+  }
+  cv_.notify_all();
+}
+
+// Everything before the conversion: the image's row, the attempt count, and the download into
+// a scratch file within the budget. nullopt: the job ended here (its outcome recorded, a
+// retry scheduled, or — at a graceful stop — left leased for Stop() to hand back).
+namespace {
+
+// Bytes under an asset's blob prefix; thumbnails are the thumb-* blobs.
+Result<ImageStorage> MeasureStoredBytes(const BlobStore& blobs, const std::string& prefix) {
+  auto listed = blobs.List(prefix + "/");
+  if (!listed.ok()) return listed.status();
+  ImageStorage out;
+  for (const BlobListing& b : *listed) {
+    out.bytes += b.size;
+    if (b.key.rfind(prefix + "/thumb-", 0) == 0) out.thumbnail_bytes += b.size;
+  }
+  return out;
+}
+
+// Sets up `policy` for the matched origin strategy. A strategy that cannot be applied fails
+// the image with a message naming it (permanent: kForbidden / kInvalid).
+Status ApplyOriginStrategy(const OriginStrategy& s, const std::string& origin,
+                           const SecretBox* secrets, OriginPolicy* policy) {
+  const std::string name = "origin strategy " + s.id;
+  if (s.strategy == "basic-http-authentication") {
+    if (secrets == nullptr)
+      return Status::Forbidden(name + " holds credentials, but the server has no "
+                               "--secrets-key-file to open them");
+    auto opened = secrets->Open(s.sealed_credentials);
+    if (!opened.ok())
+      return Status::Forbidden("the credentials of " + name + " cannot be opened: " +
+                               opened.status().message());
+    auto creds = nlohmann::json::parse(*opened, nullptr, false);
+    if (!creds.is_object() || !creds.value("user", nlohmann::json()).is_string() ||
+        !creds.value("password", nlohmann::json()).is_string())
+      return Status::Forbidden("the credentials of " + name + " are not {user, password}");
+    policy->basic_user = creds["user"].get<std::string>();
+    policy->basic_password = creds["password"].get<std::string>();
+    policy->credentials_from = name;
+  } else if (s.strategy == "s3-ambient") {
+    if (origin.rfind("s3://", 0) != 0)
+      return Status::Invalid(name + " is s3-ambient, which reads s3:// origins only");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status IngestWorkers::ApplyChannelPolicies(const Asset& asset, ProcessOptions* process) {
+  for (const DeliveryChannel& ch : asset.delivery_channels) {
+    if (ch.channel == "iiif-img") process->use_original = ch.policy == "use-original";
+    if (ch.channel != "thumbs" || ch.policy.empty() || IsBuiltInChannelPolicy("thumbs", ch.policy))
+      continue;
+    auto policy = store_.GetChannelPolicy(asset.customer, "thumbs", ch.policy);
+    if (!policy.ok())
+      return policy.status().code() == Code::kNotFound
+                 ? Status::Invalid("thumbs policy '" + ch.policy + "' no longer exists")
+                 : Status::Unavailable("cannot read thumbs policy '" + ch.policy +
+                                       "': " + policy.status().message());
+    std::vector<int> boxes;
+    if (std::string problem = ParseThumbSizes(policy->policy_data, &boxes); !problem.empty())
+      return Status::Invalid("thumbs policy '" + ch.policy + "': " + problem);
+    process->thumbnail_sizes = boxes;
+  }
+  return Status::Ok();
+}
+
+std::optional<IngestWorkers::Fetched> IngestWorkers::Download(
+    const Job& job, std::chrono::steady_clock::time_point claimed) {
+  IngestOutcome outcome;
+  auto record = [&] {
+    outcome.worker_ms = static_cast<int64_t>(MsSince(claimed));
+    Record(job, outcome);
+  };
+  auto asset = store_.GetAsset(job.customer, job.space, job.asset_id);
+  if (!asset.ok()) {
+    if (asset.status().code() != Code::kNotFound) {
+      // The database hiccuped: try again shortly rather than fail the image.
+      spdlog::warn("ingest {}/{}/{}: cannot read the image ({}); retrying", job.customer,
+                   job.space, job.asset_id, asset.status().message());
+      Reschedule(job, NowMs() + settings_.backoff_ms, asset.status().message());
+      return std::nullopt;
+    }
+    outcome.error = "image was deleted before it was processed";
+    record();
+    return std::nullopt;
+  }
+  // Every claim counts an attempt and a graceful stop gives its attempt back, so a job claimed
+  // more often than allowed was interrupted by crashes or lost leases each time. An image that
+  // kills the process must not crash-loop every server that picks it up.
+  if (job.attempts > settings_.attempts) {
+    outcome.error = "ingest was interrupted " + std::to_string(job.attempts - 1) +
+                    " times (the server crashed or lost the job while processing this image); "
+                    "gave up";
+    record();
+    spdlog::warn("ingest {}/{}/{} batch {} failed: {}", job.customer, job.space, job.asset_id,
+                 job.batch, outcome.error);
+    return std::nullopt;
+  }
+  Fetched f;
+  f.job = job;
+  f.asset = std::move(*asset);
+  f.claimed = claimed;
+  f.scratch = blobs_.ScratchDir() + "/fetch-" + std::to_string(job.id) + "-" + RandomHex(6);
+  struct Guard {  // the download and its room go however this ends, unless handed on
+    IngestWorkers* self;
+    Fetched* f;
+    bool keep = false;
+    ~Guard() {
+      if (keep) return;
+      std::error_code ec;
+      std::filesystem::remove(f->scratch, ec);
+      if (f->granted != 0) self->AdjustReservation(&f->granted, 0);
+    }
+  } guard{this, &f};
+
+  auto t0 = std::chrono::steady_clock::now();
+  OriginPolicy policy = settings_.origin;
+  policy.cancel = &stop_;  // a graceful stop abandons slow downloads
+  int64_t wanted = 0;
+  policy.reserve = [&](int64_t bytes) { return TryReserve(bytes, &f.granted, &wanted); };
+  // The customer's first origin strategy whose regex matches says how to fetch.
+  Status st;
+  if (f.asset.upload.empty()) {
+    auto strategies = store_.ListOriginStrategies(job.customer);
+    if (!strategies.ok()) {
+      spdlog::warn("ingest {}/{}/{}: cannot read origin strategies ({}); retrying", job.customer,
+                   job.space, job.asset_id, strategies.status().message());
+      Reschedule(job, NowMs() + settings_.backoff_ms, strategies.status().message());
+      return std::nullopt;
+    }
+    if (auto match = MatchOriginStrategy(*strategies, f.asset.origin))
+      st = ApplyOriginStrategy(*match, f.asset.origin, settings_.secrets.get(), &policy);
+  }
+  // A full volume is a transient failure like any other storage error: the job waits in
+  // backoff without downloading anything, and the room left stays the database's.
+  if (st.ok()) st = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), settings_.process.reserve_bytes);
+  while (st.ok()) {
+    wanted = 0;
+    st = f.asset.upload.empty()
+             ? FetchOrigin(f.asset.origin, policy, f.scratch)
+             : FetchUploadOrigin(blobs_, job.customer, f.asset.upload, f.scratch, policy.reserve);
+    if (st.ok() || wanted <= f.granted) break;
+    // No room in the scratch budget yet (nothing was written): wait, holding the lease, until
+    // the conversions have freed enough for the size the origin declared, then fetch again.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] {
+      return stop_.load() || scratch_held_ + wanted - f.granted <= settings_.scratch_bytes;
+    });
+    if (stop_.load()) {
+      st = Status::Unavailable("stopping while waiting for room in the scratch budget");
+      break;
+    }
+    scratch_held_ += wanted - f.granted;
+    f.granted = wanted;
+    st = Status::Ok();  // and fetch again, now with the room reserved
+  }
+  f.fetch_ms = MsSince(t0);
+  if (st.ok()) {
+    std::error_code ec;
+    auto bytes = static_cast<int64_t>(std::filesystem::file_size(f.scratch, ec));
+    if (!ec) {
+      AdjustReservation(&f.granted, bytes);  // the declared size may have been a bound
+      if (settings_.metrics != nullptr) settings_.metrics->AddOriginBytes(bytes);
+    }
+    guard.keep = true;
+    return f;
+  }
+  if (stop_.load()) {
+    // Not the origin's fault: leave the job leased; Stop() hands it back to the queue without
+    // spending the attempt, and the next process fetches it again.
+    spdlog::info("ingest {}/{}/{} batch {} interrupted by shutdown after {:.0f} ms ({}); "
+                 "handed back to the queue",
+                 job.customer, job.space, job.asset_id, job.batch, f.fetch_ms, st.message());
+    return std::nullopt;
+  }
+  Conclude(job, st, &outcome, f.fetch_ms, StageTimings{}, claimed, f.fetch_ms);
+  return std::nullopt;
+}
+
+// The CPU part: pyramid and thumbnails (image channels), the stored original (`file`).
+void IngestWorkers::Convert(Fetched& f, std::chrono::steady_clock::time_point began) {
+  const Job& job = f.job;
+  auto started = std::chrono::steady_clock::now();
+  std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
+  IngestOutcome outcome;
+  StageTimings timings;
+  Status st;
+  bool image_channels = f.asset.HasChannel("iiif-img") || f.asset.HasChannel("thumbs");
+  ProcessOptions process = settings_.process;
+  if (image_channels && f.asset.IsImage()) st = ApplyChannelPolicies(f.asset, &process);
+  if (st.ok() && image_channels && f.asset.IsImage()) {
+    auto processed = ProcessImage(f.scratch, process, blobs_, prefix);
+    if (processed.ok()) {
+      outcome.width = processed->width;
+      outcome.height = processed->height;
+      timings = processed->timings;
+      for (auto& t : processed->thumbnails) outcome.thumbnails.push_back({t.width, t.height});
+    } else {
+      st = processed.status();
+    }
+  }
+  if (st.ok() && f.asset.HasChannel("file")) st = StoreOriginal(f.scratch, blobs_, prefix);
+  Conclude(job, st, &outcome, f.fetch_ms, timings, began, f.fetch_ms + MsSince(started));
+}
+
+// How a job ends once it was worked on: a transient failure with attempts left is retried
+// after a backoff; anything else is recorded as the image's outcome.
+void IngestWorkers::Conclude(const Job& job, const Status& st, IngestOutcome* outcome,
+                             double fetch_ms, const StageTimings& timings,
+                             std::chrono::steady_clock::time_point began, double work_ms) {
+  if (!st.ok()) {
+    bool transient = st.code() == Code::kUnavailable || st.code() == Code::kIOError;
+    if (transient && job.attempts < settings_.attempts) {
+      int64_t delay = static_cast<int64_t>(settings_.backoff_ms) << std::min(job.attempts - 1, 16);
+      delay = std::min<int64_t>(delay, 5 * 60 * 1000);
+      spdlog::info("ingest {}/{}/{} attempt {} failed ({}); retrying in {} ms", job.customer,
+                   job.space, job.asset_id, job.attempts, st.message(), delay);
+      Reschedule(job, NowMs() + delay, st.message());
+      return;
+    }
+    outcome->success = false;
+    outcome->error = st.message();
+    if (transient)
+      outcome->error += " (gave up after " + std::to_string(job.attempts) + " attempts)";
+  } else {
+    outcome->success = true;
+  }
+  outcome->duration_ms = static_cast<int64_t>(work_ms);
+  outcome->worker_ms = static_cast<int64_t>(MsSince(began));
+  // What the image's blobs take now (a failed reingest may have left or replaced some).
+  std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
+  if (auto measured = MeasureStoredBytes(blobs_, prefix); measured.ok())
+    outcome->storage = *measured;
+  else
+    spdlog::warn("ingest {}/{}/{}: cannot measure its stored bytes: {}", job.customer, job.space,
+                 job.asset_id, measured.status().message());
+  Record(job, *outcome);
+  if (ops::Metrics* m = settings_.metrics) {
+    m->CountIngest(outcome->success);
+    m->ObserveStage(ops::Stage::kFetch, fetch_ms / 1000);
+    if (outcome->success) {
+      m->ObserveStage(ops::Stage::kDecode, timings.probe_ms / 1000);
+      m->ObserveStage(ops::Stage::kPyramid, timings.pyramid_ms / 1000);
+      m->ObserveStage(ops::Stage::kThumbs, timings.thumbnails_ms / 1000);
+      m->ObserveStage(ops::Stage::kStore, timings.store_ms / 1000);
+    }
+  }
+  spdlog::info(
+      "ingest {}/{}/{} batch {} {} in {} ms (fetch {:.0f}, probe {:.0f}, pyramid {:.0f}, "
+      "thumbnails {:.0f}, store {:.0f}){}{}",
+      job.customer, job.space, job.asset_id, job.batch, outcome->success ? "done" : "failed",
+      outcome->duration_ms, fetch_ms, timings.probe_ms, timings.pyramid_ms, timings.thumbnails_ms,
+      timings.store_ms, outcome->success ? "" : ": ", outcome->error);
 }
 
 void IngestWorkers::Heartbeat() {
@@ -209,218 +589,6 @@ void IngestWorkers::Record(const Job& job, const IngestOutcome& outcome) {
 
 void IngestWorkers::Reschedule(const Job& job, int64_t at_ms, const std::string& error) {
   PersistWrite(job, "rescheduling", [&] { return store_.RescheduleJob(job, at_ms, error); });
-}
-
-namespace {
-
-// Bytes under an asset's blob prefix; thumbnails are the thumb-* blobs.
-Result<ImageStorage> MeasureStoredBytes(const BlobStore& blobs, const std::string& prefix) {
-  auto listed = blobs.List(prefix + "/");
-  if (!listed.ok()) return listed.status();
-  ImageStorage out;
-  for (const BlobListing& b : *listed) {
-    out.bytes += b.size;
-    if (b.key.rfind(prefix + "/thumb-", 0) == 0) out.thumbnail_bytes += b.size;
-  }
-  return out;
-}
-
-// Sets up `policy` for the matched origin strategy. A strategy that cannot be applied fails
-// the image with a message naming it (permanent: kForbidden / kInvalid).
-Status ApplyOriginStrategy(const OriginStrategy& s, const std::string& origin,
-                           const SecretBox* secrets, OriginPolicy* policy) {
-  const std::string name = "origin strategy " + s.id;
-  if (s.strategy == "basic-http-authentication") {
-    if (secrets == nullptr)
-      return Status::Forbidden(name + " holds credentials, but the server has no "
-                               "--secrets-key-file to open them");
-    auto opened = secrets->Open(s.sealed_credentials);
-    if (!opened.ok())
-      return Status::Forbidden("the credentials of " + name + " cannot be opened: " +
-                               opened.status().message());
-    auto creds = nlohmann::json::parse(*opened, nullptr, false);
-    if (!creds.is_object() || !creds.value("user", nlohmann::json()).is_string() ||
-        !creds.value("password", nlohmann::json()).is_string())
-      return Status::Forbidden("the credentials of " + name + " are not {user, password}");
-    policy->basic_user = creds["user"].get<std::string>();
-    policy->basic_password = creds["password"].get<std::string>();
-    policy->credentials_from = name;
-  } else if (s.strategy == "s3-ambient") {
-    if (origin.rfind("s3://", 0) != 0)
-      return Status::Invalid(name + " is s3-ambient, which reads s3:// origins only");
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
-Status IngestWorkers::ApplyChannelPolicies(const Asset& asset, ProcessOptions* process) {
-  for (const DeliveryChannel& ch : asset.delivery_channels) {
-    if (ch.channel == "iiif-img") process->use_original = ch.policy == "use-original";
-    if (ch.channel != "thumbs" || ch.policy.empty() || IsBuiltInChannelPolicy("thumbs", ch.policy))
-      continue;
-    auto policy = store_.GetChannelPolicy(asset.customer, "thumbs", ch.policy);
-    if (!policy.ok())
-      return policy.status().code() == Code::kNotFound
-                 ? Status::Invalid("thumbs policy '" + ch.policy + "' no longer exists")
-                 : Status::Unavailable("cannot read thumbs policy '" + ch.policy +
-                                       "': " + policy.status().message());
-    std::vector<int> boxes;
-    if (std::string problem = ParseThumbSizes(policy->policy_data, &boxes); !problem.empty())
-      return Status::Invalid("thumbs policy '" + ch.policy + "': " + problem);
-    process->thumbnail_sizes = boxes;
-  }
-  return Status::Ok();
-}
-
-void IngestWorkers::Process(const Job& job) {
-  auto started = std::chrono::steady_clock::now();
-  std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
-  IngestOutcome outcome;
-
-  auto record = [&] {
-    outcome.duration_ms = static_cast<int64_t>(MsSince(started));
-    Record(job, outcome);
-  };
-
-  auto asset = store_.GetAsset(job.customer, job.space, job.asset_id);
-  if (!asset.ok()) {
-    if (asset.status().code() != Code::kNotFound) {
-      // The database hiccuped: try again shortly rather than fail the image.
-      spdlog::warn("ingest {}/{}/{}: cannot read the image ({}); retrying", job.customer,
-                   job.space, job.asset_id, asset.status().message());
-      Reschedule(job, NowMs() + settings_.backoff_ms, asset.status().message());
-      return;
-    }
-    outcome.error = "image was deleted before it was processed";
-    record();
-    return;
-  }
-  // Every claim counts an attempt and a graceful stop gives its attempt back, so a job claimed
-  // more often than allowed was interrupted by crashes or lost leases each time. An image that
-  // kills the process must not crash-loop every server that picks it up.
-  if (job.attempts > settings_.attempts) {
-    outcome.error = "ingest was interrupted " + std::to_string(job.attempts - 1) +
-                    " times (the server crashed or lost the job while processing this image); "
-                    "gave up";
-    record();
-    spdlog::warn("ingest {}/{}/{} batch {} failed: {}", job.customer, job.space, job.asset_id,
-                 job.batch, outcome.error);
-    return;
-  }
-  std::string scratch = blobs_.ScratchDir() + "/fetch-" + std::to_string(job.id) + "-" +
-                        RandomHex(6);
-  auto cleanup = [&] {
-    std::error_code ec;
-    std::filesystem::remove(scratch, ec);
-  };
-  struct ScratchGuard {  // removes the download however Process ends (exceptions included)
-    std::function<void()> fn;
-    ~ScratchGuard() { fn(); }
-  } scratch_guard{cleanup};
-
-  auto t0 = std::chrono::steady_clock::now();
-  OriginPolicy policy = settings_.origin;
-  policy.cancel = &stop_;  // a graceful stop abandons slow downloads
-  // The customer's first origin strategy whose regex matches says how to fetch.
-  Status strategy_status;
-  if (asset->upload.empty()) {
-    auto strategies = store_.ListOriginStrategies(job.customer);
-    if (!strategies.ok()) {
-      spdlog::warn("ingest {}/{}/{}: cannot read origin strategies ({}); retrying", job.customer,
-                   job.space, job.asset_id, strategies.status().message());
-      Reschedule(job, NowMs() + settings_.backoff_ms, strategies.status().message());
-      return;
-    }
-    if (auto match = MatchOriginStrategy(*strategies, asset->origin))
-      strategy_status = ApplyOriginStrategy(*match, asset->origin, settings_.secrets.get(),
-                                            &policy);
-  }
-  // A full volume is a transient failure like any other storage error: the job waits in
-  // backoff without downloading anything, and the room left stays the database's.
-  Status st = strategy_status;
-  if (st.ok()) st = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), settings_.process.reserve_bytes);
-  if (st.ok()) {
-    st = asset->upload.empty()
-             ? FetchOrigin(asset->origin, policy, scratch)
-             : FetchUploadOrigin(blobs_, job.customer, asset->upload, scratch);
-  }
-  double fetch_ms = MsSince(t0);
-  if (st.ok() && settings_.metrics != nullptr) {
-    std::error_code ec;
-    auto bytes = std::filesystem::file_size(scratch, ec);
-    if (!ec) settings_.metrics->AddOriginBytes(static_cast<int64_t>(bytes));
-  }
-  if (!st.ok() && stop_.load()) {
-    // Not the origin's fault: leave the job leased; Stop() hands it back to the queue without
-    // spending the attempt, and the next process fetches it again.
-    cleanup();
-    spdlog::info("ingest {}/{}/{} batch {} interrupted by shutdown after {:.0f} ms ({}); "
-                 "handed back to the queue",
-                 job.customer, job.space, job.asset_id, job.batch, fetch_ms, st.message());
-    return;
-  }
-  StageTimings timings;
-  if (st.ok()) {
-    bool image_channels = asset->HasChannel("iiif-img") || asset->HasChannel("thumbs");
-    ProcessOptions process = settings_.process;
-    if (image_channels && asset->IsImage()) st = ApplyChannelPolicies(*asset, &process);
-    if (st.ok() && image_channels && asset->IsImage()) {
-      auto processed = ProcessImage(scratch, process, blobs_, prefix);
-      if (processed.ok()) {
-        outcome.width = processed->width;
-        outcome.height = processed->height;
-        timings = processed->timings;
-        for (auto& t : processed->thumbnails) outcome.thumbnails.push_back({t.width, t.height});
-      } else {
-        st = processed.status();
-      }
-    }
-    if (st.ok() && asset->HasChannel("file")) st = StoreOriginal(scratch, blobs_, prefix);
-  }
-  cleanup();
-
-  if (!st.ok()) {
-    bool transient = st.code() == Code::kUnavailable || st.code() == Code::kIOError;
-    if (transient && job.attempts < settings_.attempts) {
-      int64_t delay = static_cast<int64_t>(settings_.backoff_ms) << std::min(job.attempts - 1, 16);
-      delay = std::min<int64_t>(delay, 5 * 60 * 1000);
-      spdlog::info("ingest {}/{}/{} attempt {} failed ({}); retrying in {} ms", job.customer,
-                   job.space, job.asset_id, job.attempts, st.message(), delay);
-      Reschedule(job, NowMs() + delay, st.message());
-      return;
-    }
-    outcome.success = false;
-    outcome.error = st.message();
-    if (transient)
-      outcome.error += " (gave up after " + std::to_string(job.attempts) + " attempts)";
-  } else {
-    outcome.success = true;
-  }
-  outcome.duration_ms = static_cast<int64_t>(MsSince(started));
-  // What the image's blobs take now (a failed reingest may have left or replaced some).
-  if (auto measured = MeasureStoredBytes(blobs_, prefix); measured.ok())
-    outcome.storage = *measured;
-  else
-    spdlog::warn("ingest {}/{}/{}: cannot measure its stored bytes: {}", job.customer, job.space,
-                 job.asset_id, measured.status().message());
-  Record(job, outcome);
-  if (ops::Metrics* m = settings_.metrics) {
-    m->CountIngest(outcome.success);
-    m->ObserveStage(ops::Stage::kFetch, fetch_ms / 1000);
-    if (outcome.success) {
-      m->ObserveStage(ops::Stage::kDecode, timings.probe_ms / 1000);
-      m->ObserveStage(ops::Stage::kPyramid, timings.pyramid_ms / 1000);
-      m->ObserveStage(ops::Stage::kThumbs, timings.thumbnails_ms / 1000);
-      m->ObserveStage(ops::Stage::kStore, timings.store_ms / 1000);
-    }
-  }
-  spdlog::info(
-      "ingest {}/{}/{} batch {} {} in {} ms (fetch {:.0f}, probe {:.0f}, pyramid {:.0f}, "
-      "thumbnails {:.0f}, store {:.0f}){}{}",
-      job.customer, job.space, job.asset_id, job.batch, outcome.success ? "done" : "failed",
-      outcome.duration_ms, fetch_ms, timings.probe_ms, timings.pyramid_ms, timings.thumbnails_ms,
-      timings.store_ms, outcome.success ? "" : ": ", outcome.error);
 }
 
 }  // namespace quire

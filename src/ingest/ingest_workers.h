@@ -1,5 +1,8 @@
-// The ingest engine's scheduler: N threads that claim jobs from the Store with a lease,
-// fetch the origin, convert it, and record the outcome through the batch accounting.
+// The ingest engine's scheduler. Prefetcher threads (fetch_concurrency) claim jobs from the
+// Store with a lease and download their origins ahead of conversion, within a scratch budget;
+// conversion threads (workers) take the downloads in claim order, convert them, and record the
+// outcome through the batch accounting. So a CPU worker never waits on a slow origin while
+// another image could be converted.
 // A heartbeat keeps the leases of long jobs alive; a killed process's leases expire and
 // other workers claim those jobs again. Transient failures are retried with exponential
 // backoff up to `attempts` tries; permanent ones fail at once.
@@ -7,7 +10,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,7 +30,14 @@
 namespace quire {
 
 struct IngestSettings {
-  int workers = 2;
+  int workers = 2;           // conversion threads (--workers)
+  // Jobs claimed ahead of the conversion threads — downloading, or downloaded and waiting —
+  // at most this many, each with its own download (--fetch-concurrency).
+  int fetch_concurrency = 8;
+  // Bytes of downloaded origins held at once (in progress, waiting, being converted): a
+  // download reserves the size its origin declares before writing (--scratch-bytes). Must be
+  // at least origin.max_bytes, so that any one origin fits.
+  int64_t scratch_bytes = 4LL << 30;
   int attempts = 5;          // tries per image for transient failures
   int backoff_ms = 2000;     // delay before the 2nd try; doubles each time, capped at 5 min
   int lease_ms = 60000;
@@ -50,16 +62,40 @@ class IngestWorkers {
   void Start();
   // Nudges idle workers: work was queued.
   void Wake();
-  // Stops claiming, lets running jobs end, and hands any still-leased job back to the queue.
+  // Stops claiming, lets running conversions end, abandons downloads, and hands every job
+  // not converted (prefetched ones included) back to the queue with its attempt given back.
   void Stop();
+  // Scratch bytes reserved by downloads right now (never above settings.scratch_bytes).
+  int64_t ScratchHeld() const;
 
  private:
   void RecoverDeadLocalLeases();
-  void Run(int index);
+  // A claimed job with its origin downloaded, waiting for a conversion thread.
+  struct Fetched {
+    Job job;
+    Asset asset;
+    std::string scratch;  // the downloaded origin; removed once converted
+    double fetch_ms = 0;
+    int64_t granted = 0;  // scratch bytes reserved for it
+    std::chrono::steady_clock::time_point claimed;
+    std::chrono::steady_clock::time_point downloaded;
+  };
+  std::string FetcherOwner(int index) const;
+  void FetchLoop(int index);
+  void ConvertLoop(int index);
   void Heartbeat();
-  void Process(const Job& job);
   // The asset's thumbs policy sizes and iiif-img use-original into `process`.
   Status ApplyChannelPolicies(const Asset& asset, ProcessOptions* process);
+  std::optional<Fetched> Download(const Job& job, std::chrono::steady_clock::time_point claimed);
+  // began: when this thread's time for the image began (IngestOutcome::worker_ms).
+  void Convert(Fetched& f, std::chrono::steady_clock::time_point began);
+  void Conclude(const Job& job, const Status& st, IngestOutcome* outcome, double fetch_ms,
+                const StageTimings& timings, std::chrono::steady_clock::time_point began,
+                double work_ms);
+  void InternalError(const Job& job, const std::exception& e);
+  // The scratch budget: a download's reservation grows to `bytes` if there is room.
+  bool TryReserve(int64_t bytes, int64_t* granted, int64_t* wanted);
+  void AdjustReservation(int64_t* granted, int64_t bytes);
   // Records the outcome through the store's accounting, then tells on_outcome.
   void Record(const Job& job, const IngestOutcome& outcome);
   // Puts the job back in the queue until at_ms, remembering why.
@@ -71,13 +107,19 @@ class IngestWorkers {
   BlobStore& blobs_;
   IngestSettings settings_;
   std::string owner_prefix_;
-  std::vector<std::thread> threads_;
+  std::vector<std::thread> fetchers_;
+  std::vector<std::thread> threads_;  // conversion threads
   std::thread heartbeat_;
   std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool woken_ = false;
-  std::map<int64_t, Job> active_;  // jobs being processed, for the heartbeat
+  mutable std::mutex mu_;
+  std::condition_variable cv_;        // prefetchers: work queued, a slot or room freed; stop
+  std::condition_variable ready_cv_;  // conversion threads: a download is ready; stop
+  uint64_t wake_generation_ = 0;      // bumped by Wake(): every idle prefetcher looks again
+  std::deque<Fetched> ready_;
+  int ahead_ = 0;  // jobs claimed by prefetchers and not yet taken by a conversion thread
+  int converting_ = 0;
+  int64_t scratch_held_ = 0;
+  std::map<int64_t, Job> active_;  // every held job (downloading, ready, converting): heartbeat
 };
 
 }  // namespace quire

@@ -63,6 +63,10 @@ Status HttpStatusError(long code) {
   return Status::Invalid(msg);
 }
 
+Status NoRoom() {
+  return Status::Unavailable("no room in the scratch budget for this download yet");
+}
+
 Status RefusedAddress(const std::string& ip) {
   return Status::Forbidden("origin address " + ip + " is private and not allowed");
 }
@@ -81,11 +85,26 @@ struct Transfer {
   std::string refused_ip;
   const std::atomic<bool>* cancel = nullptr;
   bool cancelled = false;
+  CURL* curl = nullptr;
+  const std::function<bool(int64_t)>* reserve = nullptr;  // OriginPolicy::reserve
+  bool reserved = false;
+  bool no_room = false;
 };
 
 size_t WriteBody(char* data, size_t size, size_t nmemb, void* userp) {
   auto* t = static_cast<Transfer*>(userp);
   size_t n = size * nmemb;
+  if (t->reserve != nullptr && !t->reserved) {
+    // The first body byte: the headers are in, so the declared size is known.
+    curl_off_t declared = -1;
+    curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &declared);
+    int64_t want = declared >= 0 ? std::min<int64_t>(declared, t->max_bytes) : t->max_bytes;
+    if (!(*t->reserve)(want)) {
+      t->no_room = true;
+      return 0;
+    }
+    t->reserved = true;
+  }
   if (t->written + static_cast<int64_t>(n) > t->max_bytes) {
     t->too_large = true;
     return 0;  // aborts the transfer with CURLE_WRITE_ERROR
@@ -164,6 +183,7 @@ Status MapCurlError(CURLcode rc, CURL* curl, const Transfer& t, const OriginPoli
     case CURLE_FILESIZE_EXCEEDED:
       return Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) + " bytes");
     case CURLE_WRITE_ERROR:
+      if (t.no_room) return NoRoom();
       if (t.too_large) {
         return Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) +
                                 " bytes");
@@ -219,6 +239,8 @@ Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::
   t.reserve_bytes = policy.reserve_bytes;
   t.forbidden = forbidden;
   t.cancel = policy.cancel;
+  t.curl = curl.get();
+  if (policy.reserve) t.reserve = &policy.reserve;
   char errbuf[CURL_ERROR_SIZE] = {};
 
   CURL* c = curl.get();
@@ -335,6 +357,10 @@ Status FetchFile(const std::string& origin, const std::string& rest, const Origi
     ::close(fd);
     return Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) + " bytes");
   }
+  if (policy.reserve && !policy.reserve(static_cast<int64_t>(st.st_size))) {
+    ::close(fd);
+    return NoRoom();
+  }
   int out = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (out < 0) {
     ::close(fd);
@@ -429,6 +455,7 @@ static Status FetchS3Origin(const std::string& origin, const OriginPolicy& polic
     return Status::TooLarge("origin is " + std::to_string(size) + " bytes, over the limit of " +
                             std::to_string(policy.max_bytes));
   }
+  if (policy.reserve && !policy.reserve(size)) return NoRoom();
   int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError("cannot create " + dest + ": " + std::strerror(errno));
   s3::S3Request get;
@@ -472,8 +499,15 @@ Status FetchOrigin(const std::string& origin, const OriginPolicy& policy,
 }
 
 Status FetchUploadOrigin(const BlobStore& blobs, int64_t customer, const std::string& upload_id,
-                         const std::string& dest_path) {
-  Status st = blobs.GetToFile(UploadKey(customer, upload_id), dest_path);
+                         const std::string& dest_path,
+                         const std::function<bool(int64_t)>& reserve) {
+  Status st;
+  if (reserve) {
+    auto stat = blobs.Stat(UploadKey(customer, upload_id));
+    if (stat.ok() && !reserve(stat->size)) return NoRoom();
+    if (!stat.ok()) st = stat.status();
+  }
+  if (st.ok()) st = blobs.GetToFile(UploadKey(customer, upload_id), dest_path);
   if (st.ok()) return st;
   std::error_code ec;
   std::filesystem::remove(dest_path, ec);

@@ -31,6 +31,11 @@ struct OriginPolicy {
   // (kUnavailable "origin download abandoned: ..."); ingest workers point it at their stop flag
   // so a graceful stop does not wait for slow or stalled origins.
   const std::atomic<bool>* cancel = nullptr;
+  // When set, asked once for room before any byte is written: `bytes` is the size the origin
+  // declares (max_bytes when it declares none). False means no room now: the fetch ends with
+  // kUnavailable "no room in the scratch budget ..." and writes nothing; the ingest prefetcher
+  // waits for room and fetches again (--scratch-bytes).
+  std::function<bool(int64_t bytes)> reserve;
   // s3://bucket/key origins (DLCS "s3-ambient"): fetched with the server's own S3
   // credentials (QUIRE_S3_* / AWS_* environment) from `s3_endpoint`, only from these buckets.
   std::vector<std::string> s3_buckets;  // empty: s3 origins refused
@@ -58,8 +63,10 @@ Status FetchOrigin(const std::string& origin, const OriginPolicy& policy,
 // server's own blob, copied to `dest_path` with no HTTP fetch and no origin guard. kNotFound
 // ("uploaded bytes ... are gone") when the blob is missing; storage errors pass through
 // (kUnavailable is transient).
+// `reserve`: as OriginPolicy::reserve, asked with the upload's size.
 Status FetchUploadOrigin(const BlobStore& blobs, int64_t customer, const std::string& upload_id,
-                         const std::string& dest_path);
+                         const std::string& dest_path,
+                         const std::function<bool(int64_t)>& reserve = {});
 
 // IsForbiddenAddress (core/address_guard.h) is the rule FetchOrigin applies.
 

@@ -23,6 +23,7 @@
 #include "model/customer.h"
 #include "model/origin_strategy.h"
 #include "model/paging.h"
+#include "model/session.h"
 #include "model/space.h"
 #include "model/storage.h"
 #include "model/upload.h"
@@ -84,11 +85,17 @@ struct IngestOutcome {
   int width = 0;
   int height = 0;
   std::vector<ThumbnailSize> thumbnails;
-  int64_t duration_ms = 0;
   // What the image's blobs take once this outcome is recorded (success or not: a failed
   // reingest may leave blobs), for storage usage and quotas.
   // Unset: the recorded figures stay as they were (no blob was looked at).
   std::optional<ImageStorage> storage;
+  int64_t duration_ms = 0;  // from the claim to the outcome: the image's own processing
+  // The conversion thread's time for this image: from when it was free for it (the end of
+  // its previous image; for an image claimed while it was idle, the end of the download) to
+  // the outcome, so a wait for a download under way counts and so does the recording. Back to
+  // back, these add up to the thread's busy time, which is what estCompletion divides the work
+  // ahead by. 0: use duration_ms.
+  int64_t worker_ms = 0;
 };
 
 // A change that other nodes may hold in a cache, or new work. See Store::Subscribe.
@@ -137,6 +144,14 @@ class Store {
   virtual Result<ApiKey> GetKey(const std::string& key) = 0;
   virtual Result<Page<ApiKey>> ListKeys(int64_t customer, const PageRequest& page) = 0;
   virtual Status DeleteKey(int64_t customer, const std::string& key) = 0;
+
+  // --- portal sessions (spec/platform.md §5), shared by every node
+  // Also drops the sessions that expired before `session.created_ms`.
+  virtual Status CreateSession(const PortalSession& session) = 0;
+  // NotFound when absent, expired (`now_ms` ≥ expiry) or its key was deleted.
+  virtual Result<PortalSession> GetSession(const std::string& token_hash, int64_t now_ms) = 0;
+  // Ends the session (idempotent) and drops every expired one.
+  virtual Status DeleteSession(const std::string& token_hash, int64_t now_ms) = 0;
 
   // --- spaces
   // Assigns the next id of the customer. Conflict when the name is taken.
@@ -195,6 +210,9 @@ class Store {
   virtual Result<std::optional<Job>> ClaimJob(const std::string& owner, int64_t lease_ms) = 0;
   // Extends a held lease. NotFound when the job is gone or no longer held by `owner`.
   virtual Status ExtendLease(const Job& job, int64_t lease_ms) = 0;
+  // ExtendLease, and the job is now being converted (its origin downloaded ahead of time
+  // until now): estCompletion counts converting jobs as the customer's workers.
+  virtual Status StartConverting(const Job& job, int64_t lease_ms) = 0;
   // Records the final outcome of a held job in one transaction (asset, batch_assets row,
   // batch counts, finished once, throughput sample). Conflict when the lease was lost — the
   // outcome is then ignored, so recording twice changes nothing.

@@ -319,6 +319,11 @@ TEST_F(IngestCrashTest, AnImageThatKeepsKillingTheServerEventuallyFails) {
     while (origin_.Requests("/poison.jpg") < kill && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(10ms);
     ASSERT_EQ(origin_.Requests("/poison.jpg"), kill) << server->Log();
+    // The fine image is downloaded alongside (prefetch) and done in milliseconds: kill only
+    // once it is, so that the poison image is the only one each crash interrupts.
+    while (api.Batch(kCustomer, batch_id).value("completed", 0) < 1 &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
     server->Kill();
     server = std::make_unique<QuireProcess>(data, flags);
     api.base = server->url();

@@ -337,6 +337,8 @@ TEST_P(BatchAccountingTest, ExpiredLeaseIsClaimedByAnotherOwnerAndTheFirstIsReje
   EXPECT_EQ(second->attempts, 2);
 
   EXPECT_EQ(store_->ExtendLease(*first, 60000).code(), Code::kNotFound);
+  EXPECT_EQ(store_->StartConverting(*first, 60000).code(), Code::kNotFound);
+  EXPECT_TRUE(store_->StartConverting(*second, 60000).ok());
   Status late = store_->RecordOutcome(*first, Failure("late"));
   EXPECT_EQ(late.code(), Code::kConflict) << late.message();
   Batch mid = Get(customer_a_, batch.id);

@@ -196,6 +196,32 @@ TEST_P(BlobStoreContract, DeletePrefixRemovesOnlyThatAsset) {
   EXPECT_TRUE(store_->DeletePrefix("1/2/never").ok());
 }
 
+// An image deleted while its ingest still writes derivatives: the delete succeeds.
+TEST_P(BlobStoreContract, DeletePrefixWhileAWriterAddsBlobs) {
+  std::atomic<bool> done{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; !done; ++i) {
+        // Refused writes are fine here (the directory vanished under them); what is tested
+        // is that the delete does not fail.
+        (void)store_->PutBytes("1/3/busy/tiles/" + std::to_string(i % 8) + "/t" +
+                                   std::to_string(w),
+                               "tile bytes");
+      }
+    });
+  }
+  const int deletes = GetParam() == "s3" ? 30 : 300;
+  for (int i = 0; i < deletes; ++i) {
+    Status st = store_->DeletePrefix("1/3/busy");
+    EXPECT_TRUE(st.ok()) << st.message();
+  }
+  done = true;
+  for (auto& w : writers) w.join();
+  EXPECT_TRUE(store_->DeletePrefix("1/3/busy").ok());
+  EXPECT_FALSE(store_->Exists("1/3/busy/tiles/t0"));
+}
+
 TEST_P(BlobStoreContract, ConcurrentWritersSeeWholeBlobs) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <thread>
 
 #include "blob/s3/sigv4.h"
 
@@ -345,23 +346,39 @@ Status S3BlobStore::DeletePrefix(const std::string& prefix) {
   QUIRE_RETURN_IF_ERROR(ValidateBlobKey(prefix));
   Result<std::vector<BlobListing>> objects = ListFull(client_.FullKey(prefix) + "/");
   if (!objects.ok()) return objects.status();
-  for (size_t i = 0; i < objects->size(); i += 1000) {
-    std::string body = "<Delete><Quiet>true</Quiet>";
-    for (size_t j = i; j < std::min(objects->size(), i + 1000); ++j)
-      body += "<Object><Key>" + s3::XmlEscape((*objects)[j].key) + "</Key></Object>";
-    body += "</Delete>";
-    S3Request req;
-    req.method = "POST";
-    req.query = {{"delete", ""}};
-    req.headers = {{"content-md5", Base64Md5(body)}, {"content-type", "application/xml"}};
-    req.body = &body;
-    Result<S3Response> r = client_.Send(req);
-    if (!r.ok()) return r.status();
-    if (r->status != 200) return s3::ErrorStatus(*r, "delete under " + prefix);
-    if (!s3::XmlAll(r->body, "Error").empty()) {
-      return Status::IOError("delete under " + prefix + ": " +
-                             s3::XmlFirst(s3::XmlFirst(r->body, "Error"), "Message"));
+  std::vector<std::string> keys;
+  for (const BlobListing& o : *objects) keys.push_back(o.key);
+  // A key being written at the same moment (an ingest still running for the image being
+  // deleted) can come back as a per-key error of the multi-object delete (radosgw:
+  // "UnknownError"); those keys are tried again after a short pause.
+  constexpr int kRounds = 6;
+  for (int round = 0; !keys.empty(); ++round) {
+    std::vector<std::string> failed;
+    std::string error;
+    for (size_t i = 0; i < keys.size(); i += 1000) {
+      std::string body = "<Delete><Quiet>true</Quiet>";
+      for (size_t j = i; j < std::min(keys.size(), i + 1000); ++j)
+        body += "<Object><Key>" + s3::XmlEscape(keys[j]) + "</Key></Object>";
+      body += "</Delete>";
+      S3Request req;
+      req.method = "POST";
+      req.query = {{"delete", ""}};
+      req.headers = {{"content-md5", Base64Md5(body)}, {"content-type", "application/xml"}};
+      req.body = &body;
+      Result<S3Response> r = client_.Send(req);
+      if (!r.ok()) return r.status();
+      if (r->status != 200) return s3::ErrorStatus(*r, "delete under " + prefix);
+      for (const std::string& e : s3::XmlAll(r->body, "Error")) {
+        failed.push_back(s3::XmlFirst(e, "Key"));
+        error = s3::XmlFirst(e, "Code") + ": " + s3::XmlFirst(e, "Message");
+      }
     }
+    if (failed.empty()) break;
+    if (round + 1 == kRounds)
+      return Status::IOError("delete under " + prefix + ": " + std::to_string(failed.size()) +
+                             " object(s) could not be deleted (" + error + ")");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 << round));
+    keys = std::move(failed);
   }
   return Status::Ok();
 }

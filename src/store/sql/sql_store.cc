@@ -685,6 +685,59 @@ Status SqlStore::DeleteKey(int64_t customer, const std::string& key) {
   });
 }
 
+// ---------------------------------------------------------------- portal sessions
+
+Status SqlStore::CreateSession(const PortalSession& s) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    // Sessions nobody signed out of end here, a sign-in at a time.
+    PREPARE(expired, tx.conn(), "DELETE FROM portal_sessions WHERE expires <= ?");
+    QUIRE_RETURN_IF_ERROR(expired.Bind(1, s.created_ms).Run());
+    PREPARE(st, tx.conn(),
+            "INSERT INTO portal_sessions (token_hash, customer, admin, api_key, csrf, created, "
+            "expires) VALUES (?,?,?,?,?,?,?)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, s.token_hash)
+                              .Bind(2, s.customer)
+                              .Bind(3, int64_t{s.admin ? 1 : 0})
+                              .Bind(4, s.key)
+                              .Bind(5, s.csrf)
+                              .Bind(6, s.created_ms)
+                              .Bind(7, s.expires_ms)
+                              .Run());
+    return tx.Commit();
+  });
+}
+
+Result<PortalSession> SqlStore::GetSession(const std::string& token_hash, int64_t now_ms) {
+  ACQUIRE(conn);
+  // The key must still exist: revoking a key signs its browsers out too.
+  PREPARE(st, *conn,
+          "SELECT s.token_hash, s.customer, s.admin, s.api_key, s.csrf, s.created, s.expires "
+          "FROM portal_sessions s JOIN api_keys k ON k.key = s.api_key "
+          "WHERE s.token_hash = ? AND s.expires > ?");
+  st.Bind(1, token_hash).Bind(2, now_ms);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("session not found") : status;
+  PortalSession s;
+  s.token_hash = st.Text(0);
+  s.customer = st.Int(1);
+  s.admin = st.Int(2) != 0;
+  s.key = st.Text(3);
+  s.csrf = st.Text(4);
+  s.created_ms = st.Int(5);
+  s.expires_ms = st.Int(6);
+  return s;
+}
+
+Status SqlStore::DeleteSession(const std::string& token_hash, int64_t now_ms) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(), "DELETE FROM portal_sessions WHERE token_hash = ? OR expires <= ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, token_hash).Bind(2, now_ms).Run());
+    return tx.Commit();
+  });
+}
+
 // ---------------------------------------------------------------- spaces
 
 static Status InsertSpace(Connection& conn, const Space& s) {
@@ -1273,21 +1326,10 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
   });
 }
 
-// estCompletion: images of this customer queued ahead of (and in) this batch, divided by the
-// customer's measured ingest rate over the last 15 minutes (all customers' rate when the
-// customer has none yet). No measurement at all: no estimate.
 // estCompletion: the images still ahead of the batch's last one (its own and those of the
 // customer's batches before it), divided by the pace at which this customer's images are
-// being finished, counted from the batch's latest outcome (so that it does not drift between
-// outcomes), and never before its images waiting out a retry can be done.
-//
-// The pace is measured where it is truest:
-// - once the batch has outcomes of its own, from its latest ones: how many finished over the
-//   time since the earliest of them started (fetch, decode, the workers this customer really
-//   gets while other customers share them — all of it measured, nothing assumed);
-// - before that, from the customer's recent images: the workers busy on its queue right now
-//   (its leased jobs) over the mean time one image took. Measuring elapsed time over a window
-//   instead would count the idle minutes between batches as work and overestimate.
+// being finished (PaceOf), counted from the batch's latest outcome (so that it does not drift
+// between outcomes), and never before its images waiting out a retry can be done.
 Status SqlStore::FillEstimate(Connection& conn, Batch* b) {
   if (b->finished_ms) {
     b->est_completion_ms = b->finished_ms;
@@ -1313,8 +1355,9 @@ Status SqlStore::FillEstimate(Connection& conn, Batch* b) {
   return Status::Ok();
 }
 
-// From logged outcomes: the mean time one image took and the mean number of the customer's
-// jobs in flight as each ended give images per ms (workers / time per image). Unlike
+// From logged outcomes: the mean worker time one image took (IngestOutcome::worker_ms) and
+// the median number of the customer's jobs in flight as each ended give images per ms
+// (workers / time per image). Unlike
 // "outcomes over elapsed time", this does not count the work of images still in flight as
 // lost time, nor idle minutes between batches as work. The customer's latest outcomes are
 // used (the batch's own among them, and soon only those): a collection's images tend to be
@@ -1793,7 +1836,7 @@ Result<std::optional<Job>> SqlStore::ClaimJob(const std::string& owner, int64_t 
     {
       PREPARE(st, conn,
               "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_until = ?, "
-              "attempts = attempts + 1, fence = fence + 1 WHERE id = ?");
+              "attempts = attempts + 1, fence = fence + 1, converting = 0 WHERE id = ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, owner).Bind(2, now + lease_ms).Bind(3, job_id).Run());
     }
     {
@@ -1816,11 +1859,21 @@ Result<std::optional<Job>> SqlStore::ClaimJob(const std::string& owner, int64_t 
 }
 
 Status SqlStore::ExtendLease(const Job& job, int64_t lease_ms) {
+  return RenewLease(job, lease_ms, false);
+}
+
+Status SqlStore::StartConverting(const Job& job, int64_t lease_ms) {
+  return RenewLease(job, lease_ms, true);
+}
+
+Status SqlStore::RenewLease(const Job& job, int64_t lease_ms, bool converting) {
   return Retry([&]() -> Status {
     BEGIN_TX(tx, TxKind::kLocking);
     PREPARE(st, tx.conn(),
-            "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND fence = ? "
-            "AND state = 'leased'");
+            converting ? "UPDATE jobs SET lease_until = ?, converting = 1 WHERE id = ? AND "
+                         "lease_owner = ? AND fence = ? AND state = 'leased'"
+                       : "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND "
+                         "fence = ? AND state = 'leased'");
     QUIRE_RETURN_IF_ERROR(st.Bind(1, NowMs() + lease_ms)
                               .Bind(2, job.id)
                               .Bind(3, job.lease_owner)
@@ -1899,16 +1952,17 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
     bool finished_now = false;
     QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, job.batch, now, &finished_now));
     {
-      // With how many of the customer's jobs were in flight (this one included): the
-      // workers it really had, for estCompletion.
+      // With how many of the customer's jobs were being converted (this one included; not
+      // those only downloaded ahead): the workers it really had, for estCompletion.
       PREPARE(st, conn,
               "INSERT INTO ingest_log (customer, batch, finished, duration_ms, busy) VALUES "
               "(?1, ?2, ?3, ?4, 1 + (SELECT COUNT(*) FROM jobs WHERE customer = ?1 AND "
-              "priority IN (0, 1) AND state = 'leased'))");
+              "priority IN (0, 1) AND state = 'leased' AND converting = 1))");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer)
                                 .Bind(2, job.batch)
                                 .Bind(3, now)
-                                .Bind(4, outcome.duration_ms)
+                                .Bind(4, outcome.worker_ms > 0 ? outcome.worker_ms
+                                                               : outcome.duration_ms)
                                 .Run());
     }
     {

@@ -67,6 +67,10 @@ class SqlStore : public Store {
   Result<Page<ApiKey>> ListKeys(int64_t customer, const PageRequest& page) override;
   Status DeleteKey(int64_t customer, const std::string& key) override;
 
+  Status CreateSession(const PortalSession& session) override;
+  Result<PortalSession> GetSession(const std::string& token_hash, int64_t now_ms) override;
+  Status DeleteSession(const std::string& token_hash, int64_t now_ms) override;
+
   Result<Space> CreateSpace(const Space& space) override;
   Result<Space> PutSpace(const Space& space, bool* created) override;
   Result<Space> GetSpace(int64_t customer, int64_t id) override;
@@ -98,6 +102,7 @@ class SqlStore : public Store {
 
   Result<std::optional<Job>> ClaimJob(const std::string& owner, int64_t lease_ms) override;
   Status ExtendLease(const Job& job, int64_t lease_ms) override;
+  Status StartConverting(const Job& job, int64_t lease_ms) override;
   Status RecordOutcome(const Job& job, const IngestOutcome& outcome) override;
   Status RescheduleJob(const Job& job, int64_t next_attempt_ms,
                        const std::string& last_error) override;
@@ -181,6 +186,7 @@ class SqlStore : public Store {
     double in_flight_done = 0;  // images' worth of work done at anchor_ms by jobs in flight
     double workers = 0;         // the customer's jobs in flight, on average
   };
+  Status RenewLease(const Job& job, int64_t lease_ms, bool converting);
   Result<Pace> PaceOf(sql::Connection& conn, const Batch& b, int64_t now);
   Result<Pace> CustomerPace(sql::Connection& conn, int64_t customer, int64_t now);
   Result<int64_t> ImagesAhead(sql::Connection& conn, const Batch& b, int64_t now);

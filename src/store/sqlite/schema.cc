@@ -235,7 +235,22 @@ CREATE TABLE webhook_attempts (
   PRIMARY KEY (delivery, attempt)
 );
 )SQL",
-      // 8 (dlcs-api): storage usage and policies, origin strategies. Each asset's bytes (set
+      // 8: a leased job being converted (not only downloaded ahead): estCompletion's workers.
+      "ALTER TABLE jobs ADD COLUMN converting INTEGER NOT NULL DEFAULT 0;",
+      // 9: portal sessions (spec/platform.md §5): the cookie's token is kept only as a hash.
+      R"SQL(
+CREATE TABLE portal_sessions (
+  token_hash TEXT PRIMARY KEY,
+  customer INTEGER NOT NULL,
+  admin INTEGER NOT NULL DEFAULT 0,
+  api_key TEXT NOT NULL,
+  csrf TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  expires INTEGER NOT NULL
+);
+CREATE INDEX portal_sessions_expires ON portal_sessions(expires);
+)SQL",
+      // 10 (dlcs-api): storage usage and policies, origin strategies. Each asset's bytes (set
       // by its ingest outcome) are summed into its space by triggers, in the transaction of
       // the write, so usage never drifts; customers name their storage policy.
       R"SQL(

@@ -13,6 +13,12 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterUploads(router, ctx);
   RegisterStreams(router, ctx);
   RegisterWebhooks(router, ctx);
+  RegisterStorage(router, ctx);
+  RegisterOriginStrategies(router, ctx);
+  RegisterBulkImages(router, ctx);
+  RegisterChannelPolicies(router, ctx);
+  RegisterDefaultChannels(router, ctx);
+  RegisterCustomHeaders(router, ctx);
   RegisterSessions(router, ctx);
 }
 

@@ -38,6 +38,7 @@ int HttpStatusFor(Code code) {
     case Code::kNotFound: return 404;
     case Code::kConflict: return 409;
     case Code::kTooLarge: return 413;
+    case Code::kInsufficientStorage: return 507;
     case Code::kUnsupported: return 501;
     case Code::kUnavailable: return 503;
     case Code::kIOError:

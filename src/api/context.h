@@ -7,6 +7,7 @@
 #include "api/key_cache.h"
 #include "blob/blob_store.h"
 #include "core/config.h"
+#include "core/secret_box.h"
 #include "events/event_hub.h"
 #include "hydra/hydra.h"
 #include "ops/metrics.h"
@@ -31,6 +32,8 @@ struct Context {
   ops::Metrics* metrics = nullptr;
   // Serves the live event streams; null: streams answer 503.
   events::EventHub* events = nullptr;
+  // Seals origin-strategy credentials (--secrets-key-file); null: none can be stored.
+  std::shared_ptr<const SecretBox> secrets = nullptr;
 };
 
 // Registers every API route (everything but IIIF delivery) on the router.

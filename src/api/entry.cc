@@ -67,6 +67,7 @@ void RegisterEntry(http::Router& r, Context& ctx) {
            {"customers", ctx.urls.base() + "/customers"},
            {"thumbnailPolicies", ctx.urls.base() + "/thumbnailPolicies"},
            {"queue", ctx.urls.base() + "/queue"},
+           {"storagePolicies", ctx.urls.base() + "/storagePolicies"},
            // What a client needs to split its work (beyond DLCS): `quire client` reads them.
            {"maxBatchSize", ctx.config.max_batch_size},
            {"maxUploadBytes", ctx.config.max_upload_bytes}};

@@ -2,6 +2,7 @@
 #include <set>
 
 #include "api/common.h"
+#include "api/default_channels.h"
 #include "api/routes.h"
 #include "api/image_input.h"
 #include "api/image_listing.h"
@@ -127,6 +128,16 @@ void RegisterImages(http::Router& r, Context& ctx) {
     }
     bool id_given = false;
     auto problems = ReadImageInput(*body, ImageInputMode::kPut, ctx.config, &asset, &id_given);
+    Status store_error;
+    if (problems.empty())
+      if (std::string p = DefaultChannels(ctx, t.customer).Apply(*body, &asset, &store_error);
+          !p.empty()) {
+        if (!store_error.ok()) {
+          if (from_file) DiscardUpload(ctx, t.customer, from_file->id);
+          return FromStatus(ctx, req, store_error);
+        }
+        problems.push_back(p);
+      }
     if (!problems.empty()) {
       if (from_file) DiscardUpload(ctx, t.customer, from_file->id);
       return Error(ctx, req, 400, JoinProblems(problems));
@@ -162,6 +173,20 @@ void RegisterImages(http::Router& r, Context& ctx) {
   r.Add("DELETE", "/customers/{c}/spaces/{s}/images/{id}", [&ctx](http::Request& req) {
     ImageTarget t = ResolveImage(ctx, req);
     if (t.denied) return *t.denied;
+    // DLCS's ?deleteFrom= names the caches to purge (none, internalCache, cdn; comma-separated).
+    // Quire always removes the stored derivatives and its own caches, and has no CDN, so
+    // every valid value deletes the same way; an unknown one is refused before anything goes.
+    if (std::string from = req.Query("deleteFrom"); !from.empty()) {
+      for (size_t at = 0; at <= from.size();) {
+        size_t comma = std::min(from.find(',', at), from.size());
+        std::string v = from.substr(at, comma - at);
+        for (auto& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (v != "none" && v != "internalcache" && v != "cdn")
+          return Error(ctx, req, 400,
+                       "'deleteFrom' takes none, internalCache and cdn (comma-separated)");
+        at = comma + 1;
+      }
+    }
     Status st = ctx.store.DeleteAsset(t.customer, t.space, t.id);
     if (!st.ok()) return FromStatus(ctx, req, st);
     ctx.image_changed(t.customer, t.space, t.id);

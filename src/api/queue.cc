@@ -4,6 +4,7 @@
 #include <set>
 
 #include "api/common.h"
+#include "api/default_channels.h"
 #include "api/routes.h"
 #include "api/image_input.h"
 #include "api/image_listing.h"
@@ -41,12 +42,18 @@ std::string ReadBatchBody(Context& ctx, int64_t customer, const json& body, bool
   std::map<std::pair<int64_t, std::string>, int> seen;
   std::vector<std::pair<int64_t, std::string>> duplicates;
   std::set<int64_t> spaces;
+  DefaultChannels defaults(ctx, customer);
   for (size_t i = 0; i < list->size(); ++i) {
     Asset a;
     a.customer = customer;
     bool id_given = false;
     auto member_problems =
         ReadImageInput((*list)[i], ImageInputMode::kQueueMember, ctx.config, &a, &id_given);
+    if (member_problems.empty())
+      if (std::string p = defaults.Apply((*list)[i], &a, store_error); !p.empty()) {
+        if (!store_error->ok()) return p;
+        member_problems.push_back(p);
+      }
     for (auto& p : member_problems)
       problems.push_back("Member " + std::to_string(i) + ": " + p);
     if (!member_problems.empty()) {
@@ -194,6 +201,11 @@ void RegisterQueue(http::Router& r, Context& ctx) {
     return Json(200, hydra::BatchJson(ctx.urls, *batch));
   });
   r.Add("GET", "/customers/{c}/queue/batches/{b}/images", [&ctx](http::Request& req) {
+    return ListBatchImages(ctx, req, BatchMemberFilter::kAll);
+  });
+  // DLCS's newer name of the same list: every image that was a member of the batch, also
+  // those that have since moved to a newer batch (historical membership).
+  r.Add("GET", "/customers/{c}/queue/batches/{b}/assets", [&ctx](http::Request& req) {
     return ListBatchImages(ctx, req, BatchMemberFilter::kAll);
   });
   r.Add("GET", "/customers/{c}/queue/batches/{b}/completedImages", [&ctx](http::Request& req) {

@@ -13,6 +13,13 @@ void RegisterQueue(http::Router& r, Context& ctx);
 void RegisterUploads(http::Router& r, Context& ctx);
 void RegisterStreams(http::Router& r, Context& ctx);
 void RegisterWebhooks(http::Router& r, Context& ctx);
+// DLCS resources of issue 15: storage policies and usage, origin strategies, bulk images.
+void RegisterStorage(http::Router& r, Context& ctx);
+void RegisterOriginStrategies(http::Router& r, Context& ctx);
+void RegisterBulkImages(http::Router& r, Context& ctx);
+void RegisterChannelPolicies(http::Router& r, Context& ctx);
+void RegisterDefaultChannels(http::Router& r, Context& ctx);
+void RegisterCustomHeaders(http::Router& r, Context& ctx);
 void RegisterSessions(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

@@ -17,12 +17,14 @@
 #include "blob/s3/s3_client.h"
 #include "client/client.h"
 #include "core/config.h"
+#include "core/secret_box.h"
 #include "core/secrets.h"
 #include "core/time_util.h"
 #include "core/vips_init.h"
 #include "events/event_hub.h"
 #include "events/webhook_sender.h"
 #include "http/server.h"
+#include "iiif/custom_headers.h"
 #include "iiif/delivery.h"
 #include "ingest/ingest_workers.h"
 #include "ingest/upload_sweeper.h"
@@ -77,6 +79,10 @@ void AddIngestFlags(CLI::App* app, Config* c) {
                   "allow s3://bucket/key origins from these buckets (comma-separated), read "
                   "with the server's S3 credentials")
       ->envname("QUIRE_ORIGIN_S3_BUCKETS");
+  app->add_option("--secrets-key-file", c->secrets_key_file,
+                  "key (32 bytes, or 64 hex digits) that seals origin-strategy credentials "
+                  "at rest; the same file on every node")
+      ->envname("QUIRE_SECRETS_KEY_FILE");
   app->add_option("--origin-s3-endpoint", c->origin_s3_endpoint,
                   "S3 service of s3:// origins (default: the --storage one, else AWS)")
       ->envname("QUIRE_ORIGIN_S3_ENDPOINT");
@@ -267,8 +273,16 @@ Status CheckIngestFlags(const Config& c) {
   return Status::Ok();
 }
 
+// The key of --secrets-key-file, or null when none is configured.
+Result<std::shared_ptr<const SecretBox>> OpenSecrets(const Config& c) {
+  if (c.secrets_key_file.empty()) return std::shared_ptr<const SecretBox>();
+  return SecretBox::FromKeyFile(c.secrets_key_file);
+}
+
 int Serve(Config c) {
   if (Status flags = CheckIngestFlags(c); !flags.ok()) return Fail(flags);
+  auto secrets = OpenSecrets(c);
+  if (!secrets.ok()) return Fail(secrets.status());
   auto store = OpenMigratedStore(c);
   if (!store.ok()) return Fail(store.status());
   auto blobs = OpenBlobStore(c.StorageUrl(), c.ScratchDir());
@@ -341,15 +355,21 @@ int Serve(Config c) {
   delivery_opts.large_render_lane = c.render_lane;
   delivery_opts.cache_bytes = c.response_cache_bytes;
   delivery_opts.metrics = &metrics;
+  iiif::CustomHeaderCache custom_headers(**store);
+  delivery_opts.custom_headers = [&custom_headers](int64_t c, int64_t s, http::Response* res) {
+    custom_headers.Apply(c, s, res);
+  };
   iiif::Delivery delivery(**store, **blobs, urls.base(), delivery_opts, cache.get());
   IngestSettings ingest = MakeIngestSettings(c);
   ingest.metrics = &metrics;
+  ingest.secrets = *secrets;
   ingest.on_outcome = [&delivery](const Job& job) {
     delivery.Invalidate(job.customer, job.space, job.asset_id);
   };
   IngestWorkers workers(**store, **blobs, ingest);
   api::Context ctx{**store, **blobs, c, urls};
   ctx.metrics = &metrics;
+  ctx.secrets = *secrets;
   events::EventHubOptions hub_options;
   hub_options.heartbeat_ms = c.stream_heartbeat_ms;
   hub_options.max_streams = c.max_streams;
@@ -414,6 +434,8 @@ int Serve(Config c) {
 
 int Worker(Config c) {
   if (Status flags = CheckIngestFlags(c); !flags.ok()) return Fail(flags);
+  auto secrets = OpenSecrets(c);
+  if (!secrets.ok()) return Fail(secrets.status());
   auto store = OpenMigratedStore(c);
   if (!store.ok()) return Fail(store.status());
   auto blobs = OpenBlobStore(c.StorageUrl(), c.ScratchDir());
@@ -424,7 +446,9 @@ int Worker(Config c) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  IngestWorkers workers(**store, **blobs, MakeIngestSettings(c));
+  IngestSettings ingest = MakeIngestSettings(c);
+  ingest.secrets = *secrets;
+  IngestWorkers workers(**store, **blobs, ingest);
   // New work queued through any API node wakes the idle workers (PostgreSQL: LISTEN).
   (*store)->Subscribe([&workers](const StoreEvent& e) {
     if (e.kind == StoreEvent::Kind::kWorkQueued) workers.Wake();

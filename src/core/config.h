@@ -47,6 +47,7 @@ struct Config {
   int64_t cache_bytes = 10LL << 30;        // bound of the delivery disk cache
   std::string origin_s3_buckets;           // s3:// origins allowed, comma-separated
   std::string origin_s3_endpoint;          // empty: the --storage S3 service, else AWS
+  std::string secrets_key_file;            // seals origin-strategy credentials; empty: none
   int stream_heartbeat_ms = 15000;         // comment line on idle event streams
   int max_streams = 10000;                 // open event streams before 503
   int64_t webhook_backoff_ms = 5000;       // first webhook retry; doubles, capped at 1 h

@@ -18,6 +18,7 @@ enum class Code {
   kUnauthorized, // 401
   kForbidden,    // 403
   kTooLarge,     // 413
+  kInsufficientStorage,  // 507: a storage policy (quota) would be exceeded
   kUnsupported,  // 501 (valid but not implemented)
   kUnavailable,  // 503 / transient failure worth retrying
   kIOError,      // storage failure
@@ -36,6 +37,9 @@ class Status {
   static Status Unauthorized(std::string m) { return {Code::kUnauthorized, std::move(m)}; }
   static Status Forbidden(std::string m) { return {Code::kForbidden, std::move(m)}; }
   static Status TooLarge(std::string m) { return {Code::kTooLarge, std::move(m)}; }
+  static Status InsufficientStorage(std::string m) {
+    return {Code::kInsufficientStorage, std::move(m)};
+  }
   static Status Unsupported(std::string m) { return {Code::kUnsupported, std::move(m)}; }
   static Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Status IOError(std::string m) { return {Code::kIOError, std::move(m)}; }

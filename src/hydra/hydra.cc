@@ -54,6 +54,7 @@ std::string StatusTitle(int status) {
     case 413: return "Payload too large";
     case 501: return "Not implemented";
     case 503: return "Service unavailable";
+    case 507: return "Insufficient storage";
     default: return status >= 500 ? "Internal server error" : "Error";
   }
 }
@@ -116,6 +117,13 @@ json CustomerJson(const Urls& u, const Customer& c) {
   j["keys"] = u.Keys(c.id);
   j["spaces"] = u.Spaces(c.id);
   j["queue"] = u.Queue(c.id);
+  // DLCS resources (issue 15): storage, origin strategies, channel policies, all images.
+  j["storage"] = u.Customer(c.id) + "/storage";
+  j["originStrategies"] = u.Customer(c.id) + "/originStrategies";
+  j["deliveryChannelPolicies"] = u.Customer(c.id) + "/deliveryChannelPolicies";
+  j["allImages"] = u.Customer(c.id) + "/allImages";
+  j["defaultDeliveryChannels"] = u.Customer(c.id) + "/defaultDeliveryChannels";
+  j["customHeaders"] = u.Customer(c.id) + "/customHeaders";
   return j;
 }
 
@@ -136,6 +144,7 @@ json SpaceJson(const Urls& u, const Space& s) {
   j["defaultRoles"] = s.default_roles;
   j["approximateNumberOfImages"] = s.approximate_images;
   j["images"] = u.Images(s.customer, s.id);
+  j["storage"] = u.Space(s.customer, s.id) + "/storage";
   return j;
 }
 

@@ -502,6 +502,7 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   http::Response res;
   res.Set("Cache-Control", kInfoCacheControl);
   res.Set("Link", ProfileLink(v, false));
+  if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
   if (NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
   std::shared_ptr<const PyramidIndex> index = Index(t, &err);
@@ -578,6 +579,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   res.Set("Cache-Control", kImageCacheControl);
   res.Set("Link", ProfileLink(v, false) + ", <" + base_ + service + "/" + canonical +
                       ">;rel=\"canonical\"");
+  if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
   if (NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
 
@@ -694,6 +696,7 @@ http::Response Delivery::ThumbInfo(http::Request& req) {
   http::Response res;
   res.Set("Cache-Control", kInfoCacheControl);
   res.Set("Link", ProfileLink(ApiVersion::kV3, true));
+  if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
   if (NotModified(req, res, Etag(t.version_key + "/thumbs" + base_ + "|" + t.customer_segment),
                   t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
@@ -738,6 +741,7 @@ http::Response Delivery::Thumb(http::Request& req) {
   http::Response res;
   res.Set("Cache-Control", kImageCacheControl);
   res.Set("Link", ProfileLink(ApiVersion::kV3, true));
+  if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
   std::string key = ThumbnailKey(t.prefix, match->width, match->height);
   if (NotModified(req, res, Etag(t.version_key + key), t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
@@ -756,6 +760,7 @@ http::Response Delivery::File(http::Request& req) {
   if (!Resolve(req, "file", &t, &err)) return err;
   http::Response res;
   res.Set("Cache-Control", kImageCacheControl);
+  if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
   if (NotModified(req, res, Etag(t.version_key + "/file"), t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
   auto bytes = ReadBlob(OriginalKey(t.prefix), t.version_key);

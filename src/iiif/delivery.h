@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -38,6 +39,9 @@ struct DeliveryOptions {
   size_t max_cached_assets = 4096;
   size_t max_open_pyramids = 256;  // tile indexes, each holding an open file descriptor
   ops::Metrics* metrics = nullptr;  // response-cache hits and misses, when set
+  // Adds the customer's custom headers (DLCS customHeaders) to a successful response of an
+  // image of (customer, space); unset: none.
+  std::function<void(int64_t customer, int64_t space, http::Response* res)> custom_headers;
 };
 
 // A bounded least-recently-used cache of byte strings. Thread-safe.

@@ -1,5 +1,7 @@
 #include "ingest/ingest_workers.h"
 
+#include <nlohmann/json.hpp>
+
 #include <spdlog/spdlog.h>
 #include <signal.h>
 #include <unistd.h>
@@ -275,6 +277,68 @@ void IngestWorkers::AdjustReservation(int64_t* granted, int64_t bytes) {
 // Everything before the conversion: the image's row, the attempt count, and the download into
 // a scratch file within the budget. nullopt: the job ended here (its outcome recorded, a
 // retry scheduled, or — at a graceful stop — left leased for Stop() to hand back).
+namespace {
+
+// Bytes under an asset's blob prefix; thumbnails are the thumb-* blobs.
+Result<ImageStorage> MeasureStoredBytes(const BlobStore& blobs, const std::string& prefix) {
+  auto listed = blobs.List(prefix + "/");
+  if (!listed.ok()) return listed.status();
+  ImageStorage out;
+  for (const BlobListing& b : *listed) {
+    out.bytes += b.size;
+    if (b.key.rfind(prefix + "/thumb-", 0) == 0) out.thumbnail_bytes += b.size;
+  }
+  return out;
+}
+
+// Sets up `policy` for the matched origin strategy. A strategy that cannot be applied fails
+// the image with a message naming it (permanent: kForbidden / kInvalid).
+Status ApplyOriginStrategy(const OriginStrategy& s, const std::string& origin,
+                           const SecretBox* secrets, OriginPolicy* policy) {
+  const std::string name = "origin strategy " + s.id;
+  if (s.strategy == "basic-http-authentication") {
+    if (secrets == nullptr)
+      return Status::Forbidden(name + " holds credentials, but the server has no "
+                               "--secrets-key-file to open them");
+    auto opened = secrets->Open(s.sealed_credentials);
+    if (!opened.ok())
+      return Status::Forbidden("the credentials of " + name + " cannot be opened: " +
+                               opened.status().message());
+    auto creds = nlohmann::json::parse(*opened, nullptr, false);
+    if (!creds.is_object() || !creds.value("user", nlohmann::json()).is_string() ||
+        !creds.value("password", nlohmann::json()).is_string())
+      return Status::Forbidden("the credentials of " + name + " are not {user, password}");
+    policy->basic_user = creds["user"].get<std::string>();
+    policy->basic_password = creds["password"].get<std::string>();
+    policy->credentials_from = name;
+  } else if (s.strategy == "s3-ambient") {
+    if (origin.rfind("s3://", 0) != 0)
+      return Status::Invalid(name + " is s3-ambient, which reads s3:// origins only");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status IngestWorkers::ApplyChannelPolicies(const Asset& asset, ProcessOptions* process) {
+  for (const DeliveryChannel& ch : asset.delivery_channels) {
+    if (ch.channel == "iiif-img") process->use_original = ch.policy == "use-original";
+    if (ch.channel != "thumbs" || ch.policy.empty() || IsBuiltInChannelPolicy("thumbs", ch.policy))
+      continue;
+    auto policy = store_.GetChannelPolicy(asset.customer, "thumbs", ch.policy);
+    if (!policy.ok())
+      return policy.status().code() == Code::kNotFound
+                 ? Status::Invalid("thumbs policy '" + ch.policy + "' no longer exists")
+                 : Status::Unavailable("cannot read thumbs policy '" + ch.policy +
+                                       "': " + policy.status().message());
+    std::vector<int> boxes;
+    if (std::string problem = ParseThumbSizes(policy->policy_data, &boxes); !problem.empty())
+      return Status::Invalid("thumbs policy '" + ch.policy + "': " + problem);
+    process->thumbnail_sizes = boxes;
+  }
+  return Status::Ok();
+}
+
 std::optional<IngestWorkers::Fetched> IngestWorkers::Download(
     const Job& job, std::chrono::steady_clock::time_point claimed) {
   IngestOutcome outcome;
@@ -329,9 +393,22 @@ std::optional<IngestWorkers::Fetched> IngestWorkers::Download(
   policy.cancel = &stop_;  // a graceful stop abandons slow downloads
   int64_t wanted = 0;
   policy.reserve = [&](int64_t bytes) { return TryReserve(bytes, &f.granted, &wanted); };
+  // The customer's first origin strategy whose regex matches says how to fetch.
+  Status st;
+  if (f.asset.upload.empty()) {
+    auto strategies = store_.ListOriginStrategies(job.customer);
+    if (!strategies.ok()) {
+      spdlog::warn("ingest {}/{}/{}: cannot read origin strategies ({}); retrying", job.customer,
+                   job.space, job.asset_id, strategies.status().message());
+      Reschedule(job, NowMs() + settings_.backoff_ms, strategies.status().message());
+      return std::nullopt;
+    }
+    if (auto match = MatchOriginStrategy(*strategies, f.asset.origin))
+      st = ApplyOriginStrategy(*match, f.asset.origin, settings_.secrets.get(), &policy);
+  }
   // A full volume is a transient failure like any other storage error: the job waits in
   // backoff without downloading anything, and the room left stays the database's.
-  Status st = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), settings_.process.reserve_bytes);
+  if (st.ok()) st = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), settings_.process.reserve_bytes);
   while (st.ok()) {
     wanted = 0;
     st = f.asset.upload.empty()
@@ -384,8 +461,10 @@ void IngestWorkers::Convert(Fetched& f, std::chrono::steady_clock::time_point be
   StageTimings timings;
   Status st;
   bool image_channels = f.asset.HasChannel("iiif-img") || f.asset.HasChannel("thumbs");
-  if (image_channels && f.asset.IsImage()) {
-    auto processed = ProcessImage(f.scratch, settings_.process, blobs_, prefix);
+  ProcessOptions process = settings_.process;
+  if (image_channels && f.asset.IsImage()) st = ApplyChannelPolicies(f.asset, &process);
+  if (st.ok() && image_channels && f.asset.IsImage()) {
+    auto processed = ProcessImage(f.scratch, process, blobs_, prefix);
     if (processed.ok()) {
       outcome.width = processed->width;
       outcome.height = processed->height;
@@ -423,6 +502,13 @@ void IngestWorkers::Conclude(const Job& job, const Status& st, IngestOutcome* ou
   }
   outcome->duration_ms = static_cast<int64_t>(work_ms);
   outcome->worker_ms = static_cast<int64_t>(MsSince(began));
+  // What the image's blobs take now (a failed reingest may have left or replaced some).
+  std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
+  if (auto measured = MeasureStoredBytes(blobs_, prefix); measured.ok())
+    outcome->storage = *measured;
+  else
+    spdlog::warn("ingest {}/{}/{}: cannot measure its stored bytes: {}", job.customer, job.space,
+                 job.asset_id, measured.status().message());
   Record(job, *outcome);
   if (ops::Metrics* m = settings_.metrics) {
     m->CountIngest(outcome->success);

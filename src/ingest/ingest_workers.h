@@ -14,12 +14,14 @@
 #include <functional>
 #include <optional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "blob/blob_store.h"
+#include "core/secret_box.h"
 #include "ingest/origin.h"
 #include "ingest/processor.h"
 #include "ops/metrics.h"
@@ -45,6 +47,9 @@ struct IngestSettings {
   ProcessOptions process;
   // Outcomes, stage timings and origin bytes are counted here when set.
   ops::Metrics* metrics = nullptr;
+  // Opens the sealed credentials of basic-http-authentication origin strategies; null: such
+  // strategies fail their images ("the server has no --secrets-key-file").
+  std::shared_ptr<const SecretBox> secrets = nullptr;
   // Called after every recorded outcome (e.g. to drop delivery caches of that image).
   std::function<void(const Job&)> on_outcome;
 };
@@ -79,6 +84,8 @@ class IngestWorkers {
   void FetchLoop(int index);
   void ConvertLoop(int index);
   void Heartbeat();
+  // The asset's thumbs policy sizes and iiif-img use-original into `process`.
+  Status ApplyChannelPolicies(const Asset& asset, ProcessOptions* process);
   std::optional<Fetched> Download(const Job& job, std::chrono::steady_clock::time_point claimed);
   // began: when this thread's time for the image began (IngestOutcome::worker_ms).
   void Convert(Fetched& f, std::chrono::steady_clock::time_point began);

@@ -255,6 +255,12 @@ Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::
   // The guard must see the origin's own addresses, so no proxy from the environment.
   curl_easy_setopt(c, CURLOPT_PROXY, "");
   curl_easy_setopt(c, CURLOPT_USERAGENT, "Quire-ingest/1");
+  if (!policy.basic_user.empty() || !policy.basic_password.empty()) {
+    // Sent to the origin's host only: libcurl drops them on a redirect to another host.
+    curl_easy_setopt(c, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl_easy_setopt(c, CURLOPT_USERNAME, policy.basic_user.c_str());
+    curl_easy_setopt(c, CURLOPT_PASSWORD, policy.basic_password.c_str());
+  }
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, policy.connect_timeout_ms);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, policy.total_timeout_ms);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, policy.low_speed_bytes_per_s);
@@ -283,6 +289,10 @@ Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (code < 200 || code > 299) st = HttpStatusError(code);  // e.g. a 3xx without Location
   }
+  if (!policy.credentials_from.empty() && st.code() == Code::kForbidden &&
+      st.message().rfind("origin returned HTTP 40", 0) == 0)
+    st = Status::Forbidden("origin refused the credentials of " + policy.credentials_from +
+                           ": " + st.message());
   if (std::fclose(out) != 0 && st.ok()) {
     st = Status::IOError("cannot write " + dest + ": " + std::strerror(errno));
   }

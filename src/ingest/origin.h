@@ -42,6 +42,10 @@ struct OriginPolicy {
   std::string s3_endpoint = "https://s3.amazonaws.com";
   std::string s3_region = "us-east-1";
   bool s3_path_style = false;
+  // HTTP Basic credentials for this fetch (an origin strategy's); never logged. When the
+  // origin answers 401/403 the error says it refused the credentials of `credentials_from`.
+  std::string basic_user, basic_password;
+  std::string credentials_from;  // e.g. "origin strategy 3f2a…"
 };
 
 // Downloads `origin` into `dest_path` (created or truncated; removed again on failure).

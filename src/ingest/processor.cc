@@ -331,13 +331,33 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
   // Pyramid: the one decode of the source happens here (or in Reorient).
   Result<std::string> tif = ScratchFile(blobs.ScratchDir(), "pyramid", ".tif");
   if (!tif.ok()) return tif.status();
+  bool as_is = false;
+  if (options.use_original) {
+    // The origin is the pyramid: checked, then copied byte for byte (no decode, no re-encode).
+    Status usable = orientation == 1
+                        ? UsableAsPyramid(source_path, result.width, result.height,
+                                          options.tile_size)
+                        : Status::Invalid("use-original: the origin has an EXIF orientation");
+    if (!usable.ok()) {
+      ::unlink(tif->c_str());
+      return usable;
+    }
+    std::error_code ec;
+    std::filesystem::copy_file(source_path, *tif, std::filesystem::copy_options::overwrite_existing,
+                               ec);
+    if (ec) {
+      ::unlink(tif->c_str());
+      return Status::IOError("cannot copy the origin: " + ec.message());
+    }
+    as_is = true;
+  }
   std::string reorient_tiles;
   auto remove_tif = [&] { ::unlink(tif->c_str()); };
   auto remove_temps = [&] {
     if (!reorient_tiles.empty()) ::unlink(reorient_tiles.c_str());
   };
   try {
-    if (orientation != 1) {
+    if (!as_is && orientation != 1) {
       Result<VImage> oriented = Reorient(source, orientation, blobs.ScratchDir(),
                                          options.reserve_bytes, &reorient_tiles);
       if (!oriented.ok()) {
@@ -353,7 +373,8 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
     Status st = PyramidFailure(e);
     return st.code() == Code::kInvalid ? decode_error(st.message()) : st;
   }
-  Status saved = SaveTiled(source, *tif, true, options.tile_size, 85, options.reserve_bytes);
+  Status saved = as_is ? Status::Ok()
+                       : SaveTiled(source, *tif, true, options.tile_size, 85, options.reserve_bytes);
   remove_temps();
   if (!saved.ok()) return saved.code() == Code::kInvalid ? decode_error(saved.message()) : saved;
   // Only a whole pyramid is published: a write that went wrong unnoticed (or a file cut

@@ -23,6 +23,9 @@ struct ProcessOptions {
   // Writing scratch and derivatives stops (kIOError) once the volume holding them has less
   // than this free, so the database beside them can still record outcomes. 0: no check.
   int64_t reserve_bytes = 0;
+  // iiif-img policy use-original: an origin that already is a pyramid delivery can serve
+  // (UsableAsPyramid) is stored as it is instead of being converted.
+  bool use_original = false;
 };
 
 struct StageTimings {

@@ -69,4 +69,29 @@ Status VerifyPyramid(const std::string& path, int width, int height, int tile) {
   }
 }
 
+Status UsableAsPyramid(const std::string& path, int width, int height, int tile) {
+  Status whole = VerifyPyramid(path, width, height, tile);
+  if (!whole.ok()) {
+    std::string why = whole.message();
+    const std::string lead = "the written pyramid is incomplete: ";
+    if (why.rfind(lead, 0) == 0) why = why.substr(lead.size());
+    return Status::Invalid("use-original: the origin is not a pyramid Quire can serve as it is (" +
+                           why + ")");
+  }
+  std::unique_ptr<TIFF, void (*)(TIFF*)> tif(TIFFOpen(path.c_str(), "rm"), TIFFClose);
+  if (!tif) return Status::Invalid("use-original: the origin is not a readable TIFF");
+  for (int page = 0;; ++page) {
+    uint16_t compression = 0, bits = 0, samples = 0, planar = PLANARCONFIG_CONTIG;
+    TIFFGetField(tif.get(), TIFFTAG_COMPRESSION, &compression);
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_BITSPERSAMPLE, &bits);
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_SAMPLESPERPIXEL, &samples);
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_PLANARCONFIG, &planar);
+    if (compression != COMPRESSION_JPEG || bits != 8 || (samples != 1 && samples != 3) ||
+        planar != PLANARCONFIG_CONTIG)
+      return Status::Invalid("use-original: page " + std::to_string(page) +
+                             " is not 8-bit greyscale or RGB in JPEG-compressed tiles");
+    if (TIFFReadDirectory(tif.get()) != 1) return Status::Ok();
+  }
+}
+
 }  // namespace quire

@@ -15,4 +15,11 @@ namespace quire {
 // byte count. kIOError "the written pyramid is incomplete: ..." otherwise.
 Status VerifyPyramid(const std::string& path, int width, int height, int tile);
 
+// iiif-img policy use-original: Ok when the origin at `path` can be stored and served as it
+// is — VerifyPyramid's structure (tile x tile tiles, each page half the previous one down to
+// one tile, every tile inside the file) and, on every page, 8-bit greyscale or RGB samples,
+// contiguous, in JPEG-compressed tiles (what delivery decodes and copies). kInvalid naming
+// what is not so.
+Status UsableAsPyramid(const std::string& path, int width, int height, int tile);
+
 }  // namespace quire

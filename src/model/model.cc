@@ -2,6 +2,7 @@
 #include <charconv>
 
 #include "model/asset.h"
+#include "model/channel_policy.h"
 #include "model/customer.h"
 #include "model/paging.h"
 #include "model/upload.h"
@@ -85,7 +86,10 @@ std::string DeliveryChannelsProblem(const std::vector<DeliveryChannel>& channels
     if (c.channel == "iiif-img" || c.channel == "thumbs") {
       if (!image)
         return "channel '" + c.channel + "' needs an image media type; use the 'file' channel";
-      if (!c.policy.empty() && c.policy != "default" && c.policy != "use-original")
+      // thumbs: a customer's own policies too (the store checks they exist).
+      if (c.channel == "thumbs" ? !c.policy.empty() && !IsChannelPolicyName(c.policy)
+                                : !c.policy.empty() && c.policy != "default" &&
+                                      c.policy != "use-original")
         return "unknown policy '" + c.policy + "' for channel '" + c.channel + "'";
     } else if (c.channel == "file") {
       // any policy accepted

@@ -18,10 +18,14 @@
 #include "core/status.h"
 #include "model/asset.h"
 #include "model/batch.h"
+#include "model/channel_policy.h"
+#include "model/custom_header.h"
 #include "model/customer.h"
+#include "model/origin_strategy.h"
 #include "model/paging.h"
 #include "model/session.h"
 #include "model/space.h"
+#include "model/storage.h"
 #include "model/upload.h"
 #include "model/webhook.h"
 
@@ -81,6 +85,10 @@ struct IngestOutcome {
   int width = 0;
   int height = 0;
   std::vector<ThumbnailSize> thumbnails;
+  // What the image's blobs take once this outcome is recorded (success or not: a failed
+  // reingest may leave blobs), for storage usage and quotas.
+  // Unset: the recorded figures stay as they were (no blob was looked at).
+  std::optional<ImageStorage> storage;
   int64_t duration_ms = 0;  // from the claim to the outcome: the image's own processing
   // The conversion thread's time for this image: from when it was free for it (the end of
   // its previous image, or the image's claim if that came later) to the outcome, so a wait for
@@ -256,6 +264,66 @@ class Store {
                                        std::optional<int64_t> next_attempt_ms) = 0;
   // When the earliest pending delivery becomes due (its retry time, or its lease's end).
   virtual Result<std::optional<int64_t>> NextDeliveryDue() = 0;
+
+  // --- storage policies and usage (DLCS StoragePolicy / CustomerStorage / ImageStorage)
+  // Usage is exact at every commit: an outcome's bytes and a delete's go with the asset row
+  // (database triggers keep each space's totals), image counts with the space's image_count.
+  // CreateBatch refuses (kInsufficientStorage, nothing written) a batch that would take the
+  // customer over its policy's image count, or a customer already at its byte maximum.
+  virtual Result<Page<StoragePolicy>> ListStoragePolicies(const PageRequest& page) = 0;
+  virtual Result<StoragePolicy> GetStoragePolicy(const std::string& id) = 0;
+  // Creates or replaces. `*created` says which.
+  virtual Result<StoragePolicy> PutStoragePolicy(const StoragePolicy& policy, bool* created) = 0;
+  // Conflict for "default" and while a customer uses it.
+  virtual Status DeleteStoragePolicy(const std::string& id) = 0;
+  // Invalid when the policy does not exist.
+  virtual Status SetCustomerStoragePolicy(int64_t customer, const std::string& policy) = 0;
+  // The customer's usage (space unset) or one space's (NotFound when it does not exist).
+  virtual Result<StorageUsage> GetStorageUsage(int64_t customer,
+                                               std::optional<int64_t> space) = 0;
+  virtual Result<ImageStorage> GetImageStorage(int64_t customer, int64_t space,
+                                               const std::string& id) = 0;
+
+  // --- origin strategies (DLCS CustomerOriginStrategy), listed in match order
+  virtual Result<std::vector<OriginStrategy>> ListOriginStrategies(int64_t customer) = 0;
+  virtual Result<OriginStrategy> GetOriginStrategy(int64_t customer, const std::string& id) = 0;
+  virtual Status CreateOriginStrategy(const OriginStrategy& strategy) = 0;
+  // Replaces every field but customer and id. NotFound when absent.
+  virtual Status UpdateOriginStrategy(const OriginStrategy& strategy) = 0;
+  virtual Status DeleteOriginStrategy(int64_t customer, const std::string& id) = 0;
+
+  // --- bulk metadata (PATCH …/spaces/{s}/images): all of them or none. Each asset's metadata
+  // fields (as UpdateAssetMetadata) replace the stored ones; Invalid naming every image that
+  // does not exist, and then nothing changes.
+  virtual Result<std::vector<Asset>> UpdateAssetsMetadata(const std::vector<Asset>& assets) = 0;
+
+  // --- a customer's delivery channel policies (the built-in ones are not stored)
+  // `channel` empty: every channel's. Ordered by channel, then name.
+  virtual Result<std::vector<DeliveryChannelPolicy>> ListChannelPolicies(
+      int64_t customer, const std::string& channel) = 0;
+  virtual Result<DeliveryChannelPolicy> GetChannelPolicy(int64_t customer,
+                                                         const std::string& channel,
+                                                         const std::string& name) = 0;
+  // Creates (created_ms set now) or replaces display name and data. `*created` says which.
+  virtual Result<DeliveryChannelPolicy> PutChannelPolicy(const DeliveryChannelPolicy& policy,
+                                                         bool* created) = 0;
+  virtual Status DeleteChannelPolicy(int64_t customer, const std::string& channel,
+                                     const std::string& name) = 0;
+
+  // --- default delivery channels; `space` unset: every rule of the customer
+  virtual Result<std::vector<DefaultDeliveryChannel>> ListDefaultChannels(
+      int64_t customer, std::optional<int64_t> space) = 0;
+  virtual Result<DefaultDeliveryChannel> GetDefaultChannel(int64_t customer,
+                                                           const std::string& id) = 0;
+  // Inserts, or replaces media type, channel and policy of the rule with that id.
+  virtual Status PutDefaultChannel(const DefaultDeliveryChannel& rule) = 0;
+  virtual Status DeleteDefaultChannel(int64_t customer, const std::string& id) = 0;
+
+  // --- custom delivery headers, ordered by space then id
+  virtual Result<std::vector<CustomHeader>> ListCustomHeaders(int64_t customer) = 0;
+  // Inserts, or replaces space, key and value of the header with that id.
+  virtual Status PutCustomHeader(const CustomHeader& header) = 0;
+  virtual Status DeleteCustomHeader(int64_t customer, const std::string& id) = 0;
 };
 
 struct StoreOptions {

@@ -348,6 +348,26 @@ void OriginServer::Handle(Conn* conn) {
   int status = route.status;
   std::string body = route.body;
   std::string type = route.content_type;
+  if (!route.basic_auth.empty()) {
+    static const char* kB64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string expected;
+    const std::string& in = route.basic_auth;
+    for (size_t i = 0; i < in.size(); i += 3) {
+      uint32_t n = static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << 16;
+      if (i + 1 < in.size()) n |= static_cast<uint32_t>(static_cast<unsigned char>(in[i + 1])) << 8;
+      if (i + 2 < in.size()) n |= static_cast<unsigned char>(in[i + 2]);
+      expected += kB64[(n >> 18) & 63];
+      expected += kB64[(n >> 12) & 63];
+      expected += i + 1 < in.size() ? kB64[(n >> 6) & 63] : '=';
+      expected += i + 2 < in.size() ? kB64[n & 63] : '=';
+    }
+    auto it = received.headers.find("authorization");
+    if (it == received.headers.end() || it->second != "Basic " + expected) {
+      status = 401;
+      body = "401 Unauthorized\n";
+      type = "text/plain";
+    }
+  }
   if (nth <= route.fail_first) {
     status = route.fail_status;
     body = std::to_string(status) + " " + Reason(status) + "\n";

@@ -31,6 +31,8 @@ struct OriginRoute {
   long declared_length = -1;  // >=0: Content-Length to claim (e.g. more than is sent)
   std::string raw;            // set: send exactly these bytes instead of a response, then close
   bool endless_chunked = false;  // 200 with chunked body that never ends (until the client hangs up)
+  // "user:password": a request without exactly these HTTP Basic credentials is answered 401.
+  std::string basic_auth;
 };
 
 // A request as the origin received it (for receivers of webhooks: headers and body).

@@ -1128,6 +1128,40 @@ Result<std::vector<Upload>> SqlStore::ExpiredUploads(int64_t now_ms, int limit) 
 
 // ---------------------------------------------------------------- queue and batches
 
+namespace {
+Result<DeliveryChannelPolicy> ReadChannelPolicyRow(Connection& conn, int64_t customer,
+                                                   const std::string& channel,
+                                                   const std::string& name);
+}  // namespace
+
+// Refuses (InsufficientStorage) when the customer's images, `added` of them new in this
+// transaction and already counted in its spaces, exceed its policy's maximum, or when its
+// stored bytes are already at the policy's maximum (a new image's size is known only after
+// its ingest, so bytes are judged before it).
+static Status CheckStoragePolicy(Connection& conn, int64_t customer, int64_t added) {
+  PREPARE(st, conn,
+          "SELECT p.id, p.max_images, p.max_bytes, "
+          "(SELECT COALESCE(SUM(s.image_count), 0) FROM spaces s WHERE s.customer = c.id), "
+          "(SELECT COALESCE(SUM(s.stored_bytes), 0) FROM spaces s WHERE s.customer = c.id) "
+          "FROM customers c JOIN storage_policies p ON p.id = c.storage_policy WHERE c.id = ?");
+  st.Bind(1, customer);
+  Status status;
+  if (!st.Step(&status)) return status;  // no policy row: nothing to enforce
+  std::string policy = st.Text(0);
+  int64_t max_images = st.Int(1), max_bytes = st.Int(2), images = st.Int(3), bytes = st.Int(4);
+  if (added > 0 && images > max_images)
+    return Status::InsufficientStorage(
+        "Storage policy '" + policy + "' allows " + std::to_string(max_images) +
+        " images; this request would make " + std::to_string(images) + ", " +
+        std::to_string(images - max_images) + " over the maximum");
+  if (bytes >= max_bytes)
+    return Status::InsufficientStorage(
+        "Storage policy '" + policy + "' allows " + std::to_string(max_bytes) +
+        " bytes; the customer already stores " + std::to_string(bytes) + ", " +
+        std::to_string(bytes - max_bytes) + " bytes at or over the maximum");
+  return Status::Ok();
+}
+
 Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& members,
                                     bool priority) {
   return Retry([&]() -> Result<Batch> {
@@ -1162,6 +1196,20 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
     }
     if (!missing.empty())
       return Status::Invalid("The following upload(s) could not be found: " + missing);
+    // A thumbs policy of the customer's own must exist now (the built-in ones always do).
+    std::set<std::string> thumb_policies;
+    for (auto& m : members)
+      for (auto& ch : m.delivery_channels)
+        if (ch.channel == "thumbs" && !ch.policy.empty() &&
+            !IsBuiltInChannelPolicy("thumbs", ch.policy))
+          thumb_policies.insert(ch.policy);
+    for (const std::string& name : thumb_policies) {
+      auto p = ReadChannelPolicyRow(conn, customer, "thumbs", name);
+      if (!p.ok() && p.status().code() != Code::kNotFound) return p.status();
+      if (!p.ok()) missing += (missing.empty() ? "" : ", ") + name;
+    }
+    if (!missing.empty())
+      return Status::Invalid("The following thumbs policy(ies) could not be found: " + missing);
 
     int64_t batch_id;
     {
@@ -1247,6 +1295,12 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
       PREPARE(st, conn,
               "UPDATE spaces SET image_count = image_count + ? WHERE customer = ? AND id = ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, n).Bind(2, customer).Bind(3, space).Run());
+    }
+    // The storage policy, judged inside this transaction: refused, nothing is written.
+    {
+      int64_t added = 0;
+      for (auto [space, n] : new_images) added += n;
+      QUIRE_RETURN_IF_ERROR(CheckStoragePolicy(conn, customer, added));
     }
     QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, customer));
     touched.erase(batch_id);
@@ -1905,7 +1959,9 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
               "finished = ?4, error = ?5, "
               "width = CASE WHEN ?6 = 1 THEN ?7 ELSE width END, "
               "height = CASE WHEN ?6 = 1 THEN ?8 ELSE height END, "
-              "thumbnails = CASE WHEN ?6 = 1 THEN ?9 ELSE thumbnails END "
+              "thumbnails = CASE WHEN ?6 = 1 THEN ?9 ELSE thumbnails END, "
+              "stored_bytes = CASE WHEN ?13 = 1 THEN ?11 ELSE stored_bytes END, "
+              "thumbnail_bytes = CASE WHEN ?13 = 1 THEN ?12 ELSE thumbnail_bytes END "
               "WHERE customer = ?1 AND space = ?2 AND id = ?3 AND batch = ?10");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer)
                                 .Bind(2, job.space)
@@ -1917,6 +1973,9 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
                                 .Bind(8, outcome.height)
                                 .Bind(9, ThumbsToJson(outcome.thumbnails))
                                 .Bind(10, job.batch)
+                                .Bind(11, outcome.storage ? outcome.storage->bytes : 0)
+                                .Bind(12, outcome.storage ? outcome.storage->thumbnail_bytes : 0)
+                                .Bind(13, outcome.storage.has_value())
                                 .Run());
     }
     bool finished_now = false;
@@ -2348,6 +2407,495 @@ Result<std::optional<int64_t>> SqlStore::NextDeliveryDue() {
   Status status;
   if (!st.Step(&status)) return status.ok() ? Result<std::optional<int64_t>>(std::nullopt) : status;
   return st.OptInt(0);
+}
+
+// ---------------------------------------------------------------- storage policies and usage
+
+namespace {
+
+StoragePolicy ReadStoragePolicy(const Statement& s) {
+  StoragePolicy p;
+  p.id = s.Text(0);
+  p.max_images = s.Int(1);
+  p.max_bytes = s.Int(2);
+  return p;
+}
+
+Result<StoragePolicy> ReadStoragePolicyRow(Connection& conn, const std::string& id) {
+  PREPARE(st, conn, "SELECT id, max_images, max_bytes FROM storage_policies WHERE id = ?");
+  st.Bind(1, id);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("storage policy not found") : status;
+  return ReadStoragePolicy(st);
+}
+
+}  // namespace
+
+Result<Page<StoragePolicy>> SqlStore::ListStoragePolicies(const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<StoragePolicy> out;
+  auto total = ScalarInt(conn, "SELECT COUNT(*) FROM storage_policies", {});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          "SELECT id, max_images, max_bytes FROM storage_policies ORDER BY id LIMIT ? OFFSET ?");
+  st.Bind(1, page.page_size).Bind(2, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadStoragePolicy(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<StoragePolicy> SqlStore::GetStoragePolicy(const std::string& id) {
+  ACQUIRE(conn);
+  return ReadStoragePolicyRow(*conn, id);
+}
+
+Result<StoragePolicy> SqlStore::PutStoragePolicy(const StoragePolicy& p, bool* created) {
+  return Retry([&]() -> Result<StoragePolicy> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto old = ReadStoragePolicyRow(conn, p.id);
+    if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
+    *created = !old.ok();
+    PREPARE(st, conn,
+            *created ? "INSERT INTO storage_policies (max_images, max_bytes, id) VALUES (?, ?, ?)"
+                     : "UPDATE storage_policies SET max_images = ?, max_bytes = ? WHERE id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, p.max_images).Bind(2, p.max_bytes).Bind(3, p.id).Run());
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return p;
+  });
+}
+
+Status SqlStore::DeleteStoragePolicy(const std::string& id) {
+  return Retry([&]() -> Status {
+    if (id == "default") return Status::Conflict("the default storage policy cannot be deleted");
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto old = ReadStoragePolicyRow(conn, id);
+    if (!old.ok()) return old.status();
+    PREPARE(used, conn, "SELECT COUNT(*) FROM customers WHERE storage_policy = ?");
+    used.Bind(1, id);
+    Status status;
+    if (!used.Step(&status)) return status.ok() ? Status::Internal("no count") : status;
+    if (used.Int(0) > 0)
+      return Status::Conflict("storage policy '" + id + "' is used by " +
+                              std::to_string(used.Int(0)) + " customer(s)");
+    PREPARE(st, conn, "DELETE FROM storage_policies WHERE id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Run());
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::SetCustomerStoragePolicy(int64_t customer, const std::string& policy) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto p = ReadStoragePolicyRow(conn, policy);
+    if (!p.ok())
+      return p.status().code() == Code::kNotFound
+                 ? Status::Invalid("storage policy '" + policy + "' does not exist")
+                 : p.status();
+    PREPARE(st, conn, "UPDATE customers SET storage_policy = ? WHERE id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, policy).Bind(2, customer).Run());
+    if (conn.Changes() == 0) return Status::NotFound("customer not found");
+    return tx.Commit();
+  });
+}
+
+Result<StorageUsage> SqlStore::GetStorageUsage(int64_t customer, std::optional<int64_t> space) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  StorageUsage u;
+  u.customer = customer;
+  u.space = space.value_or(0);
+  {
+    PREPARE(st, conn, "SELECT storage_policy FROM customers WHERE id = ?");
+    st.Bind(1, customer);
+    Status status;
+    if (!st.Step(&status)) return status.ok() ? Status::NotFound("customer not found") : status;
+    u.policy = st.Text(0);
+  }
+  PREPARE(st, conn,
+          std::string("SELECT COUNT(*), COALESCE(SUM(image_count), 0), "
+                      "COALESCE(SUM(stored_bytes), 0), COALESCE(SUM(thumbnail_bytes), 0) "
+                      "FROM spaces WHERE customer = ?") +
+              (space ? " AND id = ?" : ""));
+  st.Bind(1, customer);
+  if (space) st.Bind(2, *space);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::Internal("no usage row") : status;
+  if (space && st.Int(0) == 0) return Status::NotFound("space not found");
+  u.images = st.Int(1);
+  u.bytes = st.Int(2);
+  u.thumbnail_bytes = st.Int(3);
+  return u;
+}
+
+Result<ImageStorage> SqlStore::GetImageStorage(int64_t customer, int64_t space,
+                                               const std::string& id) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          "SELECT stored_bytes, thumbnail_bytes FROM assets WHERE customer = ? AND space = ? "
+          "AND id = ?");
+  st.Bind(1, customer).Bind(2, space).Bind(3, id);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("image not found") : status;
+  return ImageStorage{st.Int(0), st.Int(1)};
+}
+
+// ---------------------------------------------------------------- origin strategies
+
+namespace {
+
+constexpr const char* kStrategyCols =
+    "customer, id, regex, strategy, credentials, optimised, ordinal";
+
+OriginStrategy ReadStrategy(const Statement& s) {
+  OriginStrategy o;
+  o.customer = s.Int(0);
+  o.id = s.Text(1);
+  o.regex = s.Text(2);
+  o.strategy = s.Text(3);
+  o.sealed_credentials = s.Text(4);
+  o.optimised = s.Int(5) != 0;
+  o.order = s.Int(6);
+  return o;
+}
+
+}  // namespace
+
+Result<std::vector<OriginStrategy>> SqlStore::ListOriginStrategies(int64_t customer) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kStrategyCols +
+              " FROM origin_strategies WHERE customer = ? ORDER BY ordinal, id");
+  st.Bind(1, customer);
+  std::vector<OriginStrategy> out;
+  Status status;
+  while (st.Step(&status)) out.push_back(ReadStrategy(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<OriginStrategy> SqlStore::GetOriginStrategy(int64_t customer, const std::string& id) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kStrategyCols +
+              " FROM origin_strategies WHERE customer = ? AND id = ?");
+  st.Bind(1, customer).Bind(2, id);
+  Status status;
+  if (!st.Step(&status))
+    return status.ok() ? Status::NotFound("origin strategy not found") : status;
+  return ReadStrategy(st);
+}
+
+Status SqlStore::CreateOriginStrategy(const OriginStrategy& o) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(),
+            "INSERT INTO origin_strategies (customer, id, regex, strategy, credentials, "
+            "optimised, ordinal) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, o.customer)
+                              .Bind(2, o.id)
+                              .Bind(3, o.regex)
+                              .Bind(4, o.strategy)
+                              .Bind(5, o.sealed_credentials)
+                              .Bind(6, o.optimised)
+                              .Bind(7, o.order)
+                              .Run());
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::UpdateOriginStrategy(const OriginStrategy& o) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(),
+            "UPDATE origin_strategies SET regex = ?, strategy = ?, credentials = ?, "
+            "optimised = ?, ordinal = ? WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, o.regex)
+                              .Bind(2, o.strategy)
+                              .Bind(3, o.sealed_credentials)
+                              .Bind(4, o.optimised)
+                              .Bind(5, o.order)
+                              .Bind(6, o.customer)
+                              .Bind(7, o.id)
+                              .Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("origin strategy not found");
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::DeleteOriginStrategy(int64_t customer, const std::string& id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(), "DELETE FROM origin_strategies WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, id).Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("origin strategy not found");
+    return tx.Commit();
+  });
+}
+
+// ---------------------------------------------------------------- bulk metadata
+
+Result<std::vector<Asset>> SqlStore::UpdateAssetsMetadata(const std::vector<Asset>& assets) {
+  return Retry([&]() -> Result<std::vector<Asset>> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    std::vector<Asset> out;
+    std::string missing;
+    for (const Asset& a : assets) {
+      PREPARE(st, conn,
+              "UPDATE assets SET tags = ?, roles = ?, string1 = ?, string2 = ?, string3 = ?, "
+              "number1 = ?, number2 = ?, number3 = ?, max_unauthorised = ? "
+              "WHERE customer = ? AND space = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 1, a)
+                                .Bind(10, a.customer)
+                                .Bind(11, a.space)
+                                .Bind(12, a.id)
+                                .Run());
+      if (conn.Changes() == 0) {
+        missing += (missing.empty() ? "" : ", ") + a.id;
+        continue;
+      }
+      auto row = ReadAssetRow(conn, a.customer, a.space, a.id);
+      if (!row.ok()) return row.status();
+      out.push_back(std::move(*row));
+    }
+    // The transaction rolls back: no image changes when one is missing.
+    if (!missing.empty()) return Status::Invalid("The following image(s) could not be found: " +
+                                                 missing);
+    std::vector<StoreEvent> events;
+    for (const Asset& a : out)
+      events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id});
+    QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------- delivery channel policies
+
+namespace {
+
+constexpr const char* kChannelPolicyCols =
+    "customer, channel, name, display_name, policy_data, created, modified";
+
+DeliveryChannelPolicy ReadChannelPolicy(const Statement& s) {
+  DeliveryChannelPolicy p;
+  p.customer = s.Int(0);
+  p.channel = s.Text(1);
+  p.name = s.Text(2);
+  p.display_name = s.Text(3);
+  p.policy_data = s.Text(4);
+  p.created_ms = s.Int(5);
+  p.modified_ms = s.Int(6);
+  return p;
+}
+
+Result<DeliveryChannelPolicy> ReadChannelPolicyRow(Connection& conn, int64_t customer,
+                                                   const std::string& channel,
+                                                   const std::string& name) {
+  PREPARE(st, conn,
+          std::string("SELECT ") + kChannelPolicyCols +
+              " FROM delivery_channel_policies WHERE customer = ? AND channel = ? AND name = ?");
+  st.Bind(1, customer).Bind(2, channel).Bind(3, name);
+  Status status;
+  if (!st.Step(&status))
+    return status.ok() ? Status::NotFound("delivery channel policy not found") : status;
+  return ReadChannelPolicy(st);
+}
+
+}  // namespace
+
+Result<std::vector<DeliveryChannelPolicy>> SqlStore::ListChannelPolicies(
+    int64_t customer, const std::string& channel) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kChannelPolicyCols +
+              " FROM delivery_channel_policies WHERE customer = ?" +
+              (channel.empty() ? "" : " AND channel = ?") + " ORDER BY channel, name");
+  st.Bind(1, customer);
+  if (!channel.empty()) st.Bind(2, channel);
+  std::vector<DeliveryChannelPolicy> out;
+  Status status;
+  while (st.Step(&status)) out.push_back(ReadChannelPolicy(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<DeliveryChannelPolicy> SqlStore::GetChannelPolicy(int64_t customer,
+                                                         const std::string& channel,
+                                                         const std::string& name) {
+  ACQUIRE(conn);
+  return ReadChannelPolicyRow(*conn, customer, channel, name);
+}
+
+Result<DeliveryChannelPolicy> SqlStore::PutChannelPolicy(const DeliveryChannelPolicy& p,
+                                                         bool* created) {
+  return Retry([&]() -> Result<DeliveryChannelPolicy> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto old = ReadChannelPolicyRow(conn, p.customer, p.channel, p.name);
+    if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
+    *created = !old.ok();
+    int64_t now = NowMs();
+    if (*created) {
+      PREPARE(st, conn,
+              "INSERT INTO delivery_channel_policies (customer, channel, name, display_name, "
+              "policy_data, created, modified) VALUES (?, ?, ?, ?, ?, ?, ?)");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, p.customer)
+                                .Bind(2, p.channel)
+                                .Bind(3, p.name)
+                                .Bind(4, p.display_name)
+                                .Bind(5, p.policy_data)
+                                .Bind(6, now)
+                                .Bind(7, now)
+                                .Run());
+    } else {
+      PREPARE(st, conn,
+              "UPDATE delivery_channel_policies SET display_name = ?, policy_data = ?, "
+              "modified = ? WHERE customer = ? AND channel = ? AND name = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, p.display_name)
+                                .Bind(2, p.policy_data)
+                                .Bind(3, now)
+                                .Bind(4, p.customer)
+                                .Bind(5, p.channel)
+                                .Bind(6, p.name)
+                                .Run());
+    }
+    auto out = ReadChannelPolicyRow(conn, p.customer, p.channel, p.name);
+    if (!out.ok()) return out.status();
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return out;
+  });
+}
+
+Status SqlStore::DeleteChannelPolicy(int64_t customer, const std::string& channel,
+                                     const std::string& name) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(),
+            "DELETE FROM delivery_channel_policies WHERE customer = ? AND channel = ? AND "
+            "name = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, channel).Bind(3, name).Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("delivery channel policy not found");
+    return tx.Commit();
+  });
+}
+
+// ---------------------------------------------------------------- default delivery channels
+
+namespace {
+
+constexpr const char* kDefaultChannelCols = "customer, space, id, media_type, channel, policy";
+
+DefaultDeliveryChannel ReadDefaultChannel(const Statement& s) {
+  return DefaultDeliveryChannel{s.Int(0), s.Int(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5)};
+}
+
+}  // namespace
+
+Result<std::vector<DefaultDeliveryChannel>> SqlStore::ListDefaultChannels(
+    int64_t customer, std::optional<int64_t> space) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kDefaultChannelCols +
+              " FROM default_delivery_channels WHERE customer = ?" +
+              (space ? " AND space = ?" : "") + " ORDER BY space, media_type, channel, id");
+  st.Bind(1, customer);
+  if (space) st.Bind(2, *space);
+  std::vector<DefaultDeliveryChannel> out;
+  Status status;
+  while (st.Step(&status)) out.push_back(ReadDefaultChannel(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<DefaultDeliveryChannel> SqlStore::GetDefaultChannel(int64_t customer,
+                                                           const std::string& id) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kDefaultChannelCols +
+              " FROM default_delivery_channels WHERE customer = ? AND id = ?");
+  st.Bind(1, customer).Bind(2, id);
+  Status status;
+  if (!st.Step(&status))
+    return status.ok() ? Status::NotFound("default delivery channel not found") : status;
+  return ReadDefaultChannel(st);
+}
+
+Status SqlStore::PutDefaultChannel(const DefaultDeliveryChannel& r) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    {
+      PREPARE(st, tx.conn(), "DELETE FROM default_delivery_channels WHERE customer = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, r.customer).Bind(2, r.id).Run());
+    }
+    PREPARE(st, tx.conn(),
+            "INSERT INTO default_delivery_channels (customer, space, id, media_type, channel, "
+            "policy) VALUES (?, ?, ?, ?, ?, ?)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, r.customer)
+                              .Bind(2, r.space)
+                              .Bind(3, r.id)
+                              .Bind(4, r.media_type)
+                              .Bind(5, r.channel)
+                              .Bind(6, r.policy)
+                              .Run());
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::DeleteDefaultChannel(int64_t customer, const std::string& id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(), "DELETE FROM default_delivery_channels WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, id).Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("default delivery channel not found");
+    return tx.Commit();
+  });
+}
+
+// ---------------------------------------------------------------- custom headers
+
+Result<std::vector<CustomHeader>> SqlStore::ListCustomHeaders(int64_t customer) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          "SELECT customer, id, space, key, value FROM custom_headers WHERE customer = ? "
+          "ORDER BY space, id");
+  st.Bind(1, customer);
+  std::vector<CustomHeader> out;
+  Status status;
+  while (st.Step(&status))
+    out.push_back(CustomHeader{st.Int(0), st.Text(1), st.Int(2), st.Text(3), st.Text(4)});
+  if (!status.ok()) return status;
+  return out;
+}
+
+Status SqlStore::PutCustomHeader(const CustomHeader& h) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    {
+      PREPARE(st, tx.conn(), "DELETE FROM custom_headers WHERE customer = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, h.customer).Bind(2, h.id).Run());
+    }
+    PREPARE(st, tx.conn(),
+            "INSERT INTO custom_headers (customer, id, space, key, value) VALUES (?, ?, ?, ?, ?)");
+    QUIRE_RETURN_IF_ERROR(
+        st.Bind(1, h.customer).Bind(2, h.id).Bind(3, h.space).Bind(4, h.key).Bind(5, h.value).Run());
+    return tx.Commit();
+  });
+}
+
+Status SqlStore::DeleteCustomHeader(int64_t customer, const std::string& id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    PREPARE(st, tx.conn(), "DELETE FROM custom_headers WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, id).Run());
+    if (tx.conn().Changes() == 0) return Status::NotFound("custom header not found");
+    return tx.Commit();
+  });
 }
 
 }  // namespace quire

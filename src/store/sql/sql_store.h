@@ -128,6 +128,38 @@ class SqlStore : public Store {
                                bool delivered, std::optional<int64_t> next_attempt_ms) override;
   Result<std::optional<int64_t>> NextDeliveryDue() override;
 
+  Result<Page<StoragePolicy>> ListStoragePolicies(const PageRequest& page) override;
+  Result<StoragePolicy> GetStoragePolicy(const std::string& id) override;
+  Result<StoragePolicy> PutStoragePolicy(const StoragePolicy& policy, bool* created) override;
+  Status DeleteStoragePolicy(const std::string& id) override;
+  Status SetCustomerStoragePolicy(int64_t customer, const std::string& policy) override;
+  Result<StorageUsage> GetStorageUsage(int64_t customer, std::optional<int64_t> space) override;
+  Result<ImageStorage> GetImageStorage(int64_t customer, int64_t space,
+                                       const std::string& id) override;
+  Result<std::vector<OriginStrategy>> ListOriginStrategies(int64_t customer) override;
+  Result<OriginStrategy> GetOriginStrategy(int64_t customer, const std::string& id) override;
+  Status CreateOriginStrategy(const OriginStrategy& strategy) override;
+  Status UpdateOriginStrategy(const OriginStrategy& strategy) override;
+  Status DeleteOriginStrategy(int64_t customer, const std::string& id) override;
+  Result<std::vector<Asset>> UpdateAssetsMetadata(const std::vector<Asset>& assets) override;
+  Result<std::vector<DeliveryChannelPolicy>> ListChannelPolicies(
+      int64_t customer, const std::string& channel) override;
+  Result<DeliveryChannelPolicy> GetChannelPolicy(int64_t customer, const std::string& channel,
+                                                 const std::string& name) override;
+  Result<DeliveryChannelPolicy> PutChannelPolicy(const DeliveryChannelPolicy& policy,
+                                                 bool* created) override;
+  Status DeleteChannelPolicy(int64_t customer, const std::string& channel,
+                             const std::string& name) override;
+  Result<std::vector<DefaultDeliveryChannel>> ListDefaultChannels(
+      int64_t customer, std::optional<int64_t> space) override;
+  Result<DefaultDeliveryChannel> GetDefaultChannel(int64_t customer,
+                                                   const std::string& id) override;
+  Status PutDefaultChannel(const DefaultDeliveryChannel& rule) override;
+  Status DeleteDefaultChannel(int64_t customer, const std::string& id) override;
+  Result<std::vector<CustomHeader>> ListCustomHeaders(int64_t customer) override;
+  Status PutCustomHeader(const CustomHeader& header) override;
+  Status DeleteCustomHeader(int64_t customer, const std::string& id) override;
+
  protected:
   sql::Pool& pool() { return *pool_; }
   const Dialect& dialect() const { return dialect_; }

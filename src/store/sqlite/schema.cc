@@ -250,6 +250,75 @@ CREATE TABLE portal_sessions (
 );
 CREATE INDEX portal_sessions_expires ON portal_sessions(expires);
 )SQL",
+      // 10 (dlcs-api): storage usage and policies, origin strategies. Each asset's bytes (set
+      // by its ingest outcome) are summed into its space by triggers, in the transaction of
+      // the write, so usage never drifts; customers name their storage policy.
+      R"SQL(
+ALTER TABLE assets ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE assets ADD COLUMN thumbnail_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE spaces ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE spaces ADD COLUMN thumbnail_bytes INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER assets_bytes_update AFTER UPDATE OF stored_bytes, thumbnail_bytes ON assets
+  WHEN OLD.stored_bytes != NEW.stored_bytes OR OLD.thumbnail_bytes != NEW.thumbnail_bytes
+BEGIN
+  UPDATE spaces SET stored_bytes = stored_bytes + NEW.stored_bytes - OLD.stored_bytes,
+    thumbnail_bytes = thumbnail_bytes + NEW.thumbnail_bytes - OLD.thumbnail_bytes
+    WHERE customer = NEW.customer AND id = NEW.space;
+END;
+CREATE TRIGGER assets_bytes_delete AFTER DELETE ON assets
+  WHEN OLD.stored_bytes != 0 OR OLD.thumbnail_bytes != 0
+BEGIN
+  UPDATE spaces SET stored_bytes = stored_bytes - OLD.stored_bytes,
+    thumbnail_bytes = thumbnail_bytes - OLD.thumbnail_bytes
+    WHERE customer = OLD.customer AND id = OLD.space;
+END;
+CREATE TABLE storage_policies (
+  id TEXT PRIMARY KEY,
+  max_images INTEGER NOT NULL,
+  max_bytes INTEGER NOT NULL
+);
+INSERT INTO storage_policies (id, max_images, max_bytes)
+  VALUES ('default', 1000000000, 1000000000000000);
+ALTER TABLE customers ADD COLUMN storage_policy TEXT NOT NULL DEFAULT 'default';
+CREATE TABLE origin_strategies (
+  customer INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  regex TEXT NOT NULL,
+  strategy TEXT NOT NULL,
+  credentials TEXT NOT NULL DEFAULT '',
+  optimised INTEGER NOT NULL DEFAULT 0,
+  ordinal INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (customer, id)
+);
+CREATE TABLE delivery_channel_policies (
+  customer INTEGER NOT NULL,
+  channel TEXT NOT NULL,
+  name TEXT NOT NULL,
+  display_name TEXT NOT NULL DEFAULT '',
+  policy_data TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  modified INTEGER NOT NULL,
+  PRIMARY KEY (customer, channel, name)
+);
+CREATE TABLE default_delivery_channels (
+  customer INTEGER NOT NULL,
+  space INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  policy TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (customer, id)
+);
+CREATE INDEX default_delivery_channels_space ON default_delivery_channels(customer, space);
+CREATE TABLE custom_headers (
+  customer INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  space INTEGER NOT NULL DEFAULT 0,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (customer, id)
+);
+)SQL",
   };
   return kMigrations;
 }

@@ -13,6 +13,7 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterUploads(router, ctx);
   RegisterStreams(router, ctx);
   RegisterWebhooks(router, ctx);
+  RegisterNamedQueries(router, ctx);
 }
 
 }  // namespace quire::api

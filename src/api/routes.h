@@ -13,5 +13,6 @@ void RegisterQueue(http::Router& r, Context& ctx);
 void RegisterUploads(http::Router& r, Context& ctx);
 void RegisterStreams(http::Router& r, Context& ctx);
 void RegisterWebhooks(http::Router& r, Context& ctx);
+void RegisterNamedQueries(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

@@ -24,6 +24,7 @@
 #include "events/webhook_sender.h"
 #include "http/server.h"
 #include "iiif/delivery.h"
+#include "presentation/presentation_service.h"
 #include "ingest/ingest_workers.h"
 #include "ingest/upload_sweeper.h"
 #include "ops/log_context.h"
@@ -353,6 +354,9 @@ int Serve(Config c) {
   });
   api::RegisterApi(router, ctx);
   delivery.Register(router);
+  presentation::PresentationService presentation(**store, urls.base(),
+                                                 {.nq_max_items = c.nq_max_items});
+  presentation.Register(router);
   workers.Start();
   // Expired uploads are looked for a few times per lifetime, at least once a minute.
   UploadSweeper sweeper(**store, **blobs,
@@ -436,6 +440,11 @@ int main(int argc, char** argv) {
       ->envname("QUIRE_ADMIN_SECRET");
   serve->add_option("--max-batch-size", c.max_batch_size, "largest accepted queue POST")
       ->envname("QUIRE_MAX_BATCH_SIZE")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  serve->add_option("--nq-max-items", c.nq_max_items,
+                    "most images a named-query manifest may hold (400 beyond)")
+      ->envname("QUIRE_NQ_MAX_ITEMS")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   serve->add_option("--max-body-bytes", c.max_body_bytes, "largest request body (413 beyond)")

@@ -247,15 +247,20 @@ void Delivery::Register(http::Router& r) {
           },
           cors);
   }
-  r.Add("GET", "/thumbs/{c}/{s}/{id}",
-        [this](http::Request& req) { return Redirect(req, ApiVersion::kV3, true); }, thumbs);
-  r.Add("GET", "/thumbs/{c}/{s}/{id}/info.json",
-        [this](http::Request& req) { return ThumbInfo(req); }, thumbs);
-  r.Add("GET", "/thumbs/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
-        [this](http::Request& req) {
-          return RemoteInline(req, [this](http::Request& q) { return Thumb(q); });
-        },
-        thumbs);
+  // Level 0 from the stored thumbnails: Image API 3.0, and 2.1 under /thumbs/v2/ (what
+  // manifests link as ImageService2).
+  for (ApiVersion v : {ApiVersion::kV2, ApiVersion::kV3}) {
+    std::string root = v == ApiVersion::kV2 ? "/thumbs/v2" : "/thumbs";
+    r.Add("GET", root + "/{c}/{s}/{id}",
+          [this, v](http::Request& req) { return Redirect(req, v, true); }, thumbs);
+    r.Add("GET", root + "/{c}/{s}/{id}/info.json",
+          [this, v](http::Request& req) { return ThumbInfo(req, v); }, thumbs);
+    r.Add("GET", root + "/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
+          [this, v](http::Request& req) {
+            return RemoteInline(req, [this, v](http::Request& q) { return Thumb(q, v); });
+          },
+          thumbs);
+  }
   r.Add("GET", "/file/{c}/{s}/{id}", [this](http::Request& req) { return File(req); }, heavy);
 }
 
@@ -681,25 +686,26 @@ Result<std::string> Delivery::ReadBlob(const std::string& key, const std::string
 }
 
 
-http::Response Delivery::ThumbInfo(http::Request& req) {
+http::Response Delivery::ThumbInfo(http::Request& req, ApiVersion v) {
   Target t;
   http::Response err;
   if (!Resolve(req, "thumbs", &t, &err)) return err;
   std::vector<std::pair<int, int>> sizes;
   for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
   std::sort(sizes.begin(), sizes.end());
-  std::string id =
-      base_ + ServicePath(ApiVersion::kV3, "thumbs", t.customer_segment, t.asset.space, t.asset.id);
+  std::string id = base_ + ServicePath(v, "thumbs", t.customer_segment, t.asset.space, t.asset.id);
   int w = sizes.empty() ? 0 : sizes.back().first, h = sizes.empty() ? 0 : sizes.back().second;
   http::Response res;
   res.Set("Cache-Control", kInfoCacheControl);
-  res.Set("Link", ProfileLink(ApiVersion::kV3, true));
-  if (NotModified(req, res, Etag(t.version_key + "/thumbs" + base_ + "|" + t.customer_segment),
+  res.Set("Link", ProfileLink(v, true));
+  if (NotModified(req, res,
+                  Etag(t.version_key + (v == ApiVersion::kV2 ? "/thumbs/v2" : "/thumbs") + base_ +
+                       "|" + t.customer_segment),
                   t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
   res.status = 200;
-  res.body = InfoJsonLevel0(ApiVersion::kV3, id, w, h, sizes).dump();
-  res.Set("Content-Type", InfoContentType(req, ApiVersion::kV3));
+  res.body = InfoJsonLevel0(v, id, w, h, sizes).dump();
+  res.Set("Content-Type", InfoContentType(req, v));
   return res;
 }
 
@@ -724,7 +730,7 @@ static const ThumbnailSize* MatchThumbnail(const std::vector<ThumbnailSize>& thu
   return nullptr;
 }
 
-http::Response Delivery::Thumb(http::Request& req) {
+http::Response Delivery::Thumb(http::Request& req, ApiVersion v) {
   Target t;
   http::Response err;
   if (!Resolve(req, "thumbs", &t, &err)) return err;
@@ -737,7 +743,7 @@ http::Response Delivery::Thumb(http::Request& req) {
                          "'; see info.json for the sizes available");
   http::Response res;
   res.Set("Cache-Control", kImageCacheControl);
-  res.Set("Link", ProfileLink(ApiVersion::kV3, true));
+  res.Set("Link", ProfileLink(v, true));
   std::string key = ThumbnailKey(t.prefix, match->width, match->height);
   if (NotModified(req, res, Etag(t.version_key + key), t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);

@@ -19,6 +19,7 @@
 #include "model/asset.h"
 #include "model/batch.h"
 #include "model/customer.h"
+#include "model/named_query.h"
 #include "model/paging.h"
 #include "model/space.h"
 #include "model/upload.h"
@@ -238,6 +239,29 @@ class Store {
                                        std::optional<int64_t> next_attempt_ms) = 0;
   // When the earliest pending delivery becomes due (its retry time, or its lease's end).
   virtual Result<std::optional<int64_t>> NextDeliveryDue() = 0;
+
+  // --- named queries (spec/presentation-auth.md §3)
+  // Assigns created. Conflict when the customer already has a query of that name.
+  virtual Result<NamedQuery> CreateNamedQuery(const NamedQuery& query) = 0;
+  // `customer`'s own query `id`, or a global one. NotFound otherwise.
+  virtual Result<NamedQuery> GetNamedQuery(int64_t customer, const std::string& id) = 0;
+  // By name: `customer`'s own, else a global one (the oldest). NotFound otherwise.
+  virtual Result<NamedQuery> FindNamedQuery(int64_t customer, const std::string& name) = 0;
+  // Own and global queries, by name.
+  virtual Result<Page<NamedQuery>> ListNamedQueries(int64_t customer,
+                                                    const PageRequest& page) = 0;
+  // Replaces the template of `customer`'s own query. NotFound otherwise.
+  virtual Result<NamedQuery> UpdateNamedQueryTemplate(int64_t customer, const std::string& id,
+                                                      const std::string& template_text) = 0;
+  virtual Status DeleteNamedQuery(int64_t customer, const std::string& id) = 0;
+  // The images a selection matches that have been ingested (width set) and are delivered on
+  // iiif-img or thumbs, in its order then (space, id): at most `limit` items; `total` is the
+  // number matched (counted only when more than `limit` match). Index-backed: the cost
+  // follows the matches, not the size of the customer's collection.
+  virtual Result<Page<Asset>> SelectAssets(const AssetSelection& selection, int limit) = 0;
+  // The database's plan for SelectAssets (EXPLAIN QUERY PLAN / EXPLAIN), one line per row.
+  virtual Result<std::string> ExplainSelectAssets(const AssetSelection& selection,
+                                                  int limit) = 0;
 };
 
 struct StoreOptions {

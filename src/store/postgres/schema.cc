@@ -240,6 +240,26 @@ CREATE TABLE webhook_attempts (
   PRIMARY KEY (delivery, attempt)
 );
 )SQL",
+      // 8: named queries (spec/presentation-auth.md §3), and the indexes that let a query's
+      // equality criteria find their images without scanning the customer's collection.
+      R"SQL(
+CREATE TABLE named_queries (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  customer BIGINT NOT NULL,
+  name TEXT COLLATE "C" NOT NULL,
+  is_global BIGINT NOT NULL DEFAULT 0,
+  template_text TEXT NOT NULL,
+  created BIGINT NOT NULL,
+  UNIQUE (customer, name)
+);
+CREATE INDEX named_queries_global ON named_queries(is_global, name);
+CREATE INDEX assets_string1 ON assets(customer, string1, space);
+CREATE INDEX assets_string2 ON assets(customer, string2, space);
+CREATE INDEX assets_string3 ON assets(customer, string3, space);
+CREATE INDEX assets_number1 ON assets(customer, number1, space);
+CREATE INDEX assets_number2 ON assets(customer, number2, space);
+CREATE INDEX assets_number3 ON assets(customer, number3, space);
+)SQL",
   };
   return kMigrations;
 }

@@ -123,6 +123,16 @@ class SqlStore : public Store {
                                bool delivered, std::optional<int64_t> next_attempt_ms) override;
   Result<std::optional<int64_t>> NextDeliveryDue() override;
 
+  Result<NamedQuery> CreateNamedQuery(const NamedQuery& query) override;
+  Result<NamedQuery> GetNamedQuery(int64_t customer, const std::string& id) override;
+  Result<NamedQuery> FindNamedQuery(int64_t customer, const std::string& name) override;
+  Result<Page<NamedQuery>> ListNamedQueries(int64_t customer, const PageRequest& page) override;
+  Result<NamedQuery> UpdateNamedQueryTemplate(int64_t customer, const std::string& id,
+                                              const std::string& template_text) override;
+  Status DeleteNamedQuery(int64_t customer, const std::string& id) override;
+  Result<Page<Asset>> SelectAssets(const AssetSelection& selection, int limit) override;
+  Result<std::string> ExplainSelectAssets(const AssetSelection& selection, int limit) override;
+
  protected:
   sql::Pool& pool() { return *pool_; }
   const Dialect& dialect() const { return dialect_; }

@@ -21,6 +21,30 @@ http::Response Text(int status, const std::string& text) {
   return http::Response(status, "text/plain; charset=utf-8", text + "\n");
 }
 
+// Pixels of a restricted image beyond its open renditions: never cached anywhere.
+http::Response Restricted(const std::string& id) {
+  http::Response res = Text(401, "image '" + id + "' is restricted; this request needs a session "
+                                 "with one of its roles");
+  res.Set("Cache-Control", "no-store");
+  return res;
+}
+
+// What of an asset decides who may see what: part of every validator and cached-body key, so
+// a change of maxUnauthorised or roles never reuses an answer made under the old rule.
+std::string AccessKey(const Asset& a) {
+  std::string key = "|mu" + std::to_string(a.max_unauthorised);
+  for (const std::string& r : a.roles) key += "|" + r;
+  return key;
+}
+
+// An open rendition (§5.1): the whole image, longest output side at most maxUnauthorised.
+bool OpenRendition(const Asset& a, const ResolvedRequest& r) {
+  if (!a.Restricted()) return true;
+  int64_t n = a.max_unauthorised;
+  return n > 0 && r.region.x == 0 && r.region.y == 0 && r.region.w == r.image_width &&
+         r.region.h == r.image_height && std::max(r.width, r.height) <= n;
+}
+
 // The database is away for a moment (a restart, a lost connection): 503, never 404 or 500.
 http::Response Unavailable(const Status& st) {
   http::Response res = Text(503, st.message());
@@ -301,9 +325,19 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
                            " channel");
     return false;
   }
-  if (!asset->roles.empty()) {
-    *error = Text(401, "image '" + asset->id + "' is restricted; IIIF auth is not available yet");
+  // Access (spec/presentation-auth.md §5.1): a restricted image shows anyone only its open
+  // renditions; no session can hold a role yet, so everything else is refused. /thumbs/
+  // serves the open sizes alone, /file/ nothing; iiif-img decides per request (Image, Info).
+  if (asset->Restricted() && std::string(channel) == "file") {
+    *error = Restricted(asset->id);
     return false;
+  }
+  if (std::string(channel) == "thumbs") {
+    asset->thumbnails = asset->OpenThumbnails();
+    if (asset->thumbnails.empty() && asset->Restricted()) {
+      *error = Text(404, "image '" + asset->id + "' has no open thumbnail sizes");
+      return false;
+    }
   }
   bool has_derivative = asset->width > 0;
   if (std::string(channel) == "file") {
@@ -502,12 +536,16 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   std::shared_ptr<const Target> tp = ResolveImage(req, &err);
   if (!tp) return err;
   const Target& t = *tp;
+  const bool restricted = t.asset.Restricted();
   std::string etag = Etag(t.version_key + (v == ApiVersion::kV2 ? "/v2" : "/v3") + base_ + "|" +
-                          t.customer_segment);
+                          t.customer_segment + AccessKey(t.asset));
   http::Response res;
-  res.Set("Cache-Control", kInfoCacheControl);
+  // 2.1 clients learn of a restriction from a 401 (with the body) for every caller.
+  const bool refused = restricted && v == ApiVersion::kV2;
+  res.Set("Cache-Control", refused ? "private" : kInfoCacheControl);
+  if (refused) res.Set("Vary", "Authorization");
   res.Set("Link", ProfileLink(v, false));
-  if (NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
+  if (!refused && NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
   std::shared_ptr<const PyramidIndex> index = Index(t, &err);
   if (!index) return err;
@@ -516,7 +554,7 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   const FileIdentity& fid = index->identity();
   std::string body_key = t.version_key + "#" + std::to_string(fid.ino) + "." +
                          std::to_string(fid.mtime_ns) + (v == ApiVersion::kV2 ? "/v2|" : "/v3|") +
-                         t.customer_segment;
+                         t.customer_segment + AccessKey(t.asset);
   {
     std::lock_guard<std::mutex> lock(info_mu_);
     auto it = info_bodies_.find(body_key);
@@ -527,7 +565,7 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
     std::vector<int> scales;
     for (size_t i = 0; i < pyramid.levels.size(); ++i) scales.push_back(1 << i);
     std::vector<std::pair<int, int>> sizes;
-    for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
+    for (auto& th : t.asset.OpenThumbnails()) sizes.emplace_back(th.width, th.height);
     std::sort(sizes.begin(), sizes.end());
     if (!t.asset.HasChannel("thumbs")) sizes.clear();
     // `sizes` lists thumbnails, not pyramid levels. OpenSeadragon (4.1 and later) takes `sizes`
@@ -542,12 +580,19 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
     auto j = InfoJson(v, id, pyramid.width, pyramid.height, sizes,
                       pyramid.tile_width > 0 ? pyramid.tile_width : 256, scales,
                       DeclaredLimits(t.asset, options_));
+    if (restricted) {
+      // Only the open renditions are on offer: no tiles, at most maxUnauthorised wide.
+      j.erase("tiles");
+      if (sizes.empty()) j.erase("sizes");
+      nlohmann::json& limits = v == ApiVersion::kV3 ? j : j["profile"][1];
+      if (t.asset.max_unauthorised > 0) limits["maxWidth"] = t.asset.max_unauthorised;
+    }
     res.body = j.dump();
     std::lock_guard<std::mutex> lock(info_mu_);
     if (info_bodies_.size() >= options_.max_cached_assets) info_bodies_.clear();
     info_bodies_.emplace(body_key, res.body);
   }
-  res.status = 200;
+  res.status = refused ? 401 : 200;
   res.Set("Content-Type", InfoContentType(req, v));
   return res;
 }
@@ -568,6 +613,8 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
     int status = resolved.status().code() == Code::kUnsupported ? 501 : 400;
     return Text(status, resolved.status().message());
   }
+  // Before any validator or cache: a refused request learns nothing from them.
+  if (!OpenRendition(t.asset, *resolved)) return Restricted(t.asset.id);
   std::string canonical = CanonicalPath(*resolved);
   std::string service = ServicePath(v, "iiif-img", t.asset.customer, t.asset.space, t.asset.id);
   // Keyed (and validated) by the pyramid file actually read too, as the info.json bodies are:
@@ -700,7 +747,7 @@ http::Response Delivery::ThumbInfo(http::Request& req, ApiVersion v) {
   res.Set("Link", ProfileLink(v, true));
   if (NotModified(req, res,
                   Etag(t.version_key + (v == ApiVersion::kV2 ? "/thumbs/v2" : "/thumbs") + base_ +
-                       "|" + t.customer_segment),
+                       "|" + t.customer_segment + AccessKey(t.asset)),
                   t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
   res.status = 200;

@@ -14,6 +14,7 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterStreams(router, ctx);
   RegisterWebhooks(router, ctx);
   RegisterNamedQueries(router, ctx);
+  RegisterRoles(router, ctx);
 }
 
 }  // namespace quire::api

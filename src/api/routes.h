@@ -14,5 +14,6 @@ void RegisterUploads(http::Router& r, Context& ctx);
 void RegisterStreams(http::Router& r, Context& ctx);
 void RegisterWebhooks(http::Router& r, Context& ctx);
 void RegisterNamedQueries(http::Router& r, Context& ctx);
+void RegisterRoles(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

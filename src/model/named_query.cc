@@ -1,4 +1,5 @@
 #include "model/named_query.h"
+#include "model/role.h"
 
 #include <algorithm>
 #include <charconv>
@@ -96,6 +97,16 @@ std::string NamedQueryNameProblem(const std::string& name) {
                c == '.' || c == '_' || c == '-';
       }))
     return "'name' must be 1-100 characters of A-Z, a-z, 0-9, '.', '_' and '-'";
+  return "";
+}
+
+std::string RoleNameProblem(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name == "token" ||
+      !std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '-';
+      }))
+    return "a role name is 1-64 characters of a-z, 0-9, '.', '_' and '-', and not 'token'";
   return "";
 }
 

@@ -20,6 +20,7 @@
 #include "model/batch.h"
 #include "model/customer.h"
 #include "model/named_query.h"
+#include "model/role.h"
 #include "model/paging.h"
 #include "model/space.h"
 #include "model/upload.h"
@@ -262,6 +263,13 @@ class Store {
   // The database's plan for SelectAssets (EXPLAIN QUERY PLAN / EXPLAIN), one line per row.
   virtual Result<std::string> ExplainSelectAssets(const AssetSelection& selection,
                                                   int limit) = 0;
+
+  // --- roles (spec/presentation-auth.md §5.2)
+  // Creates or replaces (label, texts, provider, TTL); `*created` says which.
+  virtual Result<Role> PutRole(const Role& role, bool* created) = 0;
+  virtual Result<Role> GetRole(int64_t customer, const std::string& name) = 0;
+  virtual Result<Page<Role>> ListRoles(int64_t customer, const PageRequest& page) = 0;
+  virtual Status DeleteRole(int64_t customer, const std::string& name) = 0;
 };
 
 struct StoreOptions {

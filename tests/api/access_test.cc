@@ -206,5 +206,76 @@ TEST_F(AccessTest, RolesAloneLeaveNothingOpen) {
   EXPECT_EQ(Get(img + "/full/!100,100/0/default.jpg").status, 200);
 }
 
+// §6.13 and the role resource (§5.2).
+TEST_F(AccessTest, RolesResource) {
+  std::string roles = server_->url() + "/customers/" + std::to_string(customer_) + "/roles";
+  HttpResult made = Http("PUT", roles + "/staff",
+                         json{{"provider", "grant"}, {"label", "Staff"}}.dump(), server_->admin());
+  ASSERT_EQ(made.status, 201) << made.body;
+  json role = made.Json();
+  EXPECT_EQ(role["@id"], roles + "/staff");
+  EXPECT_EQ(made.Header("location"), roles + "/staff");
+  EXPECT_EQ(role["@type"], "vocab:Role");
+  EXPECT_EQ(role["label"], json::parse(R"({"en":["Staff"]})"));
+  EXPECT_EQ(role["provider"], "grant");
+  EXPECT_EQ(role["sessionTtl"], 3600);
+  EXPECT_FALSE(role.contains("heading"));
+  // Replaced: 200, with language maps kept as given.
+  HttpResult replaced = Http("PUT", roles + "/staff",
+                             json{{"label", {{"en", {"Staff"}}, {"cy", {"Staff"}}}},
+                                  {"heading", "Staff only"},
+                                  {"confirmLabel", "Log in"},
+                                  {"sessionTtl", 600}}
+                                 .dump(),
+                             server_->admin());
+  ASSERT_EQ(replaced.status, 200) << replaced.body;
+  EXPECT_EQ(replaced.Json()["label"]["cy"][0], "Staff");
+  EXPECT_EQ(replaced.Json()["heading"], json::parse(R"({"en":["Staff only"]})"));
+  EXPECT_EQ(replaced.Json()["provider"], "clickthrough");
+  EXPECT_EQ(Http("GET", roles + "/staff", "", server_->admin()).Json()["sessionTtl"], 600);
+
+  // Bad input: a precise 400, nothing stored.
+  const std::pair<std::string, json> bad[] = {
+      {"token", {{"label", "x"}}},
+      {"Staff", {{"label", "x"}}},
+      {"a%20b", {{"label", "x"}}},
+      {std::string(65, 'a'), {{"label", "x"}}},
+      {"nolabel", json::object()},
+      {"p", {{"label", "x"}, {"provider", "oidc"}}},
+      {"t", {{"label", "x"}, {"sessionTtl", 30}}},
+      {"t", {{"label", "x"}, {"sessionTtl", 86401}}},
+      {"m", {{"label", {{"en", "not an array"}}}}},
+      {"u", {{"label", "x"}, {"colour", "red"}}},
+  };
+  for (const auto& [name, body] : bad) {
+    HttpResult r = Http("PUT", roles + "/" + name, body.dump(), server_->admin());
+    EXPECT_EQ(r.status, 400) << name << " " << body.dump() << ": " << r.body;
+    EXPECT_TRUE(r.Json().contains("detail")) << r.body;
+  }
+  HttpResult list = Http("GET", roles, "", server_->admin());
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(list.Json()["totalItems"], 1) << list.body;
+  EXPECT_EQ(list.Json()["member"][0]["@id"], roles + "/staff");
+
+  // The role URI on an image restricts it like any role (no session can hold it yet).
+  HttpResult patched =
+      Http("PATCH", ImageApi(),
+           json{{"roles", {roles + "/staff"}}, {"maxUnauthorised", 400}}.dump(), server_->admin());
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  ExpectRefused(Get("/iiif-img" + Path() + "/full/max/0/default.jpg"), "full/max");
+  EXPECT_EQ(Get("/iiif-img" + Path() + "/full/!400,400/0/default.jpg").status, 200);
+
+  // Another customer cannot see it; DELETE ends it.
+  int64_t other = api_->CreateCustomer("other-roles");
+  EXPECT_EQ(Http("GET", server_->url() + "/customers/" + std::to_string(other) + "/roles/staff", "",
+                 server_->admin())
+                .status,
+            404);
+  EXPECT_EQ(Http("DELETE", roles + "/staff", "", server_->admin()).status, 204);
+  EXPECT_EQ(Http("GET", roles + "/staff", "", server_->admin()).status, 404);
+  EXPECT_EQ(Http("DELETE", roles + "/staff", "", server_->admin()).status, 404);
+  Restrict(-1);
+}
+
 }  // namespace
 }  // namespace quire::test

@@ -240,8 +240,9 @@ CREATE TABLE webhook_attempts (
   PRIMARY KEY (delivery, attempt)
 );
 )SQL",
-      // 8: named queries (spec/presentation-auth.md §3), and the indexes that let a query's
-      // equality criteria find their images without scanning the customer's collection.
+      // 8: named queries (spec/presentation-auth.md §3), the indexes that let a query's
+      // equality criteria find their images without scanning the customer's collection, and
+      // the roles of IIIF access control (§5.2).
       R"SQL(
 CREATE TABLE named_queries (
   id TEXT COLLATE "C" PRIMARY KEY,
@@ -259,6 +260,19 @@ CREATE INDEX assets_string3 ON assets(customer, string3, space);
 CREATE INDEX assets_number1 ON assets(customer, number1, space);
 CREATE INDEX assets_number2 ON assets(customer, number2, space);
 CREATE INDEX assets_number3 ON assets(customer, number3, space);
+CREATE TABLE roles (
+  customer BIGINT NOT NULL,
+  name TEXT COLLATE "C" NOT NULL,
+  label TEXT NOT NULL,
+  heading TEXT NOT NULL DEFAULT '',
+  note TEXT NOT NULL DEFAULT '',
+  confirm_label TEXT NOT NULL DEFAULT '',
+  logout_label TEXT NOT NULL DEFAULT '',
+  provider TEXT NOT NULL DEFAULT 'clickthrough',
+  session_ttl BIGINT NOT NULL DEFAULT 3600,
+  created BIGINT NOT NULL,
+  PRIMARY KEY (customer, name)
+);
 )SQL",
   };
   return kMigrations;

@@ -2506,4 +2506,116 @@ Result<std::string> SqlStore::ExplainSelectAssets(const AssetSelection& sel, int
   return plan;
 }
 
+// ---------------------------------------------------------------- roles
+
+namespace {
+
+constexpr const char* kRoleCols =
+    "customer, name, label, heading, note, confirm_label, logout_label, provider, "
+    "session_ttl, created";
+
+Role ReadRole(const Statement& s) {
+  Role r;
+  r.customer = s.Int(0);
+  r.name = s.Text(1);
+  r.label = s.Text(2);
+  r.heading = s.Text(3);
+  r.note = s.Text(4);
+  r.confirm_label = s.Text(5);
+  r.logout_label = s.Text(6);
+  r.provider = s.Text(7);
+  r.session_ttl_s = s.Int(8);
+  r.created_ms = s.Int(9);
+  return r;
+}
+
+Result<Role> ReadRoleRow(Connection& conn, int64_t customer, const std::string& name) {
+  PREPARE(st, conn,
+          std::string("SELECT ") + kRoleCols + " FROM roles WHERE customer = ? AND name = ?");
+  st.Bind(1, customer).Bind(2, name);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("role not found") : status;
+  return ReadRole(st);
+}
+
+}  // namespace
+
+Result<Role> SqlStore::PutRole(const Role& in, bool* created) {
+  return Retry([&]() -> Result<Role> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto old = ReadRoleRow(conn, in.customer, in.name);
+    if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
+    *created = !old.ok();
+    if (*created) {
+      PREPARE(st, conn,
+              "INSERT INTO roles (customer, name, label, heading, note, confirm_label, "
+              "logout_label, provider, session_ttl, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+              "?)");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, in.customer)
+                                .Bind(2, in.name)
+                                .Bind(3, in.label)
+                                .Bind(4, in.heading)
+                                .Bind(5, in.note)
+                                .Bind(6, in.confirm_label)
+                                .Bind(7, in.logout_label)
+                                .Bind(8, in.provider)
+                                .Bind(9, in.session_ttl_s)
+                                .Bind(10, NowMs())
+                                .Run());
+    } else {
+      PREPARE(st, conn,
+              "UPDATE roles SET label = ?, heading = ?, note = ?, confirm_label = ?, "
+              "logout_label = ?, provider = ?, session_ttl = ? WHERE customer = ? AND name = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, in.label)
+                                .Bind(2, in.heading)
+                                .Bind(3, in.note)
+                                .Bind(4, in.confirm_label)
+                                .Bind(5, in.logout_label)
+                                .Bind(6, in.provider)
+                                .Bind(7, in.session_ttl_s)
+                                .Bind(8, in.customer)
+                                .Bind(9, in.name)
+                                .Run());
+    }
+    auto out = ReadRoleRow(conn, in.customer, in.name);
+    if (!out.ok()) return out.status();
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return out;
+  });
+}
+
+Result<Role> SqlStore::GetRole(int64_t customer, const std::string& name) {
+  ACQUIRE(conn);
+  return ReadRoleRow(*conn, customer, name);
+}
+
+Result<Page<Role>> SqlStore::ListRoles(int64_t customer, const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<Role> out;
+  auto total = ScalarInt(conn, "SELECT COUNT(*) FROM roles WHERE customer = ?", {customer});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          std::string("SELECT ") + kRoleCols +
+              " FROM roles WHERE customer = ? ORDER BY name LIMIT ? OFFSET ?");
+  st.Bind(1, customer).Bind(2, page.page_size).Bind(3, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadRole(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Status SqlStore::DeleteRole(int64_t customer, const std::string& name) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    PREPARE(st, conn, "DELETE FROM roles WHERE customer = ? AND name = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, name).Run());
+    if (conn.Changes() == 0) return Status::NotFound("role not found");
+    return tx.Commit();
+  });
+}
+
 }  // namespace quire

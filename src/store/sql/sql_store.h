@@ -132,6 +132,10 @@ class SqlStore : public Store {
   Status DeleteNamedQuery(int64_t customer, const std::string& id) override;
   Result<Page<Asset>> SelectAssets(const AssetSelection& selection, int limit) override;
   Result<std::string> ExplainSelectAssets(const AssetSelection& selection, int limit) override;
+  Result<Role> PutRole(const Role& role, bool* created) override;
+  Result<Role> GetRole(int64_t customer, const std::string& name) override;
+  Result<Page<Role>> ListRoles(int64_t customer, const PageRequest& page) override;
+  Status DeleteRole(int64_t customer, const std::string& name) override;
 
  protected:
   sql::Pool& pool() { return *pool_; }

@@ -235,8 +235,9 @@ CREATE TABLE webhook_attempts (
   PRIMARY KEY (delivery, attempt)
 );
 )SQL",
-      // 8: named queries (spec/presentation-auth.md §3), and the indexes that let a query's
-      // equality criteria find their images without scanning the customer's collection.
+      // 8: named queries (spec/presentation-auth.md §3), the indexes that let a query's
+      // equality criteria find their images without scanning the customer's collection, and
+      // the roles of IIIF access control (§5.2).
       R"SQL(
 CREATE TABLE named_queries (
   id TEXT PRIMARY KEY,
@@ -254,6 +255,19 @@ CREATE INDEX assets_string3 ON assets(customer, string3, space);
 CREATE INDEX assets_number1 ON assets(customer, number1, space);
 CREATE INDEX assets_number2 ON assets(customer, number2, space);
 CREATE INDEX assets_number3 ON assets(customer, number3, space);
+CREATE TABLE roles (
+  customer INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  label TEXT NOT NULL,
+  heading TEXT NOT NULL DEFAULT '',
+  note TEXT NOT NULL DEFAULT '',
+  confirm_label TEXT NOT NULL DEFAULT '',
+  logout_label TEXT NOT NULL DEFAULT '',
+  provider TEXT NOT NULL DEFAULT 'clickthrough',
+  session_ttl INTEGER NOT NULL DEFAULT 3600,
+  created INTEGER NOT NULL,
+  PRIMARY KEY (customer, name)
+);
 )SQL",
   };
   return kMigrations;

@@ -19,6 +19,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   python3
   chromium
+  poppler-utils  # pdfinfo / pdftoppm open the named-query PDFs in presentation_test
   prometheus  # promtool checks the /metrics exposition in the tests
   libfaketime  # clock_step_test steps the wall clock of a live server
   ceph-mon ceph-osd radosgw awscli  # the S3 server of the tests (scripts/s3-test-server.sh) and its client

@@ -354,7 +354,7 @@ int Serve(Config c) {
   });
   api::RegisterApi(router, ctx);
   delivery.Register(router);
-  presentation::PresentationService presentation(**store, urls.base(),
+  presentation::PresentationService presentation(**store, **blobs, urls.base(),
                                                  {.nq_max_items = c.nq_max_items});
   presentation.Register(router);
   workers.Start();

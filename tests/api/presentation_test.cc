@@ -14,6 +14,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "core/vips_init.h"
 #include "store/store.h"
@@ -707,6 +708,123 @@ TEST_F(NamedQueryManifestTest, GlobalQueryRunsOnTheRequestersImages) {
   EXPECT_EQ(Http("DELETE", P() + Queries() + "/" + id, "", server_->admin()).status, 404);
   // The owner's own images: none are books.
   EXPECT_EQ(Get("/iiif-resource/" + std::to_string(owner) + "/everybook/book").status, 404);
+}
+
+// Runs a shell command; its standard output.
+std::string Shell(const std::string& command, int* code) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+// Pages of a PDF as the bytes count them: "/Type /Page" not followed by "s".
+int PageObjects(const std::string& pdf) {
+  int n = 0;
+  for (size_t at = 0; (at = pdf.find("/Type /Page", at)) != std::string::npos; at += 11)
+    n += pdf.compare(at + 11, 1, "s") != 0;
+  return n;
+}
+
+// GETs a PDF, following 202 + Retry-After until it is ready.
+HttpResult PollPdf(const std::string& url) {
+  HttpResult r;
+  for (int i = 0; i < 120; ++i) {
+    r = Http("GET", url);
+    if (r.status != 202) return r;
+    EXPECT_FALSE(r.Header("retry-after").empty()) << "202 without Retry-After";
+    std::this_thread::sleep_for(500ms);
+  }
+  return r;
+}
+
+// §6.12, and the PDF opens in a standard reader (poppler) and is rebuilt when an image
+// changes.
+TEST_F(NamedQueryManifestTest, PdfOfANamedQuery) {
+  std::string url = P() + "/pdf/" + c_ + "/book/3/book";
+  HttpResult r = PollPdf(url);
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+  EXPECT_EQ(r.Header("content-type"), "application/pdf");
+  EXPECT_EQ(r.Header("content-disposition"), "inline; filename=\"book.pdf\"");
+  EXPECT_EQ(r.Header("access-control-allow-origin"), "*");
+  ASSERT_EQ(r.body.rfind("%PDF-", 0), 0u);
+  EXPECT_EQ(PageObjects(r.body), 3);
+  TempDir tmp;
+  std::string file = tmp.path() + "/book.pdf";
+  std::ofstream(file, std::ios::binary) << r.body;
+  int code = -1;
+  std::string info = Shell("pdfinfo " + file + " 2>&1", &code);
+  ASSERT_EQ(code, 0) << info;
+  EXPECT_TRUE(std::regex_search(info, std::regex("Pages:\\s+3\n"))) << info;
+  EXPECT_EQ(info.find("Syntax Error"), std::string::npos) << info;
+  Shell("pdftoppm -r 20 -png " + file + " " + tmp.path() + "/page 2>&1", &code);
+  ASSERT_EQ(code, 0);
+  int rendered = 0;
+  for (auto& e : std::filesystem::directory_iterator(tmp.path()))
+    if (e.path().extension() == ".png") {
+      ++rendered;
+      Decoded d = Decode([&] {
+        std::ifstream in(e.path(), std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+      }());
+      EXPECT_TRUE(d.ok) << e.path();
+      EXPECT_GT(d.width, 20) << e.path();
+    }
+  EXPECT_EQ(rendered, 3);
+
+  // The control record.
+  HttpResult control = Get("/pdf-control/" + c_ + "/book/3/book");
+  ASSERT_EQ(control.status, 200) << control.body;
+  json c = control.Json();
+  EXPECT_EQ(c["exists"], true);
+  EXPECT_EQ(c["inProcess"], false);
+  EXPECT_EQ(c["itemCount"], 3);
+  EXPECT_EQ(c["pageCount"], 3);
+  EXPECT_EQ(c["sizeBytes"], r.body.size());
+  EXPECT_EQ(c["roles"], json::array());
+  EXPECT_TRUE(c.contains("created"));
+  json other = Get("/pdf-control/" + c_ + "/book/3/other").Json();
+  EXPECT_EQ(other["exists"], false);
+  EXPECT_EQ(other["inProcess"], false);
+  EXPECT_EQ(other["itemCount"], 0);
+  EXPECT_FALSE(other.contains("created"));
+  EXPECT_EQ(Get("/pdf-control/" + c_ + "/nosuch/3/book").status, 404);
+  EXPECT_EQ(Get("/pdf/" + c_ + "/nosuch/3/book").status, 404);
+  EXPECT_EQ(Get("/pdf/" + c_ + "/book/3/none").status, 404);
+  EXPECT_EQ(Get("/pdf/" + c_ + "/book").status, 400);
+  // Built once: the same bytes again.
+  EXPECT_EQ(Http("GET", url).body, r.body);
+
+  // An image that changes (b1 restricted, nothing open): rebuilt, b1 now a text page.
+  HttpResult patched = Http("PATCH", P() + "/customers/" + c_ + "/spaces/3/images/b1",
+                            json{{"maxUnauthorised", 0}}.dump(), server_->admin());
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  HttpResult rebuilt = PollPdf(url);
+  ASSERT_EQ(rebuilt.status, 200);
+  EXPECT_NE(rebuilt.body, r.body);
+  EXPECT_EQ(PageObjects(rebuilt.body), 3);
+  size_t images = 0;
+  for (size_t at = 0; (at = rebuilt.body.find("/DCTDecode", at)) != std::string::npos; ++at)
+    ++images;
+  EXPECT_EQ(images, 2u);
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << rebuilt.body;
+  std::string text = Shell("pdftotext " + file + " - 2>&1", &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(text.find("This page is restricted"), std::string::npos) << text;
+  EXPECT_EQ(Get("/pdf-control/" + c_ + "/book/3/book").Json()["sizeBytes"], rebuilt.body.size());
+  Http("PATCH", P() + "/customers/" + c_ + "/spaces/3/images/b1",
+       json{{"maxUnauthorised", -1}}.dump(), server_->admin());
+
+  // objectname and redactedmessage from the template.
+  MakeQuery("named-pdf", "s1=p1&space=3&objectname=Book {s1} (n)&assetOrder=n1");
+  HttpResult named = PollPdf(P() + "/pdf/" + c_ + "/named-pdf/book");
+  ASSERT_EQ(named.status, 200) << named.body.substr(0, 200);
+  EXPECT_EQ(named.Header("content-disposition"), "inline; filename=\"Book_book__n_\"");
 }
 
 // Listing scale: a query matching 500 of many images in one space is answered from an

@@ -27,6 +27,18 @@ struct CanvasParts {
   int thumb_w = 0, thumb_h = 0;
 };
 
+// An array of the given values, moved in (an initializer list would copy each of them).
+ojson Array(ojson first) {
+  ojson a = ojson::array();
+  a.push_back(std::move(first));
+  return a;
+}
+ojson Array(ojson first, ojson second) {
+  ojson a = Array(std::move(first));
+  a.push_back(std::move(second));
+  return a;
+}
+
 // w×h scaled to fit inside box×box (never upscaled), at least 1×1.
 std::pair<int, int> Confine(int w, int h, int box) {
   if (w <= box && h <= box) return {w, h};
@@ -161,8 +173,8 @@ ojson Canvas3(const ManifestSpec& spec, const Asset& a, size_t n) {
     t["format"] = "image/jpeg";
     t["width"] = p.thumb_w;
     t["height"] = p.thumb_h;
-    t["service"] = ojson::array({ThumbService2(spec, p, true), ThumbService3(spec, p)});
-    c["thumbnail"] = ojson::array({std::move(t)});
+    t["service"] = Array(ThumbService2(spec, p, true), ThumbService3(spec, p));
+    c["thumbnail"] = Array(std::move(t));
   }
   ojson body;
   body["id"] = BodyId(spec, p);
@@ -171,8 +183,8 @@ ojson Canvas3(const ManifestSpec& spec, const Asset& a, size_t n) {
   body["width"] = p.body_w;
   body["height"] = p.body_h;
   body["service"] = p.image_service
-                        ? ojson::array({ImageService2(spec, p, a, true), ImageService3(spec, p, a)})
-                        : ojson::array({ThumbService2(spec, p, true), ThumbService3(spec, p)});
+                        ? Array(ImageService2(spec, p, a, true), ImageService3(spec, p, a))
+                        : Array(ThumbService2(spec, p, true), ThumbService3(spec, p));
   ojson anno;
   anno["id"] = p.canvas_id + "/page/image";
   anno["type"] = "Annotation";
@@ -182,15 +194,15 @@ ojson Canvas3(const ManifestSpec& spec, const Asset& a, size_t n) {
   ojson page;
   page["id"] = p.canvas_id + "/page";
   page["type"] = "AnnotationPage";
-  page["items"] = ojson::array({std::move(anno)});
-  c["items"] = ojson::array({std::move(page)});
+  page["items"] = Array(std::move(anno));
+  c["items"] = Array(std::move(page));
   if (a.HasChannel("file")) {
     ojson r;
     r["id"] = spec.base + "/file/" + p.asset_path;
     r["type"] = "Image";
     r["format"] = a.media_type;
     r["label"] = {{"none", {"File " + a.id}}};
-    c["rendering"] = ojson::array({std::move(r)});
+    c["rendering"] = Array(std::move(r));
   }
   return c;
 }
@@ -227,7 +239,7 @@ ojson Canvas2(const ManifestSpec& spec, const Asset& a, size_t n) {
   anno["motivation"] = "sc:painting";
   anno["on"] = p.canvas_id;
   anno["resource"] = std::move(resource);
-  c["images"] = ojson::array({std::move(anno)});
+  c["images"] = Array(std::move(anno));
   if (a.HasChannel("file")) {
     ojson r;
     r["@id"] = spec.base + "/file/" + p.asset_path;
@@ -273,7 +285,7 @@ nlohmann::ordered_json BuildManifest(PresentationVersion version, const Manifest
   sequence["@type"] = "sc:Sequence";
   sequence["label"] = "Sequence 0";
   sequence["canvases"] = std::move(canvases);
-  m["sequences"] = ojson::array({std::move(sequence)});
+  m["sequences"] = Array(std::move(sequence));
   return m;
 }
 

@@ -126,6 +126,31 @@ void RegisterNamedQueries(http::Router& r, Context& ctx) {
     return Json(200, NamedQueryJson(ctx, *updated));
   });
 
+  // Removes the stored PDF of one run of a query (spec §4); `success` says whether one was
+  // stored. The next /pdf request builds it again.
+  r.Add("DELETE", "/customers/{c}/resources/pdf/{name}", [&ctx](http::Request& req) {
+    Access a = AuthorizeCustomer(ctx, req);
+    if (a.denied) return *a.denied;
+    if (!req.HasQuery("args"))
+      return Error(ctx, req, 400, "'args' is required: ?args=p1/p2 (the /pdf parameters)");
+    auto q = ctx.store.FindNamedQuery(a.customer, req.Param("name"));
+    if (!q.ok()) return FromStatus(ctx, req, q.status());
+    std::vector<std::string> params;
+    std::string args = req.Query("args");
+    for (size_t start = 0; start <= args.size();) {
+      size_t slash = args.find('/', start);
+      if (slash == std::string::npos) slash = args.size();
+      if (slash > start) params.push_back(args.substr(start, slash - start));
+      start = slash + 1;
+    }
+    std::string key = NamedQueryPdfKey(a.customer, q->name, params);
+    bool existed = ctx.blobs.Exists(NamedQueryPdfControlKey(key)) ||
+                   ctx.blobs.Exists(NamedQueryPdfDocumentKey(key));
+    Status st = ctx.blobs.DeletePrefix(key);
+    if (!st.ok()) return FromStatus(ctx, req, st);
+    return Json(200, json{{"success", existed}});
+  });
+
   r.Add("DELETE", "/customers/{c}/namedQueries/{q}", [&ctx](http::Request& req) {
     Access a = AuthorizeCustomer(ctx, req);
     if (a.denied) return *a.denied;

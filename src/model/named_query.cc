@@ -1,8 +1,9 @@
 #include "model/named_query.h"
-#include "model/role.h"
 
 #include <algorithm>
 #include <charconv>
+
+#include "model/role.h"
 
 namespace quire {
 
@@ -89,6 +90,23 @@ Status CheckIntegerLiteral(const std::string& key, const TemplateValue& v, bool 
   return Status::Ok();
 }
 
+// A blob-key segment: [A-Za-z0-9._-] kept, every other byte as ~XX.
+std::string KeySegment(const std::string& s) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+        c == '_' || c == '-') {
+      out += static_cast<char>(c);
+    } else {
+      out += '~';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out.empty() ? "~" : out;
+}
+
 }  // namespace
 
 std::string NamedQueryNameProblem(const std::string& name) {
@@ -103,8 +121,7 @@ std::string NamedQueryNameProblem(const std::string& name) {
 std::string RoleNameProblem(const std::string& name) {
   if (name.empty() || name.size() > 64 || name == "token" ||
       !std::all_of(name.begin(), name.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-               c == '-';
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
       }))
     return "a role name is 1-64 characters of a-z, 0-9, '.', '_' and '-', and not 'token'";
   return "";
@@ -209,6 +226,13 @@ Result<AssetSelection> ResolveNamedQuery(const NamedQueryTemplate& t, int64_t cu
     sel.batches = std::move(*ids);
   }
   return sel;
+}
+
+std::string NamedQueryPdfKey(int64_t customer, const std::string& name,
+                             const std::vector<std::string>& params) {
+  std::string key = std::to_string(customer) + "/pdf/" + KeySegment(name) + "/";
+  for (size_t i = 0; i < params.size(); ++i) key += (i ? "/" : "") + KeySegment(params[i]);
+  return params.empty() ? key + "~" : key;
 }
 
 }  // namespace quire

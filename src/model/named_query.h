@@ -71,4 +71,14 @@ struct AssetSelection {
 Result<AssetSelection> ResolveNamedQuery(const NamedQueryTemplate& t, int64_t customer,
                                          const std::vector<std::string>& url_params);
 
+// Where the PDF of a query run is stored (spec §4: `{c}/pdf/{name}/{args}`, each segment
+// with bytes other than [A-Za-z0-9._-] written ~XX): the document and its control record
+// (JSON: fingerprint, created, itemCount, sizeBytes) are the two blobs below it.
+std::string NamedQueryPdfKey(int64_t customer, const std::string& name,
+                             const std::vector<std::string>& params);
+inline std::string NamedQueryPdfDocumentKey(const std::string& key) {
+  return key + "/document.pdf";
+}
+inline std::string NamedQueryPdfControlKey(const std::string& key) { return key + "/control.json"; }
+
 }  // namespace quire

@@ -225,34 +225,6 @@ std::string Sha256Hex(const std::string& bytes) {
   return HexEncode(std::string_view(reinterpret_cast<char*>(digest), sizeof digest));
 }
 
-// A blob-key segment: [A-Za-z0-9._-] kept, every other byte as ~XX.
-std::string KeySegment(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-        c == '_' || c == '-') {
-      out += static_cast<char>(c);
-    } else {
-      out += '~';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out.empty() ? "~" : out;
-}
-
-// `{c}/pdf/{name}/{args}` (spec §4); the document and its control record live below it.
-std::string PdfKey(int64_t customer, const std::string& name,
-                   const std::vector<std::string>& params) {
-  std::string key = std::to_string(customer) + "/pdf/" + KeySegment(name) + "/";
-  for (size_t i = 0; i < params.size(); ++i) key += (i ? "/" : "") + KeySegment(params[i]);
-  return params.empty() ? key + "~" : key;
-}
-
-std::string DocumentKey(const std::string& key) { return key + "/document.pdf"; }
-std::string ControlKey(const std::string& key) { return key + "/control.json"; }
-
 // The largest open thumbnail whose longest side is at most 1000 (an open rendition), if any.
 std::optional<ThumbnailSize> PdfRendition(const Asset& a) {
   std::optional<ThumbnailSize> best;
@@ -331,26 +303,26 @@ Status PresentationService::BuildPdf(const QueryRun& run, const std::string& key
     pages.push_back(std::move(page));
   }
   std::string pdf = WritePdf(pages);
-  QUIRE_RETURN_IF_ERROR(blobs_.PutBytes(DocumentKey(key), pdf));
+  QUIRE_RETURN_IF_ERROR(blobs_.PutBytes(NamedQueryPdfDocumentKey(key), pdf));
   nlohmann::json control = {{"fingerprint", fingerprint},
                             {"created", FormatIso8601(NowMs())},
                             {"itemCount", pages.size()},
                             {"sizeBytes", pdf.size()}};
-  return blobs_.PutBytes(ControlKey(key), control.dump());
+  return blobs_.PutBytes(NamedQueryPdfControlKey(key), control.dump());
 }
 
 http::Response PresentationService::Pdf(http::Request& req) {
   http::Response err;
   auto run = RunQuery(req, 3, std::min(options_.nq_max_items, options_.pdf_max_pages), &err);
   if (!run) return err;
-  std::string key = PdfKey(run->customer, run->query.name, run->params);
+  std::string key = NamedQueryPdfKey(run->customer, run->query.name, run->params);
   std::string fingerprint = Fingerprint(run->query, run->assets);
   auto serve = [&]() -> std::optional<http::Response> {
-    auto control = blobs_.GetBytes(ControlKey(key));
+    auto control = blobs_.GetBytes(NamedQueryPdfControlKey(key));
     if (!control.ok()) return std::nullopt;
     auto c = nlohmann::json::parse(*control, nullptr, false);
     if (!c.is_object() || c.value("fingerprint", "") != fingerprint) return std::nullopt;
-    auto doc = blobs_.GetBytes(DocumentKey(key));
+    auto doc = blobs_.GetBytes(NamedQueryPdfDocumentKey(key));
     if (!doc.ok()) return std::nullopt;
     http::Response res(200, "application/pdf", std::move(*doc));
     res.Set("Content-Disposition",
@@ -410,7 +382,7 @@ http::Response PresentationService::PdfControl(http::Request& req) {
   auto query = store_.FindNamedQuery(*customer, req.Param("name"));
   if (!query.ok())
     return FromStoreError(query.status(), "no named query '" + req.Param("name") + "'");
-  std::string key = PdfKey(*customer, query->name, PathParams(req, 3));
+  std::string key = NamedQueryPdfKey(*customer, query->name, PathParams(req, 3));
   nlohmann::json out = {{"key", key}, {"exists", false}, {"inProcess", false}};
   {
     std::lock_guard<std::mutex> lock(pdf_mu_);
@@ -421,8 +393,8 @@ http::Response PresentationService::PdfControl(http::Request& req) {
       out["inProcess"] = true;
   }
   int64_t items = 0;
-  auto control = blobs_.GetBytes(ControlKey(key));
-  if (control.ok() && blobs_.Exists(DocumentKey(key))) {
+  auto control = blobs_.GetBytes(NamedQueryPdfControlKey(key));
+  if (control.ok() && blobs_.Exists(NamedQueryPdfDocumentKey(key))) {
     auto c = nlohmann::json::parse(*control, nullptr, false);
     if (c.is_object()) {
       out["exists"] = true;

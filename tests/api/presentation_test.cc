@@ -830,6 +830,23 @@ TEST_F(NamedQueryManifestTest, PdfOfANamedQuery) {
   ASSERT_EQ(named.status, 200) << named.body.substr(0, 200);
   EXPECT_EQ(named.Header("content-disposition"), "inline; filename=\"Book_book__n_\"");
   EXPECT_GT(accepted, 0) << "three builds, none of them answered 202 while running";
+
+  // DELETE of a stored PDF (Basic): gone, then built again on the next request.
+  std::string resource = P() + "/customers/" + c_ + "/resources/pdf/book";
+  HttpResult deleted = Http("DELETE", resource + "?args=3/book", "", server_->admin());
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  EXPECT_EQ(deleted.Json()["success"], true);
+  EXPECT_EQ(Get("/pdf-control/" + c_ + "/book/3/book").Json()["exists"], false);
+  EXPECT_EQ(Http("DELETE", resource + "?args=3/book", "", server_->admin()).Json()["success"],
+            false);
+  EXPECT_EQ(Http("DELETE", resource, "", server_->admin()).status, 400);
+  EXPECT_EQ(Http("DELETE", resource + "?args=3/book").status, 401);
+  EXPECT_EQ(Http("DELETE", P() + "/customers/" + c_ + "/resources/pdf/nosuch?args=1", "",
+                 server_->admin())
+                .status,
+            404);
+  EXPECT_EQ(PollPdf(url, &accepted).status, 200);
+  EXPECT_EQ(Get("/pdf-control/" + c_ + "/book/3/book").Json()["exists"], true);
 }
 
 // Listing scale: a query matching 500 of many images in one space is answered from an

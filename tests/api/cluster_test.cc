@@ -132,7 +132,8 @@ TEST_F(ClusterTest, ChangesThroughOneNodeAreSeenThroughTheOtherWithinASecond) {
   std::string info = b.base + "/iiif-img/1/" + std::to_string(space) + "/inv/info.json";
   ASSERT_EQ(Http("GET", info).status, 200);
   ASSERT_EQ(Http("GET", info).status, 200);
-  std::string pixels = b.base + "/iiif-img/1/" + std::to_string(space) + "/inv/full/max/0/default.jpg";
+  std::string pixels =
+      b.base + "/iiif-img/1/" + std::to_string(space) + "/inv/full/max/0/default.jpg";
   ASSERT_EQ(Http("GET", pixels).status, 200);
   // Restricted through node A: node B stops serving its pixels (info.json stays public,
   // spec/presentation-auth.md §5.5).

@@ -20,6 +20,8 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterDefaultChannels(router, ctx);
   RegisterCustomHeaders(router, ctx);
   RegisterSessions(router, ctx);
+  RegisterNamedQueries(router, ctx);
+  RegisterRoles(router, ctx);
 }
 
 }  // namespace quire::api

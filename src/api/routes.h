@@ -21,5 +21,7 @@ void RegisterChannelPolicies(http::Router& r, Context& ctx);
 void RegisterDefaultChannels(http::Router& r, Context& ctx);
 void RegisterCustomHeaders(http::Router& r, Context& ctx);
 void RegisterSessions(http::Router& r, Context& ctx);
+void RegisterNamedQueries(http::Router& r, Context& ctx);
+void RegisterRoles(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

@@ -26,6 +26,7 @@
 #include "http/server.h"
 #include "iiif/custom_headers.h"
 #include "iiif/delivery.h"
+#include "presentation/presentation_service.h"
 #include "ingest/ingest_workers.h"
 #include "ingest/upload_sweeper.h"
 #include "ops/log_context.h"
@@ -407,6 +408,11 @@ int Serve(Config c) {
   api::RegisterApi(router, ctx);
   portal_files.Register(router);
   delivery.Register(router);
+  presentation::PresentationService presentation(**store, **blobs, urls.base(),
+                                                 {.nq_max_items = c.nq_max_items,
+                                                  .pdf_wait = std::chrono::milliseconds(
+                                                      c.pdf_wait_ms)});
+  presentation.Register(router);
   workers.Start();
   // Expired uploads are looked for a few times per lifetime, at least once a minute.
   UploadSweeper sweeper(**store, **blobs,
@@ -497,6 +503,16 @@ int main(int argc, char** argv) {
       ->envname("QUIRE_MAX_BATCH_SIZE")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  serve->add_option("--nq-max-items", c.nq_max_items,
+                    "most images a named-query manifest may hold (400 beyond)")
+      ->envname("QUIRE_NQ_MAX_ITEMS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  serve->add_option("--pdf-wait-ms", c.pdf_wait_ms,
+                    "how long a /pdf request waits for its build before answering 202")
+      ->envname("QUIRE_PDF_WAIT_MS")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 60000));
   serve->add_option("--max-body-bytes", c.max_body_bytes, "largest request body (413 beyond)")
       ->envname("QUIRE_MAX_BODY_BYTES")
       ->capture_default_str();

@@ -22,6 +22,8 @@ struct Config {
   bool allow_private_origins = false;
   std::string origin_file_root;
   int max_batch_size = 250;
+  int nq_max_items = 1000;  // a named-query manifest matching more images answers 400
+  int pdf_wait_ms = 10000;  // how long a /pdf request waits for its build before 202
   int64_t max_body_bytes = 10 * 1024 * 1024;
   int64_t max_upload_bytes = 2LL << 30;  // POST /customers/{c}/uploads (413 beyond)
   double upload_ttl_hours = 72;          // an unused upload is removed after this

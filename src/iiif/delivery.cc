@@ -21,6 +21,30 @@ http::Response Text(int status, const std::string& text) {
   return http::Response(status, "text/plain; charset=utf-8", text + "\n");
 }
 
+// Pixels of a restricted image beyond its open renditions: never cached anywhere.
+http::Response Restricted(const std::string& id) {
+  http::Response res = Text(401, "image '" + id + "' is restricted; this request needs a session "
+                                 "with one of its roles");
+  res.Set("Cache-Control", "no-store");
+  return res;
+}
+
+// What of an asset decides who may see what: part of every validator and cached-body key, so
+// a change of maxUnauthorised or roles never reuses an answer made under the old rule.
+std::string AccessKey(const Asset& a) {
+  std::string key = "|mu" + std::to_string(a.max_unauthorised);
+  for (const std::string& r : a.roles) key += "|" + r;
+  return key;
+}
+
+// An open rendition (§5.1): the whole image, longest output side at most maxUnauthorised.
+bool OpenRendition(const Asset& a, const ResolvedRequest& r) {
+  if (!a.Restricted()) return true;
+  int64_t n = a.max_unauthorised;
+  return n > 0 && r.region.x == 0 && r.region.y == 0 && r.region.w == r.image_width &&
+         r.region.h == r.image_height && std::max(r.width, r.height) <= n;
+}
+
 // The database is away for a moment (a restart, a lost connection): 503, never 404 or 500.
 http::Response Unavailable(const Status& st) {
   http::Response res = Text(503, st.message());
@@ -247,15 +271,20 @@ void Delivery::Register(http::Router& r) {
           },
           cors);
   }
-  r.Add("GET", "/thumbs/{c}/{s}/{id}",
-        [this](http::Request& req) { return Redirect(req, ApiVersion::kV3, true); }, thumbs);
-  r.Add("GET", "/thumbs/{c}/{s}/{id}/info.json",
-        [this](http::Request& req) { return ThumbInfo(req); }, thumbs);
-  r.Add("GET", "/thumbs/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
-        [this](http::Request& req) {
-          return RemoteInline(req, [this](http::Request& q) { return Thumb(q); });
-        },
-        thumbs);
+  // Level 0 from the stored thumbnails: Image API 3.0, and 2.1 under /thumbs/v2/ (what
+  // manifests link as ImageService2).
+  for (ApiVersion v : {ApiVersion::kV2, ApiVersion::kV3}) {
+    std::string root = v == ApiVersion::kV2 ? "/thumbs/v2" : "/thumbs";
+    r.Add("GET", root + "/{c}/{s}/{id}",
+          [this, v](http::Request& req) { return Redirect(req, v, true); }, thumbs);
+    r.Add("GET", root + "/{c}/{s}/{id}/info.json",
+          [this, v](http::Request& req) { return ThumbInfo(req, v); }, thumbs);
+    r.Add("GET", root + "/{c}/{s}/{id}/{region}/{size}/{rotation}/{qf}",
+          [this, v](http::Request& req) {
+            return RemoteInline(req, [this, v](http::Request& q) { return Thumb(q, v); });
+          },
+          thumbs);
+  }
   r.Add("GET", "/file/{c}/{s}/{id}", [this](http::Request& req) { return File(req); }, heavy);
 }
 
@@ -296,9 +325,19 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
                            " channel");
     return false;
   }
-  if (!asset->roles.empty()) {
-    *error = Text(401, "image '" + asset->id + "' is restricted; IIIF auth is not available yet");
+  // Access (spec/presentation-auth.md §5.1): a restricted image shows anyone only its open
+  // renditions; no session can hold a role yet, so everything else is refused. /thumbs/
+  // serves the open sizes alone, /file/ nothing; iiif-img decides per request (Image, Info).
+  if (asset->Restricted() && std::string(channel) == "file") {
+    *error = Restricted(asset->id);
     return false;
+  }
+  if (std::string(channel) == "thumbs") {
+    asset->thumbnails = asset->OpenThumbnails();
+    if (asset->thumbnails.empty() && asset->Restricted()) {
+      *error = Text(404, "image '" + asset->id + "' has no open thumbnail sizes");
+      return false;
+    }
   }
   bool has_derivative = asset->width > 0;
   if (std::string(channel) == "file") {
@@ -497,13 +536,17 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   std::shared_ptr<const Target> tp = ResolveImage(req, &err);
   if (!tp) return err;
   const Target& t = *tp;
+  const bool restricted = t.asset.Restricted();
   std::string etag = Etag(t.version_key + (v == ApiVersion::kV2 ? "/v2" : "/v3") + base_ + "|" +
-                          t.customer_segment);
+                          t.customer_segment + AccessKey(t.asset));
   http::Response res;
-  res.Set("Cache-Control", kInfoCacheControl);
+  // 2.1 clients learn of a restriction from a 401 (with the body) for every caller.
+  const bool refused = restricted && v == ApiVersion::kV2;
+  res.Set("Cache-Control", refused ? "private" : kInfoCacheControl);
+  if (refused) res.Set("Vary", "Authorization");
   res.Set("Link", ProfileLink(v, false));
   if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
-  if (NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
+  if (!refused && NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
   std::shared_ptr<const PyramidIndex> index = Index(t, &err);
   if (!index) return err;
@@ -512,7 +555,7 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   const FileIdentity& fid = index->identity();
   std::string body_key = t.version_key + "#" + std::to_string(fid.ino) + "." +
                          std::to_string(fid.mtime_ns) + (v == ApiVersion::kV2 ? "/v2|" : "/v3|") +
-                         t.customer_segment;
+                         t.customer_segment + AccessKey(t.asset);
   {
     std::lock_guard<std::mutex> lock(info_mu_);
     auto it = info_bodies_.find(body_key);
@@ -523,7 +566,7 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
     std::vector<int> scales;
     for (size_t i = 0; i < pyramid.levels.size(); ++i) scales.push_back(1 << i);
     std::vector<std::pair<int, int>> sizes;
-    for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
+    for (auto& th : t.asset.OpenThumbnails()) sizes.emplace_back(th.width, th.height);
     std::sort(sizes.begin(), sizes.end());
     if (!t.asset.HasChannel("thumbs")) sizes.clear();
     // `sizes` lists thumbnails, not pyramid levels. OpenSeadragon (4.1 and later) takes `sizes`
@@ -538,12 +581,19 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
     auto j = InfoJson(v, id, pyramid.width, pyramid.height, sizes,
                       pyramid.tile_width > 0 ? pyramid.tile_width : 256, scales,
                       DeclaredLimits(t.asset, options_));
+    if (restricted) {
+      // Only the open renditions are on offer: no tiles, at most maxUnauthorised wide.
+      j.erase("tiles");
+      if (sizes.empty()) j.erase("sizes");
+      nlohmann::json& limits = v == ApiVersion::kV3 ? j : j["profile"][1];
+      if (t.asset.max_unauthorised > 0) limits["maxWidth"] = t.asset.max_unauthorised;
+    }
     res.body = j.dump();
     std::lock_guard<std::mutex> lock(info_mu_);
     if (info_bodies_.size() >= options_.max_cached_assets) info_bodies_.clear();
     info_bodies_.emplace(body_key, res.body);
   }
-  res.status = 200;
+  res.status = refused ? 401 : 200;
   res.Set("Content-Type", InfoContentType(req, v));
   return res;
 }
@@ -564,6 +614,8 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
     int status = resolved.status().code() == Code::kUnsupported ? 501 : 400;
     return Text(status, resolved.status().message());
   }
+  // Before any validator or cache: a refused request learns nothing from them.
+  if (!OpenRendition(t.asset, *resolved)) return Restricted(t.asset.id);
   std::string canonical = CanonicalPath(*resolved);
   std::string service = ServicePath(v, "iiif-img", t.asset.customer, t.asset.space, t.asset.id);
   // Keyed (and validated) by the pyramid file actually read too, as the info.json bodies are:
@@ -683,26 +735,27 @@ Result<std::string> Delivery::ReadBlob(const std::string& key, const std::string
 }
 
 
-http::Response Delivery::ThumbInfo(http::Request& req) {
+http::Response Delivery::ThumbInfo(http::Request& req, ApiVersion v) {
   Target t;
   http::Response err;
   if (!Resolve(req, "thumbs", &t, &err)) return err;
   std::vector<std::pair<int, int>> sizes;
   for (auto& th : t.asset.thumbnails) sizes.emplace_back(th.width, th.height);
   std::sort(sizes.begin(), sizes.end());
-  std::string id =
-      base_ + ServicePath(ApiVersion::kV3, "thumbs", t.customer_segment, t.asset.space, t.asset.id);
+  std::string id = base_ + ServicePath(v, "thumbs", t.customer_segment, t.asset.space, t.asset.id);
   int w = sizes.empty() ? 0 : sizes.back().first, h = sizes.empty() ? 0 : sizes.back().second;
   http::Response res;
   res.Set("Cache-Control", kInfoCacheControl);
-  res.Set("Link", ProfileLink(ApiVersion::kV3, true));
+  res.Set("Link", ProfileLink(v, true));
   if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
-  if (NotModified(req, res, Etag(t.version_key + "/thumbs" + base_ + "|" + t.customer_segment),
+  if (NotModified(req, res,
+                  Etag(t.version_key + (v == ApiVersion::kV2 ? "/thumbs/v2" : "/thumbs") + base_ +
+                       "|" + t.customer_segment + AccessKey(t.asset)),
                   t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
   res.status = 200;
-  res.body = InfoJsonLevel0(ApiVersion::kV3, id, w, h, sizes).dump();
-  res.Set("Content-Type", InfoContentType(req, ApiVersion::kV3));
+  res.body = InfoJsonLevel0(v, id, w, h, sizes).dump();
+  res.Set("Content-Type", InfoContentType(req, v));
   return res;
 }
 
@@ -727,7 +780,7 @@ static const ThumbnailSize* MatchThumbnail(const std::vector<ThumbnailSize>& thu
   return nullptr;
 }
 
-http::Response Delivery::Thumb(http::Request& req) {
+http::Response Delivery::Thumb(http::Request& req, ApiVersion v) {
   Target t;
   http::Response err;
   if (!Resolve(req, "thumbs", &t, &err)) return err;
@@ -740,7 +793,7 @@ http::Response Delivery::Thumb(http::Request& req) {
                          "'; see info.json for the sizes available");
   http::Response res;
   res.Set("Cache-Control", kImageCacheControl);
-  res.Set("Link", ProfileLink(ApiVersion::kV3, true));
+  res.Set("Link", ProfileLink(v, true));
   if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
   std::string key = ThumbnailKey(t.prefix, match->width, match->height);
   if (NotModified(req, res, Etag(t.version_key + key), t.asset.finished_ms.value_or(0)))

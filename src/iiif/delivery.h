@@ -83,8 +83,8 @@ class Delivery {
   http::Response Redirect(http::Request& req, ApiVersion version, bool thumbs);
   http::Response Info(http::Request& req, ApiVersion version);
   http::Response Image(http::Request& req, ApiVersion version);
-  http::Response ThumbInfo(http::Request& req);
-  http::Response Thumb(http::Request& req);
+  http::Response ThumbInfo(http::Request& req, ApiVersion version);
+  http::Response Thumb(http::Request& req, ApiVersion version);
   http::Response File(http::Request& req);
   // Looks up {c}/{s}/{id}; on failure fills *error with the 404/400 answer.
   bool Resolve(http::Request& req, const char* channel, Target* out, http::Response* error);

@@ -46,6 +46,11 @@ struct Asset {
   std::vector<ThumbnailSize> thumbnails;  // stored thumbnail sizes, largest first
 
   bool HasChannel(const std::string& name) const;
+  // Restricted: roles, or maxUnauthorised >= 0 (spec/presentation-auth.md §5.1).
+  bool Restricted() const { return !roles.empty() || max_unauthorised >= 0; }
+  // The thumbnail sizes anyone may see (`OPEN`): all of them when unrestricted, else those
+  // whose longest side is at most maxUnauthorised (none when it is 0 or less). Largest first.
+  std::vector<ThumbnailSize> OpenThumbnails() const;
   bool IsImage() const { return media_type.rfind("image/", 0) == 0; }
 };
 

@@ -29,6 +29,15 @@ bool Asset::HasChannel(const std::string& name) const {
                      [&](const DeliveryChannel& c) { return c.channel == name; });
 }
 
+std::vector<ThumbnailSize> Asset::OpenThumbnails() const {
+  if (!Restricted()) return thumbnails;
+  std::vector<ThumbnailSize> open;
+  for (const ThumbnailSize& t : thumbnails)
+    if (max_unauthorised > 0 && std::max(t.width, t.height) <= max_unauthorised)
+      open.push_back(t);
+  return open;
+}
+
 static bool IsValidUtf8(const std::string& s) {
   size_t i = 0;
   while (i < s.size()) {

@@ -22,6 +22,8 @@
 #include "model/custom_header.h"
 #include "model/customer.h"
 #include "model/origin_strategy.h"
+#include "model/named_query.h"
+#include "model/role.h"
 #include "model/paging.h"
 #include "model/session.h"
 #include "model/space.h"
@@ -324,6 +326,35 @@ class Store {
   // Inserts, or replaces space, key and value of the header with that id.
   virtual Status PutCustomHeader(const CustomHeader& header) = 0;
   virtual Status DeleteCustomHeader(int64_t customer, const std::string& id) = 0;
+  // --- named queries (spec/presentation-auth.md §3)
+  // Assigns created. Conflict when the customer already has a query of that name.
+  virtual Result<NamedQuery> CreateNamedQuery(const NamedQuery& query) = 0;
+  // `customer`'s own query `id`, or a global one. NotFound otherwise.
+  virtual Result<NamedQuery> GetNamedQuery(int64_t customer, const std::string& id) = 0;
+  // By name: `customer`'s own, else a global one (the oldest). NotFound otherwise.
+  virtual Result<NamedQuery> FindNamedQuery(int64_t customer, const std::string& name) = 0;
+  // Own and global queries, by name.
+  virtual Result<Page<NamedQuery>> ListNamedQueries(int64_t customer,
+                                                    const PageRequest& page) = 0;
+  // Replaces the template of `customer`'s own query. NotFound otherwise.
+  virtual Result<NamedQuery> UpdateNamedQueryTemplate(int64_t customer, const std::string& id,
+                                                      const std::string& template_text) = 0;
+  virtual Status DeleteNamedQuery(int64_t customer, const std::string& id) = 0;
+  // The images a selection matches that have been ingested (width set) and are delivered on
+  // iiif-img or thumbs, in its order then (space, id): at most `limit` items; `total` is the
+  // number matched (counted only when more than `limit` match). Index-backed: the cost
+  // follows the matches, not the size of the customer's collection.
+  virtual Result<Page<Asset>> SelectAssets(const AssetSelection& selection, int limit) = 0;
+  // The database's plan for SelectAssets (EXPLAIN QUERY PLAN / EXPLAIN), one line per row.
+  virtual Result<std::string> ExplainSelectAssets(const AssetSelection& selection,
+                                                  int limit) = 0;
+
+  // --- roles (spec/presentation-auth.md §5.2)
+  // Creates or replaces (label, texts, provider, TTL); `*created` says which.
+  virtual Result<Role> PutRole(const Role& role, bool* created) = 0;
+  virtual Result<Role> GetRole(int64_t customer, const std::string& name) = 0;
+  virtual Result<Page<Role>> ListRoles(int64_t customer, const PageRequest& page) = 0;
+  virtual Status DeleteRole(int64_t customer, const std::string& name) = 0;
 };
 
 struct StoreOptions {

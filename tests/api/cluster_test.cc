@@ -132,12 +132,16 @@ TEST_F(ClusterTest, ChangesThroughOneNodeAreSeenThroughTheOtherWithinASecond) {
   std::string info = b.base + "/iiif-img/1/" + std::to_string(space) + "/inv/info.json";
   ASSERT_EQ(Http("GET", info).status, 200);
   ASSERT_EQ(Http("GET", info).status, 200);
-  // Restricted through node A: node B stops serving it.
+  std::string pixels =
+      b.base + "/iiif-img/1/" + std::to_string(space) + "/inv/full/max/0/default.jpg";
+  ASSERT_EQ(Http("GET", pixels).status, 200);
+  // Restricted through node A: node B stops serving its pixels (info.json stays public,
+  // spec/presentation-auth.md §5.5).
   HttpResult patched =
       Http("PATCH", a.base + "/customers/1/spaces/" + std::to_string(space) + "/images/inv",
            json{{"roles", json::array({"https://example.org/roles/staff"})}}.dump(), a.auth);
   ASSERT_EQ(patched.status, 200) << patched.body;
-  auto seen = TimeUntil([&] { return Http("GET", info).status == 401; }, 3s);
+  auto seen = TimeUntil([&] { return Http("GET", pixels).status == 401; }, 3s);
   ASSERT_TRUE(seen) << "node B still serves the restricted image";
   std::cout << "[ result ] image change seen through the other node after " << seen->count()
             << " ms\n";

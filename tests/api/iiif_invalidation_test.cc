@@ -290,10 +290,15 @@ TEST_F(IiifInvalidationTest, RolesPatchIsReflectedAtOnce) {
                             json{{"roles", {"https://example.org/roles/staff"}}}.dump(), api_->auth);
   ASSERT_EQ(patched.status, 200) << Brief(patched);
   EXPECT_EQ(patched.Json()["roles"].size(), 1u) << patched.body;
-  for (const char* rest : {"/info.json", kTile, kEdge, kRender}) {
+  // Pixels need a session now; the 3.0 info.json still answers, offering no tiles
+  // (spec/presentation-auth.md §5.5).
+  for (const char* rest : {kTile, kEdge, kRender}) {
     HttpResult r = Http("GET", Iiif("guarded", rest));
     EXPECT_EQ(r.status, 401) << rest << ": " << Brief(r);
   }
+  HttpResult info = Http("GET", Iiif("guarded", "/info.json"));
+  EXPECT_EQ(info.status, 200) << Brief(info);
+  EXPECT_FALSE(info.Json().contains("tiles")) << Brief(info);
   HttpResult cleared = Http("PATCH", api_->base + ImageUrl("guarded"),
                             json{{"roles", json::array()}}.dump(), api_->auth);
   ASSERT_EQ(cleared.status, 200) << Brief(cleared);

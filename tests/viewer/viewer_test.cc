@@ -4,13 +4,16 @@
 // whole, all the way in at a corner, and at an intermediate level. Every request the browser
 // made must have succeeded, no tile may fail, and every screenshot must show the right colour
 // at each sample point (so tiles are the right ones, at the right size, in the right place).
+// Mirador (from the npm registry too) opens quire's Presentation manifests: a single-asset
+// manifest and a 3-canvas named-query manifest; it must show every canvas (its tiles fetched
+// from the image service the manifest names) and its thumbnail strip with no failed request.
 // Screenshots stay in the build tree: <build>/tests/viewer/artefacts/.
 #include <gtest/gtest.h>
-#include <vips/vips8>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <vips/vips8>
 
 #include "core/vips_init.h"
 #include "support/http_client.h"
@@ -80,8 +83,8 @@ class ViewerTest : public ::testing::Test {
     std::string origins = dir_->path() + "/origins";
     std::filesystem::create_directories(origins);
     std::ofstream(origins + "/card.png", std::ios::binary) << CardPng();
-    server_ = new QuireProcess(dir_->path() + "/data",
-                               {"--workers", "1", "--origin-file-root", origins});
+    server_ =
+        new QuireProcess(dir_->path() + "/data", {"--workers", "1", "--origin-file-root", origins});
     Api api{server_->url(), server_->admin()};
     space_ = api.CreateSpace(1, "viewer");
     long status = 0;
@@ -91,6 +94,29 @@ class ViewerTest : public ::testing::Test {
     ASSERT_EQ(status, 201) << batch.dump(2);
     json done = api.WaitForBatch(1, batch.at("id"), 90s);
     ASSERT_EQ(done.value("completed", 0), 1) << done.dump(2) << server_->Log();
+    // Two more pages and the card, ordered by number1, for the named-query manifest.
+    std::ofstream(origins + "/page2.jpg", std::ios::binary) << MakeJpeg(1600, 1200, 2);
+    std::ofstream(origins + "/page3.jpg", std::ios::binary) << MakeJpeg(900, 1400, 3);
+    json pages = json::array();
+    int n = 0;
+    for (const char* id : {"card", "page2", "page3"}) {
+      json m = Member(
+          space_, id,
+          "file://" + origins + "/" + (n == 0 ? std::string("card.png") : std::string(id) + ".jpg"),
+          n == 0 ? "image/png" : "image/jpeg");
+      m["string1"] = "viewer-book";
+      m["number1"] = ++n;
+      pages.push_back(m);
+    }
+    batch = api.SubmitBatch(1, pages, &status);
+    ASSERT_EQ(status, 201) << batch.dump(2);
+    done = api.WaitForBatch(1, batch.at("id"), 90s);
+    ASSERT_EQ(done.value("completed", 0), 3) << done.dump(2) << server_->Log();
+    HttpResult q =
+        Http("POST", server_->url() + "/customers/1/namedQueries",
+             json{{"name", "viewer-book"}, {"template", "space=p1&s1=p2&assetOrder=n1"}}.dump(),
+             server_->admin());
+    ASSERT_EQ(q.status, 201) << q.body;
   }
   static void TearDownTestSuite() {
     if (::testing::Test::HasFailure() && server_) {
@@ -112,8 +138,8 @@ class ViewerTest : public ::testing::Test {
     std::filesystem::create_directories(artefacts);
     int code = 0;
     std::string out = RunCommand("node " + Quote(std::string(VIEWER_DIR) + "/viewer.mjs") + " " +
-                              Quote(info) + " " + Quote(artefacts + "/" + name),
-                          &code);
+                                     Quote(info) + " " + Quote(artefacts + "/" + name),
+                                 &code);
     std::string last = out.substr(out.rfind('\n', out.size() >= 2 ? out.size() - 2 : 0) + 1);
     json r = json::parse(last, nullptr, false);
     ASSERT_TRUE(r.is_object()) << "viewer.mjs printed: " << out.substr(0, 4000);
@@ -140,9 +166,8 @@ class ViewerTest : public ::testing::Test {
       std::string vname = view["name"];
       SCOPED_TRACE(name + " view " + vname);
       EXPECT_GT(view["newTiles"].get<int>(), 0) << "each view needs tiles of its own";
-      std::cout << "[ viewer ] " << name << " " << vname << ": " << view["newTiles"]
-                << " tiles in " << view["ms"] << " ms, " << view["screenshot"].get<std::string>()
-                << "\n";
+      std::cout << "[ viewer ] " << name << " " << vname << ": " << view["newTiles"] << " tiles in "
+                << view["ms"] << " ms, " << view["screenshot"].get<std::string>() << "\n";
       VImage shot = VImage::new_from_file(view["screenshot"].get<std::string>().c_str());
       ASSERT_EQ(shot.width(), 800);
       ASSERT_EQ(shot.height(), 600);
@@ -169,8 +194,86 @@ class ViewerTest : public ::testing::Test {
                         std::to_string(want[1]) + "," + std::to_string(want[2]);
       }
       EXPECT_GT(checked, 100) << "the view shows too little of the image to check";
-      EXPECT_EQ(wrong, 0) << wrong << " of " << checked << " sample points wrong; first: "
-                          << first_wrong;
+      EXPECT_EQ(wrong, 0) << wrong << " of " << checked
+                          << " sample points wrong; first: " << first_wrong;
+    }
+  }
+
+  // Opens `manifest` in Mirador, selects each canvas in turn and checks what it fetched:
+  // `images` are the image ids of the canvases, in order.
+  static void Mirador(const std::string& manifest, const std::string& name,
+                      const std::vector<std::string>& images) {
+    ASSERT_TRUE(std::filesystem::exists(std::string(VIEWER_DIR) + "/node_modules/mirador/dist"))
+        << "run the viewer_npm_ci test first (ctest does: it is this test's fixture)";
+    std::string artefacts = std::string(VIEWER_DIR) + "/artefacts";
+    std::filesystem::create_directories(artefacts);
+    int code = 0;
+    std::string out = RunCommand("node " + Quote(std::string(VIEWER_DIR) + "/mirador.mjs") + " " +
+                                     Quote(manifest) + " " + Quote(artefacts + "/" + name),
+                                 &code);
+    std::string last = out.substr(out.rfind('\n', out.size() >= 2 ? out.size() - 2 : 0) + 1);
+    json r = json::parse(last, nullptr, false);
+    ASSERT_TRUE(r.is_object()) << "mirador.mjs printed: " << out.substr(0, 4000);
+    json summary = r;
+    summary.erase("requests");
+    if (summary.contains("canvases"))
+      for (auto& c : summary["canvases"]) c["requests"] = c["requests"].size();
+    ASSERT_EQ(code, 0) << summary.dump(2);
+    ASSERT_FALSE(r.contains("error")) << summary.dump(2);
+    EXPECT_TRUE(r["failedRequests"].empty()) << r["failedRequests"].dump(2);
+    EXPECT_TRUE(r["badResponses"].empty()) << r["badResponses"].dump(2);
+    EXPECT_TRUE(r["pageErrors"].empty()) << r["pageErrors"].dump(2);
+    // Mirador 4.0.0's bundle logs one React 19 deprecation notice of its own on start;
+    // anything else is a failure.
+    json errors = json::array();
+    for (const json& e : r["consoleErrors"])
+      if (e.get<std::string>().rfind("Accessing element.ref was removed in React 19", 0) != 0)
+        errors.push_back(e);
+    EXPECT_TRUE(errors.empty()) << errors.dump(2);
+    ASSERT_EQ(r["manifestCanvases"].size(), images.size()) << summary.dump(2);
+    ASSERT_EQ(r["canvases"].size(), images.size()) << summary.dump(2);
+    // Mirador takes the first service the manifest lists (ImageService2): /v2/ URLs, or the
+    // 3.0 ones, are both the canvas's own.
+    std::string path = "/1/" + std::to_string(space_) + "/";
+    auto under = [&](const std::string& url, const char* root, const std::string& id) {
+      for (const char* v : {"", "/v2"})
+        if (url.rfind(server_->url() + root + v + path + id + "/", 0) == 0) return true;
+      return false;
+    };
+    for (size_t i = 0; i < images.size(); ++i) {
+      const json& c = r["canvases"][i];
+      SCOPED_TRACE(name + " canvas " + std::to_string(i + 1) + " (" + images[i] + ")");
+      EXPECT_EQ(c["shown"], c["id"]) << "Mirador did not move to the canvas";
+      // Its own image service: info.json and at least one tile, all 200.
+      int info = 0, tiles = 0;
+      for (const json& q : r["requests"]) {
+        std::string url = q["url"];
+        if (!under(url, "/iiif-img", images[i])) continue;
+        EXPECT_EQ(q["status"], 200) << url;
+        if (url.find("/info.json") != std::string::npos) ++info;
+        if (url.find("/default.jpg") != std::string::npos) ++tiles;
+      }
+      EXPECT_GT(info, 0) << "no info.json fetched: " << r["requests"].dump();
+      EXPECT_GT(tiles, 0) << "no tile fetched";
+      int shown_tiles = 0;
+      for (const json& q : c["requests"]) {
+        std::string url = q["url"];
+        if (under(url, "/iiif-img", images[i]) && url.find("/default.jpg") != std::string::npos)
+          ++shown_tiles;
+      }
+      if (i > 0) {
+        EXPECT_GT(shown_tiles, 0) << "selecting the canvas fetched none of its tiles";
+      }
+      // The thumbnail strip loads each canvas's thumbnail from /thumbs/.
+      bool thumb = false;
+      for (const json& q : r["requests"])
+        thumb = thumb || (under(q["url"], "/thumbs", images[i]) && q["status"] == 200);
+      EXPECT_TRUE(thumb) << "no thumbnail of " << images[i] << " fetched from /thumbs/";
+      // Something is drawn: the screenshot is not one flat colour.
+      VImage shot = VImage::new_from_file(c["screenshot"].get<std::string>().c_str());
+      EXPECT_GT(shot.deviate(), 10.0) << c["screenshot"];
+      std::cout << "[ mirador ] " << name << " canvas " << i + 1 << ": " << c["requests"].size()
+                << " requests, " << c["screenshot"].get<std::string>() << "\n";
     }
   }
 
@@ -190,6 +293,17 @@ int64_t ViewerTest::space_ = 0;
 TEST_F(ViewerTest, OpenSeadragonOnImageApi3) { View(Info("iiif-img"), "osd-v3"); }
 
 TEST_F(ViewerTest, OpenSeadragonOnImageApi21) { View(Info("iiif-img/v2"), "osd-v2"); }
+
+TEST_F(ViewerTest, MiradorOnSingleAssetManifest) {
+  Mirador(server_->url() + "/iiif-manifest/1/" + std::to_string(space_) + "/card", "mirador-single",
+          {"card"});
+}
+
+TEST_F(ViewerTest, MiradorOnNamedQueryManifest) {
+  Mirador(
+      server_->url() + "/iiif-resource/1/viewer-book/" + std::to_string(space_) + "/viewer-book",
+      "mirador-nq", {"card", "page2", "page3"});
+}
 
 }  // namespace
 }  // namespace quire::test

@@ -2898,4 +2898,355 @@ Status SqlStore::DeleteCustomHeader(int64_t customer, const std::string& id) {
   });
 }
 
+// ---------------------------------------------------------------- named queries
+
+namespace {
+
+constexpr const char* kNamedQueryCols = "id, customer, name, is_global, template_text, created";
+
+NamedQuery ReadNamedQuery(const Statement& s) {
+  NamedQuery q;
+  q.id = s.Text(0);
+  q.customer = s.Int(1);
+  q.name = s.Text(2);
+  q.global = s.Int(3) != 0;
+  q.template_text = s.Text(4);
+  q.created_ms = s.Int(5);
+  return q;
+}
+
+Result<NamedQuery> OneNamedQuery(Statement& st) {
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("named query not found") : status;
+  return ReadNamedQuery(st);
+}
+
+// The WHERE clause and ORDER BY of a selection, with the values to bind in order.
+struct SelectionSql {
+  std::string where, order;
+  std::vector<int64_t> ints;   // bound where the clause has ?I
+  std::vector<std::string> texts;
+  std::vector<bool> is_text;   // per placeholder, in order
+};
+
+SelectionSql BuildSelectionSql(const AssetSelection& sel) {
+  SelectionSql q;
+  auto add_int = [&](const std::string& clause, int64_t v) {
+    q.where += clause;
+    q.ints.push_back(v);
+    q.is_text.push_back(false);
+  };
+  auto add_text = [&](const std::string& clause, const std::string& v) {
+    q.where += clause;
+    q.texts.push_back(v);
+    q.is_text.push_back(true);
+  };
+  add_int(" WHERE a.customer = ?", sel.customer);
+  q.where += " AND a.width > 0 AND (a.delivery_channels LIKE '%\"channel\":\"iiif-img\"%' OR "
+             "a.delivery_channels LIKE '%\"channel\":\"thumbs\"%')";
+  if (sel.space) {
+    add_int(" AND a.space = ?", *sel.space);
+  } else if (sel.space_name) {
+    add_int(" AND a.space = (SELECT id FROM spaces WHERE customer = ?", sel.customer);
+    add_text(" AND name = ?)", *sel.space_name);
+  }
+  static const char* kStringCols[] = {"a.string1", "a.string2", "a.string3"};
+  static const char* kNumberCols[] = {"a.number1", "a.number2", "a.number3"};
+  for (int i = 0; i < 3; ++i) {
+    if (sel.strings[i]) add_text(std::string(" AND ") + kStringCols[i] + " = ?", *sel.strings[i]);
+    if (sel.numbers[i]) add_int(std::string(" AND ") + kNumberCols[i] + " = ?", *sel.numbers[i]);
+  }
+  if (sel.batches) {
+    // Padded to a power of two (repeating the last id) so that few statement texts exist.
+    std::vector<int64_t> ids = *sel.batches;
+    if (ids.empty()) ids.push_back(-1);
+    size_t n = 1;
+    while (n < ids.size()) n *= 2;
+    while (ids.size() < n) ids.push_back(ids.back());
+    q.where += " AND (a.customer, a.space, a.id) IN (SELECT customer, space, asset_id FROM "
+               "batch_assets WHERE batch IN (";
+    for (size_t i = 0; i < ids.size(); ++i) add_int(i ? ", ?" : "?", ids[i]);
+    q.where += "))";
+  }
+  q.order = " ORDER BY ";
+  for (const OrderField& f : sel.order)
+    q.order += std::string(f.field < 3 ? kStringCols[f.field] : kNumberCols[f.field - 3]) +
+               (f.descending ? " DESC, " : ", ");
+  q.order += "a.space, a.id";
+  return q;
+}
+
+// Binds the selection's values from parameter 1 on; returns the next parameter number.
+int BindSelection(Statement& st, const SelectionSql& q) {
+  size_t ni = 0, nt = 0;
+  int p = 1;
+  for (bool text : q.is_text) {
+    if (text)
+      st.Bind(p++, q.texts[nt++]);
+    else
+      st.Bind(p++, q.ints[ni++]);
+  }
+  return p;
+}
+
+}  // namespace
+
+Result<NamedQuery> SqlStore::CreateNamedQuery(const NamedQuery& in) {
+  return Retry([&]() -> Result<NamedQuery> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    NamedQuery q = in;
+    q.created_ms = NowMs();
+    PREPARE(st, conn,
+            "INSERT INTO named_queries (id, customer, name, is_global, template_text, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)");
+    Status s = st.Bind(1, q.id)
+                   .Bind(2, q.customer)
+                   .Bind(3, q.name)
+                   .Bind(4, q.global)
+                   .Bind(5, q.template_text)
+                   .Bind(6, q.created_ms)
+                   .Run();
+    if (s.code() == Code::kConflict)
+      return Status::Conflict("a named query called '" + q.name + "' exists");
+    QUIRE_RETURN_IF_ERROR(s);
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return q;
+  });
+}
+
+Result<NamedQuery> SqlStore::GetNamedQuery(int64_t customer, const std::string& id) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kNamedQueryCols +
+              " FROM named_queries WHERE id = ? AND (customer = ? OR is_global = 1)");
+  st.Bind(1, id).Bind(2, customer);
+  return OneNamedQuery(st);
+}
+
+Result<NamedQuery> SqlStore::FindNamedQuery(int64_t customer, const std::string& name) {
+  ACQUIRE(conn);
+  {
+    PREPARE(st, *conn,
+            std::string("SELECT ") + kNamedQueryCols +
+                " FROM named_queries WHERE customer = ? AND name = ?");
+    st.Bind(1, customer).Bind(2, name);
+    auto own = OneNamedQuery(st);
+    if (own.ok() || own.status().code() != Code::kNotFound) return own;
+  }
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kNamedQueryCols +
+              " FROM named_queries WHERE is_global = 1 AND name = ? ORDER BY created, id "
+              "LIMIT 1");
+  st.Bind(1, name);
+  return OneNamedQuery(st);
+}
+
+Result<Page<NamedQuery>> SqlStore::ListNamedQueries(int64_t customer, const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<NamedQuery> out;
+  auto total = ScalarInt(
+      conn, "SELECT COUNT(*) FROM named_queries WHERE customer = ? OR is_global = 1", {customer});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          std::string("SELECT ") + kNamedQueryCols +
+              " FROM named_queries WHERE customer = ? OR is_global = 1 "
+              "ORDER BY name, customer, id LIMIT ? OFFSET ?");
+  st.Bind(1, customer).Bind(2, page.page_size).Bind(3, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadNamedQuery(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<NamedQuery> SqlStore::UpdateNamedQueryTemplate(int64_t customer, const std::string& id,
+                                                      const std::string& template_text) {
+  return Retry([&]() -> Result<NamedQuery> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    {
+      PREPARE(st, conn,
+              "UPDATE named_queries SET template_text = ? WHERE customer = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, template_text).Bind(2, customer).Bind(3, id).Run());
+      if (conn.Changes() == 0) return Status::NotFound("named query not found");
+    }
+    PREPARE(st, conn,
+            std::string("SELECT ") + kNamedQueryCols +
+                " FROM named_queries WHERE customer = ? AND id = ?");
+    st.Bind(1, customer).Bind(2, id);
+    auto out = OneNamedQuery(st);
+    if (!out.ok()) return out.status();
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return out;
+  });
+}
+
+Status SqlStore::DeleteNamedQuery(int64_t customer, const std::string& id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    PREPARE(st, conn, "DELETE FROM named_queries WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, id).Run());
+    if (conn.Changes() == 0) return Status::NotFound("named query not found");
+    return tx.Commit();
+  });
+}
+
+Result<Page<Asset>> SqlStore::SelectAssets(const AssetSelection& sel, int limit) {
+  SelectionSql q = BuildSelectionSql(sel);
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<Asset> out;
+  {
+    PREPARE(st, conn,
+            std::string("SELECT ") + kAssetCols + " FROM assets a" + q.where + q.order +
+                " LIMIT ?");
+    int next = BindSelection(st, q);
+    st.Bind(next, static_cast<int64_t>(limit) + 1);
+    Status status;
+    while (st.Step(&status)) out.items.push_back(ReadAsset(st));
+    if (!status.ok()) return status;
+  }
+  out.total = static_cast<int64_t>(out.items.size());
+  if (out.total > limit) {
+    out.items.resize(limit);
+    PREPARE(st, conn, "SELECT COUNT(*) FROM assets a" + q.where);
+    BindSelection(st, q);
+    Status status;
+    if (st.Step(&status)) out.total = st.Int(0);
+    if (!status.ok()) return status;
+  }
+  return out;
+}
+
+Result<std::string> SqlStore::ExplainSelectAssets(const AssetSelection& sel, int limit) {
+  SelectionSql q = BuildSelectionSql(sel);
+  bool sqlite = dialect_.name == "sqlite";
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string(sqlite ? "EXPLAIN QUERY PLAN " : "EXPLAIN ") + "SELECT " + kAssetCols +
+              " FROM assets a" + q.where + q.order + " LIMIT ?");
+  int next = BindSelection(st, q);
+  st.Bind(next, static_cast<int64_t>(limit) + 1);
+  std::string plan;
+  Status status;
+  while (st.Step(&status)) plan += st.Text(sqlite ? 3 : 0) + "\n";
+  if (!status.ok()) return status;
+  return plan;
+}
+
+// ---------------------------------------------------------------- roles
+
+namespace {
+
+constexpr const char* kRoleCols =
+    "customer, name, label, heading, note, confirm_label, logout_label, provider, "
+    "session_ttl, created";
+
+Role ReadRole(const Statement& s) {
+  Role r;
+  r.customer = s.Int(0);
+  r.name = s.Text(1);
+  r.label = s.Text(2);
+  r.heading = s.Text(3);
+  r.note = s.Text(4);
+  r.confirm_label = s.Text(5);
+  r.logout_label = s.Text(6);
+  r.provider = s.Text(7);
+  r.session_ttl_s = s.Int(8);
+  r.created_ms = s.Int(9);
+  return r;
+}
+
+Result<Role> ReadRoleRow(Connection& conn, int64_t customer, const std::string& name) {
+  PREPARE(st, conn,
+          std::string("SELECT ") + kRoleCols + " FROM roles WHERE customer = ? AND name = ?");
+  st.Bind(1, customer).Bind(2, name);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("role not found") : status;
+  return ReadRole(st);
+}
+
+}  // namespace
+
+Result<Role> SqlStore::PutRole(const Role& in, bool* created) {
+  return Retry([&]() -> Result<Role> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto old = ReadRoleRow(conn, in.customer, in.name);
+    if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
+    *created = !old.ok();
+    if (*created) {
+      PREPARE(st, conn,
+              "INSERT INTO roles (customer, name, label, heading, note, confirm_label, "
+              "logout_label, provider, session_ttl, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+              "?)");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, in.customer)
+                                .Bind(2, in.name)
+                                .Bind(3, in.label)
+                                .Bind(4, in.heading)
+                                .Bind(5, in.note)
+                                .Bind(6, in.confirm_label)
+                                .Bind(7, in.logout_label)
+                                .Bind(8, in.provider)
+                                .Bind(9, in.session_ttl_s)
+                                .Bind(10, NowMs())
+                                .Run());
+    } else {
+      PREPARE(st, conn,
+              "UPDATE roles SET label = ?, heading = ?, note = ?, confirm_label = ?, "
+              "logout_label = ?, provider = ?, session_ttl = ? WHERE customer = ? AND name = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, in.label)
+                                .Bind(2, in.heading)
+                                .Bind(3, in.note)
+                                .Bind(4, in.confirm_label)
+                                .Bind(5, in.logout_label)
+                                .Bind(6, in.provider)
+                                .Bind(7, in.session_ttl_s)
+                                .Bind(8, in.customer)
+                                .Bind(9, in.name)
+                                .Run());
+    }
+    auto out = ReadRoleRow(conn, in.customer, in.name);
+    if (!out.ok()) return out.status();
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return out;
+  });
+}
+
+Result<Role> SqlStore::GetRole(int64_t customer, const std::string& name) {
+  ACQUIRE(conn);
+  return ReadRoleRow(*conn, customer, name);
+}
+
+Result<Page<Role>> SqlStore::ListRoles(int64_t customer, const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  Page<Role> out;
+  auto total = ScalarInt(conn, "SELECT COUNT(*) FROM roles WHERE customer = ?", {customer});
+  if (!total.ok()) return total.status();
+  out.total = *total;
+  PREPARE(st, conn,
+          std::string("SELECT ") + kRoleCols +
+              " FROM roles WHERE customer = ? ORDER BY name LIMIT ? OFFSET ?");
+  st.Bind(1, customer).Bind(2, page.page_size).Bind(3, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadRole(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Status SqlStore::DeleteRole(int64_t customer, const std::string& name) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    PREPARE(st, conn, "DELETE FROM roles WHERE customer = ? AND name = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, name).Run());
+    if (conn.Changes() == 0) return Status::NotFound("role not found");
+    return tx.Commit();
+  });
+}
+
 }  // namespace quire

@@ -159,6 +159,19 @@ class SqlStore : public Store {
   Result<std::vector<CustomHeader>> ListCustomHeaders(int64_t customer) override;
   Status PutCustomHeader(const CustomHeader& header) override;
   Status DeleteCustomHeader(int64_t customer, const std::string& id) override;
+  Result<NamedQuery> CreateNamedQuery(const NamedQuery& query) override;
+  Result<NamedQuery> GetNamedQuery(int64_t customer, const std::string& id) override;
+  Result<NamedQuery> FindNamedQuery(int64_t customer, const std::string& name) override;
+  Result<Page<NamedQuery>> ListNamedQueries(int64_t customer, const PageRequest& page) override;
+  Result<NamedQuery> UpdateNamedQueryTemplate(int64_t customer, const std::string& id,
+                                              const std::string& template_text) override;
+  Status DeleteNamedQuery(int64_t customer, const std::string& id) override;
+  Result<Page<Asset>> SelectAssets(const AssetSelection& selection, int limit) override;
+  Result<std::string> ExplainSelectAssets(const AssetSelection& selection, int limit) override;
+  Result<Role> PutRole(const Role& role, bool* created) override;
+  Result<Role> GetRole(int64_t customer, const std::string& name) override;
+  Result<Page<Role>> ListRoles(int64_t customer, const PageRequest& page) override;
+  Status DeleteRole(int64_t customer, const std::string& name) override;
 
  protected:
   sql::Pool& pool() { return *pool_; }

@@ -250,7 +250,7 @@ CREATE TABLE portal_sessions (
 );
 CREATE INDEX portal_sessions_expires ON portal_sessions(expires);
 )SQL",
-      // 10 (dlcs-api): storage usage and policies, origin strategies. Each asset's bytes (set
+      // 10: storage usage and policies, origin strategies. Each asset's bytes (set
       // by its ingest outcome) are summed into its space by triggers, in the transaction of
       // the write, so usage never drifts; customers name their storage policy.
       R"SQL(
@@ -317,6 +317,38 @@ CREATE TABLE custom_headers (
   key TEXT NOT NULL,
   value TEXT NOT NULL,
   PRIMARY KEY (customer, id)
+      // 11: named queries (spec/presentation-auth.md §3), the indexes that let a query's
+      // equality criteria find their images without scanning the customer's collection, and
+      // the roles of IIIF access control (§5.2).
+      R"SQL(
+CREATE TABLE named_queries (
+  id TEXT PRIMARY KEY,
+  customer INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  is_global INTEGER NOT NULL DEFAULT 0,
+  template_text TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  UNIQUE (customer, name)
+);
+CREATE INDEX named_queries_global ON named_queries(is_global, name);
+CREATE INDEX assets_string1 ON assets(customer, string1, space);
+CREATE INDEX assets_string2 ON assets(customer, string2, space);
+CREATE INDEX assets_string3 ON assets(customer, string3, space);
+CREATE INDEX assets_number1 ON assets(customer, number1, space);
+CREATE INDEX assets_number2 ON assets(customer, number2, space);
+CREATE INDEX assets_number3 ON assets(customer, number3, space);
+CREATE TABLE roles (
+  customer INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  label TEXT NOT NULL,
+  heading TEXT NOT NULL DEFAULT '',
+  note TEXT NOT NULL DEFAULT '',
+  confirm_label TEXT NOT NULL DEFAULT '',
+  logout_label TEXT NOT NULL DEFAULT '',
+  provider TEXT NOT NULL DEFAULT 'clickthrough',
+  session_ttl INTEGER NOT NULL DEFAULT 3600,
+  created INTEGER NOT NULL,
+  PRIMARY KEY (customer, name)
 );
 )SQL",
   };

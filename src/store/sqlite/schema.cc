@@ -317,6 +317,8 @@ CREATE TABLE custom_headers (
   key TEXT NOT NULL,
   value TEXT NOT NULL,
   PRIMARY KEY (customer, id)
+);
+)SQL",
       // 11: named queries (spec/presentation-auth.md §3), the indexes that let a query's
       // equality criteria find their images without scanning the customer's collection, and
       // the roles of IIIF access control (§5.2).

@@ -82,10 +82,10 @@ ranged_gets() { grep -cE '"GET [^"]*" (200|206|404) ' "$S3DIR/log/client.rgw.a.l
 # CPU seconds (user + system) a process has used; of the S3 server's daemons, all together.
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
 s3_cpu_s() {
-  local total=0 f
-  for f in "$S3DIR"/pids/*; do total=$(echo "$total + $(cpu_s "$(cat "$f")")" | bc); done
-  echo "$total"
+  local f
+  for f in "$S3DIR"/pids/*; do cpu_s "$(cat "$f")"; echo; done | awk '{t += $1} END {printf "%.2f", t}'
 }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a - b}'; }  # JSON-safe: 0.19, not .19
 
 # ---- 1. ingest
 ingest() { # NAME DATA ORIGIN_BASE STORAGE_FLAGS... -- FILES...
@@ -102,7 +102,7 @@ ingest() { # NAME DATA ORIGIN_BASE STORAGE_FLAGS... -- FILES...
   local q0 s0
   q0=$(cpu_s "$QPID"); s0=$(s3_cpu_s)
   record "$name" "$($QB ingest http://127.0.0.1:$QPORT "$user" "$cid" "$sp" "$QPID" "$ob" "$@")"
-  record "${name}_cpu" "{\"quire_s\":$(echo "$(cpu_s "$QPID") - $q0" | bc),\"s3_server_s\":$(echo "$(s3_cpu_s) - $s0" | bc)}"
+  record "${name}_cpu" "{\"quire_s\":$(minus "$(cpu_s "$QPID")" "$q0"),\"s3_server_s\":$(minus "$(s3_cpu_s)" "$s0")}"
   echo "$cid $sp $user" >"$data.last"
   stop_pid "$QPID"
 }

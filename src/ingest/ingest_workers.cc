@@ -254,14 +254,32 @@ void IngestWorkers::InternalError(const Job& job, const std::exception& e) {
   Record(job, outcome);
 }
 
-// Room for `bytes` of download in the scratch budget, on top of what this download holds.
-bool IngestWorkers::TryReserve(int64_t bytes, int64_t* granted, int64_t* wanted) {
+// Before a download writes: room for `bytes` in the scratch budget, on top of what this
+// download holds, and on the data volume above --min-free-bytes once the bytes that other
+// downloads in progress have yet to write are counted too (they all passed the same check,
+// and several at once would otherwise eat the reserve between two free-space checks). No room
+// on the volume sets `volume` (a transient failure: the job retries after a backoff).
+bool IngestWorkers::TryReserve(int64_t bytes, int64_t* granted, int64_t* wanted,
+                               int64_t* pending, Status* volume) {
   std::lock_guard<std::mutex> lock(mu_);
   *wanted = bytes;
-  if (bytes <= *granted) return true;
-  if (scratch_held_ + bytes - *granted > settings_.scratch_bytes) return false;
-  scratch_held_ += bytes - *granted;
-  *granted = bytes;
+  if (settings_.process.reserve_bytes > 0) {
+    int64_t free = FreeBytes(blobs_.ScratchDir());
+    if (free >= 0) {
+      Status room = CheckFreeSpace(free - unwritten_ - bytes, settings_.process.reserve_bytes);
+      if (!room.ok()) {
+        *volume = room;
+        return false;
+      }
+    }
+  }
+  if (bytes > *granted) {
+    if (scratch_held_ + bytes - *granted > settings_.scratch_bytes) return false;
+    scratch_held_ += bytes - *granted;
+    *granted = bytes;
+  }
+  unwritten_ += bytes;
+  *pending = bytes;
   return true;
 }
 
@@ -392,7 +410,16 @@ std::optional<IngestWorkers::Fetched> IngestWorkers::Download(
   OriginPolicy policy = settings_.origin;
   policy.cancel = &stop_;  // a graceful stop abandons slow downloads
   int64_t wanted = 0;
-  policy.reserve = [&](int64_t bytes) { return TryReserve(bytes, &f.granted, &wanted); };
+  int64_t pending = 0;  // this download's bytes not yet written, counted in unwritten_
+  Status volume = Status::Ok();
+  policy.reserve = [&](int64_t bytes) {
+    return TryReserve(bytes, &f.granted, &wanted, &pending, &volume);
+  };
+  auto settle = [&] {  // the download ended: its bytes are on disk (or gone)
+    std::lock_guard<std::mutex> lock(mu_);
+    unwritten_ -= pending;
+    pending = 0;
+  };
   // The customer's first origin strategy whose regex matches says how to fetch.
   Status st;
   if (f.asset.upload.empty()) {
@@ -414,6 +441,11 @@ std::optional<IngestWorkers::Fetched> IngestWorkers::Download(
     st = f.asset.upload.empty()
              ? FetchOrigin(f.asset.origin, policy, f.scratch)
              : FetchUploadOrigin(blobs_, job.customer, f.asset.upload, f.scratch, policy.reserve);
+    settle();
+    if (!volume.ok()) {
+      st = volume;  // the data volume has no room for it above the reserve: retry later
+      break;
+    }
     if (st.ok() || wanted <= f.granted) break;
     // No room in the scratch budget yet (nothing was written): wait, holding the lease, until
     // the conversions have freed enough for the size the origin declared, then fetch again.

@@ -94,7 +94,8 @@ class IngestWorkers {
                 double work_ms);
   void InternalError(const Job& job, const std::exception& e);
   // The scratch budget: a download's reservation grows to `bytes` if there is room.
-  bool TryReserve(int64_t bytes, int64_t* granted, int64_t* wanted);
+  bool TryReserve(int64_t bytes, int64_t* granted, int64_t* wanted, int64_t* pending,
+                  Status* volume);
   void AdjustReservation(int64_t* granted, int64_t bytes);
   // Records the outcome through the store's accounting, then tells on_outcome.
   void Record(const Job& job, const IngestOutcome& outcome);
@@ -119,6 +120,7 @@ class IngestWorkers {
   int ahead_ = 0;  // jobs claimed by prefetchers and not yet taken by a conversion thread
   int converting_ = 0;
   int64_t scratch_held_ = 0;
+  int64_t unwritten_ = 0;  // bytes that downloads in progress have reserved and not yet written
   std::map<int64_t, Job> active_;  // every held job (downloading, ready, converting): heartbeat
 };
 

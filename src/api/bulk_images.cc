@@ -21,12 +21,6 @@ const std::set<std::string> kPatchable = {
     "@context", "@id",     "@type",   "id",      "modelId", "space",   "tags",           "roles",
     "string1",  "string2", "string3", "number1", "number2", "number3", "maxUnauthorised"};
 
-std::string Join(const std::vector<std::string>& problems) {
-  std::string out;
-  for (auto& p : problems) out += (out.empty() ? "" : ". ") + p;
-  return out;
-}
-
 const json* Members(const json& body) {
   for (const char* name : {"member", "members"})
     if (auto it = body.find(name); it != body.end()) return &*it;
@@ -39,11 +33,9 @@ void RegisterBulkImages(http::Router& r, Context& ctx) {
   r.Add("PATCH", "/customers/{c}/spaces/{s}/images", [&ctx](http::Request& req) {
     Access a = AuthorizeCustomer(ctx, req);
     if (a.denied) return *a.denied;
-    auto space = ParseId(req.Param("s"));
-    if (!space) return Error(ctx, req, 404, "space not found");
-    if (auto found = ctx.store.GetSpace(a.customer, *space); !found.ok())
-      return found.status().code() == Code::kNotFound ? Error(ctx, req, 404, "space not found")
-                                                      : FromStatus(ctx, req, found.status());
+    std::optional<http::Response> denied;
+    auto space = ExistingSpace(ctx, req, a.customer, &denied);
+    if (!space) return *denied;
     auto body = ParseJsonObject(req);
     if (!body.ok()) return FromStatus(ctx, req, body.status());
     const json* members = Members(*body);
@@ -100,15 +92,13 @@ void RegisterBulkImages(http::Router& r, Context& ctx) {
     }
     if (!missing.empty())
       problems.push_back("The following image(s) could not be found: " + missing);
-    if (!problems.empty()) return Error(ctx, req, 400, Join(problems));
+    if (!problems.empty()) return Error(ctx, req, 400, JoinProblems(problems));
     auto updated = ctx.store.UpdateAssetsMetadata(updates);
     if (!updated.ok()) return FromStatus(ctx, req, updated.status());
     for (const Asset& u : *updated) ctx.image_changed(u.customer, u.space, u.id);
     json out = json::array();
     for (const Asset& u : *updated) out.push_back(hydra::AssetJson(ctx.urls, u));
-    int64_t n = static_cast<int64_t>(updated->size());
-    return Json(200, hydra::Collection(RequestUrl(ctx, req),
-                                       PageRequest{1, std::max<int64_t>(n, 1)}, n, std::move(out)));
+    return WholeCollection(ctx, req, std::move(out));
   });
 
   r.Add("GET", "/customers/{c}/allImages", [&ctx](http::Request& req) {
@@ -160,7 +150,7 @@ void RegisterBulkImages(http::Router& r, Context& ctx) {
       }
       wanted.push_back({*space, full.substr(slash + 1)});
     }
-    if (!problems.empty()) return Error(ctx, req, 400, Join(problems));
+    if (!problems.empty()) return Error(ctx, req, 400, JoinProblems(problems));
     json out = json::array();
     for (const Wanted& w : wanted) {
       auto asset = ctx.store.GetAsset(a.customer, w.space, w.id);
@@ -170,9 +160,7 @@ void RegisterBulkImages(http::Router& r, Context& ctx) {
         return FromStatus(ctx, req, asset.status());
       }
     }
-    int64_t n = static_cast<int64_t>(out.size());
-    return Json(200, hydra::Collection(RequestUrl(ctx, req),
-                                       PageRequest{1, std::max<int64_t>(n, 1)}, n, std::move(out)));
+    return WholeCollection(ctx, req, std::move(out));
   });
 }
 

@@ -129,9 +129,7 @@ void RegisterChannelPolicies(http::Router& r, Context& ctx) {
     if (!list.ok()) return FromStatus(ctx, req, list.status());
     json members = json::array();
     for (const auto& p : *list) members.push_back(ChannelPolicyJson(ctx, a.customer, p));
-    return Json(200, hydra::Collection(RequestUrl(ctx, req),
-                                       PageRequest{1, std::max<int64_t>(1, members.size())},
-                                       static_cast<int64_t>(members.size()), members));
+    return WholeCollection(ctx, req, std::move(members));
   });
 
   r.Add("POST", "/customers/{c}/deliveryChannelPolicies/{channel}", [&ctx](http::Request& req) {

@@ -1,5 +1,6 @@
 #include "api/common.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "core/secrets.h"
@@ -49,6 +50,33 @@ int HttpStatusFor(Code code) {
 
 http::Response FromStatus(const Context& ctx, const http::Request& req, const Status& st) {
   return Error(ctx, req, HttpStatusFor(st.code()), st.message());
+}
+
+std::optional<int64_t> ExistingSpace(Context& ctx, const http::Request& req, int64_t customer,
+                                     std::optional<http::Response>* denied) {
+  auto space = ParseId(req.Param("s"));
+  if (!space) {
+    *denied = Error(ctx, req, 404, "space not found");
+    return std::nullopt;
+  }
+  if (auto found = ctx.store.GetSpace(customer, *space); !found.ok()) {
+    *denied = found.status().code() == Code::kNotFound ? Error(ctx, req, 404, "space not found")
+                                                       : FromStatus(ctx, req, found.status());
+    return std::nullopt;
+  }
+  return space;
+}
+
+http::Response WholeCollection(const Context& ctx, const http::Request& req, json members) {
+  const auto n = static_cast<int64_t>(members.size());
+  return Json(200, hydra::Collection(RequestUrl(ctx, req), PageRequest{1, std::max<int64_t>(1, n)},
+                                     n, std::move(members)));
+}
+
+std::string JoinProblems(const std::vector<std::string>& problems) {
+  std::string out;
+  for (const auto& p : problems) out += (out.empty() ? "" : ". ") + p;
+  return out;
 }
 
 Result<json> ParseJsonObject(const http::Request& req) {

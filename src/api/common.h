@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "api/context.h"
 #include "core/status.h"
@@ -23,6 +24,9 @@ http::Response FromStatus(const Context& ctx, const http::Request& req, const St
 
 // Parses the body as a JSON object. Invalid with a precise message otherwise.
 Result<json> ParseJsonObject(const http::Request& req);
+
+// Validation problems as one 400 message: "first. second".
+std::string JoinProblems(const std::vector<std::string>& problems);
 
 
 struct Caller {
@@ -53,8 +57,18 @@ Access AuthorizeCustomer(Context& ctx, const http::Request& req);
 // Authenticates and requires the administrator (403 otherwise).
 Access AuthorizeAdmin(Context& ctx, const http::Request& req);
 
+// The {s} of the request's URL when the customer has that space; otherwise nullopt with
+// *denied set: 404 "space not found" for a space that is not there, the store's status (503
+// while the database is away) for anything else.
+std::optional<int64_t> ExistingSpace(Context& ctx, const http::Request& req, int64_t customer,
+                                     std::optional<http::Response>* denied);
+
 // The collection URL of a request (public base + path, no query).
 std::string RequestUrl(const Context& ctx, const http::Request& req);
+
+// A list the store gives whole (not paged), answered as a collection of one page holding
+// every member.
+http::Response WholeCollection(const Context& ctx, const http::Request& req, json members);
 
 // Answers a page from the store as a Hydra collection, each item mapped by
 // `to_json(ctx.urls, item)`; a store error becomes its status. `keep` carries query parameters

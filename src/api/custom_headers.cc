@@ -66,9 +66,7 @@ void RegisterCustomHeaders(http::Router& r, Context& ctx) {
     if (!list.ok()) return FromStatus(ctx, req, list.status());
     json members = json::array();
     for (const auto& h : *list) members.push_back(HeaderJson(ctx, h));
-    int64_t n = static_cast<int64_t>(members.size());
-    return Json(200, hydra::Collection(RequestUrl(ctx, req),
-                                       PageRequest{1, std::max<int64_t>(1, n)}, n, members));
+    return WholeCollection(ctx, req, std::move(members));
   });
   auto write = [&ctx](http::Request& req, bool create) {
     Access a = AuthorizeCustomer(ctx, req);

@@ -83,14 +83,7 @@ std::string ApplyRuleBody(Context& ctx, const json& body, DefaultDeliveryChannel
 std::optional<int64_t> RuleSpace(Context& ctx, const http::Request& req, int64_t customer,
                                  std::optional<http::Response>* denied) {
   if (req.Param("s").empty()) return int64_t{0};
-  auto s = ParseId(req.Param("s"));
-  auto found = s ? ctx.store.GetSpace(customer, *s) : Result<Space>(Status::NotFound(""));
-  if (!found.ok()) {
-    *denied = found.status().code() == Code::kNotFound ? Error(ctx, req, 404, "space not found")
-                                                       : FromStatus(ctx, req, found.status());
-    return std::nullopt;
-  }
-  return *s;
+  return ExistingSpace(ctx, req, customer, denied);
 }
 
 }  // namespace
@@ -108,9 +101,7 @@ void RegisterDefaultChannels(http::Router& r, Context& ctx) {
       if (!list.ok()) return FromStatus(ctx, req, list.status());
       json members = json::array();
       for (const auto& rule : *list) members.push_back(RuleJson(ctx, rule));
-      int64_t n = static_cast<int64_t>(members.size());
-      return Json(200, hydra::Collection(RequestUrl(ctx, req),
-                                         PageRequest{1, std::max<int64_t>(1, n)}, n, members));
+      return WholeCollection(ctx, req, std::move(members));
     });
     auto write = [&ctx](http::Request& req, bool create) {
       Access a = AuthorizeCustomer(ctx, req);

@@ -27,17 +27,8 @@ ImageTarget ResolveImage(Context& ctx, http::Request& req) {
     t.denied = a.denied;
     return t;
   }
-  auto space = ParseId(req.Param("s"));
-  if (!space) {
-    t.denied = Error(ctx, req, 404, "space not found");
-    return t;
-  }
-  if (auto found = ctx.store.GetSpace(a.customer, *space); !found.ok()) {
-    // Only a space that is not there is a 404; a database that is away is a 503.
-    t.denied = found.status().code() == Code::kNotFound ? Error(ctx, req, 404, "space not found")
-                                                        : FromStatus(ctx, req, found.status());
-    return t;
-  }
+  auto space = ExistingSpace(ctx, req, a.customer, &t.denied);
+  if (!space) return t;
   t.customer = a.customer;
   t.space = *space;
   t.id = req.Param("id");
@@ -57,23 +48,15 @@ http::Response Reingest(Context& ctx, const http::Request& req, const Asset& ass
   return res;
 }
 
-std::string JoinProblems(const std::vector<std::string>& problems) {
-  std::string out;
-  for (auto& p : problems) out += (out.empty() ? "" : ". ") + p;
-  return out;
-}
-
 }  // namespace
 
 void RegisterImages(http::Router& r, Context& ctx) {
   r.Add("GET", "/customers/{c}/spaces/{s}/images", [&ctx](http::Request& req) {
     Access a = AuthorizeCustomer(ctx, req);
     if (a.denied) return *a.denied;
-    auto space = ParseId(req.Param("s"));
-    if (!space) return Error(ctx, req, 404, "space not found");
-    if (auto found = ctx.store.GetSpace(a.customer, *space); !found.ok())
-      return found.status().code() == Code::kNotFound ? Error(ctx, req, 404, "space not found")
-                                                      : FromStatus(ctx, req, found.status());
+    std::optional<http::Response> denied;
+    auto space = ExistingSpace(ctx, req, a.customer, &denied);
+    if (!space) return *denied;
     AssetQuery q;
     std::string keep;
     if (std::string problem = ReadAssetQuery(req, &q, &keep); !problem.empty())

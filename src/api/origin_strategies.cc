@@ -94,12 +94,6 @@ std::vector<std::string> ApplyStrategyBody(const Context& ctx, const json& body,
   return problems;
 }
 
-std::string Join(const std::vector<std::string>& problems) {
-  std::string out;
-  for (auto& p : problems) out += (out.empty() ? "" : ". ") + p;
-  return out;
-}
-
 }  // namespace
 
 void RegisterOriginStrategies(http::Router& r, Context& ctx) {
@@ -130,7 +124,7 @@ void RegisterOriginStrategies(http::Router& r, Context& ctx) {
     if (!existing.ok()) return FromStatus(ctx, req, existing.status());
     for (const auto& e : *existing) s.order = std::max(s.order, e.order + 1);
     auto problems = ApplyStrategyBody(ctx, *body, true, &s);
-    if (!problems.empty()) return Error(ctx, req, 400, Join(problems));
+    if (!problems.empty()) return Error(ctx, req, 400, JoinProblems(problems));
     Status st = ctx.store.CreateOriginStrategy(s);
     if (!st.ok()) return FromStatus(ctx, req, st);
     http::Response res = Json(201, StrategyJson(ctx, s));
@@ -157,7 +151,7 @@ void RegisterOriginStrategies(http::Router& r, Context& ctx) {
       auto body = ParseJsonObject(req);
       if (!body.ok()) return FromStatus(ctx, req, body.status());
       auto problems = ApplyStrategyBody(ctx, *body, replace, &*s);
-      if (!problems.empty()) return Error(ctx, req, 400, Join(problems));
+      if (!problems.empty()) return Error(ctx, req, 400, JoinProblems(problems));
       Status st = ctx.store.UpdateOriginStrategy(*s);
       if (!st.ok()) return FromStatus(ctx, req, st);
       return Json(200, StrategyJson(ctx, *s));

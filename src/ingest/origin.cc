@@ -189,6 +189,8 @@ Status MapCurlError(CURLcode rc, CURL* curl, const Transfer& t, const OriginPoli
                                 " bytes");
       }
       if (!t.volume_full.empty()) return Status::IOError(t.volume_full);
+      if (t.write_errno == ENOSPC)  // the reserve was eaten by other writers between checks
+        return Status::IOError("no space left on the data volume: the download met a full disk");
       return Status::IOError("cannot write the downloaded origin: " +
                              std::string(std::strerror(t.write_errno ? t.write_errno : EIO)));
     case CURLE_OPERATION_TIMEDOUT: {

@@ -14,6 +14,7 @@
 #include "support/ingest_fixtures.h"
 #include "support/origin_server.h"
 #include "support/quire_process.h"
+#include "support/run_command.h"
 
 namespace quire::test {
 namespace {
@@ -35,14 +36,7 @@ std::string RunPromtool(const std::string& exposition, int* rc) {
   TempDir dir;
   std::string path = dir.path() + "/metrics.txt";
   std::ofstream(path) << exposition;
-  std::string cmd = "promtool check metrics < " + path + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (p != nullptr && std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
-  int status = p != nullptr ? pclose(p) : -1;
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return RunCommand("promtool check metrics < " + path + " 2>&1", rc);
 }
 
 class OpsTest : public ::testing::Test {
@@ -68,10 +62,10 @@ TEST_F(OpsTest, MetricsAreForAdministratorsAndPassPromtool) {
 
   // Ingest: 2 completed, 1 error.
   int64_t space = api.CreateSpace(1, "metrics");
-  json batch = api.SubmitBatch(1, json::array({Member(space, "a", origin.Url("/a.jpg"), "image/jpeg"),
-                                               Member(space, "b", origin.Url("/b.jpg"), "image/jpeg"),
-                                               Member(space, "m", origin.Url("/missing.jpg"),
-                                                      "image/jpeg")}));
+  json batch = api.SubmitBatch(
+      1, json::array({Member(space, "a", origin.Url("/a.jpg"), "image/jpeg"),
+                      Member(space, "b", origin.Url("/b.jpg"), "image/jpeg"),
+                      Member(space, "m", origin.Url("/missing.jpg"), "image/jpeg")}));
   json done = api.WaitForBatch(1, batch["id"], 30s);
   ASSERT_TRUE(done.contains("finished")) << done.dump();
 
@@ -91,9 +85,13 @@ TEST_F(OpsTest, MetricsAreForAdministratorsAndPassPromtool) {
   // the first scrape itself; nothing else.
   const std::string img = server.url() + "/iiif-img/1/" + std::to_string(space) + "/a";
   for (int i = 0; i < 7; ++i) ASSERT_EQ(Http("GET", server.url() + "/healthz").status, 200);
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(Http("GET", img + "/0,0,256,256/256,/0/default.jpg").status, 200);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(Http("GET", img + "/0,0,256,256/256,/0/default.jpg").status, 200);
   for (int i = 0; i < 2; ++i) ASSERT_EQ(Http("GET", img + "/info.json").status, 200);
-  ASSERT_EQ(Http("GET", server.url() + "/thumbs/1/" + std::to_string(space) + "/a/full/100,/0/default.jpg").status, 200);
+  ASSERT_EQ(Http("GET",
+                 server.url() + "/thumbs/1/" + std::to_string(space) + "/a/full/100,/0/default.jpg")
+                .status,
+            200);
   ASSERT_EQ(Http("GET", img + "/full/max/0/nope.gif").status, 400);
   HttpResult second = Http("GET", server.url() + "/metrics", "", server.admin());
   auto delta = [&](const std::string& series) {
@@ -121,7 +119,8 @@ TEST_F(OpsTest, MetricsAreForAdministratorsAndPassPromtool) {
 
 TEST_F(OpsTest, EveryResponseCarriesARequestIdThatTheLogNames) {
   QuireProcess server(tmp_.path() + "/data", {"--workers", "0"});
-  HttpResult echoed = Http("GET", server.url() + "/healthz", "", {}, {{"X-Request-Id", "lb-42-abc"}});
+  HttpResult echoed =
+      Http("GET", server.url() + "/healthz", "", {}, {{"X-Request-Id", "lb-42-abc"}});
   EXPECT_EQ(echoed.Header("x-request-id"), "lb-42-abc");
   HttpResult made = Http("GET", server.url() + "/customers/1");  // a 401 carries one too
   EXPECT_EQ(made.status, 401);

@@ -18,6 +18,7 @@
 #include "support/ingest_fixtures.h"
 #include "support/origin_server.h"
 #include "support/quire_process.h"
+#include "support/run_command.h"
 
 namespace quire::test {
 namespace {
@@ -59,10 +60,10 @@ TEST(PrefetchTest, SlowDownloadsRunAheadWithinTheScratchBudget) {
   }
   // Room for two of the largest downloads and a half: a third must wait for room.
   const int64_t budget = static_cast<int64_t>(largest) * 5 / 2;
-  QuireProcess server(tmp.path() + "/data",
-                      {"--workers", "1", "--allow-private-origins", "--fetch-concurrency", "6",
-                       "--max-origin-bytes", std::to_string(largest), "--scratch-bytes",
-                       std::to_string(budget)});
+  QuireProcess server(
+      tmp.path() + "/data",
+      {"--workers", "1", "--allow-private-origins", "--fetch-concurrency", "6",
+       "--max-origin-bytes", std::to_string(largest), "--scratch-bytes", std::to_string(budget)});
   Api api{server.url(), server.admin()};
   int64_t space = api.CreateSpace(kCustomer, "slow");
   json members = json::array();
@@ -105,8 +106,9 @@ TEST(PrefetchTest, AGracefulStopHandsEveryPrefetchedJobBack) {
   TempDir tmp;
   OriginServer origin;
   const std::string data = tmp.path() + "/data";
-  const std::vector<std::string> flags = {"--workers", "1", "--allow-private-origins",
-                                          "--fetch-concurrency", "4", "--ingest-attempts", "1"};
+  const std::vector<std::string> flags = {
+      "--workers",         "1", "--allow-private-origins", "--fetch-concurrency", "4",
+      "--ingest-attempts", "1"};
   constexpr int kImages = 16;
   std::string body = MakeJpeg(1600, 1200, 7);
   auto server = std::make_unique<QuireProcess>(data, flags);
@@ -147,15 +149,10 @@ TEST(PrefetchTest, AGracefulStopHandsEveryPrefetchedJobBack) {
 
 TEST(PrefetchTest, AScratchBudgetBelowTheLargestOriginIsRefusedAtStartup) {
   TempDir tmp;
-  std::string cmd = std::string(QUIRE_BINARY) + " serve --listen 127.0.0.1:0 --data " +
-                    tmp.path() + "/data --max-origin-bytes 1000000 --scratch-bytes 999999 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int rc = pclose(p);
+  std::string cmd = std::string(QUIRE_BINARY) + " serve --listen 127.0.0.1:0 --data " + tmp.path() +
+                    "/data --max-origin-bytes 1000000 --scratch-bytes 999999 2>&1";
+  int rc = 0;
+  std::string out = RunCommand(cmd, &rc);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(out.find("--scratch-bytes (999999) must be at least --max-origin-bytes (1000000)"),
             std::string::npos)

@@ -22,6 +22,7 @@
 #include "support/ingest_fixtures.h"
 #include "support/origin_server.h"
 #include "support/quire_process.h"
+#include "support/run_command.h"
 
 namespace quire::test {
 namespace {
@@ -711,19 +712,6 @@ TEST_F(NamedQueryManifestTest, GlobalQueryRunsOnTheRequestersImages) {
   EXPECT_EQ(Get("/iiif-resource/" + std::to_string(owner) + "/everybook/book").status, 404);
 }
 
-// Runs a shell command; its standard output.
-std::string Shell(const std::string& command, int* code) {
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
 // Pages of a PDF as the bytes count them: "/Type /Page" not followed by "s".
 int PageObjects(const std::string& pdf) {
   int n = 0;
@@ -762,11 +750,11 @@ TEST_F(NamedQueryManifestTest, PdfOfANamedQuery) {
   std::string file = tmp.path() + "/book.pdf";
   std::ofstream(file, std::ios::binary) << r.body;
   int code = -1;
-  std::string info = Shell("pdfinfo " + file + " 2>&1", &code);
+  std::string info = RunCommand("pdfinfo " + file + " 2>&1", &code);
   ASSERT_EQ(code, 0) << info;
   EXPECT_TRUE(std::regex_search(info, std::regex("Pages:\\s+3\n"))) << info;
   EXPECT_EQ(info.find("Syntax Error"), std::string::npos) << info;
-  Shell("pdftoppm -r 20 -png " + file + " " + tmp.path() + "/page 2>&1", &code);
+  RunCommand("pdftoppm -r 20 -png " + file + " " + tmp.path() + "/page 2>&1", &code);
   ASSERT_EQ(code, 0);
   int rendered = 0;
   for (auto& e : std::filesystem::directory_iterator(tmp.path()))
@@ -817,7 +805,7 @@ TEST_F(NamedQueryManifestTest, PdfOfANamedQuery) {
     ++images;
   EXPECT_EQ(images, 2u);
   std::ofstream(file, std::ios::binary | std::ios::trunc) << rebuilt.body;
-  std::string text = Shell("pdftotext " + file + " - 2>&1", &code);
+  std::string text = RunCommand("pdftotext " + file + " - 2>&1", &code);
   EXPECT_EQ(code, 0);
   EXPECT_NE(text.find("This page is restricted"), std::string::npos) << text;
   EXPECT_EQ(Get("/pdf-control/" + c_ + "/book/3/book").Json()["sizeBytes"], rebuilt.body.size());

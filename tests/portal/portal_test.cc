@@ -21,6 +21,7 @@
 #include "support/ingest_fixtures.h"
 #include "support/origin_server.h"
 #include "support/quire_process.h"
+#include "support/run_command.h"
 
 namespace quire::test {
 namespace {
@@ -28,27 +29,6 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-std::string RunCommand(const std::string& command, int* exit_code) {
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) {
-    *exit_code = -1;
-    return out;
-  }
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
 
 void Write(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
@@ -133,14 +113,13 @@ TEST(PortalTest, ABookScanningProjectThroughTheBrowser) {
     Write(cfg["fixedFlag"], "fixed");
   });
   int code = 0;
-  std::string out = RunCommand("node " + Quote(std::string(PORTAL_TEST_DIR) + "/portal.mjs") + " " +
-                                   Quote(dir.path() + "/config.json"),
+  std::string out = RunCommand("node " + ShellQuote(std::string(PORTAL_TEST_DIR) + "/portal.mjs") +
+                                   " " + ShellQuote(dir.path() + "/config.json"),
                                &code);
   stop = true;
   fixer.join();
   Write(artefacts + "/report.json", out);
-  std::string last = out.substr(out.rfind('\n', out.size() >= 2 ? out.size() - 2 : 0) + 1);
-  json r = json::parse(last, nullptr, false);
+  json r = json::parse(LastLine(out), nullptr, false);
   ASSERT_TRUE(r.is_object()) << "portal.mjs printed: " << out.substr(0, 4000);
   ASSERT_FALSE(r.contains("error")) << r.dump(2).substr(0, 12000) << server.Log().substr(0, 4000);
   ASSERT_EQ(code, 0);

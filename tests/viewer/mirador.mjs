@@ -4,11 +4,9 @@
 // (image requests and their statuses) with a screenshot.
 //
 //   node mirador.mjs <manifest URL> <screenshot prefix>   → <prefix>-canvas<i>.png
-import { chromium } from "playwright-core";
+import { openBrowser, printReport } from "./browser.mjs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import path from "node:path";
-import fs from "node:fs";
-import os from "node:os";
 
 const [manifest, prefix] = process.argv.slice(2);
 if (!manifest || !prefix) {
@@ -18,7 +16,6 @@ if (!manifest || !prefix) {
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pageUrl = pathToFileURL(path.join(here, "mirador.html")).href + "?manifest=" +
                 encodeURIComponent(manifest);
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "quire-chromium-"));
 
 const report = { requests: [], failedRequests: [], badResponses: [], consoleErrors: [],
                  pageErrors: [], canvases: [] };
@@ -30,18 +27,10 @@ const settled = async (quietMs, timeoutMs) => {
     await new Promise((r) => setTimeout(r, 50));
   }
 };
-let context;
+let browser;
 try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    timeout: 30000,
-    viewport: { width: 1000, height: 700 },
-    deviceScaleFactor: 1,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const page = context.pages()[0] || (await context.newPage());
+  browser = await openBrowser({ width: 1000, height: 700 }, "quire-mirador-");
+  const page = browser.page;
   page.on("request", (r) => {
     if (!r.url().startsWith("http")) return;
     inFlight++;
@@ -83,8 +72,6 @@ try {
 } catch (e) {
   report.error = String((e && e.stack) || e);
 } finally {
-  if (context) await context.close().catch(() => {});
-  fs.rmSync(profile, { recursive: true, force: true });
+  if (browser) await browser.close();
 }
-process.stdout.write(JSON.stringify(report) + "\n");
-process.exitCode = report.error ? 1 : 0;
+printReport(report);

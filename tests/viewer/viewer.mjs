@@ -1,14 +1,11 @@
-// Drives viewer.html in headless Debian Chromium through playwright-core (no browser download:
-// the executable is $CHROMIUM or /usr/bin/chromium, with a fresh profile directory) and prints
+// Drives viewer.html in headless Debian Chromium (browser.mjs: no browser download) and prints
 // one JSON line: what the viewer recorded, every failed or non-2xx request the browser saw,
 // and for each view its screenshot and where sample screen points land in the image.
 //
 //   node viewer.mjs <info.json URL> <screenshot prefix>   → <prefix>-<view>.png
-import { chromium } from "playwright-core";
+import { openBrowser, printReport } from "./browser.mjs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import path from "node:path";
-import fs from "node:fs";
-import os from "node:os";
 
 const [info, prefix] = process.argv.slice(2);
 if (!info || !prefix) {
@@ -18,23 +15,13 @@ if (!info || !prefix) {
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pageUrl =
   pathToFileURL(path.join(here, "viewer.html")).href + "?info=" + encodeURIComponent(info);
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "quire-chromium-"));
 
 const report = { requests: 0, failedRequests: [], badResponses: [], consoleErrors: [],
                  pageErrors: [], views: [] };
-let context;
+let browser;
 try {
-  // A persistent context is how Playwright runs Chromium on a --user-data-dir of our own.
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    timeout: 30000,
-    viewport: { width: 800, height: 600 },
-    deviceScaleFactor: 1,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const page = context.pages()[0] || (await context.newPage());
+  browser = await openBrowser({ width: 800, height: 600 }, "quire-viewer-");
+  const page = browser.page;
   page.on("request", (r) => { if (r.url().startsWith("http")) report.requests++; });
   page.on("requestfailed", (r) =>
     report.failedRequests.push({ url: r.url(), error: r.failure() && r.failure().errorText }));
@@ -56,9 +43,6 @@ try {
 } catch (e) {
   report.error = String((e && e.stack) || e);
 } finally {
-  if (context) await context.close().catch(() => {});
-  fs.rmSync(profile, { recursive: true, force: true });
+  if (browser) await browser.close();
 }
-// No process.exit(): on a pipe it can cut off a long line that is still being written.
-process.stdout.write(JSON.stringify(report) + "\n");
-process.exitCode = report.error ? 1 : 0;
+printReport(report);

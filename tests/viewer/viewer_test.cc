@@ -19,6 +19,7 @@
 #include "support/http_client.h"
 #include "support/ingest_fixtures.h"
 #include "support/quire_process.h"
+#include "support/run_command.h"
 
 namespace quire::test {
 namespace {
@@ -51,28 +52,6 @@ std::string CardPng() {
   std::string out(static_cast<const char*>(buf), len);
   g_free(buf);
   return out;
-}
-
-// Runs a command, returning its standard output (standard error passes through).
-std::string RunCommand(const std::string& command, int* exit_code) {
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) {
-    *exit_code = -1;
-    return out;
-  }
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
 }
 
 class ViewerTest : public ::testing::Test {
@@ -137,11 +116,11 @@ class ViewerTest : public ::testing::Test {
     std::string artefacts = std::string(VIEWER_DIR) + "/artefacts";
     std::filesystem::create_directories(artefacts);
     int code = 0;
-    std::string out = RunCommand("node " + Quote(std::string(VIEWER_DIR) + "/viewer.mjs") + " " +
-                                     Quote(info) + " " + Quote(artefacts + "/" + name),
-                                 &code);
-    std::string last = out.substr(out.rfind('\n', out.size() >= 2 ? out.size() - 2 : 0) + 1);
-    json r = json::parse(last, nullptr, false);
+    std::string out =
+        RunCommand("node " + ShellQuote(std::string(VIEWER_DIR) + "/viewer.mjs") + " " +
+                       ShellQuote(info) + " " + ShellQuote(artefacts + "/" + name),
+                   &code);
+    json r = json::parse(LastLine(out), nullptr, false);
     ASSERT_TRUE(r.is_object()) << "viewer.mjs printed: " << out.substr(0, 4000);
     json summary = r;  // for failure messages: without the sample points
     if (summary.contains("views"))
@@ -208,11 +187,11 @@ class ViewerTest : public ::testing::Test {
     std::string artefacts = std::string(VIEWER_DIR) + "/artefacts";
     std::filesystem::create_directories(artefacts);
     int code = 0;
-    std::string out = RunCommand("node " + Quote(std::string(VIEWER_DIR) + "/mirador.mjs") + " " +
-                                     Quote(manifest) + " " + Quote(artefacts + "/" + name),
-                                 &code);
-    std::string last = out.substr(out.rfind('\n', out.size() >= 2 ? out.size() - 2 : 0) + 1);
-    json r = json::parse(last, nullptr, false);
+    std::string out =
+        RunCommand("node " + ShellQuote(std::string(VIEWER_DIR) + "/mirador.mjs") + " " +
+                       ShellQuote(manifest) + " " + ShellQuote(artefacts + "/" + name),
+                   &code);
+    json r = json::parse(LastLine(out), nullptr, false);
     ASSERT_TRUE(r.is_object()) << "mirador.mjs printed: " << out.substr(0, 4000);
     json summary = r;
     summary.erase("requests");

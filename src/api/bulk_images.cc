@@ -43,11 +43,14 @@ void RegisterBulkImages(http::Router& r, Context& ctx) {
       return Error(ctx, req, 400, "Members cannot be empty");
     if (members->size() > kMaxPatch)
       return Error(ctx, req, 400, "Maximum images in a bulk PATCH is " + std::to_string(kMaxPatch));
-    // Every member is checked before anything is written.
+    // Every member is checked before anything is written: its shape here, its values against
+    // the stored image inside the store's transaction (so no PATCH writes back a field another
+    // changed meanwhile).
     std::vector<std::string> problems;
-    std::vector<Asset> updates;
+    std::vector<std::string> ids;
+    std::vector<json> changes;  // per id: the member without its identity
+    std::vector<size_t> positions;
     std::set<std::string> seen;
-    std::string missing;
     for (size_t i = 0; i < members->size(); ++i) {
       const json& m = (*members)[i];
       std::string where = "member " + std::to_string(i + 1);
@@ -73,28 +76,31 @@ void RegisterBulkImages(http::Router& r, Context& ctx) {
         problems.push_back(where + ": image '" + id + "' appears twice");
         continue;
       }
-      auto existing = ctx.store.GetAsset(a.customer, *space, id);
-      if (!existing.ok()) {
-        if (existing.status().code() != Code::kNotFound)
-          return FromStatus(ctx, req, existing.status());
-        missing += (missing.empty() ? "" : ", ") + id;
-        continue;
-      }
-      Asset asset = *existing;
       json metadata = m;
       for (const char* name : {"id", "modelId", "space", "@id", "@type", "@context"})
         metadata.erase(name);
+      ids.push_back(id);
+      changes.push_back(std::move(metadata));
+      positions.push_back(i + 1);
+    }
+    if (!problems.empty()) return Error(ctx, req, 400, JoinProblems(problems));
+    auto edits = ctx.store.EditAssetsMetadata(a.customer, *space, ids, [&](size_t k, Asset* asset) {
+      std::vector<std::string> found;
       bool id_given = false;
       for (auto& p :
-           ReadImageInput(metadata, ImageInputMode::kPatch, ctx.config, &asset, &id_given))
-        problems.push_back(where + ": " + p);
-      updates.push_back(std::move(asset));
-    }
-    if (!missing.empty())
+           ReadImageInput(changes[k], ImageInputMode::kPatch, ctx.config, asset, &id_given))
+        found.push_back("member " + std::to_string(positions[k]) + ": " + p);
+      return found;
+    });
+    if (!edits.ok()) return FromStatus(ctx, req, edits.status());
+    problems = std::move(edits->problems);
+    if (!edits->missing.empty()) {
+      std::string missing;
+      for (const std::string& id : edits->missing) missing += (missing.empty() ? "" : ", ") + id;
       problems.push_back("The following image(s) could not be found: " + missing);
+    }
     if (!problems.empty()) return Error(ctx, req, 400, JoinProblems(problems));
-    auto updated = ctx.store.UpdateAssetsMetadata(updates);
-    if (!updated.ok()) return FromStatus(ctx, req, updated.status());
+    const std::vector<Asset>* updated = &edits->updated;
     for (const Asset& u : *updated) ctx.image_changed(u.customer, u.space, u.id);
     json out = json::array();
     for (const Asset& u : *updated) out.push_back(hydra::AssetJson(ctx.urls, u));

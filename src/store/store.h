@@ -21,10 +21,10 @@
 #include "model/channel_policy.h"
 #include "model/custom_header.h"
 #include "model/customer.h"
-#include "model/origin_strategy.h"
 #include "model/named_query.h"
-#include "model/role.h"
+#include "model/origin_strategy.h"
 #include "model/paging.h"
+#include "model/role.h"
 #include "model/session.h"
 #include "model/space.h"
 #include "model/storage.h"
@@ -59,8 +59,8 @@ struct QueueCounts {
 };
 
 struct GlobalQueueCounts {
-  int64_t incoming = 0;  // waiting images on default queues
-  int64_t priority = 0;  // waiting images on priority queues
+  int64_t incoming = 0;        // waiting images on default queues
+  int64_t priority = 0;        // waiting images on priority queues
   int64_t batches_active = 0;  // batches not finished and not superseded, every customer
 };
 
@@ -110,7 +110,7 @@ struct StoreEvent {
     // `customer`'s event log grew (an image outcome), or (`id` = a batch id) that batch's
     // counts or state changed without one (test, retry): wake its streams.
     kOutcomeRecorded,
-    kWebhookQueued,    // webhook deliveries were written to the outbox
+    kWebhookQueued,  // webhook deliveries were written to the outbox
   };
   Kind kind = Kind::kWorkQueued;
   int64_t customer = 0;
@@ -281,8 +281,7 @@ class Store {
   // Invalid when the policy does not exist.
   virtual Status SetCustomerStoragePolicy(int64_t customer, const std::string& policy) = 0;
   // The customer's usage (space unset) or one space's (NotFound when it does not exist).
-  virtual Result<StorageUsage> GetStorageUsage(int64_t customer,
-                                               std::optional<int64_t> space) = 0;
+  virtual Result<StorageUsage> GetStorageUsage(int64_t customer, std::optional<int64_t> space) = 0;
   virtual Result<ImageStorage> GetImageStorage(int64_t customer, int64_t space,
                                                const std::string& id) = 0;
 
@@ -294,10 +293,22 @@ class Store {
   virtual Status UpdateOriginStrategy(const OriginStrategy& strategy) = 0;
   virtual Status DeleteOriginStrategy(int64_t customer, const std::string& id) = 0;
 
-  // --- bulk metadata (PATCH …/spaces/{s}/images): all of them or none. Each asset's metadata
-  // fields (as UpdateAssetMetadata) replace the stored ones; Invalid naming every image that
-  // does not exist, and then nothing changes.
-  virtual Result<std::vector<Asset>> UpdateAssetsMetadata(const std::vector<Asset>& assets) = 0;
+  // --- bulk metadata (PATCH …/spaces/{s}/images): all of them or none. In one write
+  // transaction each image `ids[i]` of the space is read, `edit(i, &asset)` changes its metadata
+  // fields (those UpdateAssetMetadata writes) and returns what is wrong with the change, and the
+  // edited fields are written back. Read and write in one transaction, so a PATCH never writes
+  // back a value another PATCH changed in between. Nothing is written when an image does not
+  // exist or an edit found a problem; the result says which. `edit` may run more than once (a
+  // serialization retry), so it must depend only on its arguments.
+  struct AssetEdits {
+    std::vector<Asset> updated;         // as stored after the edit; empty unless all were written
+    std::vector<std::string> missing;   // ids with no image
+    std::vector<std::string> problems;  // what the edits returned, in member order
+  };
+  using AssetEdit = std::function<std::vector<std::string>(size_t index, Asset* asset)>;
+  virtual Result<AssetEdits> EditAssetsMetadata(int64_t customer, int64_t space,
+                                                const std::vector<std::string>& ids,
+                                                const AssetEdit& edit) = 0;
 
   // --- a customer's delivery channel policies (the built-in ones are not stored)
   // `channel` empty: every channel's. Ordered by channel, then name.
@@ -334,8 +345,7 @@ class Store {
   // By name: `customer`'s own, else a global one (the oldest). NotFound otherwise.
   virtual Result<NamedQuery> FindNamedQuery(int64_t customer, const std::string& name) = 0;
   // Own and global queries, by name.
-  virtual Result<Page<NamedQuery>> ListNamedQueries(int64_t customer,
-                                                    const PageRequest& page) = 0;
+  virtual Result<Page<NamedQuery>> ListNamedQueries(int64_t customer, const PageRequest& page) = 0;
   // Replaces the template of `customer`'s own query. NotFound otherwise.
   virtual Result<NamedQuery> UpdateNamedQueryTemplate(int64_t customer, const std::string& id,
                                                       const std::string& template_text) = 0;
@@ -346,8 +356,7 @@ class Store {
   // follows the matches, not the size of the customer's collection.
   virtual Result<Page<Asset>> SelectAssets(const AssetSelection& selection, int limit) = 0;
   // The database's plan for SelectAssets (EXPLAIN QUERY PLAN / EXPLAIN), one line per row.
-  virtual Result<std::string> ExplainSelectAssets(const AssetSelection& selection,
-                                                  int limit) = 0;
+  virtual Result<std::string> ExplainSelectAssets(const AssetSelection& selection, int limit) = 0;
 
   // --- roles (spec/presentation-auth.md §5.2)
   // Creates or replaces (label, texts, provider, TTL); `*created` says which.
@@ -358,14 +367,13 @@ class Store {
 };
 
 struct StoreOptions {
-  int pool_size = 0;  // connections; 0 = the backend's default
-  std::string node_id;  // names this process in logs and in the database's client list
+  int pool_size = 0;                 // connections; 0 = the backend's default
+  std::string node_id;               // names this process in logs and in the database's client list
   int64_t statement_timeout_ms = 0;  // PostgreSQL: a longer statement fails (503); 0 = 30 s
 };
 
 // Opens the store named by a --database URL: "sqlite:PATH" (the file is created if needed)
 // or "postgresql://user:pw@host:port/db?…" (a libpq URL). Does not migrate.
-Result<std::unique_ptr<Store>> OpenStore(const std::string& url,
-                                         const StoreOptions& options = {});
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options = {});
 
 }  // namespace quire

@@ -5,6 +5,7 @@
 // nothing), allImages, batch assets, DELETE ?deleteFrom=, and isolation between customers.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -343,6 +344,49 @@ TEST_F(DlcsResourcesTest, FirstMatchingStrategyWinsAndS3AmbientNeedsAnS3Origin) 
 }
 
 // ------------------------------------------------------------------ bulk operations
+
+// Six clients PATCH six different fields of the same two images at the same moment, ten times
+// over: each request reads and writes inside one transaction, so after every round all six
+// fields hold that round's values (a PATCH that read before another wrote would put back the
+// other's old value: a lost update).
+TEST_F(DlcsResourcesTest, ConcurrentBulkPatchesOfDifferentFieldsLoseNoUpdate) {
+  int64_t c = 0;
+  Api cust = NewCustomer("bulk-race", &c);
+  int64_t s = cust.CreateSpace(c, "race");
+  origin_->Serve("/race.jpg", MakeJpeg(64, 48, 5), "image/jpeg");
+  json batch =
+      cust.SubmitBatch(c, json::array({Member(s, "r1", origin_->Url("/race.jpg"), "image/jpeg"),
+                                       Member(s, "r2", origin_->Url("/race.jpg"), "image/jpeg")}));
+  ASSERT_EQ(cust.WaitForBatch(c, batch["id"], 60s)["completed"], 2);
+  std::string images = C(c) + "/spaces/" + std::to_string(s) + "/images";
+  const std::vector<std::string> fields = {"string1", "string2", "string3",
+                                           "number1", "number2", "number3"};
+  auto value = [](const std::string& field, int round) {
+    return field.rfind("string", 0) == 0 ? json("round-" + std::to_string(round)) : json(round);
+  };
+  for (int round = 1; round <= 10; ++round) {
+    std::vector<std::thread> clients;
+    std::vector<int> statuses(fields.size());
+    std::atomic<int> ready{0};
+    for (size_t f = 0; f < fields.size(); ++f)
+      clients.emplace_back([&, f] {
+        json members = json::array();
+        for (const char* id : {"r1", "r2"})
+          members.push_back(json{{"id", id}, {fields[f], value(fields[f], round)}});
+        ++ready;
+        while (ready < int(fields.size())) std::this_thread::yield();
+        statuses[f] = Send(cust, "PATCH", images, json{{"member", members}}).status;
+      });
+    for (auto& t : clients) t.join();
+    for (size_t f = 0; f < fields.size(); ++f) ASSERT_EQ(statuses[f], 200) << fields[f];
+    for (const char* id : {"r1", "r2"}) {
+      json image = cust.Image(c, s, id);
+      for (const std::string& field : fields)
+        ASSERT_EQ(image[field], value(field, round))
+            << "round " << round << ", " << id << "." << field << ": " << image.dump();
+    }
+  }
+}
 
 TEST_F(DlcsResourcesTest, BulkPatchIsAllOrNothingAndAllImagesFindsAcrossSpaces) {
   int64_t c = 0;

@@ -1,5 +1,7 @@
 #include "store/sql/sql_store.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <iterator>
 #include <map>
@@ -8,8 +10,6 @@
 #include <set>
 #include <thread>
 #include <tuple>
-
-#include <spdlog/spdlog.h>
 
 #include "core/secrets.h"
 #include "core/time_util.h"
@@ -205,8 +205,7 @@ Result<int64_t> ScalarInt(Connection& conn, const std::string& sql,
 
 // Counts come from the rows; `finished` is stamped once, when the last member is accounted.
 // `finished_now`, when given, is set when this call stamped `finished`.
-Status RecomputeBatch(Connection& conn, int64_t batch, int64_t now,
-                      bool* finished_now = nullptr) {
+Status RecomputeBatch(Connection& conn, int64_t batch, int64_t now, bool* finished_now = nullptr) {
   {
     PREPARE(st, conn,
             "UPDATE batches SET "
@@ -299,15 +298,14 @@ Status RecordImageEvent(Connection& conn, int64_t customer, int64_t batch, int64
                               .Run());
   }
   effects->event_customers.insert(customer);
-  nlohmann::json payload = {{"customer", customer}, {"space", space}, {"id", asset},
-                            {"batch", batch},       {"error", error}};
+  nlohmann::json payload = {
+      {"customer", customer}, {"space", space}, {"id", asset}, {"batch", batch}, {"error", error}};
   return QueueWebhooks(conn, customer, success ? kEventImageCompleted : kEventImageFailed,
                        payload.dump(), now, effects);
 }
 
 // batch.finished for a batch whose `finished` this transaction just stamped.
-Status QueueBatchFinished(Connection& conn, int64_t batch, int64_t now,
-                          OutcomeEffects* effects) {
+Status QueueBatchFinished(Connection& conn, int64_t batch, int64_t now, OutcomeEffects* effects) {
   PREPARE(st, conn, std::string("SELECT ") + kBatchCols + " FROM batches WHERE id = ?");
   st.Bind(1, batch);
   Status status;
@@ -1043,8 +1041,9 @@ Upload ReadUpload(const Statement& s) {
 }
 
 Result<Upload> ReadUploadRow(Connection& conn, int64_t customer, const std::string& id) {
-  PREPARE(st, conn,
-          std::string("SELECT ") + kUploadCols + " FROM uploads u WHERE u.customer = ? AND u.id = ?");
+  PREPARE(
+      st, conn,
+      std::string("SELECT ") + kUploadCols + " FROM uploads u WHERE u.customer = ? AND u.id = ?");
   st.Bind(1, customer).Bind(2, id);
   Status status;
   if (!st.Step(&status)) return status.ok() ? Status::NotFound("upload not found") : status;
@@ -1435,8 +1434,8 @@ Result<SqlStore::Pace> SqlStore::CustomerPace(Connection& conn, int64_t customer
     if (n >= 2) {
       std::vector<std::pair<int64_t, int64_t>> spans;
       for (size_t i = 0; i < n; ++i)
-        spans.push_back({rows[i].finished - std::max<int64_t>(rows[i].duration_ms, 1),
-                         rows[i].finished});
+        spans.push_back(
+            {rows[i].finished - std::max<int64_t>(rows[i].duration_ms, 1), rows[i].finished});
       std::sort(spans.begin(), spans.end());
       int64_t covered = 0, open = spans[0].first, close = spans[0].second;
       for (const auto& [from, to] : spans) {
@@ -1987,12 +1986,12 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
               "INSERT INTO ingest_log (customer, batch, finished, duration_ms, busy) VALUES "
               "(?1, ?2, ?3, ?4, 1 + (SELECT COUNT(*) FROM jobs WHERE customer = ?1 AND "
               "priority IN (0, 1) AND state = 'leased' AND converting = 1))");
-      QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer)
-                                .Bind(2, job.batch)
-                                .Bind(3, now)
-                                .Bind(4, outcome.worker_ms > 0 ? outcome.worker_ms
-                                                               : outcome.duration_ms)
-                                .Run());
+      QUIRE_RETURN_IF_ERROR(
+          st.Bind(1, job.customer)
+              .Bind(2, job.batch)
+              .Bind(3, now)
+              .Bind(4, outcome.worker_ms > 0 ? outcome.worker_ms : outcome.duration_ms)
+              .Run());
     }
     {
       PREPARE(st, conn, "DELETE FROM ingest_log WHERE finished < ?");
@@ -2000,10 +1999,9 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
     }
     // Last: the customer's event counter row stays locked only until the commit.
     if (accounted)
-      QUIRE_RETURN_IF_ERROR(RecordImageEvent(conn, job.customer, job.batch, job.space,
-                                             job.asset_id, outcome.success,
-                                             outcome.success ? std::string() : outcome.error,
-                                             now, &effects));
+      QUIRE_RETURN_IF_ERROR(
+          RecordImageEvent(conn, job.customer, job.batch, job.space, job.asset_id, outcome.success,
+                           outcome.success ? std::string() : outcome.error, now, &effects));
     if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, job.batch, now, &effects));
     std::vector<StoreEvent> events = {
         StoreEvent{StoreEvent::Kind::kAssetChanged, job.customer, job.space, job.asset_id}};
@@ -2188,8 +2186,11 @@ Result<Webhook> SqlStore::CreateWebhook(const Webhook& in) {
       PREPARE(st, conn,
               "INSERT INTO webhooks (customer, url, events, secret, created) "
               "VALUES (?, ?, ?, ?, ?) RETURNING id");
-      st.Bind(1, w.customer).Bind(2, w.url).Bind(3, ToJson(w.events)).Bind(4, w.secret).Bind(
-          5, w.created_ms);
+      st.Bind(1, w.customer)
+          .Bind(2, w.url)
+          .Bind(3, ToJson(w.events))
+          .Bind(4, w.secret)
+          .Bind(5, w.created_ms);
       Status status;
       if (!st.Step(&status)) return status.ok() ? Status::Internal("no webhook id") : status;
       w.id = st.Int(0);
@@ -2640,35 +2641,39 @@ Status SqlStore::DeleteOriginStrategy(int64_t customer, const std::string& id) {
 
 // ---------------------------------------------------------------- bulk metadata
 
-Result<std::vector<Asset>> SqlStore::UpdateAssetsMetadata(const std::vector<Asset>& assets) {
-  return Retry([&]() -> Result<std::vector<Asset>> {
+Result<Store::AssetEdits> SqlStore::EditAssetsMetadata(int64_t customer, int64_t space,
+                                                       const std::vector<std::string>& ids,
+                                                       const AssetEdit& edit) {
+  return Retry([&]() -> Result<AssetEdits> {
     BEGIN_TX(tx, TxKind::kWrite);
     auto& conn = tx.conn();
-    std::vector<Asset> out;
-    std::string missing;
-    for (const Asset& a : assets) {
+    AssetEdits out;
+    std::vector<Asset> edited;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto row = ReadAssetRow(conn, customer, space, ids[i]);
+      if (!row.ok()) {
+        if (row.status().code() != Code::kNotFound) return row.status();
+        out.missing.push_back(ids[i]);
+        continue;
+      }
+      for (std::string& p : edit(i, &*row)) out.problems.push_back(std::move(p));
+      edited.push_back(std::move(*row));
+    }
+    // The transaction rolls back: no image changes when one is missing or an edit is wrong.
+    if (!out.missing.empty() || !out.problems.empty()) return out;
+    for (const Asset& a : edited) {
       PREPARE(st, conn,
               "UPDATE assets SET tags = ?, roles = ?, string1 = ?, string2 = ?, string3 = ?, "
               "number1 = ?, number2 = ?, number3 = ?, max_unauthorised = ? "
               "WHERE customer = ? AND space = ? AND id = ?");
-      QUIRE_RETURN_IF_ERROR(BindAssetMetadata(st, 1, a)
-                                .Bind(10, a.customer)
-                                .Bind(11, a.space)
-                                .Bind(12, a.id)
-                                .Run());
-      if (conn.Changes() == 0) {
-        missing += (missing.empty() ? "" : ", ") + a.id;
-        continue;
-      }
-      auto row = ReadAssetRow(conn, a.customer, a.space, a.id);
+      QUIRE_RETURN_IF_ERROR(
+          BindAssetMetadata(st, 1, a).Bind(10, customer).Bind(11, space).Bind(12, a.id).Run());
+      auto row = ReadAssetRow(conn, customer, space, a.id);
       if (!row.ok()) return row.status();
-      out.push_back(std::move(*row));
+      out.updated.push_back(std::move(*row));
     }
-    // The transaction rolls back: no image changes when one is missing.
-    if (!missing.empty()) return Status::Invalid("The following image(s) could not be found: " +
-                                                 missing);
     std::vector<StoreEvent> events;
-    for (const Asset& a : out)
+    for (const Asset& a : out.updated)
       events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, a.customer, a.space, a.id});
     QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     return out;
@@ -2882,8 +2887,12 @@ Status SqlStore::PutCustomHeader(const CustomHeader& h) {
     }
     PREPARE(st, tx.conn(),
             "INSERT INTO custom_headers (customer, id, space, key, value) VALUES (?, ?, ?, ?, ?)");
-    QUIRE_RETURN_IF_ERROR(
-        st.Bind(1, h.customer).Bind(2, h.id).Bind(3, h.space).Bind(4, h.key).Bind(5, h.value).Run());
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, h.customer)
+                              .Bind(2, h.id)
+                              .Bind(3, h.space)
+                              .Bind(4, h.key)
+                              .Bind(5, h.value)
+                              .Run());
     return tx.Commit();
   });
 }
@@ -2924,9 +2933,9 @@ Result<NamedQuery> OneNamedQuery(Statement& st) {
 // The WHERE clause and ORDER BY of a selection, with the values to bind in order.
 struct SelectionSql {
   std::string where, order;
-  std::vector<int64_t> ints;   // bound where the clause has ?I
+  std::vector<int64_t> ints;  // bound where the clause has ?I
   std::vector<std::string> texts;
-  std::vector<bool> is_text;   // per placeholder, in order
+  std::vector<bool> is_text;  // per placeholder, in order
 };
 
 SelectionSql BuildSelectionSql(const AssetSelection& sel) {
@@ -2942,8 +2951,9 @@ SelectionSql BuildSelectionSql(const AssetSelection& sel) {
     q.is_text.push_back(true);
   };
   add_int(" WHERE a.customer = ?", sel.customer);
-  q.where += " AND a.width > 0 AND (a.delivery_channels LIKE '%\"channel\":\"iiif-img\"%' OR "
-             "a.delivery_channels LIKE '%\"channel\":\"thumbs\"%')";
+  q.where +=
+      " AND a.width > 0 AND (a.delivery_channels LIKE '%\"channel\":\"iiif-img\"%' OR "
+      "a.delivery_channels LIKE '%\"channel\":\"thumbs\"%')";
   if (sel.space) {
     add_int(" AND a.space = ?", *sel.space);
   } else if (sel.space_name) {
@@ -2963,8 +2973,9 @@ SelectionSql BuildSelectionSql(const AssetSelection& sel) {
     size_t n = 1;
     while (n < ids.size()) n *= 2;
     while (ids.size() < n) ids.push_back(ids.back());
-    q.where += " AND (a.customer, a.space, a.id) IN (SELECT customer, space, asset_id FROM "
-               "batch_assets WHERE batch IN (";
+    q.where +=
+        " AND (a.customer, a.space, a.id) IN (SELECT customer, space, asset_id FROM "
+        "batch_assets WHERE batch IN (";
     for (size_t i = 0; i < ids.size(); ++i) add_int(i ? ", ?" : "?", ids[i]);
     q.where += "))";
   }
@@ -3067,8 +3078,7 @@ Result<NamedQuery> SqlStore::UpdateNamedQueryTemplate(int64_t customer, const st
     BEGIN_TX(tx, TxKind::kWrite);
     auto& conn = tx.conn();
     {
-      PREPARE(st, conn,
-              "UPDATE named_queries SET template_text = ? WHERE customer = ? AND id = ?");
+      PREPARE(st, conn, "UPDATE named_queries SET template_text = ? WHERE customer = ? AND id = ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, template_text).Bind(2, customer).Bind(3, id).Run());
       if (conn.Changes() == 0) return Status::NotFound("named query not found");
     }
@@ -3100,9 +3110,9 @@ Result<Page<Asset>> SqlStore::SelectAssets(const AssetSelection& sel, int limit)
   auto& conn = tx.conn();
   Page<Asset> out;
   {
-    PREPARE(st, conn,
-            std::string("SELECT ") + kAssetCols + " FROM assets a" + q.where + q.order +
-                " LIMIT ?");
+    PREPARE(
+        st, conn,
+        std::string("SELECT ") + kAssetCols + " FROM assets a" + q.where + q.order + " LIMIT ?");
     int next = BindSelection(st, q);
     st.Bind(next, static_cast<int64_t>(limit) + 1);
     Status status;

@@ -141,7 +141,9 @@ class SqlStore : public Store {
   Status CreateOriginStrategy(const OriginStrategy& strategy) override;
   Status UpdateOriginStrategy(const OriginStrategy& strategy) override;
   Status DeleteOriginStrategy(int64_t customer, const std::string& id) override;
-  Result<std::vector<Asset>> UpdateAssetsMetadata(const std::vector<Asset>& assets) override;
+  Result<AssetEdits> EditAssetsMetadata(int64_t customer, int64_t space,
+                                        const std::vector<std::string>& ids,
+                                        const AssetEdit& edit) override;
   Result<std::vector<DeliveryChannelPolicy>> ListChannelPolicies(
       int64_t customer, const std::string& channel) override;
   Result<DeliveryChannelPolicy> GetChannelPolicy(int64_t customer, const std::string& channel,

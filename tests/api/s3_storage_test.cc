@@ -218,6 +218,38 @@ TEST_F(S3StorageTest, S3OriginsAreReadWithTheServersCredentials) {
   EXPECT_TRUE(file.body == jpeg);
 }
 
+// DLCS's `s3-ambient` origin strategy on a real S3 server: the matching s3:// origin ingests
+// with the server's own credentials; an http origin the strategy matches is refused by name.
+TEST_F(S3StorageTest, AnS3AmbientOriginStrategyReadsS3OriginsOnly) {
+  const std::string key = *prefix_ + "-ambient/scan.jpg";
+  const std::string local = data_->path() + "/ambient.jpg";
+  std::ofstream(local, std::ios::binary) << MakeJpeg(300, 200, 31);
+  int rc = 0;
+  AwsCli({"s3", "cp", local, "s3://" + S3Server().bucket + "/" + key}, &rc);
+  ASSERT_EQ(rc, 0);
+  const std::string strategies = "/customers/" + std::to_string(kCustomer) + "/originStrategies";
+  auto made = Http("POST", s3_->url() + strategies,
+                   json{{"regex", "-ambient/"}, {"strategy", "s3-ambient"}, {"order", 1}}.dump(),
+                   s3_->admin());
+  ASSERT_EQ(made.status, 201) << made.body;
+  std::string sid = made.Json()["id"];
+  origin_->Serve("/http-ambient/scan.jpg", MakeJpeg(100, 100, 32), "image/jpeg");
+  json batch = s3_api_->SubmitBatch(
+      kCustomer,
+      json::array({Member(1, "ambient", "s3://" + S3Server().bucket + "/" + key, "image/jpeg"),
+                   Member(1, "ambient-http", origin_->Url("/http-ambient/scan.jpg"),
+                          "image/jpeg")}));
+  json done = s3_api_->WaitForBatch(kCustomer, batch.at("id"), 60s);
+  EXPECT_EQ(Http("DELETE", s3_->url() + strategies + "/" + sid, "", s3_->admin()).status, 204);
+  ASSERT_TRUE(done.contains("finished")) << done.dump(2);
+  EXPECT_EQ(done["completed"], 1) << done.dump(2);
+  EXPECT_EQ(s3_api_->Image(kCustomer, 1, "ambient")["width"], 300);
+  std::string error = s3_api_->Image(kCustomer, 1, "ambient-http")["error"];
+  EXPECT_NE(error.find("origin strategy " + sid + " is s3-ambient, which reads s3:// origins only"),
+            std::string::npos)
+      << error;
+}
+
 TEST_F(S3StorageTest, AReingestedImageIsServedNewAtOnce) {
   // Warm the cache with the old version, then replace the image with a differently sized one.
   auto old_tile = Http("GET", Url(s3_, "iiif-img", "img-19", "/0,0,256,256/256,256/0/default.jpg"));

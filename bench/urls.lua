@@ -1,5 +1,6 @@
 -- wrk script: every request is a random line of the file named by $URLS (paths, one per line).
--- Optional $AUTH is sent as the Authorization header. done() prints one JSON line (WRKJSON ...).
+-- Optional $AUTH is sent as the Authorization header, $COOKIE as the Cookie header. done()
+-- prints one JSON line (WRKJSON ...).
 local paths = {}
 local file = os.getenv("URLS")
 for line in io.lines(file) do
@@ -8,6 +9,8 @@ end
 local auth = os.getenv("AUTH")
 local headers = {}
 if auth and #auth > 0 then headers["Authorization"] = auth end
+local cookie = os.getenv("COOKIE")
+if cookie and #cookie > 0 then headers["Cookie"] = cookie end
 
 local counter = 0
 function setup(thread)

@@ -252,6 +252,38 @@ ojson Canvas2(const ManifestSpec& spec, const Asset& a, size_t n) {
 
 }  // namespace
 
+void AppendManifestInputs(const Asset& a, std::string* out) {
+  // Unit separators between fields and record separators between lists: no field's text can
+  // make two different images read the same.
+  auto field = [out](const std::string& v) {
+    out->append(v);
+    out->push_back('\x1f');
+  };
+  auto number = [&field](int64_t v) { field(std::to_string(v)); };
+  number(a.customer);
+  number(a.space);
+  field(a.id);
+  field(a.media_type);
+  number(a.width);
+  number(a.height);
+  number(a.max_unauthorised);
+  for (const DeliveryChannel& ch : a.delivery_channels) field(ch.channel + "/" + ch.policy);
+  out->push_back('\x1e');
+  for (const ThumbnailSize& t : a.thumbnails) number(int64_t(t.width) << 32 | t.height);
+  out->push_back('\x1e');
+  for (const std::string& t : a.tags) field(t);
+  out->push_back('\x1e');
+  for (const std::string& r : a.roles) field(r);
+  out->push_back('\x1e');
+  field(a.string1);
+  field(a.string2);
+  field(a.string3);
+  number(a.number1);
+  number(a.number2);
+  number(a.number3);
+  out->push_back('\x1d');
+}
+
 bool ManifestEligible(const Asset& a) {
   if (a.width <= 0 || a.height <= 0) return false;
   if (a.HasChannel("iiif-img")) return true;

@@ -15,6 +15,7 @@
 #include "blob/blob_store.h"
 #include "http/router.h"
 #include "presentation/manifest.h"
+#include "presentation/manifest_cache.h"
 #include "store/store.h"
 
 namespace quire::presentation {
@@ -40,9 +41,10 @@ class PresentationService {
   // `fixed` path segments precede the parameters (iiif-resource[, v2], c, name).
   http::Response NamedQueryManifest(http::Request& req, std::optional<PresentationVersion> version,
                                     size_t fixed);
-  // The 200 (or 304) answer carrying `manifest`.
+  // The 200 (or 304) answer carrying the manifest of `assets` (from the cache when it holds
+  // one built from the same inputs for this path and version).
   http::Response Answer(const http::Request& req, PresentationVersion version, bool negotiated,
-                        const nlohmann::ordered_json& manifest, int max_age);
+                        const ManifestSpec& spec, const std::vector<Asset>& assets, int max_age);
   // The customer {c} names (id or name); nullopt with *error filled otherwise.
   std::optional<int64_t> ResolveCustomer(const std::string& c, http::Response* error);
 
@@ -74,6 +76,7 @@ class PresentationService {
     std::shared_future<Status> done;
     std::chrono::steady_clock::time_point started;
   };
+  ManifestCache manifests_;
   std::mutex pdf_mu_;
   std::map<std::string, PdfBuild> pdf_builds_;  // by blob key
 };

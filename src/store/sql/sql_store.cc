@@ -2932,14 +2932,29 @@ Result<NamedQuery> OneNamedQuery(Statement& st) {
 
 // The WHERE clause and ORDER BY of a selection, with the values to bind in order.
 struct SelectionSql {
+  std::string from = " FROM assets a";
   std::string where, order;
   std::vector<int64_t> ints;  // bound where the clause has ?I
   std::vector<std::string> texts;
   std::vector<bool> is_text;  // per placeholder, in order
 };
 
-SelectionSql BuildSelectionSql(const AssetSelection& sel) {
+// `sqlite`: the statement names the index of its first equality on a metadata field. SQLite
+// has no statistics unless someone runs ANALYZE (nothing does on a live server), and without
+// them it prefers the index that gives the ORDER BY: for "s1=book, ordered by n1" it walked
+// every image of the customer in number1 order (a scan of 1,000,000 to find 500). The
+// equality's index (customer, stringN | numberN, space) finds exactly the matches, which are
+// then sorted. PostgreSQL plans from its statistics and gets no hint.
+SelectionSql BuildSelectionSql(const AssetSelection& sel, bool sqlite) {
   SelectionSql q;
+  if (sqlite) {
+    std::string index;
+    for (int i = 2; i >= 0; --i)
+      if (sel.numbers[i]) index = "assets_number" + std::to_string(i + 1);
+    for (int i = 2; i >= 0; --i)
+      if (sel.strings[i]) index = "assets_string" + std::to_string(i + 1);
+    if (!index.empty()) q.from += " INDEXED BY " + index;
+  }
   auto add_int = [&](const std::string& clause, int64_t v) {
     q.where += clause;
     q.ints.push_back(v);
@@ -3105,14 +3120,14 @@ Status SqlStore::DeleteNamedQuery(int64_t customer, const std::string& id) {
 }
 
 Result<Page<Asset>> SqlStore::SelectAssets(const AssetSelection& sel, int limit) {
-  SelectionSql q = BuildSelectionSql(sel);
+  SelectionSql q = BuildSelectionSql(sel, dialect_.name == "sqlite");
   BEGIN_TX(tx, TxKind::kRead);
   auto& conn = tx.conn();
   Page<Asset> out;
   {
     PREPARE(
         st, conn,
-        std::string("SELECT ") + kAssetCols + " FROM assets a" + q.where + q.order + " LIMIT ?");
+        std::string("SELECT ") + kAssetCols + q.from + q.where + q.order + " LIMIT ?");
     int next = BindSelection(st, q);
     st.Bind(next, static_cast<int64_t>(limit) + 1);
     Status status;
@@ -3122,7 +3137,7 @@ Result<Page<Asset>> SqlStore::SelectAssets(const AssetSelection& sel, int limit)
   out.total = static_cast<int64_t>(out.items.size());
   if (out.total > limit) {
     out.items.resize(limit);
-    PREPARE(st, conn, "SELECT COUNT(*) FROM assets a" + q.where);
+    PREPARE(st, conn, "SELECT COUNT(*)" + q.from + q.where);
     BindSelection(st, q);
     Status status;
     if (st.Step(&status)) out.total = st.Int(0);
@@ -3132,12 +3147,12 @@ Result<Page<Asset>> SqlStore::SelectAssets(const AssetSelection& sel, int limit)
 }
 
 Result<std::string> SqlStore::ExplainSelectAssets(const AssetSelection& sel, int limit) {
-  SelectionSql q = BuildSelectionSql(sel);
   bool sqlite = dialect_.name == "sqlite";
+  SelectionSql q = BuildSelectionSql(sel, sqlite);
   ACQUIRE(conn);
   PREPARE(st, *conn,
           std::string(sqlite ? "EXPLAIN QUERY PLAN " : "EXPLAIN ") + "SELECT " + kAssetCols +
-              " FROM assets a" + q.where + q.order + " LIMIT ?");
+              q.from + q.where + q.order + " LIMIT ?");
   int next = BindSelection(st, q);
   st.Bind(next, static_cast<int64_t>(limit) + 1);
   std::string plan;

@@ -414,7 +414,8 @@ int Serve(Config c) {
   presentation::PresentationService presentation(**store, **blobs, urls.base(),
                                                  {.nq_max_items = c.nq_max_items,
                                                   .pdf_wait = std::chrono::milliseconds(
-                                                      c.pdf_wait_ms)});
+                                                      c.pdf_wait_ms),
+                                                  .access = &access_control});
   presentation.Register(router);
   access::AuthService auth_service(**store, access_control, urls.base());
   auth_service.Register(router);

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "access/access_control.h"
 #include "blob/blob_store.h"
 #include "http/router.h"
 #include "presentation/manifest.h"
@@ -24,6 +25,8 @@ struct PresentationOptions {
   int pdf_max_pages = 500;
   int pdf_builds = 2;                         // concurrent PDF builds before 503
   std::chrono::milliseconds pdf_wait{10000};  // how long a request waits for its build
+  // Restricted images get their PROBE in v3 manifests (§2, §5.4); unset: none.
+  access::AccessControl* access = nullptr;
 };
 
 class PresentationService {
@@ -45,6 +48,9 @@ class PresentationService {
                         const nlohmann::ordered_json& manifest, int max_age);
   // The customer {c} names (id or name); nullopt with *error filled otherwise.
   std::optional<int64_t> ResolveCustomer(const std::string& c, http::Response* error);
+  // Sets spec->probe to give each restricted image's PROBE, the roles read once per request;
+  // a store error is kept in *failure (the manifest must then not be answered).
+  void AttachProbes(ManifestSpec* spec, std::shared_ptr<Status> failure);
 
   // A named query run for a request: its images in order (manifest-eligible, at most `limit`).
   struct QueryRun {

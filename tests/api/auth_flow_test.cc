@@ -583,5 +583,28 @@ TEST_F(AuthFlowTest, Check22_LogoutAndRevocation) {
   Patch("b1", {{"roles", {RoleUri("other")}}, {"maxUnauthorised", -1}});
 }
 
+// §2 with §5.4: a v3 manifest nests the PROBE of a restricted image in its image services
+// (and beside them) under the auth/2 context; 2.1 manifests carry no auth services.
+TEST_F(AuthFlowTest, ManifestsCarryTheProbe) {
+  HttpResult r = Get("/iiif-manifest" + Img("a"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  json m = r.Json();
+  EXPECT_EQ(m["@context"], json::array({kAuth2, "http://iiif.io/api/presentation/3/context.json"}));
+  json services = m["items"][0]["items"][0]["items"][0]["body"]["service"];
+  ASSERT_EQ(services.size(), 3u) << services.dump();
+  EXPECT_EQ(services[0]["service"][0]["id"], Probe("a"));
+  EXPECT_EQ(services[1]["service"][0]["id"], Probe("a"));
+  EXPECT_EQ(services[2]["type"], "AuthProbeService2");
+  EXPECT_EQ(services[2]["service"][0]["id"], Access() + "/staff");
+  json v2 = Get("/iiif-manifest/v2" + Img("a")).Json();
+  EXPECT_EQ(v2.dump().find("auth"), std::string::npos) << v2.dump();
+  // No role of the image exists: no PROBE, the plain context.
+  Patch("b1", {{"roles", {RoleUri("nobody")}}, {"maxUnauthorised", 200}});
+  json none = Get("/iiif-manifest" + Img("b1")).Json();
+  EXPECT_EQ(none["@context"], "http://iiif.io/api/presentation/3/context.json");
+  EXPECT_EQ(none.dump().find("AuthProbeService2"), std::string::npos);
+  Patch("b1", {{"roles", {RoleUri("other")}}, {"maxUnauthorised", -1}});
+}
+
 }  // namespace
 }  // namespace quire::test

@@ -131,8 +131,7 @@ Result<std::optional<AuthSession>> AccessControl::TokenSession(const std::string
   return std::optional<AuthSession>(std::move(*s));
 }
 
-bool AccessControl::SessionMatches(const AuthSession& session, const Asset& asset,
-                                   int64_t now_ms) {
+bool AccessControl::SessionMatches(const AuthSession& session, const Asset& asset, int64_t now_ms) {
   if (session.customer != asset.customer) return false;
   for (const std::string& name : ImageRoleNames(asset)) {
     auto it = session.roles.find(name);
@@ -170,11 +169,12 @@ json AccessControl::ProbeService(const Asset& asset, const std::vector<Role>& ma
     if (!r.heading.empty()) s["heading"] = Map(r.heading);
     if (!r.note.empty()) s["note"] = Map(r.note);
     if (!r.confirm_label.empty()) s["confirmLabel"] = Map(r.confirm_label);
-    json logout{{"id", access + "/" + r.name + "/logout"},
-                {"type", "AuthLogoutService2"},
-                {"label", r.logout_label.empty() ? json{{"en", {"Log out"}}} : Map(r.logout_label)}};
-    s["service"] = json::array(
-        {json{{"id", access + "/token"}, {"type", "AuthAccessTokenService2"}}, logout});
+    json logout{
+        {"id", access + "/" + r.name + "/logout"},
+        {"type", "AuthLogoutService2"},
+        {"label", r.logout_label.empty() ? json{{"en", {"Log out"}}} : Map(r.logout_label)}};
+    s["service"] =
+        json::array({json{{"id", access + "/token"}, {"type", "AuthAccessTokenService2"}}, logout});
     services.push_back(std::move(s));
   }
   return json{{"id", base_ + "/auth/v2/probe/" + ImagePath(asset)},

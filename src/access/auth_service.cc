@@ -17,12 +17,23 @@ std::string HtmlEscape(const std::string& s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -67,10 +78,11 @@ constexpr const char* kPageStyle =
 // A page of the access window (never framed: frame-ancestors 'none').
 http::Response Page(int status, const std::string& title, const std::string& content,
                     const std::string& script = "", bool framable = false) {
-  std::string html = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                     "<meta name=\"viewport\" content=\"width=device-width\"><title>" +
-                     HtmlEscape(title) + "</title><style>" + kPageStyle +
-                     "</style></head><body><main>" + content + "</main>";
+  std::string html =
+      "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width\"><title>" +
+      HtmlEscape(title) + "</title><style>" + kPageStyle + "</style></head><body><main>" + content +
+      "</main>";
   if (!script.empty()) html += "<script>" + script + "</script>";
   html += "</body></html>\n";
   http::Response res(status, "text/html; charset=utf-8", html);
@@ -159,31 +171,39 @@ AuthService::AuthService(Store& store, AccessControl& access, std::string public
 
 void AuthService::Register(http::Router& r) {
   http::RouteOptions cors{false, true, ops::Family::kApi};
-  r.Add("GET", "/auth/v2/probe/{c}/{s}/{id}", [this](http::Request& q) { return Probe(q); },
-        cors);
-  r.Add("GET", "/auth/v2/access/{c}/token", [this](http::Request& q) { return TokenPage(q); },
-        cors);
-  r.Add("GET", "/auth/v2/access/{c}/{r}",
-        [this](http::Request& q) { return AccessPage(q, false, false); }, cors);
-  r.Add("POST", "/auth/v2/access/{c}/{r}",
-        [this](http::Request& q) { return AccessPage(q, true, false); }, cors);
-  r.Add("GET", "/auth/v2/access/{c}/{r}/logout", [this](http::Request& q) { return Logout(q); },
-        cors);
-  r.Add("GET", "/auth/v2/grant/{code}", [this](http::Request& q) { return GrantLink(q, false); },
-        cors);
-  r.Add("POST", "/auth/v2/grant/{code}", [this](http::Request& q) { return GrantLink(q, true); },
-        cors);
+  r.Add(
+      "GET", "/auth/v2/probe/{c}/{s}/{id}", [this](http::Request& q) { return Probe(q); }, cors);
+  r.Add(
+      "GET", "/auth/v2/access/{c}/token", [this](http::Request& q) { return TokenPage(q); }, cors);
+  r.Add(
+      "GET", "/auth/v2/access/{c}/{r}",
+      [this](http::Request& q) { return AccessPage(q, false, false); }, cors);
+  r.Add(
+      "POST", "/auth/v2/access/{c}/{r}",
+      [this](http::Request& q) { return AccessPage(q, true, false); }, cors);
+  r.Add(
+      "GET", "/auth/v2/access/{c}/{r}/logout", [this](http::Request& q) { return Logout(q); },
+      cors);
+  r.Add(
+      "GET", "/auth/v2/grant/{code}", [this](http::Request& q) { return GrantLink(q, false); },
+      cors);
+  r.Add(
+      "POST", "/auth/v2/grant/{code}", [this](http::Request& q) { return GrantLink(q, true); },
+      cors);
   // Authentication 1.0, for the 2.1 info.json (its services name these).
-  r.Add("GET", "/auth/{c}/token", [this](http::Request& q) { return Token1(q); }, cors);
-  r.Add("GET", "/auth/{c}/{r}", [this](http::Request& q) { return AccessPage(q, false, true); },
-        cors);
-  r.Add("POST", "/auth/{c}/{r}", [this](http::Request& q) { return AccessPage(q, true, true); },
-        cors);
-  r.Add("GET", "/auth/{c}/{r}/logout", [this](http::Request& q) { return Logout(q); }, cors);
+  r.Add(
+      "GET", "/auth/{c}/token", [this](http::Request& q) { return Token1(q); }, cors);
+  r.Add(
+      "GET", "/auth/{c}/{r}", [this](http::Request& q) { return AccessPage(q, false, true); },
+      cors);
+  r.Add(
+      "POST", "/auth/{c}/{r}", [this](http::Request& q) { return AccessPage(q, true, true); },
+      cors);
+  r.Add(
+      "GET", "/auth/{c}/{r}/logout", [this](http::Request& q) { return Logout(q); }, cors);
 }
 
-std::optional<int64_t> AuthService::Customer(const std::string& segment,
-                                             http::Response* error) {
+std::optional<int64_t> AuthService::Customer(const std::string& segment, http::Response* error) {
   if (auto id = ParseId(segment)) {
     auto c = store_.GetCustomer(*id);
     if (c.ok()) return *id;
@@ -200,8 +220,8 @@ std::optional<int64_t> AuthService::Customer(const std::string& segment,
 
 std::string AuthService::SetCookie(const http::Request& req, int64_t customer,
                                    const std::string& value, int64_t max_age_s) const {
-  std::string c = CookieName(customer) + "=" + value + "; Path=/; HttpOnly; Max-Age=" +
-                  std::to_string(std::max<int64_t>(0, max_age_s));
+  std::string c = CookieName(customer) + "=" + value +
+                  "; Path=/; HttpOnly; Max-Age=" + std::to_string(std::max<int64_t>(0, max_age_s));
   // Browsers refuse SameSite=None without Secure, and Secure needs https: over plain http
   // (a development set-up, viewer and images on one site) the cookie is SameSite=Lax.
   bool https = base_.rfind("https://", 0) == 0 || req.Header("x-forwarded-proto") == "https";
@@ -284,12 +304,11 @@ http::Response AuthService::Probe(http::Request& req) {
     result["heading"] = En(heading);
     result["note"] = En(note);
     if (asset->HasChannel("thumbs") && !asset->OpenThumbnails().empty())
-      result["substitute"] = json::array(
-          {json{{"id", base_ + "/thumbs/" + std::to_string(asset->customer) + "/" +
-                           std::to_string(asset->space) + "/" +
-                           http::PercentEncodeSegment(asset->id)},
-                {"type", "ImageService3"},
-                {"profile", "level0"}}});
+      result["substitute"] = json::array({json{
+          {"id", base_ + "/thumbs/" + std::to_string(asset->customer) + "/" +
+                     std::to_string(asset->space) + "/" + http::PercentEncodeSegment(asset->id)},
+          {"type", "ImageService3"},
+          {"profile", "level0"}}});
   }
   return JsonNoStore(200, result, "application/ld+json");
 }
@@ -303,8 +322,7 @@ http::Response AuthService::AccessPage(http::Request& req, bool post, bool v1) {
   auto role = store_.GetRole(*customer, req.Param("r"));
   if (!role.ok() && role.status().code() == Code::kUnavailable) return Unavailable(role.status());
   if (!role.ok())
-    return Page(404, "Not found", "<p>No access service '" + HtmlEscape(req.Param("r")) +
-                                      "'.</p>");
+    return Page(404, "Not found", "<p>No access service '" + HtmlEscape(req.Param("r")) + "'.</p>");
   const std::string label = Shown(role->label, role->name);
   const std::string heading = Shown(role->heading, label);
   const bool grant = role->provider == "grant";
@@ -350,11 +368,13 @@ http::Response AuthService::AccessPage(http::Request& req, bool post, bool v1) {
     }
   }
   std::string content = "<h1>" + HtmlEscape(heading) + "</h1>" + Paragraphs(FirstText(role->note));
-  if (!problem.empty()) content += "<p class=\"problem\" role=\"alert\">" + HtmlEscape(problem) + "</p>";
+  if (!problem.empty())
+    content += "<p class=\"problem\" role=\"alert\">" + HtmlEscape(problem) + "</p>";
   content += "<form method=\"post\">";
   if (grant)
-    content += "<label for=\"code\">Access code</label><input id=\"code\" name=\"code\" "
-               "autocomplete=\"off\" autofocus required>";
+    content +=
+        "<label for=\"code\">Access code</label><input id=\"code\" name=\"code\" "
+        "autocomplete=\"off\" autofocus required>";
   content += "<button type=\"submit\">" +
              HtmlEscape(Shown(role->confirm_label, grant ? "Continue" : "Confirm")) +
              "</button></form>";
@@ -380,9 +400,8 @@ http::Response AuthService::GrantLink(http::Request& req, bool post) {
                 "<h1>Access link</h1><p class=\"problem\" role=\"alert\">This link is not "
                 "valid: it may be used up, expired or revoked.</p>");
   auto role = store_.GetRole(grant->customer, grant->role);
-  http::Response res = Closing(role.ok() ? Shown(role->heading, Shown(role->label, "Access"))
-                                         : "Access",
-                               "Access granted.");
+  http::Response res = Closing(
+      role.ok() ? Shown(role->heading, Shown(role->label, "Access")) : "Access", "Access granted.");
   res.headers.emplace_back("Set-Cookie", set_cookie);
   return res;
 }
@@ -425,8 +444,8 @@ http::Response AuthService::TokenPage(http::Request& req) {
     }
   }
   msg["messageId"] = message_id;
-  std::string script = "window.parent.postMessage(" + ScriptJson(msg) + ", " +
-                       ScriptJson(json(target)) + ");";
+  std::string script =
+      "window.parent.postMessage(" + ScriptJson(msg) + ", " + ScriptJson(json(target)) + ");";
   return Page(200, "Access token", "", script, /*framable=*/true);
 }
 
@@ -462,10 +481,10 @@ http::Response AuthService::Token1(http::Request& req) {
   if (!messaging) return JsonNoStore(status, out);
   out["messageId"] = message_id;
   std::string target = IsOrigin(origin) ? origin : "*";
-  return Page(200, "Access token", "",
-              "window.parent.postMessage(" + ScriptJson(out) + ", " + ScriptJson(json(target)) +
-                  ");",
-              /*framable=*/true);
+  return Page(
+      200, "Access token", "",
+      "window.parent.postMessage(" + ScriptJson(out) + ", " + ScriptJson(json(target)) + ");",
+      /*framable=*/true);
 }
 
 // ---------------------------------------------------------------- logout
@@ -477,8 +496,7 @@ http::Response AuthService::Logout(http::Request& req) {
   auto role = store_.GetRole(*customer, req.Param("r"));
   if (!role.ok() && role.status().code() == Code::kUnavailable) return Unavailable(role.status());
   if (!role.ok())
-    return Page(404, "Not found", "<p>No access service '" + HtmlEscape(req.Param("r")) +
-                                      "'.</p>");
+    return Page(404, "Not found", "<p>No access service '" + HtmlEscape(req.Param("r")) + "'.</p>");
   auto session = access_.CookieSession(req, *customer);
   if (!session.ok()) return Unavailable(session.status());
   std::string set_cookie;
@@ -490,9 +508,9 @@ http::Response AuthService::Logout(http::Request& req) {
     set_cookie = SetCookie(req, *customer, "", 0);  // a cookie of a session already gone
   }
   const std::string label = Shown(role->label, role->name);
-  http::Response res = Page(200, "Logged out",
-                            "<h1>Logged out</h1><p>You no longer have access as " +
-                                HtmlEscape(label) + ".</p>");
+  http::Response res =
+      Page(200, "Logged out",
+           "<h1>Logged out</h1><p>You no longer have access as " + HtmlEscape(label) + ".</p>");
   if (!set_cookie.empty()) res.headers.emplace_back("Set-Cookie", set_cookie);
   return res;
 }

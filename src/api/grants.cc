@@ -49,8 +49,8 @@ std::string ApplyGrantBody(const json& body, int64_t now, AuthGrant* g) {
   }
   g->expires_ms = now + kDefaultGrantMs;
   if (auto it = body.find("expires"); it != body.end() && !it->is_null()) {
-    std::optional<int64_t> t = it->is_string() ? ParseIso8601(it->get<std::string>())
-                                               : std::nullopt;
+    std::optional<int64_t> t =
+        it->is_string() ? ParseIso8601(it->get<std::string>()) : std::nullopt;
     if (!t) return "'expires' must be a date and time like \"2030-01-31T12:00:00Z\"";
     if (*t <= now) return "'expires' must be in the future";
     if (*t > now + kMaxGrantMs) return "'expires' must be within 366 days";
@@ -99,10 +99,9 @@ void RegisterGrants(http::Router& r, Context& ctx) {
     PageRequest page = ParsePageRequest(req.Query("page"), req.Query("pageSize"));
     auto list = ctx.store.ListAuthGrants(a.customer, req.Param("r"), page);
     const int64_t now = NowMs();
-    return CollectionResponse(ctx, req, page, list,
-                              [&ctx, now](const hydra::Urls&, const AuthGrant& g) {
-                                return GrantJson(ctx, g, now);
-                              });
+    return CollectionResponse(
+        ctx, req, page, list,
+        [&ctx, now](const hydra::Urls&, const AuthGrant& g) { return GrantJson(ctx, g, now); });
   });
 
   r.Add("GET", "/customers/{c}/roles/{r}/grants/{g}", [&ctx](http::Request& req) {

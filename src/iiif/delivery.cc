@@ -330,8 +330,8 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
   // serves the open sizes alone (to everyone), /file/ only to such a session; iiif-img
   // decides per request (Image, Info).
   if (asset->Restricted() && std::string(channel) == "file") {
-    auto allowed = options_.access ? options_.access->CookieAuthorises(req, *asset)
-                                   : Result<bool>(false);
+    auto allowed =
+        options_.access ? options_.access->CookieAuthorises(req, *asset) : Result<bool>(false);
     if (!allowed.ok()) {
       *error = Unavailable(allowed.status());
       return false;
@@ -564,8 +564,7 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   if (refused && !matched.empty()) {
     auto session = options_.access->TokenSession(access::BearerToken(req));
     if (!session.ok()) return Unavailable(session.status());
-    if (session->has_value() &&
-        access::AccessControl::SessionMatches(**session, t.asset, NowMs()))
+    if (session->has_value() && access::AccessControl::SessionMatches(**session, t.asset, NowMs()))
       refused = false;
   }
   const bool personal = restricted && v == ApiVersion::kV2;
@@ -657,8 +656,8 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   // session unlocks is answered `private`, so no shared cache hands it to anyone else.
   bool session_only = false;
   if (!OpenRendition(t.asset, *resolved)) {
-    auto allowed = options_.access ? options_.access->CookieAuthorises(req, t.asset)
-                                   : Result<bool>(false);
+    auto allowed =
+        options_.access ? options_.access->CookieAuthorises(req, t.asset) : Result<bool>(false);
     if (!allowed.ok()) return Unavailable(allowed.status());
     if (!*allowed) return Restricted(t.asset.id);
     session_only = true;

@@ -279,8 +279,8 @@ nlohmann::ordered_json BuildManifest(PresentationVersion version, const Manifest
     for (const ojson& c : items)
       for (const ojson& s : c["items"][0]["items"][0]["body"]["service"])
         probed = probed || s.value("type", "") == "AuthProbeService2";
-    m["@context"] = probed ? Array(kAuth2Context, kPresentation3Context)
-                           : ojson(kPresentation3Context);
+    m["@context"] =
+        probed ? Array(kAuth2Context, kPresentation3Context) : ojson(kPresentation3Context);
     m["id"] = spec.manifest_id;
     m["type"] = "Manifest";
     m["label"] = {{"en", {spec.label}}};

@@ -239,8 +239,8 @@ http::Response PresentationService::NamedQueryManifest(http::Request& req,
   auto run = RunQuery(req, fixed, options_.nq_max_items, &err);
   if (!run) return err;
   PresentationVersion v = version.value_or(Negotiate(req));
-  ManifestSpec spec{base_, base_ + req.path,
-                    "Generated from '" + run->query.name + "' named query", nullptr};
+  ManifestSpec spec{base_, base_ + req.path, "Generated from '" + run->query.name + "' named query",
+                    nullptr};
   auto failure = std::make_shared<Status>();
   AttachProbes(&spec, failure);
   auto manifest = BuildManifest(v, spec, run->assets);

@@ -5,9 +5,9 @@
 // maxUnauthorised 400; `b1` with role `other` only. Real ingest, real pixels decoded.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <cstring>
 
 #include "core/vips_init.h"
 #include "http/message.h"
@@ -45,9 +45,8 @@ class AuthFlowTest : public ::testing::Test {
       return m;
     };
     long status = 0;
-    json batch = api_->SubmitBatch(customer_, json::array({member("a", "a.jpg"),
-                                                           member("b1", "b.jpg")}),
-                                   &status);
+    json batch = api_->SubmitBatch(
+        customer_, json::array({member("a", "a.jpg"), member("b1", "b.jpg")}), &status);
     ASSERT_EQ(status, 201) << batch.dump(2);
     json done = api_->WaitForBatch(customer_, batch.at("id"), 120s);
     ASSERT_EQ(done.value("completed", 0), 2) << done.dump(2) << server_->Log();
@@ -80,10 +79,9 @@ class AuthFlowTest : public ::testing::Test {
     return r;
   }
   static void Patch(const std::string& id, const json& body) {
-    HttpResult r = Http("PATCH",
-                        P() + "/customers/" + C() + "/spaces/" + std::to_string(space_) +
-                            "/images/" + id,
-                        body.dump(), server_->admin());
+    HttpResult r = Http(
+        "PATCH", P() + "/customers/" + C() + "/spaces/" + std::to_string(space_) + "/images/" + id,
+        body.dump(), server_->admin());
     ASSERT_EQ(r.status, 200) << r.body;
   }
   static HttpResult Get(const std::string& path_or_url,
@@ -116,8 +114,8 @@ class AuthFlowTest : public ::testing::Test {
   static std::string StaffCookie(json* grant = nullptr) {
     json g = NewGrant("staff");
     if (grant) *grant = g;
-    HttpResult r = Post(Access() + "/staff?origin=https://v.example",
-                        "code=" + g["code"].get<std::string>());
+    HttpResult r =
+        Post(Access() + "/staff?origin=https://v.example", "code=" + g["code"].get<std::string>());
     EXPECT_EQ(r.status, 200) << r.body;
     std::string cookie = CookieOf(r);
     EXPECT_EQ(cookie.size(), 64u) << r.Header("set-cookie");
@@ -333,9 +331,9 @@ TEST_F(AuthFlowTest, Check17_GrantCodeRedeemedByPostOnce) {
   EXPECT_EQ(Post(Access() + "/staff", "code=" + other["code"].get<std::string>()).status, 403);
 
   // Bad grant bodies: precise 400s; unknown role 404.
-  for (json bad : {json{{"maxUses", 0}}, json{{"expires", "yesterday"}},
-                   json{{"expires", "2001-01-01T00:00:00Z"}}, json{{"colour", "red"}},
-                   json{{"label", 5}}}) {
+  for (json bad :
+       {json{{"maxUses", 0}}, json{{"expires", "yesterday"}},
+        json{{"expires", "2001-01-01T00:00:00Z"}}, json{{"colour", "red"}}, json{{"label", 5}}}) {
     HttpResult r = Http("POST", RoleUri("staff") + "/grants", bad.dump(), server_->admin());
     EXPECT_EQ(r.status, 400) << bad.dump() << ": " << r.body;
   }
@@ -387,8 +385,8 @@ TEST_F(AuthFlowTest, Check18_TokenPage) {
   }
   // Escaping inside the script: nothing a messageId holds can end it.
   std::string evil = "</script><script>alert(1)</script>&\xE2\x80\xA8\xE2\x80\xA9";
-  HttpResult escaped = Get(Access() + "/token?messageId=" +
-                               http::PercentEncodeQueryValue(evil) + "&origin=https://v.example",
+  HttpResult escaped = Get(Access() + "/token?messageId=" + http::PercentEncodeQueryValue(evil) +
+                               "&origin=https://v.example",
                            WithCookie(cookie));
   EXPECT_EQ(escaped.body.find("</script><script>"), std::string::npos) << escaped.body;
   EXPECT_EQ(escaped.body.find("alert(1)</"), std::string::npos);
@@ -426,10 +424,9 @@ TEST_F(AuthFlowTest, Check19_TokenProbesAndCookieOpensPixels) {
   EXPECT_EQ(file.Header("cache-control"), "private");
   // What the session fetched is in the response cache now: never for anyone else.
   EXPECT_EQ(Get(img + "/0,0,512,512/256,/0/default.jpg").status, 401);
-  EXPECT_EQ(Get(img + "/0,0,512,512/256,/0/default.jpg",
-                {{"If-None-Match", tile.Header("etag")}})
-                .status,
-            401);
+  EXPECT_EQ(
+      Get(img + "/0,0,512,512/256,/0/default.jpg", {{"If-None-Match", tile.Header("etag")}}).status,
+      401);
   EXPECT_EQ(Get(img + "/full/max/0/default.jpg").status, 401);
   // The token is not a cookie: pixels ignore it.
   EXPECT_EQ(Get(img + "/full/max/0/default.jpg", Bearer(token)).status, 401);
@@ -555,8 +552,7 @@ TEST_F(AuthFlowTest, Check22_LogoutAndRevocation) {
   HttpResult one = Get(Access() + "/other/logout", WithCookie(both));
   EXPECT_TRUE(one.Header("set-cookie").empty()) << one.Header("set-cookie");
   EXPECT_EQ(Get(max, WithCookie(both)).status, 200);
-  EXPECT_EQ(Get("/iiif-img" + Img("b1") + "/full/max/0/default.jpg", WithCookie(both)).status,
-            401);
+  EXPECT_EQ(Get("/iiif-img" + Img("b1") + "/full/max/0/default.jpg", WithCookie(both)).status, 401);
 
   // Revoked: the grant's sessions end.
   json grant;

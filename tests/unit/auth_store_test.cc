@@ -120,10 +120,9 @@ TEST_P(AuthStoreTest, ACodeIsSpentAtMostMaxUsesAndNotAfterItExpires) {
   EXPECT_EQ(store_->RedeemAuthGrant("code-twice", c_, Session("d"), 50000).status().code(),
             Code::kNotFound)
       << "expired";
-  EXPECT_EQ(store_->RedeemAuthGrant("code-twice", customers_[1], Session("d"), 2000)
-                .status()
-                .code(),
-            Code::kNotFound)
+  EXPECT_EQ(
+      store_->RedeemAuthGrant("code-twice", customers_[1], Session("d"), 2000).status().code(),
+      Code::kNotFound)
       << "another customer's code";
   EXPECT_TRUE(store_->RedeemAuthGrant("code-twice", c_, Session("d"), 3000).ok());
   EXPECT_EQ(store_->GetAuthGrant(c_, "staff", "twice")->uses, 2);

@@ -308,21 +308,22 @@ TEST_F(ViewerTest, AuthFlowOpensARestrictedImage) {
   Api api{server_->url(), server_->admin()};
   long status = 0;
   json batch = api.SubmitBatch(
-      1, json::array({Member(space_, "secret", "file://" + dir_->path() + "/origins/card.png",
-                             "image/png")}),
+      1,
+      json::array(
+          {Member(space_, "secret", "file://" + dir_->path() + "/origins/card.png", "image/png")}),
       &status);
   ASSERT_EQ(status, 201) << batch.dump(2);
   json done = api.WaitForBatch(1, batch.at("id"), 90s);
   ASSERT_EQ(done.value("completed", 0), 1) << done.dump(2);
   std::string role = server_->url() + "/customers/1/roles/readers";
-  HttpResult put = Http("PUT", role,
-                        json{{"label", "Readers"}, {"provider", "grant"}, {"heading", "Readers only"}}
-                            .dump(),
-                        server_->admin());
+  HttpResult put =
+      Http("PUT", role,
+           json{{"label", "Readers"}, {"provider", "grant"}, {"heading", "Readers only"}}.dump(),
+           server_->admin());
   ASSERT_EQ(put.status, 201) << put.body;
-  HttpResult patched =
-      Http("PATCH", server_->url() + "/customers/1/spaces/" + std::to_string(space_) + "/images/secret",
-           json{{"roles", {role}}, {"maxUnauthorised", 400}}.dump(), server_->admin());
+  HttpResult patched = Http(
+      "PATCH", server_->url() + "/customers/1/spaces/" + std::to_string(space_) + "/images/secret",
+      json{{"roles", {role}}, {"maxUnauthorised", 400}}.dump(), server_->admin());
   ASSERT_EQ(patched.status, 200) << patched.body;
   HttpResult grant = Http("POST", role + "/grants", "{}", server_->admin());
   ASSERT_EQ(grant.status, 201) << grant.body;
@@ -331,11 +332,10 @@ TEST_F(ViewerTest, AuthFlowOpensARestrictedImage) {
   std::string artefacts = std::string(VIEWER_DIR) + "/artefacts";
   std::filesystem::create_directories(artefacts);
   int code = 0;
-  std::string out = RunCommand("node " + Quote(std::string(VIEWER_DIR) + "/auth_viewer.mjs") +
-                                   " " + Quote(info) + " " +
-                                   Quote(grant.Json()["code"].get<std::string>()) + " " +
-                                   Quote(artefacts + "/auth"),
-                               &code);
+  std::string out = RunCommand(
+      "node " + Quote(std::string(VIEWER_DIR) + "/auth_viewer.mjs") + " " + Quote(info) + " " +
+          Quote(grant.Json()["code"].get<std::string>()) + " " + Quote(artefacts + "/auth"),
+      &code);
   std::string last = out.substr(out.rfind('\n', out.size() >= 2 ? out.size() - 2 : 0) + 1);
   json r = json::parse(last, nullptr, false);
   ASSERT_TRUE(r.is_object()) << "auth_viewer.mjs printed: " << out.substr(0, 4000);
@@ -344,7 +344,9 @@ TEST_F(ViewerTest, AuthFlowOpensARestrictedImage) {
   EXPECT_EQ(a["context"][0], "http://iiif.io/api/auth/2/context.json");
   EXPECT_EQ(a["probe1"]["http"], 200);
   EXPECT_EQ(a["probe1"]["body"]["status"], 401) << a.dump(2);
-  EXPECT_EQ(a["accessUrl"].get<std::string>().rfind(server_->url() + "/auth/v2/access/1/readers?origin=", 0), 0u)
+  EXPECT_EQ(a["accessUrl"].get<std::string>().rfind(
+                server_->url() + "/auth/v2/access/1/readers?origin=", 0),
+            0u)
       << a.dump(2);
   EXPECT_NE(a["accessCsp"].get<std::string>().find("frame-ancestors 'none'"), std::string::npos);
   ASSERT_EQ(a["cookies"].size(), 1u) << a.dump(2);
@@ -361,8 +363,8 @@ TEST_F(ViewerTest, AuthFlowOpensARestrictedImage) {
   EXPECT_FALSE(a["tileAfterLogout"]["loaded"].get<bool>()) << a.dump(2);
   bool refused = false;
   for (const json& b : r["badResponsesAfterLogout"])
-    refused = refused || (b["status"] == 401 &&
-                          b["url"].get<std::string>().find("/512,512,512,512/") != std::string::npos);
+    refused = refused || (b["status"] == 401 && b["url"].get<std::string>().find(
+                                                    "/512,512,512,512/") != std::string::npos);
   EXPECT_TRUE(refused) << "the tile was refused by quire: " << r["badResponsesAfterLogout"].dump();
   EXPECT_TRUE(a["openAfterLogout"]["loaded"].get<bool>()) << a.dump(2);
   EXPECT_EQ(a["probe3"]["body"]["status"], 401) << a.dump(2);

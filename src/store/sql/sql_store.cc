@@ -3347,8 +3347,7 @@ Result<AuthGrant> SqlStore::GetAuthGrant(int64_t customer, const std::string& ro
 
 Result<AuthGrant> SqlStore::FindAuthGrantByCode(const std::string& code_hash) {
   ACQUIRE(conn);
-  PREPARE(st, *conn,
-          std::string("SELECT ") + kGrantCols + " FROM auth_grants WHERE code_hash = ?");
+  PREPARE(st, *conn, std::string("SELECT ") + kGrantCols + " FROM auth_grants WHERE code_hash = ?");
   st.Bind(1, code_hash);
   Status status;
   if (!st.Step(&status)) return status.ok() ? Status::NotFound("no such code") : status;
@@ -3380,8 +3379,7 @@ Result<Page<AuthGrant>> SqlStore::ListAuthGrants(int64_t customer, const std::st
   return out;
 }
 
-Status SqlStore::DeleteAuthGrant(int64_t customer, const std::string& role,
-                                 const std::string& id) {
+Status SqlStore::DeleteAuthGrant(int64_t customer, const std::string& role, const std::string& id) {
   return Retry([&]() -> Status {
     BEGIN_TX(tx, TxKind::kWrite);
     auto& conn = tx.conn();
@@ -3430,8 +3428,7 @@ Result<AuthGrant> SqlStore::RedeemAuthGrant(const std::string& code_hash, int64_
     if (!role.ok()) return role.status();
     AuthSession s = session;
     s.customer = g.customer;
-    QUIRE_RETURN_IF_ERROR(
-        SessionOfCustomer(conn, s.cookie_hash, g.customer));
+    QUIRE_RETURN_IF_ERROR(SessionOfCustomer(conn, s.cookie_hash, g.customer));
     QUIRE_RETURN_IF_ERROR(
         PutSessionRole(conn, s, g.role, now_ms + role->session_ttl_s * 1000, g.id, now_ms));
     QUIRE_RETURN_IF_ERROR(tx.Commit());
@@ -3483,8 +3480,7 @@ Result<AuthSession> SqlStore::FindAuthSession(const std::string& cookie_hash,
   return s;
 }
 
-Result<int64_t> SqlStore::DropSessionRole(const std::string& cookie_hash,
-                                          const std::string& role) {
+Result<int64_t> SqlStore::DropSessionRole(const std::string& cookie_hash, const std::string& role) {
   return Retry([&]() -> Result<int64_t> {
     BEGIN_TX(tx, TxKind::kWrite);
     auto& conn = tx.conn();

@@ -163,6 +163,22 @@ TEST_P(AuthStoreTest, RolesJoinOneSessionAndExpireOnTheirOwn) {
   EXPECT_EQ(store_->FindAuthSession("cookie-s", "")->customer, c_);
 }
 
+TEST_P(AuthStoreTest, RolesADayPastTheirExpiryAreForgottenWithTheirSessions) {
+  const int64_t day = 24 * 3600 * 1000;
+  ASSERT_TRUE(store_->GrantSessionRole(Session("old"), "readers", 1000).ok());  // ends 61000
+  ASSERT_TRUE(store_->GrantSessionRole(Session("kept"), "readers", day).ok());
+  // Within the day after expiry: still found, so that it can be told "expired".
+  ASSERT_TRUE(store_->GrantSessionRole(Session("new"), "staff", 61000 + day - 1).ok());
+  auto old = store_->FindAuthSession("cookie-old", "");
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->HasLiveRole(61000 + day - 1));
+  ASSERT_TRUE(store_->GrantSessionRole(Session("new"), "staff", 61000 + day).ok());
+  EXPECT_EQ(store_->FindAuthSession("cookie-old", "").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->FindAuthSession("", "token-old").status().code(), Code::kNotFound);
+  EXPECT_TRUE(store_->FindAuthSession("cookie-kept", "").ok());
+  EXPECT_TRUE(store_->FindAuthSession("cookie-new", "").ok());
+}
+
 TEST_P(AuthStoreTest, DroppingTheLastRoleEndsTheSession) {
   ASSERT_TRUE(store_->GrantSessionRole(Session("s"), "staff", 1000).ok());
   ASSERT_TRUE(store_->GrantSessionRole(Session("s"), "readers", 1000).ok());

@@ -3287,6 +3287,12 @@ Status PutSessionRole(Connection& conn, const AuthSession& s, const std::string&
   {
     PREPARE(old, conn, "DELETE FROM auth_session_roles WHERE expires <= ?");
     QUIRE_RETURN_IF_ERROR(old.Bind(1, now - kExpiredRoleKeepMs).Run());
+    if (conn.Changes() > 0) {
+      PREPARE(empty, conn,
+              "DELETE FROM auth_sessions WHERE NOT EXISTS (SELECT 1 FROM auth_session_roles r "
+              "WHERE r.cookie_hash = auth_sessions.cookie_hash)");
+      QUIRE_RETURN_IF_ERROR(empty.Run());
+    }
   }
   {
     PREPARE(st, conn,

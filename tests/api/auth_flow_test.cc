@@ -338,11 +338,14 @@ TEST_F(AuthFlowTest, Check17_GrantCodeRedeemedByPostOnce) {
     EXPECT_EQ(r.status, 400) << bad.dump() << ": " << r.body;
   }
   EXPECT_EQ(Http("POST", RoleUri("nobody") + "/grants", "{}", server_->admin()).status, 404);
-  // Two uses, then spent.
+  // Two uses, then spent. Behind an https proxy the cookie is SameSite=None; Secure.
   json twice = NewGrant("staff", {{"maxUses", 2}});
   std::string link = twice["loginUrl"];
-  EXPECT_EQ(Post(link, "").status, 200);
-  EXPECT_EQ(Post(link, "").status, 200);
+  EXPECT_NE(Post(link, "").Header("set-cookie").find("; SameSite=Lax"), std::string::npos);
+  HttpResult https = Post(link, "", {{"X-Forwarded-Proto", "https"}});
+  EXPECT_EQ(https.status, 200);
+  EXPECT_NE(https.Header("set-cookie").find("; SameSite=None; Secure"), std::string::npos)
+      << https.Header("set-cookie");
   EXPECT_EQ(Post(link, "").status, 403);
 }
 

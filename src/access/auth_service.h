@@ -2,7 +2,8 @@
 // Authorization Flow 2.0 under /auth/v2/ (probe, access, token, logout, grant links) and
 // Authentication 1.0 under /auth/{c}/ for 2.1 viewers. Pages are small self-contained HTML
 // (every text HTML-escaped, no-store); redeeming a code or confirming a clickthrough is a
-// POST, the user gesture browsers demand, so a GET never spends anything.
+// POST, the user gesture browsers demand, so a GET never spends anything. Thread-safe: all
+// state is in the store.
 #pragma once
 
 #include <string>

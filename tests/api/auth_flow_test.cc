@@ -4,11 +4,14 @@
 // spaces this server numbers itself: `a` 4000×3000 with role `staff` (grant) and
 // maxUnauthorised 400; `b1` with role `other` only. Real ingest, real pixels decoded.
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "access/access_control.h"
 #include "core/vips_init.h"
 #include "http/message.h"
 #include "support/http_client.h"
@@ -22,6 +25,28 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 constexpr const char* kAuth2 = "http://iiif.io/api/auth/2/context.json";
+
+// Runs `sql` on the server's database (sqlite:PATH or a PostgreSQL URL) from the test: how a
+// test moves a session's roles into the past, since no role lives shorter than 60 s.
+void RunSql(const std::string& url, const std::string& sql) {
+  if (url.rfind("sqlite:", 0) == 0) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(url.substr(7).c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "") << "\n" << sql;
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return;
+  }
+  PGconn* conn = PQconnectdb(url.c_str());
+  ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
+  PGresult* r = PQexec(conn, sql.c_str());
+  EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r) << "\n" << sql;
+  PQclear(r);
+  PQfinish(conn);
+}
 
 class AuthFlowTest : public ::testing::Test {
  protected:
@@ -603,6 +628,40 @@ TEST_F(AuthFlowTest, ManifestsCarryTheProbe) {
   EXPECT_EQ(none["@context"], "http://iiif.io/api/presentation/3/context.json");
   EXPECT_EQ(none.dump().find("AuthProbeService2"), std::string::npos);
   Patch("b1", {{"roles", {RoleUri("other")}}, {"maxUnauthorised", -1}});
+}
+
+// A role expires sessionTtl after it was granted: the session is then told apart from an
+// unknown one (probe "Expired session", token page expiredAspect) and opens nothing; a new
+// code joins the same cookie again.
+TEST_F(AuthFlowTest, AnExpiredSessionIsToldApartAndOpensNothing) {
+  std::string cookie = StaffCookie();
+  std::string token = TokenOf(cookie);
+  std::string max = "/iiif-img" + Img("a") + "/full/max/0/default.jpg";
+  ASSERT_EQ(Get(max, WithCookie(cookie)).status, 200);
+  // Two hours pass for this session's roles (as the clock would move them).
+  RunSql(server_->database_url(),
+         "UPDATE auth_session_roles SET expires = expires - 7200000 WHERE cookie_hash = '" +
+             access::HashCookie(cookie) + "'");
+  EXPECT_EQ(Get(max, WithCookie(cookie)).status, 401);
+  json probe = Get(Probe("a"), Bearer(token)).Json();
+  EXPECT_EQ(probe["status"], 401) << probe.dump();
+  EXPECT_EQ(probe["heading"]["en"][0], "Expired session");
+  json page = PostedMessage(
+      Get(Access() + "/token?messageId=x&origin=https://v.example", WithCookie(cookie)));
+  EXPECT_EQ(page["type"], "AuthAccessTokenError2");
+  EXPECT_EQ(page["profile"], "expiredAspect");
+  EXPECT_EQ(Get(P() + "/auth/" + C() + "/token", WithCookie(cookie)).status, 403);
+  EXPECT_EQ(Get("/iiif-img/v2" + Img("a") + "/info.json", Bearer(token)).status, 401);
+  // The access page offers the form again; a new code renews the role on the same cookie.
+  HttpResult form = Get(Access() + "/staff", WithCookie(cookie));
+  EXPECT_NE(form.body.find("name=\"code\""), std::string::npos);
+  json g = NewGrant("staff");
+  HttpResult again =
+      Post(Access() + "/staff", "code=" + g["code"].get<std::string>(), WithCookie(cookie));
+  ASSERT_EQ(again.status, 200);
+  EXPECT_EQ(CookieOf(again), cookie) << "the session is joined, not replaced";
+  EXPECT_EQ(Get(max, WithCookie(cookie)).status, 200);
+  EXPECT_EQ(Get(Probe("a"), Bearer(token)).Json()["status"], 200) << "the token lives again";
 }
 
 }  // namespace

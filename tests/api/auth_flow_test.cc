@@ -186,6 +186,7 @@ TEST_F(AuthFlowTest, Check13_GrantRoleOnTheImage) {
   ASSERT_EQ(made.status, 201) << made.body;
   EXPECT_EQ(made.Json()["@id"], RoleUri("staff"));
   EXPECT_EQ(made.Json()["provider"], "grant");
+  EXPECT_EQ(made.Json()["grants"], RoleUri("staff") + "/grants");
   Patch("a", {{"roles", {RoleUri("staff")}}, {"maxUnauthorised", 400}});
   json image = api_->Image(customer_, space_, "a");
   EXPECT_EQ(image["roles"], json::array({RoleUri("staff")})) << image.dump();

@@ -22,6 +22,7 @@ void RegisterApi(http::Router& router, Context& ctx) {
   RegisterSessions(router, ctx);
   RegisterNamedQueries(router, ctx);
   RegisterRoles(router, ctx);
+  RegisterGrants(router, ctx);
 }
 
 }  // namespace quire::api

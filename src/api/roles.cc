@@ -29,6 +29,7 @@ json RoleJson(const Context& ctx, const Role& r) {
     if (!text->empty()) j[key] = json::parse(*text, nullptr, false);
   j["provider"] = r.provider;
   j["sessionTtl"] = r.session_ttl_s;
+  j["grants"] = RoleUrl(ctx, r.customer, r.name) + "/grants";
   j["created"] = FormatIso8601(r.created_ms);
   return j;
 }

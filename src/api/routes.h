@@ -23,5 +23,6 @@ void RegisterCustomHeaders(http::Router& r, Context& ctx);
 void RegisterSessions(http::Router& r, Context& ctx);
 void RegisterNamedQueries(http::Router& r, Context& ctx);
 void RegisterRoles(http::Router& r, Context& ctx);
+void RegisterGrants(http::Router& r, Context& ctx);
 
 }  // namespace quire::api

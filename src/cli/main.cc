@@ -27,6 +27,7 @@
 #include "iiif/custom_headers.h"
 #include "iiif/delivery.h"
 #include "presentation/presentation_service.h"
+#include "access/auth_service.h"
 #include "ingest/ingest_workers.h"
 #include "ingest/upload_sweeper.h"
 #include "ops/log_context.h"
@@ -360,6 +361,8 @@ int Serve(Config c) {
   delivery_opts.custom_headers = [&custom_headers](int64_t c, int64_t s, http::Response* res) {
     custom_headers.Apply(c, s, res);
   };
+  access::AccessControl access_control(**store, urls.base());
+  delivery_opts.access = &access_control;
   iiif::Delivery delivery(**store, **blobs, urls.base(), delivery_opts, cache.get());
   IngestSettings ingest = MakeIngestSettings(c);
   ingest.metrics = &metrics;
@@ -411,8 +414,11 @@ int Serve(Config c) {
   presentation::PresentationService presentation(**store, **blobs, urls.base(),
                                                  {.nq_max_items = c.nq_max_items,
                                                   .pdf_wait = std::chrono::milliseconds(
-                                                      c.pdf_wait_ms)});
+                                                      c.pdf_wait_ms),
+                                                  .access = &access_control});
   presentation.Register(router);
+  access::AuthService auth_service(**store, access_control, urls.base());
+  auth_service.Register(router);
   workers.Start();
   // Expired uploads are looked for a few times per lifetime, at least once a minute.
   UploadSweeper sweeper(**store, **blobs,

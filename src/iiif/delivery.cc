@@ -326,11 +326,20 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
     return false;
   }
   // Access (spec/presentation-auth.md §5.1): a restricted image shows anyone only its open
-  // renditions; no session can hold a role yet, so everything else is refused. /thumbs/
-  // serves the open sizes alone, /file/ nothing; iiif-img decides per request (Image, Info).
+  // renditions; the rest needs the cookie of a session holding one of its roles. /thumbs/
+  // serves the open sizes alone (to everyone), /file/ only to such a session; iiif-img
+  // decides per request (Image, Info).
   if (asset->Restricted() && std::string(channel) == "file") {
-    *error = Restricted(asset->id);
-    return false;
+    auto allowed =
+        options_.access ? options_.access->CookieAuthorises(req, *asset) : Result<bool>(false);
+    if (!allowed.ok()) {
+      *error = Unavailable(allowed.status());
+      return false;
+    }
+    if (!*allowed) {
+      *error = Restricted(asset->id);
+      return false;
+    }
   }
   if (std::string(channel) == "thumbs") {
     asset->thumbnails = asset->OpenThumbnails();
@@ -537,25 +546,42 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
   if (!tp) return err;
   const Target& t = *tp;
   const bool restricted = t.asset.Restricted();
+  // The roles of a restricted image that exist (spec/presentation-auth.md §5.5): they decide
+  // the body (auth services, full sizes and tiles), so their texts are part of its key.
+  std::vector<Role> matched;
+  if (restricted && options_.access) {
+    auto roles = options_.access->MatchedRoles(t.asset);
+    if (!roles.ok()) return Unavailable(roles.status());
+    matched = std::move(*roles);
+  }
+  const std::string access_key = AccessKey(t.asset) + access::AccessControl::RolesKey(matched);
   std::string etag = Etag(t.version_key + (v == ApiVersion::kV2 ? "/v2" : "/v3") + base_ + "|" +
-                          t.customer_segment + AccessKey(t.asset));
+                          t.customer_segment + access_key);
   http::Response res;
-  // 2.1 clients learn of a restriction from a 401 (with the body) for every caller.
-  const bool refused = restricted && v == ApiVersion::kV2;
-  res.Set("Cache-Control", refused ? "private" : kInfoCacheControl);
-  if (refused) res.Set("Vary", "Authorization");
+  // 2.1 clients learn of a restriction from a 401 (with the body) unless they show the
+  // Bearer token of a session holding one of the image's roles; 3.0 gets one public body.
+  bool refused = restricted && v == ApiVersion::kV2;
+  if (refused && !matched.empty()) {
+    auto session = options_.access->TokenSession(access::BearerToken(req));
+    if (!session.ok()) return Unavailable(session.status());
+    if (session->has_value() && access::AccessControl::SessionMatches(**session, t.asset, NowMs()))
+      refused = false;
+  }
+  const bool personal = restricted && v == ApiVersion::kV2;
+  res.Set("Cache-Control", personal ? "private" : kInfoCacheControl);
+  if (personal) res.Set("Vary", "Authorization");
   res.Set("Link", ProfileLink(v, false));
   if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
   if (!refused && NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);
   std::shared_ptr<const PyramidIndex> index = Index(t, &err);
   if (!index) return err;
-  // The body depends only on the asset version, the pyramid file, the API version and the
-  // customer form of the URL: serialized once.
+  // The body depends only on the asset version, the pyramid file, the API version, the
+  // customer form of the URL and the access rule with its roles: serialized once.
   const FileIdentity& fid = index->identity();
   std::string body_key = t.version_key + "#" + std::to_string(fid.ino) + "." +
                          std::to_string(fid.mtime_ns) + (v == ApiVersion::kV2 ? "/v2|" : "/v3|") +
-                         t.customer_segment + AccessKey(t.asset);
+                         t.customer_segment + access_key;
   {
     std::lock_guard<std::mutex> lock(info_mu_);
     auto it = info_bodies_.find(body_key);
@@ -566,7 +592,9 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
     std::vector<int> scales;
     for (size_t i = 0; i < pyramid.levels.size(); ++i) scales.push_back(1 << i);
     std::vector<std::pair<int, int>> sizes;
-    for (auto& th : t.asset.OpenThumbnails()) sizes.emplace_back(th.width, th.height);
+    // A role that can be obtained opens everything to its holders: all sizes are listed.
+    for (auto& th : matched.empty() ? t.asset.OpenThumbnails() : t.asset.thumbnails)
+      sizes.emplace_back(th.width, th.height);
     std::sort(sizes.begin(), sizes.end());
     if (!t.asset.HasChannel("thumbs")) sizes.clear();
     // `sizes` lists thumbnails, not pyramid levels. OpenSeadragon (4.1 and later) takes `sizes`
@@ -581,12 +609,22 @@ http::Response Delivery::Info(http::Request& req, ApiVersion v) {
     auto j = InfoJson(v, id, pyramid.width, pyramid.height, sizes,
                       pyramid.tile_width > 0 ? pyramid.tile_width : 256, scales,
                       DeclaredLimits(t.asset, options_));
-    if (restricted) {
+    if (restricted && matched.empty()) {
       // Only the open renditions are on offer: no tiles, at most maxUnauthorised wide.
       j.erase("tiles");
       if (sizes.empty()) j.erase("sizes");
       nlohmann::json& limits = v == ApiVersion::kV3 ? j : j["profile"][1];
       if (t.asset.max_unauthorised > 0) limits["maxWidth"] = t.asset.max_unauthorised;
+    } else if (restricted) {
+      nlohmann::json probe = options_.access->ProbeService(t.asset, matched);
+      if (v == ApiVersion::kV3) {
+        j["@context"] = nlohmann::json::array({access::kAuth2Context, j["@context"]});
+        j["service"] = nlohmann::json::array({probe});
+      } else {
+        nlohmann::json services = nlohmann::json::array({probe});
+        for (auto& s : options_.access->CookieServices1(t.asset, matched)) services.push_back(s);
+        j["service"] = services;
+      }
     }
     res.body = j.dump();
     std::lock_guard<std::mutex> lock(info_mu_);
@@ -614,8 +652,16 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
     int status = resolved.status().code() == Code::kUnsupported ? 501 : 400;
     return Text(status, resolved.status().message());
   }
-  // Before any validator or cache: a refused request learns nothing from them.
-  if (!OpenRendition(t.asset, *resolved)) return Restricted(t.asset.id);
+  // Before any validator or cache: a refused request learns nothing from them. What a
+  // session unlocks is answered `private`, so no shared cache hands it to anyone else.
+  bool session_only = false;
+  if (!OpenRendition(t.asset, *resolved)) {
+    auto allowed =
+        options_.access ? options_.access->CookieAuthorises(req, t.asset) : Result<bool>(false);
+    if (!allowed.ok()) return Unavailable(allowed.status());
+    if (!*allowed) return Restricted(t.asset.id);
+    session_only = true;
+  }
   std::string canonical = CanonicalPath(*resolved);
   std::string service = ServicePath(v, "iiif-img", t.asset.customer, t.asset.space, t.asset.id);
   // Keyed (and validated) by the pyramid file actually read too, as the info.json bodies are:
@@ -628,7 +674,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   std::string etag = Etag(cache_key);
 
   http::Response res;
-  res.Set("Cache-Control", kImageCacheControl);
+  res.Set("Cache-Control", session_only ? "private" : kImageCacheControl);
   res.Set("Link", ProfileLink(v, false) + ", <" + base_ + service + "/" + canonical +
                       ">;rel=\"canonical\"");
   if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
@@ -812,7 +858,8 @@ http::Response Delivery::File(http::Request& req) {
   http::Response err;
   if (!Resolve(req, "file", &t, &err)) return err;
   http::Response res;
-  res.Set("Cache-Control", kImageCacheControl);
+  // Resolve let a restricted original through only for a session: no shared cache keeps it.
+  res.Set("Cache-Control", t.asset.Restricted() ? "private" : kImageCacheControl);
   if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
   if (NotModified(req, res, Etag(t.version_key + "/file"), t.asset.finished_ms.value_or(0)))
     return NotModifiedResponse(res);

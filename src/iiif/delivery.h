@@ -18,6 +18,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "access/access_control.h"
 #include "blob/blob_store.h"
 #include "blob/cache/blob_cache.h"
 #include "http/router.h"
@@ -42,6 +43,10 @@ struct DeliveryOptions {
   // Adds the customer's custom headers (DLCS customHeaders) to a successful response of an
   // image of (customer, space); unset: none.
   std::function<void(int64_t customer, int64_t space, http::Response* res)> custom_headers;
+  // IIIF access control (spec/presentation-auth.md §5.5): sessions that unlock restricted
+  // pixels and the auth services info.json describes. Unset: restricted images show only
+  // their open renditions to everyone.
+  access::AccessControl* access = nullptr;
 };
 
 // A bounded least-recently-used cache of byte strings. Thread-safe.

@@ -15,6 +15,7 @@ constexpr const char* kImage2Context = "http://iiif.io/api/image/2/context.json"
 constexpr const char* kImage3Context = "http://iiif.io/api/image/3/context.json";
 constexpr const char* kPresentation2Context = "http://iiif.io/api/presentation/2/context.json";
 constexpr const char* kPresentation3Context = "http://iiif.io/api/presentation/3/context.json";
+constexpr const char* kAuth2Context = "http://iiif.io/api/auth/2/context.json";
 
 // Everything a canvas needs about one image, worked out once for both versions.
 struct CanvasParts {
@@ -182,9 +183,19 @@ ojson Canvas3(const ManifestSpec& spec, const Asset& a, size_t n) {
   body["format"] = "image/jpeg";
   body["width"] = p.body_w;
   body["height"] = p.body_h;
-  body["service"] = p.image_service
-                        ? Array(ImageService2(spec, p, a, true), ImageService3(spec, p, a))
-                        : Array(ThumbService2(spec, p, true), ThumbService3(spec, p));
+  if (p.image_service) {
+    ojson is2 = ImageService2(spec, p, a, true), is3 = ImageService3(spec, p, a);
+    ojson probe = spec.probe ? spec.probe(a) : ojson();
+    if (!probe.is_null()) {
+      // Viewers find the probe next to the image services, and inside each of them.
+      is2["service"] = Array(probe);
+      is3["service"] = Array(probe);
+    }
+    body["service"] = Array(std::move(is2), std::move(is3));
+    if (!probe.is_null()) body["service"].push_back(std::move(probe));
+  } else {
+    body["service"] = Array(ThumbService2(spec, p, true), ThumbService3(spec, p));
+  }
   ojson anno;
   anno["id"] = p.canvas_id + "/page/image";
   anno["type"] = "Annotation";
@@ -296,7 +307,12 @@ nlohmann::ordered_json BuildManifest(PresentationVersion version, const Manifest
   if (version == PresentationVersion::kV3) {
     ojson items = ojson::array();
     for (size_t i = 0; i < assets.size(); ++i) items.push_back(Canvas3(spec, assets[i], i + 1));
-    m["@context"] = kPresentation3Context;
+    bool probed = false;
+    for (const ojson& c : items)
+      for (const ojson& s : c["items"][0]["items"][0]["body"]["service"])
+        probed = probed || s.value("type", "") == "AuthProbeService2";
+    m["@context"] =
+        probed ? Array(kAuth2Context, kPresentation3Context) : ojson(kPresentation3Context);
     m["id"] = spec.manifest_id;
     m["type"] = "Manifest";
     m["label"] = {{"en", {spec.label}}};

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "access/access_control.h"
 #include "blob/blob_store.h"
 #include "http/router.h"
 #include "presentation/manifest.h"
@@ -25,6 +26,8 @@ struct PresentationOptions {
   int pdf_max_pages = 500;
   int pdf_builds = 2;                         // concurrent PDF builds before 503
   std::chrono::milliseconds pdf_wait{10000};  // how long a request waits for its build
+  // Restricted images get their PROBE in v3 manifests (§2, §5.4); unset: none.
+  access::AccessControl* access = nullptr;
 };
 
 class PresentationService {
@@ -44,9 +47,12 @@ class PresentationService {
   // The 200 (or 304) answer carrying the manifest of `assets` (from the cache when it holds
   // one built from the same inputs for this path and version).
   http::Response Answer(const http::Request& req, PresentationVersion version, bool negotiated,
-                        const ManifestSpec& spec, const std::vector<Asset>& assets, int max_age);
+                        ManifestSpec spec, const std::vector<Asset>& assets, int max_age);
   // The customer {c} names (id or name); nullopt with *error filled otherwise.
   std::optional<int64_t> ResolveCustomer(const std::string& c, http::Response* error);
+  // Sets spec->probe to give each restricted image's PROBE, the roles read once per request;
+  // a store error is kept in *failure (the manifest must then not be answered).
+  void AttachProbes(ManifestSpec* spec, std::shared_ptr<Status> failure);
 
   // A named query run for a request: its images in order (manifest-eligible, at most `limit`).
   struct QueryRun {

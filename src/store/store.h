@@ -17,6 +17,7 @@
 
 #include "core/status.h"
 #include "model/asset.h"
+#include "model/auth.h"
 #include "model/batch.h"
 #include "model/channel_policy.h"
 #include "model/custom_header.h"
@@ -363,7 +364,41 @@ class Store {
   virtual Result<Role> PutRole(const Role& role, bool* created) = 0;
   virtual Result<Role> GetRole(int64_t customer, const std::string& name) = 0;
   virtual Result<Page<Role>> ListRoles(int64_t customer, const PageRequest& page) = 0;
+  // Also ends the role's grants and drops it from every session.
   virtual Status DeleteRole(int64_t customer, const std::string& name) = 0;
+
+  // --- access grants and auth sessions (spec/presentation-auth.md §5.2, §5.3)
+  // Inserts a grant of an existing role (NotFound when the role is not). Conflict on a
+  // duplicate code hash.
+  virtual Status CreateAuthGrant(const AuthGrant& grant) = 0;
+  virtual Result<AuthGrant> GetAuthGrant(int64_t customer, const std::string& role,
+                                         const std::string& id) = 0;
+  // The grant whose code hashes to `code_hash`, spent or not. NotFound when there is none.
+  virtual Result<AuthGrant> FindAuthGrantByCode(const std::string& code_hash) = 0;
+  // A role's grants, newest first.
+  virtual Result<Page<AuthGrant>> ListAuthGrants(int64_t customer, const std::string& role,
+                                                 const PageRequest& page) = 0;
+  // Revokes the grant and ends every session that holds a role through it.
+  virtual Status DeleteAuthGrant(int64_t customer, const std::string& role,
+                                 const std::string& id) = 0;
+  // Spends one use of the grant whose code hashes to `code_hash` (of `customer` when
+  // customer > 0) and adds its role to the session `session` (created when absent, with its
+  // cookie hash, token hash and customer), expiring at now + the role's sessionTtl. One
+  // transaction. NotFound: no such code, or it is expired or spent (nothing changes then).
+  // Returns the grant as it is after the use.
+  virtual Result<AuthGrant> RedeemAuthGrant(const std::string& code_hash, int64_t customer,
+                                            const AuthSession& session, int64_t now_ms) = 0;
+  // Adds `role` (which must exist: NotFound) to the session, created when absent; the role
+  // expires at now + its sessionTtl (a clickthrough's consent).
+  virtual Status GrantSessionRole(const AuthSession& session, const std::string& role,
+                                  int64_t now_ms) = 0;
+  // By cookie hash or by token hash (exactly one non-empty). NotFound when there is none.
+  virtual Result<AuthSession> FindAuthSession(const std::string& cookie_hash,
+                                              const std::string& token_hash) = 0;
+  // Drops `role` from the session; the last role gone ends the session. Returns the roles
+  // left (0: the session is gone).
+  virtual Result<int64_t> DropSessionRole(const std::string& cookie_hash,
+                                          const std::string& role) = 0;
 };
 
 struct StoreOptions {

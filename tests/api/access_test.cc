@@ -257,7 +257,7 @@ TEST_F(AccessTest, RolesResource) {
   EXPECT_EQ(list.Json()["totalItems"], 1) << list.body;
   EXPECT_EQ(list.Json()["member"][0]["@id"], roles + "/staff");
 
-  // The role URI on an image restricts it like any role (no session can hold it yet).
+  // The role URI on an image restricts it like any role (auth_flow_test unlocks it by session).
   HttpResult patched =
       Http("PATCH", ImageApi(),
            json{{"roles", {roles + "/staff"}}, {"maxUnauthorised", 400}}.dump(), server_->admin());

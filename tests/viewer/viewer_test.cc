@@ -122,10 +122,16 @@ class ViewerTest : public ::testing::Test {
                    &code);
     json r = json::parse(LastLine(out), nullptr, false);
     ASSERT_TRUE(r.is_object()) << "viewer.mjs printed: " << out.substr(0, 4000);
+    ASSERT_EQ(code, 0) << out.substr(0, 4000);
+    CheckViews(r, name);
+  }
+
+  // What OpenSeadragon saw (a report of viewer.mjs or auth_viewer.mjs): opened the card, every
+  // tile and request succeeded, and each view's screenshot shows the right colours.
+  static void CheckViews(const json& r, const std::string& name) {
     json summary = r;  // for failure messages: without the sample points
     if (summary.contains("views"))
       for (auto& v : summary["views"]) v.erase("samples");
-    ASSERT_EQ(code, 0) << summary.dump(2);
     ASSERT_FALSE(r.contains("error")) << summary.dump(2);
 
     const json& v = r["viewer"];
@@ -270,6 +276,78 @@ QuireProcess* ViewerTest::server_ = nullptr;
 int64_t ViewerTest::space_ = 0;
 
 TEST_F(ViewerTest, OpenSeadragonOnImageApi3) { View(Info("iiif-img"), "osd-v3"); }
+
+// IIIF Authorization Flow 2.0 in the browser (spec/presentation-auth.md §5.4): the card,
+// restricted to a grant role, is probed (401), unlocked through the access window with a grant
+// code, its token taken from the token iframe (probe 200), then shown whole and zoomed in by
+// OpenSeadragon with tiles the session cookie opens; after logout the probe fails and a tile
+// is refused while the open rendition still loads.
+TEST_F(ViewerTest, AuthFlowOpensARestrictedImage) {
+  ASSERT_TRUE(std::filesystem::exists(std::string(VIEWER_DIR) + "/node_modules/playwright-core"));
+  Api api{server_->url(), server_->admin()};
+  long status = 0;
+  json batch = api.SubmitBatch(
+      1,
+      json::array(
+          {Member(space_, "secret", "file://" + dir_->path() + "/origins/card.png", "image/png")}),
+      &status);
+  ASSERT_EQ(status, 201) << batch.dump(2);
+  json done = api.WaitForBatch(1, batch.at("id"), 90s);
+  ASSERT_EQ(done.value("completed", 0), 1) << done.dump(2);
+  std::string role = server_->url() + "/customers/1/roles/readers";
+  HttpResult put =
+      Http("PUT", role,
+           json{{"label", "Readers"}, {"provider", "grant"}, {"heading", "Readers only"}}.dump(),
+           server_->admin());
+  ASSERT_EQ(put.status, 201) << put.body;
+  HttpResult patched = Http(
+      "PATCH", server_->url() + "/customers/1/spaces/" + std::to_string(space_) + "/images/secret",
+      json{{"roles", {role}}, {"maxUnauthorised", 400}}.dump(), server_->admin());
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  HttpResult grant = Http("POST", role + "/grants", "{}", server_->admin());
+  ASSERT_EQ(grant.status, 201) << grant.body;
+
+  std::string info = server_->url() + "/iiif-img/1/" + std::to_string(space_) + "/secret/info.json";
+  std::string artefacts = std::string(VIEWER_DIR) + "/artefacts";
+  std::filesystem::create_directories(artefacts);
+  int code = 0;
+  std::string out =
+      RunCommand("node " + ShellQuote(std::string(VIEWER_DIR) + "/auth_viewer.mjs") + " " +
+                     ShellQuote(info) + " " + ShellQuote(grant.Json()["code"].get<std::string>()) +
+                     " " + ShellQuote(artefacts + "/auth"),
+                 &code);
+  json r = json::parse(LastLine(out), nullptr, false);
+  ASSERT_TRUE(r.is_object()) << "auth_viewer.mjs printed: " << out.substr(0, 4000);
+  json a = r["auth"];
+  ASSERT_EQ(code, 0) << r.dump(2).substr(0, 6000);
+  EXPECT_EQ(a["context"][0], "http://iiif.io/api/auth/2/context.json");
+  EXPECT_EQ(a["probe1"]["http"], 200);
+  EXPECT_EQ(a["probe1"]["body"]["status"], 401) << a.dump(2);
+  EXPECT_EQ(a["accessUrl"].get<std::string>().rfind(
+                server_->url() + "/auth/v2/access/1/readers?origin=", 0),
+            0u)
+      << a.dump(2);
+  EXPECT_NE(a["accessCsp"].get<std::string>().find("frame-ancestors 'none'"), std::string::npos);
+  ASSERT_EQ(a["cookies"].size(), 1u) << a.dump(2);
+  EXPECT_EQ(a["cookies"][0]["name"], "quire-auth-1");
+  EXPECT_TRUE(a["cookies"][0]["httpOnly"].get<bool>());
+  EXPECT_EQ(a["token"]["type"], "AuthAccessToken2") << a.dump(2);
+  EXPECT_EQ(a["token"]["origin"], server_->url()) << "posted by quire's token page";
+  EXPECT_TRUE(a["token"]["hasToken"].get<bool>());
+  EXPECT_GT(a["token"]["expiresIn"].get<int>(), 3000);
+  EXPECT_EQ(a["probe2"]["body"]["status"], 200) << a.dump(2);
+  CheckViews(r, "auth");  // whole, zoomed in to full resolution, in between: every tile 200
+  EXPECT_EQ(a["logoutStatus"], 200);
+  EXPECT_TRUE(a["cookiesAfterLogout"].empty()) << a.dump(2);
+  EXPECT_FALSE(a["tileAfterLogout"]["loaded"].get<bool>()) << a.dump(2);
+  bool refused = false;
+  for (const json& b : r["badResponsesAfterLogout"])
+    refused = refused || (b["status"] == 401 && b["url"].get<std::string>().find(
+                                                    "/512,512,512,512/") != std::string::npos);
+  EXPECT_TRUE(refused) << "the tile was refused by quire: " << r["badResponsesAfterLogout"].dump();
+  EXPECT_TRUE(a["openAfterLogout"]["loaded"].get<bool>()) << a.dump(2);
+  EXPECT_EQ(a["probe3"]["body"]["status"], 401) << a.dump(2);
+}
 
 TEST_F(ViewerTest, OpenSeadragonOnImageApi21) { View(Info("iiif-img/v2"), "osd-v2"); }
 

@@ -361,6 +361,37 @@ CREATE TABLE roles (
   PRIMARY KEY (customer, name)
 );
 )SQL",
+      // 12: access grants and auth sessions of IIIF Authorization 2.0 (§5.2, §5.3). Codes,
+      // cookies and tokens are stored as hashes only.
+      R"SQL(
+CREATE TABLE auth_grants (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  customer BIGINT NOT NULL,
+  role TEXT COLLATE "C" NOT NULL,
+  code_hash TEXT NOT NULL UNIQUE,
+  label TEXT NOT NULL DEFAULT '',
+  created BIGINT NOT NULL,
+  expires BIGINT NOT NULL,
+  max_uses BIGINT NOT NULL,
+  uses BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX auth_grants_role ON auth_grants(customer, role, created);
+CREATE TABLE auth_sessions (
+  cookie_hash TEXT PRIMARY KEY,
+  token_hash TEXT NOT NULL UNIQUE,
+  customer BIGINT NOT NULL,
+  created BIGINT NOT NULL
+);
+CREATE TABLE auth_session_roles (
+  cookie_hash TEXT NOT NULL,
+  role TEXT COLLATE "C" NOT NULL,
+  expires BIGINT NOT NULL,
+  grant_id TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (cookie_hash, role)
+);
+CREATE INDEX auth_session_roles_grant ON auth_session_roles(grant_id);
+CREATE INDEX auth_session_roles_expires ON auth_session_roles(expires);
+)SQL",
   };
   return kMigrations;
 }

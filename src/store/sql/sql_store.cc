@@ -3270,8 +3270,284 @@ Status SqlStore::DeleteRole(int64_t customer, const std::string& name) {
     PREPARE(st, conn, "DELETE FROM roles WHERE customer = ? AND name = ?");
     QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, name).Run());
     if (conn.Changes() == 0) return Status::NotFound("role not found");
+    PREPARE(grants, conn, "DELETE FROM auth_grants WHERE customer = ? AND role = ?");
+    QUIRE_RETURN_IF_ERROR(grants.Bind(1, customer).Bind(2, name).Run());
+    PREPARE(held, conn,
+            "DELETE FROM auth_session_roles WHERE role = ? AND cookie_hash IN "
+            "(SELECT cookie_hash FROM auth_sessions WHERE customer = ?)");
+    QUIRE_RETURN_IF_ERROR(held.Bind(1, name).Bind(2, customer).Run());
+    QUIRE_RETURN_IF_ERROR(DropEmptyAuthSessions(conn, customer));
     return tx.Commit();
   });
+}
+
+// ---------------------------------------------------------------- access grants, auth sessions
+
+namespace {
+
+constexpr const char* kGrantCols =
+    "id, customer, role, code_hash, label, created, expires, max_uses, uses";
+
+AuthGrant ReadGrant(const Statement& s) {
+  AuthGrant g;
+  g.id = s.Text(0);
+  g.customer = s.Int(1);
+  g.role = s.Text(2);
+  g.code_hash = s.Text(3);
+  g.label = s.Text(4);
+  g.created_ms = s.Int(5);
+  g.expires_ms = s.Int(6);
+  g.max_uses = s.Int(7);
+  g.uses = s.Int(8);
+  return g;
+}
+
+// Roles a day past their expiry are forgotten (until then a session can still be told
+// "expired" rather than "unknown"), and with them sessions left without any.
+constexpr int64_t kExpiredRoleKeepMs = 24 * 3600 * 1000;
+
+// Creates the session row when absent, then sets `role` to expire at `expires`.
+Status PutSessionRole(Connection& conn, const AuthSession& s, const std::string& role,
+                      int64_t expires, const std::string& grant_id, int64_t now) {
+  {
+    PREPARE(old, conn, "DELETE FROM auth_session_roles WHERE expires <= ?");
+    QUIRE_RETURN_IF_ERROR(old.Bind(1, now - kExpiredRoleKeepMs).Run());
+    if (conn.Changes() > 0) {
+      PREPARE(empty, conn,
+              "DELETE FROM auth_sessions WHERE NOT EXISTS (SELECT 1 FROM auth_session_roles r "
+              "WHERE r.cookie_hash = auth_sessions.cookie_hash)");
+      QUIRE_RETURN_IF_ERROR(empty.Run());
+    }
+  }
+  {
+    PREPARE(st, conn,
+            "INSERT INTO auth_sessions (cookie_hash, token_hash, customer, created) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (cookie_hash) DO NOTHING");
+    QUIRE_RETURN_IF_ERROR(
+        st.Bind(1, s.cookie_hash).Bind(2, s.token_hash).Bind(3, s.customer).Bind(4, now).Run());
+  }
+  PREPARE(st, conn,
+          "INSERT INTO auth_session_roles (cookie_hash, role, expires, grant_id) "
+          "VALUES (?, ?, ?, ?) ON CONFLICT (cookie_hash, role) DO UPDATE SET "
+          "expires = excluded.expires, grant_id = excluded.grant_id");
+  return st.Bind(1, s.cookie_hash).Bind(2, role).Bind(3, expires).Bind(4, grant_id).Run();
+}
+
+}  // namespace
+
+Status SqlStore::DropEmptyAuthSessions(Connection& conn, int64_t customer) {
+  PREPARE(st, conn,
+          "DELETE FROM auth_sessions WHERE customer = ? AND NOT EXISTS (SELECT 1 FROM "
+          "auth_session_roles r WHERE r.cookie_hash = auth_sessions.cookie_hash)");
+  return st.Bind(1, customer).Run();
+}
+
+Status SqlStore::CreateAuthGrant(const AuthGrant& g) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto role = ReadRoleRow(conn, g.customer, g.role);
+    if (!role.ok()) return role.status();
+    PREPARE(st, conn,
+            std::string("INSERT INTO auth_grants (") + kGrantCols +
+                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, g.id)
+                              .Bind(2, g.customer)
+                              .Bind(3, g.role)
+                              .Bind(4, g.code_hash)
+                              .Bind(5, g.label)
+                              .Bind(6, g.created_ms)
+                              .Bind(7, g.expires_ms)
+                              .Bind(8, g.max_uses)
+                              .Run());
+    return tx.Commit();
+  });
+}
+
+Result<AuthGrant> SqlStore::GetAuthGrant(int64_t customer, const std::string& role,
+                                         const std::string& id) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn,
+          std::string("SELECT ") + kGrantCols +
+              " FROM auth_grants WHERE customer = ? AND role = ? AND id = ?");
+  st.Bind(1, customer).Bind(2, role).Bind(3, id);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("grant not found") : status;
+  return ReadGrant(st);
+}
+
+Result<AuthGrant> SqlStore::FindAuthGrantByCode(const std::string& code_hash) {
+  ACQUIRE(conn);
+  PREPARE(st, *conn, std::string("SELECT ") + kGrantCols + " FROM auth_grants WHERE code_hash = ?");
+  st.Bind(1, code_hash);
+  Status status;
+  if (!st.Step(&status)) return status.ok() ? Status::NotFound("no such code") : status;
+  return ReadGrant(st);
+}
+
+Result<Page<AuthGrant>> SqlStore::ListAuthGrants(int64_t customer, const std::string& role,
+                                                 const PageRequest& page) {
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  auto exists = ReadRoleRow(conn, customer, role);
+  if (!exists.ok()) return exists.status();
+  Page<AuthGrant> out;
+  {
+    PREPARE(count, conn, "SELECT COUNT(*) FROM auth_grants WHERE customer = ? AND role = ?");
+    count.Bind(1, customer).Bind(2, role);
+    Status status;
+    if (count.Step(&status)) out.total = count.Int(0);
+    if (!status.ok()) return status;
+  }
+  PREPARE(st, conn,
+          std::string("SELECT ") + kGrantCols +
+              " FROM auth_grants WHERE customer = ? AND role = ? ORDER BY created DESC, id "
+              "LIMIT ? OFFSET ?");
+  st.Bind(1, customer).Bind(2, role).Bind(3, page.page_size).Bind(4, page.Offset());
+  Status status;
+  while (st.Step(&status)) out.items.push_back(ReadGrant(st));
+  if (!status.ok()) return status;
+  return out;
+}
+
+Status SqlStore::DeleteAuthGrant(int64_t customer, const std::string& role, const std::string& id) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    {
+      PREPARE(st, conn, "DELETE FROM auth_grants WHERE customer = ? AND role = ? AND id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, role).Bind(3, id).Run());
+      if (conn.Changes() == 0) return Status::NotFound("grant not found");
+    }
+    // Its sessions end whole: every role they hold, not only the one it gave.
+    {
+      PREPARE(st, conn,
+              "DELETE FROM auth_session_roles WHERE cookie_hash IN (SELECT cookie_hash FROM "
+              "auth_session_roles WHERE grant_id = ?)");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Run());
+    }
+    QUIRE_RETURN_IF_ERROR(DropEmptyAuthSessions(conn, customer));
+    return tx.Commit();
+  });
+}
+
+Result<AuthGrant> SqlStore::RedeemAuthGrant(const std::string& code_hash, int64_t customer,
+                                            const AuthSession& session, int64_t now_ms) {
+  return Retry([&]() -> Result<AuthGrant> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    // The use is spent by the UPDATE's own condition, so two redemptions racing for the
+    // last use cannot both win.
+    {
+      PREPARE(st, conn,
+              "UPDATE auth_grants SET uses = uses + 1 WHERE code_hash = ? AND (? = 0 OR "
+              "customer = ?) AND expires > ? AND uses < max_uses");
+      QUIRE_RETURN_IF_ERROR(
+          st.Bind(1, code_hash).Bind(2, customer).Bind(3, customer).Bind(4, now_ms).Run());
+      if (conn.Changes() == 0) return Status::NotFound("no such code, or it is spent or expired");
+    }
+    AuthGrant g;
+    {
+      PREPARE(st, conn,
+              std::string("SELECT ") + kGrantCols + " FROM auth_grants WHERE code_hash = ?");
+      st.Bind(1, code_hash);
+      Status status;
+      if (!st.Step(&status)) return status.ok() ? Status::NotFound("grant not found") : status;
+      g = ReadGrant(st);
+    }
+    auto role = ReadRoleRow(conn, g.customer, g.role);
+    if (!role.ok()) return role.status();
+    AuthSession s = session;
+    s.customer = g.customer;
+    QUIRE_RETURN_IF_ERROR(SessionOfCustomer(conn, s.cookie_hash, g.customer));
+    QUIRE_RETURN_IF_ERROR(
+        PutSessionRole(conn, s, g.role, now_ms + role->session_ttl_s * 1000, g.id, now_ms));
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return g;
+  });
+}
+
+Status SqlStore::GrantSessionRole(const AuthSession& session, const std::string& role,
+                                  int64_t now_ms) {
+  return Retry([&]() -> Status {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    auto r = ReadRoleRow(conn, session.customer, role);
+    if (!r.ok()) return r.status();
+    QUIRE_RETURN_IF_ERROR(SessionOfCustomer(conn, session.cookie_hash, session.customer));
+    QUIRE_RETURN_IF_ERROR(
+        PutSessionRole(conn, session, role, now_ms + r->session_ttl_s * 1000, "", now_ms));
+    return tx.Commit();
+  });
+}
+
+Result<AuthSession> SqlStore::FindAuthSession(const std::string& cookie_hash,
+                                              const std::string& token_hash) {
+  if (cookie_hash.empty() == token_hash.empty())
+    return Status::Invalid("FindAuthSession: give a cookie hash or a token hash");
+  BEGIN_TX(tx, TxKind::kRead);
+  auto& conn = tx.conn();
+  AuthSession s;
+  {
+    PREPARE(st, conn,
+            cookie_hash.empty()
+                ? "SELECT cookie_hash, token_hash, customer, created FROM auth_sessions WHERE "
+                  "token_hash = ?"
+                : "SELECT cookie_hash, token_hash, customer, created FROM auth_sessions WHERE "
+                  "cookie_hash = ?");
+    st.Bind(1, cookie_hash.empty() ? token_hash : cookie_hash);
+    Status status;
+    if (!st.Step(&status)) return status.ok() ? Status::NotFound("no such session") : status;
+    s.cookie_hash = st.Text(0);
+    s.token_hash = st.Text(1);
+    s.customer = st.Int(2);
+    s.created_ms = st.Int(3);
+  }
+  PREPARE(st, conn, "SELECT role, expires FROM auth_session_roles WHERE cookie_hash = ?");
+  st.Bind(1, s.cookie_hash);
+  Status status;
+  while (st.Step(&status)) s.roles[st.Text(0)] = st.Int(1);
+  if (!status.ok()) return status;
+  return s;
+}
+
+Result<int64_t> SqlStore::DropSessionRole(const std::string& cookie_hash, const std::string& role) {
+  return Retry([&]() -> Result<int64_t> {
+    BEGIN_TX(tx, TxKind::kWrite);
+    auto& conn = tx.conn();
+    {
+      PREPARE(st, conn, "DELETE FROM auth_session_roles WHERE cookie_hash = ? AND role = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, cookie_hash).Bind(2, role).Run());
+    }
+    int64_t left = 0;
+    {
+      PREPARE(st, conn, "SELECT COUNT(*) FROM auth_session_roles WHERE cookie_hash = ?");
+      st.Bind(1, cookie_hash);
+      Status status;
+      if (st.Step(&status)) left = st.Int(0);
+      if (!status.ok()) return status;
+    }
+    if (left == 0) {
+      PREPARE(st, conn, "DELETE FROM auth_sessions WHERE cookie_hash = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, cookie_hash).Run());
+    }
+    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    return left;
+  });
+}
+
+// A cookie that already names a session of another customer cannot be reused for this one
+// (cookies are per customer, so it would be a forged or confused one).
+Status SqlStore::SessionOfCustomer(Connection& conn, const std::string& cookie_hash,
+                                   int64_t customer) {
+  PREPARE(st, conn, "SELECT customer FROM auth_sessions WHERE cookie_hash = ?");
+  st.Bind(1, cookie_hash);
+  Status status;
+  if (st.Step(&status)) {
+    if (st.Int(0) != customer) return Status::Conflict("the session belongs to another customer");
+    return Status::Ok();
+  }
+  return status;
 }
 
 }  // namespace quire

@@ -174,6 +174,20 @@ class SqlStore : public Store {
   Result<Role> GetRole(int64_t customer, const std::string& name) override;
   Result<Page<Role>> ListRoles(int64_t customer, const PageRequest& page) override;
   Status DeleteRole(int64_t customer, const std::string& name) override;
+  Status CreateAuthGrant(const AuthGrant& grant) override;
+  Result<AuthGrant> GetAuthGrant(int64_t customer, const std::string& role,
+                                 const std::string& id) override;
+  Result<AuthGrant> FindAuthGrantByCode(const std::string& code_hash) override;
+  Result<Page<AuthGrant>> ListAuthGrants(int64_t customer, const std::string& role,
+                                         const PageRequest& page) override;
+  Status DeleteAuthGrant(int64_t customer, const std::string& role, const std::string& id) override;
+  Result<AuthGrant> RedeemAuthGrant(const std::string& code_hash, int64_t customer,
+                                    const AuthSession& session, int64_t now_ms) override;
+  Status GrantSessionRole(const AuthSession& session, const std::string& role,
+                          int64_t now_ms) override;
+  Result<AuthSession> FindAuthSession(const std::string& cookie_hash,
+                                      const std::string& token_hash) override;
+  Result<int64_t> DropSessionRole(const std::string& cookie_hash, const std::string& role) override;
 
  protected:
   sql::Pool& pool() { return *pool_; }
@@ -189,6 +203,10 @@ class SqlStore : public Store {
 
  private:
   Status FillEstimate(sql::Connection& conn, Batch* batch);
+  // Ends the customer's auth sessions that hold no role any more.
+  Status DropEmptyAuthSessions(sql::Connection& conn, int64_t customer);
+  // Conflict when `cookie_hash` names a session of a customer other than `customer`.
+  Status SessionOfCustomer(sql::Connection& conn, const std::string& cookie_hash, int64_t customer);
   // Inside a claim: notices the wall clock stepped back and moves pending job times with it
   // (sets `note` to say so, for the log after commit).
   Status NoticeClockStep(sql::Connection& conn, int64_t now, std::string* note);

@@ -142,9 +142,44 @@ bool AccessControl::SessionMatches(const AuthSession& session, const Asset& asse
 
 Result<bool> AccessControl::CookieAuthorises(const http::Request& req, const Asset& asset) {
   if (ImageRoleNames(asset).empty()) return false;
-  auto s = CookieSession(req, asset.customer);
-  if (!s.ok()) return s.status();
-  return s->has_value() && SessionMatches(**s, asset, NowMs());
+  std::string cookie = CookieValue(req, asset.customer);
+  if (cookie.empty()) return false;
+  const std::string hash = HashCookie(cookie);
+  const auto now = std::chrono::steady_clock::now();
+  const int64_t now_ms = NowMs();
+  {
+    std::lock_guard<std::mutex> lock(sessions_mu_);
+    auto it = sessions_.find(hash);
+    if (it != sessions_.end() && now - it->second.read < std::chrono::seconds(1) &&
+        SessionMatches(it->second.session, asset, now_ms)) {
+      return true;
+    }
+  }
+  auto s = store_.FindAuthSession(hash, "");
+  if (!s.ok() && s.status().code() != Code::kNotFound) return s.status();
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  if (!s.ok() || s->customer != asset.customer) {
+    sessions_.erase(hash);
+    return false;
+  }
+  bool yes = SessionMatches(*s, asset, now_ms);
+  if (yes) {
+    if (sessions_.size() >= 100000) sessions_.clear();
+    sessions_[hash] = KeptSession{std::move(*s), now};
+  }
+  return yes;
+}
+
+void AccessControl::ForgetSessions(int64_t customer, const std::string& cookie_hash) {
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  if (!cookie_hash.empty()) {
+    sessions_.erase(cookie_hash);
+  } else if (customer == 0) {
+    sessions_.clear();
+  } else {
+    for (auto it = sessions_.begin(); it != sessions_.end();)
+      it = it->second.session.customer == customer ? sessions_.erase(it) : std::next(it);
+  }
 }
 
 namespace {

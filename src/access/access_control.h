@@ -8,10 +8,13 @@
 // store keeping it), and the store keeps only hashes of both. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "http/message.h"
@@ -64,8 +67,16 @@ class AccessControl {
   // True when `session` holds, unexpired at `now_ms`, a role the image names.
   static bool SessionMatches(const AuthSession& session, const Asset& asset, int64_t now_ms);
   // May this request see the restricted image's pixels beyond its open renditions? Only a
-  // cookie counts (§5.5: a Bearer token is ignored for pixels).
+  // cookie counts (§5.5: a Bearer token is ignored for pixels). A session that said yes is
+  // kept for up to a second (so each tile does not read the store), and only as long as it
+  // keeps saying yes: a role it lacks, or one that expired, reads the store again, so a login
+  // opens images at once. A session that loses roles is dropped by the store's
+  // kAuthSessionsChanged event (ForgetSessions): on this node before the logout answers, on
+  // the others when the event arrives, within the second in any case.
   Result<bool> CookieAuthorises(const http::Request& req, const Asset& asset);
+  // Drops the kept sessions: the one whose cookie hashes to `cookie_hash`, or (empty) every
+  // one of `customer`, or (customer 0 and empty) all of them.
+  void ForgetSessions(int64_t customer, const std::string& cookie_hash);
 
   // The AuthProbeService2 of the image with one AuthAccessService2 per matched role.
   nlohmann::json ProbeService(const Asset& asset, const std::vector<Role>& matched) const;
@@ -79,8 +90,14 @@ class AccessControl {
   std::string AccessBase(int64_t customer) const;
 
  private:
+  struct KeptSession {
+    AuthSession session;
+    std::chrono::steady_clock::time_point read;
+  };
   Store& store_;
   std::string base_;
+  std::mutex sessions_mu_;
+  std::unordered_map<std::string, KeptSession> sessions_;  // by cookie hash
 };
 
 }  // namespace quire::access

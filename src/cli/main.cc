@@ -1,14 +1,15 @@
 // The quire command: serve, worker, migrate, admin.
 #include <malloc.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
 
+#include "access/auth_service.h"
 #include "api/context.h"
 #include "api/entry.h"
 #include "blob/blob_store.h"
@@ -26,13 +27,12 @@
 #include "http/server.h"
 #include "iiif/custom_headers.h"
 #include "iiif/delivery.h"
-#include "presentation/presentation_service.h"
-#include "access/auth_service.h"
 #include "ingest/ingest_workers.h"
 #include "ingest/upload_sweeper.h"
 #include "ops/log_context.h"
 #include "ops/metrics.h"
 #include "portal/portal_files.h"
+#include "presentation/presentation_service.h"
 #include "store/store.h"
 
 namespace quire {
@@ -350,7 +350,8 @@ int Serve(Config c) {
   http::Server server(router, opts);
   st = server.Start();
   if (!st.ok()) return Fail(st);
-  if (c.public_url.empty()) c.public_url = "http://" + opts.host + ":" + std::to_string(server.port());
+  if (c.public_url.empty())
+    c.public_url = "http://" + opts.host + ":" + std::to_string(server.port());
 
   hydra::Urls urls(c.PublicUrl());
   iiif::DeliveryOptions delivery_opts;
@@ -391,46 +392,61 @@ int Serve(Config c) {
     delivery.Invalidate(customer, space, id);
   };
   // Changes committed by any node (PostgreSQL: NOTIFY) reach this node's caches and workers.
-  (*store)->Subscribe([&workers, &delivery, &hub, &webhooks,
+  (*store)->Subscribe([&workers, &delivery, &hub, &webhooks, &access_control,
                        keys = ctx.keys](const StoreEvent& e) {
     switch (e.kind) {
-      case StoreEvent::Kind::kWorkQueued: workers.Wake(); break;
-      case StoreEvent::Kind::kAssetChanged: delivery.Invalidate(e.customer, e.space, e.id); break;
-      case StoreEvent::Kind::kKeyDeleted: keys->Erase(e.id); break;
+      case StoreEvent::Kind::kWorkQueued:
+        workers.Wake();
+        break;
+      case StoreEvent::Kind::kAssetChanged:
+        delivery.Invalidate(e.customer, e.space, e.id);
+        break;
+      case StoreEvent::Kind::kKeyDeleted:
+        keys->Erase(e.id);
+        break;
       // Missed events: keys are dropped now; delivery's asset entries expire within 2 s;
       // streams read their logs again.
       case StoreEvent::Kind::kResync:
         keys->Clear();
+        access_control.ForgetSessions(0, "");
         hub.OnStoreEvent(e);
         webhooks.Wake();
         break;
-      case StoreEvent::Kind::kOutcomeRecorded: hub.OnStoreEvent(e); break;
-      case StoreEvent::Kind::kWebhookQueued: webhooks.Wake(); break;
+      case StoreEvent::Kind::kOutcomeRecorded:
+        hub.OnStoreEvent(e);
+        break;
+      case StoreEvent::Kind::kWebhookQueued:
+        webhooks.Wake();
+        break;
+      case StoreEvent::Kind::kAuthSessionsChanged:
+        access_control.ForgetSessions(e.customer, e.id);
+        break;
     }
   });
   api::RegisterApi(router, ctx);
   portal_files.Register(router);
   delivery.Register(router);
-  presentation::PresentationService presentation(**store, **blobs, urls.base(),
-                                                 {.nq_max_items = c.nq_max_items,
-                                                  .pdf_wait = std::chrono::milliseconds(
-                                                      c.pdf_wait_ms),
-                                                  .access = &access_control});
+  presentation::PresentationService presentation(
+      **store, **blobs, urls.base(),
+      {.nq_max_items = c.nq_max_items,
+       .pdf_wait = std::chrono::milliseconds(c.pdf_wait_ms),
+       .access = &access_control});
   presentation.Register(router);
   access::AuthService auth_service(**store, access_control, urls.base());
   auth_service.Register(router);
   workers.Start();
   // Expired uploads are looked for a few times per lifetime, at least once a minute.
-  UploadSweeper sweeper(**store, **blobs,
-                        std::min<int64_t>(60000, static_cast<int64_t>(c.upload_ttl_hours *
-                                                                      3600e3 / 4)));
+  UploadSweeper sweeper(
+      **store, **blobs,
+      std::min<int64_t>(60000, static_cast<int64_t>(c.upload_ttl_hours * 3600e3 / 4)));
   sweeper.Start();
   hub.Start();
   webhooks.Start();
-  spdlog::info("quire listening on {}:{} (public URL {}, {} ingest workers, data {}, {} open "
-               "files)",
-               opts.host, server.port(), c.PublicUrl(), c.EffectiveWorkers(), c.data_dir,
-               static_cast<uint64_t>(RaiseOpenFileLimit()));
+  spdlog::info(
+      "quire listening on {}:{} (public URL {}, {} ingest workers, data {}, {} open "
+      "files)",
+      opts.host, server.port(), c.PublicUrl(), c.EffectiveWorkers(), c.data_dir,
+      static_cast<uint64_t>(RaiseOpenFileLimit()));
   spdlog::default_logger()->flush();
 
   WaitForSignal();
@@ -499,7 +515,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   AddCommonFlags(serve, &c);
   AddIngestFlags(serve, &c);
-  serve->add_option("--public-url", c.public_url, "base of every @id and IIIF id (default http://LISTEN)")
+  serve
+      ->add_option("--public-url", c.public_url,
+                   "base of every @id and IIIF id (default http://LISTEN)")
       ->envname("QUIRE_PUBLIC_URL");
   serve->add_option("--admin-key", c.admin_key, "seed administrator customer 1 with this key")
       ->envname("QUIRE_ADMIN_KEY");
@@ -509,26 +527,30 @@ int main(int argc, char** argv) {
       ->envname("QUIRE_MAX_BATCH_SIZE")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  serve->add_option("--nq-max-items", c.nq_max_items,
-                    "most images a named-query manifest may hold (400 beyond)")
+  serve
+      ->add_option("--nq-max-items", c.nq_max_items,
+                   "most images a named-query manifest may hold (400 beyond)")
       ->envname("QUIRE_NQ_MAX_ITEMS")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  serve->add_option("--pdf-wait-ms", c.pdf_wait_ms,
-                    "how long a /pdf request waits for its build before answering 202")
+  serve
+      ->add_option("--pdf-wait-ms", c.pdf_wait_ms,
+                   "how long a /pdf request waits for its build before answering 202")
       ->envname("QUIRE_PDF_WAIT_MS")
       ->capture_default_str()
       ->check(CLI::Range(0, 60000));
   serve->add_option("--max-body-bytes", c.max_body_bytes, "largest request body (413 beyond)")
       ->envname("QUIRE_MAX_BODY_BYTES")
       ->capture_default_str();
-  serve->add_option("--max-upload-bytes", c.max_upload_bytes,
-                    "largest POST /customers/{c}/uploads body (413 beyond)")
+  serve
+      ->add_option("--max-upload-bytes", c.max_upload_bytes,
+                   "largest POST /customers/{c}/uploads body (413 beyond)")
       ->envname("QUIRE_MAX_UPLOAD_BYTES")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 50));
-  serve->add_option("--upload-ttl-hours", c.upload_ttl_hours,
-                    "an upload no image uses is removed this long after it arrived")
+  serve
+      ->add_option("--upload-ttl-hours", c.upload_ttl_hours,
+                   "an upload no image uses is removed this long after it arrived")
       ->envname("QUIRE_UPLOAD_TTL_HOURS")
       ->capture_default_str()
       ->check(CLI::Range(0.0001, 1e6));
@@ -537,20 +559,23 @@ int main(int argc, char** argv) {
   serve->add_option("--request-timeout", c.request_timeout_s, "seconds per request read/write")
       ->envname("QUIRE_REQUEST_TIMEOUT")
       ->capture_default_str();
-  serve->add_option("--cpu-queue", c.cpu_queue,
-                    "renders and /file requests waiting for the CPU pool before 503")
+  serve
+      ->add_option("--cpu-queue", c.cpu_queue,
+                   "renders and /file requests waiting for the CPU pool before 503")
       ->envname("QUIRE_CPU_QUEUE")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   serve->add_option("--render-lane", c.render_lane, "concurrent large IIIF renders before 503")
       ->envname("QUIRE_RENDER_LANE")
       ->capture_default_str();
-  serve->add_option("--response-cache-bytes", c.response_cache_bytes,
-                    "memory for cached IIIF responses")
+  serve
+      ->add_option("--response-cache-bytes", c.response_cache_bytes,
+                   "memory for cached IIIF responses")
       ->envname("QUIRE_RESPONSE_CACHE_BYTES")
       ->capture_default_str();
-  serve->add_option("--stream-heartbeat-ms", c.stream_heartbeat_ms,
-                    "comment line sent on idle event streams this often")
+  serve
+      ->add_option("--stream-heartbeat-ms", c.stream_heartbeat_ms,
+                   "comment line sent on idle event streams this often")
       ->envname("QUIRE_STREAM_HEARTBEAT_MS")
       ->capture_default_str()
       ->check(CLI::Range(100, 3600000));
@@ -558,26 +583,30 @@ int main(int argc, char** argv) {
       ->envname("QUIRE_MAX_STREAMS")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
-  serve->add_option("--webhook-backoff-ms", c.webhook_backoff_ms,
-                    "first webhook retry after a failed delivery; doubles, capped at 1 h, "
-                    "for 24 h")
+  serve
+      ->add_option("--webhook-backoff-ms", c.webhook_backoff_ms,
+                   "first webhook retry after a failed delivery; doubles, capped at 1 h, "
+                   "for 24 h")
       ->envname("QUIRE_WEBHOOK_BACKOFF_MS")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
-  serve->add_option("--webhook-timeout-ms", c.webhook_timeout_ms,
-                    "a webhook receiver that has not answered by then fails the attempt")
+  serve
+      ->add_option("--webhook-timeout-ms", c.webhook_timeout_ms,
+                   "a webhook receiver that has not answered by then fails the attempt")
       ->envname("QUIRE_WEBHOOK_TIMEOUT_MS")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{100}, int64_t{600000}));
-  serve->add_option("--portal-dir", c.portal_dir,
-                    "the portal's files served at /portal/ (default: portal/ beside quire)")
+  serve
+      ->add_option("--portal-dir", c.portal_dir,
+                   "the portal's files served at /portal/ (default: portal/ beside quire)")
       ->envname("QUIRE_PORTAL_DIR");
   serve->add_option("--session-hours", c.session_hours, "how long a portal sign-in lasts")
       ->envname("QUIRE_SESSION_HOURS")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 24.0 * 365));
-  serve->add_option("--cache-dir", c.cache_dir,
-                    "local disk cache of remote (S3) blobs for delivery (default DATA/cache)")
+  serve
+      ->add_option("--cache-dir", c.cache_dir,
+                   "local disk cache of remote (S3) blobs for delivery (default DATA/cache)")
       ->envname("QUIRE_CACHE_DIR");
   serve->add_option("--cache-bytes", c.cache_bytes, "bound of the --cache-dir cache (LRU)")
       ->envname("QUIRE_CACHE_BYTES")
@@ -611,7 +640,8 @@ int main(int argc, char** argv) {
   storage_migrate->add_option("--data", c.data_dir, "home of the embedded defaults")
       ->envname("QUIRE_DATA")
       ->capture_default_str();
-  storage_migrate->add_option("--from", migrate_from, "source storage URL (default file:DATA/blobs)");
+  storage_migrate->add_option("--from", migrate_from,
+                              "source storage URL (default file:DATA/blobs)");
   storage_migrate->add_option("--to", migrate_to, "destination storage URL (s3://…)")->required();
 
   CLI::App* client_cmd = app.add_subcommand(
@@ -626,8 +656,7 @@ int main(int argc, char** argv) {
       "origins, in batches, with live progress; exit 0 when every image completed, 1 when some "
       "failed, 2 on usage or connection errors, 130 when interrupted");
   AddClientFlags(submit, &copts, &client_json);
-  submit->add_option("--space", copts.space, "the space the images go to")
-      ->envname("QUIRE_SPACE");
+  submit->add_option("--space", copts.space, "the space the images go to")->envname("QUIRE_SPACE");
   submit->add_option("paths", copts.paths, "files and folders to upload");
   submit->add_option("--csv", copts.csv,
                      "CSV with a header row: origin, id, space, mediaType, string1..3, "
@@ -638,10 +667,12 @@ int main(int argc, char** argv) {
   submit->add_option("--limit-rate", copts.limit_rate, "bytes per second per upload (0: no limit)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   submit->add_flag("--priority", copts.priority, "use the priority queue");
-  CLI::App* watch = client_cmd->add_subcommand("watch", "show a batch's progress until it finishes");
+  CLI::App* watch =
+      client_cmd->add_subcommand("watch", "show a batch's progress until it finishes");
   AddClientFlags(watch, &copts, &client_json);
   watch->add_option("batch", batch_url, "the batch's URL")->required();
-  CLI::App* retry = client_cmd->add_subcommand("retry", "re-queue a batch's failed images and watch");
+  CLI::App* retry =
+      client_cmd->add_subcommand("retry", "re-queue a batch's failed images and watch");
   AddClientFlags(retry, &copts, &client_json);
   retry->add_option("batch", batch_url, "the batch's URL")->required();
 
@@ -657,7 +688,7 @@ int main(int argc, char** argv) {
     copts.output = client_json ? client::OutputMode::kJson : client::OutputMode::kAuto;
     copts.command_line = MaskedCommandLine(argc, argv);
     spdlog::set_level(spdlog::level::warn);
-    int rc = submit->parsed() ? client::RunSubmit(copts)
+    int rc = submit->parsed()  ? client::RunSubmit(copts)
              : watch->parsed() ? client::RunWatch(copts, batch_url)
                                : client::RunRetry(copts, batch_url);
     spdlog::shutdown();
@@ -670,8 +701,7 @@ int main(int argc, char** argv) {
                         spdlog::pattern_time_type::utc);
 
   if (storage_migrate->parsed()) {
-    auto from = OpenBlobStore(migrate_from.empty() ? c.StorageUrl() : migrate_from,
-                              c.ScratchDir());
+    auto from = OpenBlobStore(migrate_from.empty() ? c.StorageUrl() : migrate_from, c.ScratchDir());
     if (!from.ok()) return Fail(from.status());
     auto to = OpenBlobStore(migrate_to, c.ScratchDir());
     if (!to.ok()) return Fail(to.status());

@@ -112,6 +112,9 @@ struct StoreEvent {
     // counts or state changed without one (test, retry): wake its streams.
     kOutcomeRecorded,
     kWebhookQueued,  // webhook deliveries were written to the outbox
+    // IIIF Auth sessions lost roles (a logout, a revoked grant, a deleted role): `id` is the
+    // session's cookie hash, or empty for every session of `customer`.
+    kAuthSessionsChanged,
   };
   Kind kind = Kind::kWorkQueued;
   int64_t customer = 0;

@@ -421,7 +421,8 @@ void SqlStore::Deliver(const std::vector<StoreEvent>& events) {
     for (auto& listener : listeners_) listener(e);
 }
 
-// "w", "k KEY", "a CUSTOMER SPACE ID", "r"; lines joined into payloads below NOTIFY's limit.
+// "w", "k KEY", "a CUSTOMER SPACE ID", "r", "o CUSTOMER [BATCH]", "h", "s CUSTOMER [COOKIE_HASH]";
+// lines joined into payloads below NOTIFY's limit.
 std::vector<std::string> SqlStore::EncodeEvents(const std::vector<StoreEvent>& events) {
   std::vector<std::string> payloads;
   std::string cur;
@@ -445,6 +446,9 @@ std::vector<std::string> SqlStore::EncodeEvents(const std::vector<StoreEvent>& e
         break;
       case StoreEvent::Kind::kWebhookQueued:
         line = "h";
+        break;
+      case StoreEvent::Kind::kAuthSessionsChanged:
+        line = "s " + std::to_string(e.customer) + (e.id.empty() ? "" : " " + e.id);
         break;
     }
     if (!cur.empty() && cur.size() + line.size() + 1 > 7000)
@@ -475,6 +479,10 @@ std::vector<StoreEvent> SqlStore::DecodeEvents(const std::string& payload) {
       e.kind = StoreEvent::Kind::kOutcomeRecorded;
       e.customer = std::atoll(line.substr(2).c_str());
       if (size_t sp = line.find(' ', 2); sp != std::string::npos) e.id = line.substr(sp + 1);
+    } else if (line.rfind("s ", 0) == 0) {
+      e.kind = StoreEvent::Kind::kAuthSessionsChanged;
+      e.customer = std::atoll(line.substr(2).c_str());
+      if (size_t sp = line.find(' ', 2); sp != std::string::npos) e.id = line.substr(sp + 1);
     } else if (line.rfind("k ", 0) == 0) {
       e.kind = StoreEvent::Kind::kKeyDeleted;
       e.id = line.substr(2);
@@ -502,7 +510,17 @@ Status SqlStore::CommitWith(Transaction& tx, const std::vector<StoreEvent>& even
     }
   }
   QUIRE_RETURN_IF_ERROR(tx.Commit());
-  if (dialect_.notify.empty() && !events.empty()) Deliver(events);
+  if (dialect_.notify.empty() && !events.empty()) {
+    Deliver(events);
+  } else if (!events.empty()) {
+    // A session that lost its roles must stop opening images on this node before the logout
+    // (or revocation) answers; its own NOTIFY comes back a moment later, and dropping a
+    // session twice is harmless.
+    std::vector<StoreEvent> now;
+    for (const StoreEvent& e : events)
+      if (e.kind == StoreEvent::Kind::kAuthSessionsChanged) now.push_back(e);
+    if (!now.empty()) Deliver(now);
+  }
   return Status::Ok();
 }
 
@@ -3125,9 +3143,8 @@ Result<Page<Asset>> SqlStore::SelectAssets(const AssetSelection& sel, int limit)
   auto& conn = tx.conn();
   Page<Asset> out;
   {
-    PREPARE(
-        st, conn,
-        std::string("SELECT ") + kAssetCols + q.from + q.where + q.order + " LIMIT ?");
+    PREPARE(st, conn,
+            std::string("SELECT ") + kAssetCols + q.from + q.where + q.order + " LIMIT ?");
     int next = BindSelection(st, q);
     st.Bind(next, static_cast<int64_t>(limit) + 1);
     Status status;
@@ -3277,7 +3294,7 @@ Status SqlStore::DeleteRole(int64_t customer, const std::string& name) {
             "(SELECT cookie_hash FROM auth_sessions WHERE customer = ?)");
     QUIRE_RETURN_IF_ERROR(held.Bind(1, name).Bind(2, customer).Run());
     QUIRE_RETURN_IF_ERROR(DropEmptyAuthSessions(conn, customer));
-    return tx.Commit();
+    return CommitWith(tx, {StoreEvent{StoreEvent::Kind::kAuthSessionsChanged, customer, 0, ""}});
   });
 }
 
@@ -3427,7 +3444,7 @@ Status SqlStore::DeleteAuthGrant(int64_t customer, const std::string& role, cons
       QUIRE_RETURN_IF_ERROR(st.Bind(1, id).Run());
     }
     QUIRE_RETURN_IF_ERROR(DropEmptyAuthSessions(conn, customer));
-    return tx.Commit();
+    return CommitWith(tx, {StoreEvent{StoreEvent::Kind::kAuthSessionsChanged, customer, 0, ""}});
   });
 }
 
@@ -3531,7 +3548,8 @@ Result<int64_t> SqlStore::DropSessionRole(const std::string& cookie_hash, const 
       PREPARE(st, conn, "DELETE FROM auth_sessions WHERE cookie_hash = ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, cookie_hash).Run());
     }
-    QUIRE_RETURN_IF_ERROR(tx.Commit());
+    QUIRE_RETURN_IF_ERROR(
+        CommitWith(tx, {StoreEvent{StoreEvent::Kind::kAuthSessionsChanged, 0, 0, cookie_hash}}));
     return left;
   });
 }

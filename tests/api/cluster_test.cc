@@ -161,6 +161,36 @@ TEST_F(ClusterTest, ChangesThroughOneNodeAreSeenThroughTheOtherWithinASecond) {
   std::cout << "[ result ] key deletion seen through the other node after " << refused->count()
             << " ms\n";
   EXPECT_LT(refused->count(), 1000);
+
+  // A IIIF Auth session opened through node A opens the image on node B (which keeps it);
+  // the grant revoked through node A: node B refuses the cookie.
+  std::string roles = a.base + "/customers/1/roles";
+  ASSERT_EQ(
+      Http("PUT", roles + "/staff", json{{"label", "Staff"}, {"provider", "grant"}}.dump(), a.auth)
+          .status,
+      201);
+  patched = Http("PATCH", a.base + "/customers/1/spaces/" + std::to_string(space) + "/images/inv",
+                 json{{"roles", json::array({roles + "/staff"})}}.dump(), a.auth);
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  HttpResult grant = Http("POST", roles + "/staff/grants", "{}", a.auth);
+  ASSERT_EQ(grant.status, 201) << grant.body;
+  HttpResult redeemed =
+      Http("POST", a.base + "/auth/v2/grant/" + grant.Json()["code"].get<std::string>(), "");
+  std::string set_cookie = redeemed.Header("set-cookie");
+  ASSERT_EQ(set_cookie.rfind("quire-auth-1=", 0), 0u) << redeemed.status << " " << set_cookie;
+  std::map<std::string, std::string> cookie{{"Cookie", set_cookie.substr(0, set_cookie.find(';'))}};
+  auto opened = TimeUntil([&] { return Http("GET", pixels, "", {}, cookie).status == 200; }, 3s);
+  ASSERT_TRUE(opened) << "node B does not open the image for the session";
+  ASSERT_EQ(Http("GET", pixels, "", {}, cookie).status, 200);
+  ASSERT_EQ(
+      Http("DELETE", roles + "/staff/grants/" + grant.Json()["id"].get<std::string>(), "", a.auth)
+          .status,
+      204);
+  auto closed = TimeUntil([&] { return Http("GET", pixels, "", {}, cookie).status == 401; }, 3s);
+  ASSERT_TRUE(closed) << "node B still opens the image for the revoked session";
+  std::cout << "[ result ] grant revocation seen through the other node after " << closed->count()
+            << " ms\n";
+  EXPECT_LT(closed->count(), 1000);
 }
 
 TEST_F(ClusterTest, KilledNodesAndADatabaseRestartLoseNothingAndCountExactly) {

@@ -365,11 +365,17 @@ int Serve(Config c) {
   access::AccessControl access_control(**store, urls.base());
   delivery_opts.access = &access_control;
   iiif::Delivery delivery(**store, **blobs, urls.base(), delivery_opts, cache.get());
+  presentation::PresentationService presentation(
+      **store, **blobs, urls.base(),
+      {.nq_max_items = c.nq_max_items,
+       .pdf_wait = std::chrono::milliseconds(c.pdf_wait_ms),
+       .access = &access_control});
   IngestSettings ingest = MakeIngestSettings(c);
   ingest.metrics = &metrics;
   ingest.secrets = *secrets;
-  ingest.on_outcome = [&delivery](const Job& job) {
+  ingest.on_outcome = [&delivery, &presentation](const Job& job) {
     delivery.Invalidate(job.customer, job.space, job.asset_id);
+    presentation.Invalidate(job.customer, job.space, job.asset_id);
   };
   IngestWorkers workers(**store, **blobs, ingest);
   api::Context ctx{**store, **blobs, c, urls};
@@ -388,11 +394,13 @@ int Serve(Config c) {
   events::WebhookSender webhooks(**store, urls, webhook_options);
   // No ctx.work_queued: the store's kWorkQueued event (below) wakes the workers once, for
   // work queued through this node or any other.
-  ctx.image_changed = [&delivery](int64_t customer, int64_t space, const std::string& id) {
+  ctx.image_changed = [&delivery, &presentation](int64_t customer, int64_t space,
+                                                 const std::string& id) {
     delivery.Invalidate(customer, space, id);
+    presentation.Invalidate(customer, space, id);
   };
   // Changes committed by any node (PostgreSQL: NOTIFY) reach this node's caches and workers.
-  (*store)->Subscribe([&workers, &delivery, &hub, &webhooks, &access_control,
+  (*store)->Subscribe([&workers, &delivery, &presentation, &hub, &webhooks, &access_control,
                        keys = ctx.keys](const StoreEvent& e) {
     switch (e.kind) {
       case StoreEvent::Kind::kWorkQueued:
@@ -400,15 +408,18 @@ int Serve(Config c) {
         break;
       case StoreEvent::Kind::kAssetChanged:
         delivery.Invalidate(e.customer, e.space, e.id);
+        presentation.Invalidate(e.customer, e.space, e.id);
         break;
       case StoreEvent::Kind::kKeyDeleted:
         keys->Erase(e.id);
         break;
-      // Missed events: keys are dropped now; delivery's asset entries expire within 2 s;
+      // Missed events: keys, sessions and manifests are dropped now; delivery's asset
+      // entries expire within 2 s;
       // streams read their logs again.
       case StoreEvent::Kind::kResync:
         keys->Clear();
         access_control.ForgetSessions(0, "");
+        presentation.Clear();
         hub.OnStoreEvent(e);
         webhooks.Wake();
         break;
@@ -426,11 +437,6 @@ int Serve(Config c) {
   api::RegisterApi(router, ctx);
   portal_files.Register(router);
   delivery.Register(router);
-  presentation::PresentationService presentation(
-      **store, **blobs, urls.base(),
-      {.nq_max_items = c.nq_max_items,
-       .pdf_wait = std::chrono::milliseconds(c.pdf_wait_ms),
-       .access = &access_control});
   presentation.Register(router);
   access::AuthService auth_service(**store, access_control, urls.base());
   auth_service.Register(router);

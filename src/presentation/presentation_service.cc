@@ -106,8 +106,9 @@ std::optional<int64_t> PresentationService::ResolveCustomer(const std::string& c
 
 http::Response PresentationService::Answer(const http::Request& req, PresentationVersion version,
                                            bool negotiated, ManifestSpec spec,
-                                           const std::vector<Asset>& assets, int max_age) {
-  std::string key = (version == PresentationVersion::kV3 ? "3\n" : "2\n") + spec.manifest_id;
+                                           const std::vector<Asset>& assets, int max_age,
+                                           const std::string& tag) {
+  std::string key = ManifestKey(version, spec.manifest_id);
   std::string inputs = spec.label;
   inputs.push_back('\x1d');
   for (const Asset& a : assets) AppendManifestInputs(a, &inputs);
@@ -121,25 +122,46 @@ http::Response PresentationService::Answer(const http::Request& req, Presentatio
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const unsigned char*>(built.body.data()), built.body.size(), digest);
     built.etag = "\"" + HexEncode(std::string_view(reinterpret_cast<char*>(digest), 16)) + "\"";
-    manifest = manifests_.Put(key, std::move(inputs), std::move(built));
+    manifest = manifests_.Put(key, std::move(inputs), std::move(built), tag);
   }
+  return Reply(req, version, negotiated, *manifest, max_age);
+}
+
+http::Response PresentationService::Reply(const http::Request& req, PresentationVersion version,
+                                          bool negotiated, const ManifestCache::Entry& manifest,
+                                          int max_age) {
   http::Response res;
   res.status = 200;
   res.Set("Content-Type", ManifestContentType(version));
   res.Set("Cache-Control", "public, max-age=" + std::to_string(max_age));
   if (negotiated) res.Set("Vary", "Accept");
-  res.Set("ETag", manifest->etag);
+  res.Set("ETag", manifest.etag);
   const std::string& inm = req.Header("if-none-match");
-  if (!inm.empty() && (inm == "*" || inm.find(manifest->etag) != std::string::npos)) {
+  if (!inm.empty() && (inm == "*" || inm.find(manifest.etag) != std::string::npos)) {
     http::Response nm;
     nm.status = 304;
     for (auto& [k, v] : res.headers)
       if (k != "Content-Type") nm.headers.emplace_back(k, v);
     return nm;
   }
-  res.body = manifest->body;
+  res.body = manifest.body;
   return res;
 }
+
+std::string PresentationService::ManifestKey(PresentationVersion version,
+                                             const std::string& manifest_id) {
+  return (version == PresentationVersion::kV3 ? "3\n" : "2\n") + manifest_id;
+}
+
+std::string PresentationService::AssetTag(int64_t customer, int64_t space, const std::string& id) {
+  return std::to_string(customer) + "/" + std::to_string(space) + "/" + id;
+}
+
+void PresentationService::Invalidate(int64_t customer, int64_t space, const std::string& id) {
+  manifests_.Invalidate(AssetTag(customer, space, id));
+}
+
+void PresentationService::Clear() { manifests_.Clear(); }
 
 void PresentationService::AttachProbes(ManifestSpec* spec, std::shared_ptr<Status> failure) {
   if (options_.access == nullptr) return;
@@ -169,21 +191,31 @@ void PresentationService::AttachProbes(ManifestSpec* spec, std::shared_ptr<Statu
 http::Response PresentationService::SingleAsset(http::Request& req,
                                                 std::optional<PresentationVersion> version) {
   http::Response err;
-  auto customer = ResolveCustomer(req.Param("c"), &err);
-  if (!customer) return err;
+  PresentationVersion v = version.value_or(Negotiate(req));
+  // Kept and not invalidated since (every change of the image arrives as Invalidate, from
+  // this node or, by the store's events, any other): no store read at all. Entries are
+  // trusted so for 2 s, the bound on a missed event.
+  if (auto kept = manifests_.FindCurrent(ManifestKey(v, base_ + req.path), kCurrentFor))
+    return Reply(req, v, !version, *kept, 600);
+  // A numeric customer is read only when the image is not found (to say which is missing).
+  std::optional<int64_t> customer = ParseId(req.Param("c"));
+  if (!customer && !(customer = ResolveCustomer(req.Param("c"), &err))) return err;
   auto space = ParseId(req.Param("s"));
   if (!space) return Text(400, "space '" + req.Param("s") + "' is not an integer id");
   auto asset = store_.GetAsset(*customer, *space, req.Param("id"));
-  if (!asset.ok())
+  if (!asset.ok()) {
+    if (asset.status().code() == Code::kNotFound && !ResolveCustomer(req.Param("c"), &err))
+      return err;
     return FromStoreError(asset.status(),
                           "no image '" + req.Param("id") + "' in space " + req.Param("s"));
+  }
   if (!ManifestEligible(*asset))
     return Text(404, "image '" + asset->id +
                          "' has no manifest: it must be ingested and "
                          "delivered on iiif-img (or thumbs with open sizes)");
-  PresentationVersion v = version.value_or(Negotiate(req));
   ManifestSpec spec{base_, base_ + req.path, "Generated by Quire", nullptr};
-  return Answer(req, v, !version, std::move(spec), {*asset}, 600);
+  return Answer(req, v, !version, std::move(spec), {*asset}, 600,
+                AssetTag(asset->customer, asset->space, asset->id));
 }
 
 std::vector<std::string> PresentationService::PathParams(const http::Request& req, size_t fixed) {

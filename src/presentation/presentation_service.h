@@ -37,6 +37,10 @@ class PresentationService {
   // Waits for PDF builds still running.
   ~PresentationService();
   void Register(http::Router& router);
+  // An image changed (metadata, ingest, deletion): its single-image manifests are built
+  // afresh. Clear: events may have been missed.
+  void Invalidate(int64_t customer, int64_t space, const std::string& id);
+  void Clear();
 
  private:
   // `version` unset: the request path named none (Accept may still ask for 2.1).
@@ -47,7 +51,13 @@ class PresentationService {
   // The 200 (or 304) answer carrying the manifest of `assets` (from the cache when it holds
   // one built from the same inputs for this path and version).
   http::Response Answer(const http::Request& req, PresentationVersion version, bool negotiated,
-                        ManifestSpec spec, const std::vector<Asset>& assets, int max_age);
+                        ManifestSpec spec, const std::vector<Asset>& assets, int max_age,
+                        const std::string& tag = "");
+  http::Response Reply(const http::Request& req, PresentationVersion version, bool negotiated,
+                       const ManifestCache::Entry& manifest, int max_age);
+  static std::string ManifestKey(PresentationVersion version, const std::string& manifest_id);
+  static std::string AssetTag(int64_t customer, int64_t space, const std::string& id);
+  static constexpr std::chrono::milliseconds kCurrentFor{2000};
   // The customer {c} names (id or name); nullopt with *error filled otherwise.
   std::optional<int64_t> ResolveCustomer(const std::string& c, http::Response* error);
   // Sets spec->probe to give each restricted image's PROBE, the roles read once per request;

@@ -135,6 +135,9 @@ TEST_F(ClusterTest, ChangesThroughOneNodeAreSeenThroughTheOtherWithinASecond) {
   std::string pixels =
       b.base + "/iiif-img/1/" + std::to_string(space) + "/inv/full/max/0/default.jpg";
   ASSERT_EQ(Http("GET", pixels).status, 200);
+  std::string manifest = b.base + "/iiif-manifest/1/" + std::to_string(space) + "/inv";
+  ASSERT_EQ(Http("GET", manifest).status, 200);
+  ASSERT_EQ(Http("GET", manifest).body.find("example.org/roles/staff"), std::string::npos);
   // Restricted through node A: node B stops serving its pixels (info.json stays public,
   // spec/presentation-auth.md §5.5).
   HttpResult patched =
@@ -146,6 +149,14 @@ TEST_F(ClusterTest, ChangesThroughOneNodeAreSeenThroughTheOtherWithinASecond) {
   std::cout << "[ result ] image change seen through the other node after " << seen->count()
             << " ms\n";
   EXPECT_LT(seen->count(), 1000);
+  // Node B keeps the image's manifest serialized; the change reaches it too.
+  auto rebuilt = TimeUntil(
+      [&] {
+        return Http("GET", manifest).body.find("example.org/roles/staff") != std::string::npos;
+      },
+      3s);
+  ASSERT_TRUE(rebuilt) << "node B still serves the old manifest";
+  EXPECT_LT(rebuilt->count(), 1000);
 
   // A key made and used, then deleted through node A: node B refuses it.
   HttpResult key = Http("POST", a.base + "/customers/1/keys", "{}", a.auth);

@@ -12,20 +12,7 @@ using json = nlohmann::json;
 std::string CookieName(int64_t customer) { return "quire-auth-" + std::to_string(customer); }
 
 std::string CookieValue(const http::Request& req, int64_t customer) {
-  const std::string name = CookieName(customer) + "=";
-  for (const auto& [header, value] : req.headers) {
-    if (header != "cookie") continue;
-    size_t pos = 0;
-    while (pos < value.size()) {
-      size_t end = value.find(';', pos);
-      if (end == std::string::npos) end = value.size();
-      std::string_view part(value.data() + pos, end - pos);
-      while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-      if (part.substr(0, name.size()) == name) return std::string(part.substr(name.size()));
-      pos = end + 1;
-    }
-  }
-  return "";
+  return req.Cookie(CookieName(customer));
 }
 
 std::string BearerToken(const http::Request& req) {

@@ -113,23 +113,7 @@ static std::string Base64Decode(const std::string& in) {
   return out;
 }
 
-std::string SessionToken(const http::Request& req) {
-  for (const auto& [name, value] : req.headers) {
-    if (name != "cookie") continue;
-    // "a=1; quire_session=TOKEN; b=2"
-    size_t pos = 0;
-    while (pos < value.size()) {
-      size_t end = value.find(';', pos);
-      if (end == std::string::npos) end = value.size();
-      std::string_view part(value.data() + pos, end - pos);
-      while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-      constexpr std::string_view kName = "quire_session=";
-      if (part.substr(0, kName.size()) == kName) return std::string(part.substr(kName.size()));
-      pos = end + 1;
-    }
-  }
-  return "";
-}
+std::string SessionToken(const http::Request& req) { return req.Cookie("quire_session"); }
 
 std::string SessionTokenHash(const std::string& token) {
   return HashSecret("quire-portal-session:", token);

@@ -12,6 +12,24 @@ const std::string& Request::Header(const std::string& name) const {
   return kEmpty;
 }
 
+std::string Request::Cookie(std::string_view name) const {
+  for (const auto& [header, value] : headers) {
+    if (header != "cookie") continue;
+    size_t pos = 0;
+    while (pos < value.size()) {
+      size_t end = value.find(';', pos);
+      if (end == std::string::npos) end = value.size();
+      std::string_view part(value.data() + pos, end - pos);
+      while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+      if (part.size() > name.size() && part.substr(0, name.size()) == name &&
+          part[name.size()] == '=')
+        return std::string(part.substr(name.size() + 1));
+      pos = end + 1;
+    }
+  }
+  return "";
+}
+
 static bool FindQuery(const std::string& query, const std::string& name, std::string* value) {
   size_t pos = 0;
   while (pos <= query.size()) {

@@ -29,6 +29,8 @@ struct Request {
   // Decoded value of query parameter `name`, or "" when absent.
   std::string Query(const std::string& name) const;
   bool HasQuery(const std::string& name) const;
+  // Value of cookie `name` from the Cookie header(s) ("a=1; name=VALUE; b=2"), or "".
+  std::string Cookie(std::string_view name) const;
   const std::string& Param(const std::string& name) const;
 };
 

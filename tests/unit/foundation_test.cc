@@ -166,6 +166,18 @@ TEST(Router, QueryDecoding) {
   EXPECT_EQ(req.Query("plus"), "a b");
 }
 
+TEST(Router, CookiesByExactName) {
+  http::Request req;
+  req.headers = {{"cookie", "quire_session_old=x; quire_session=TOKEN;quire-auth-7=abc"},
+                 {"cookie", "late=1"}};
+  EXPECT_EQ(req.Cookie("quire_session"), "TOKEN");
+  EXPECT_EQ(req.Cookie("quire_session_old"), "x");
+  EXPECT_EQ(req.Cookie("quire-auth-7"), "abc");
+  EXPECT_EQ(req.Cookie("late"), "1");  // a second Cookie header is read too
+  EXPECT_EQ(req.Cookie("quire"), "");   // a prefix of a name is not that name
+  EXPECT_EQ(req.Cookie("missing"), "");
+}
+
 }  // namespace
 }  // namespace quire
 

@@ -4,8 +4,6 @@
 // spaces this server numbers itself: `a` 4000×3000 with role `staff` (grant) and
 // maxUnauthorised 400; `b1` with role `other` only. Real ingest, real pixels decoded.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
-#include <sqlite3.h>
 
 #include <cstring>
 #include <filesystem>
@@ -18,6 +16,7 @@
 #include "support/http_client.h"
 #include "support/ingest_fixtures.h"
 #include "support/quire_process.h"
+#include "support/test_database.h"
 
 namespace quire::test {
 namespace {
@@ -26,28 +25,6 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 constexpr const char* kAuth2 = "http://iiif.io/api/auth/2/context.json";
-
-// Runs `sql` on the server's database (sqlite:PATH or a PostgreSQL URL) from the test: how a
-// test moves a session's roles into the past, since no role lives shorter than 60 s.
-void RunSql(const std::string& url, const std::string& sql) {
-  if (url.rfind("sqlite:", 0) == 0) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(url.substr(7).c_str(), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    char* err = nullptr;
-    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "") << "\n" << sql;
-    sqlite3_free(err);
-    sqlite3_close(db);
-    return;
-  }
-  PGconn* conn = PQconnectdb(url.c_str());
-  ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
-  PGresult* r = PQexec(conn, sql.c_str());
-  EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r) << "\n" << sql;
-  PQclear(r);
-  PQfinish(conn);
-}
 
 class AuthFlowTest : public ::testing::Test {
  protected:
@@ -641,7 +618,7 @@ TEST_F(AuthFlowTest, AnExpiredSessionIsToldApartAndOpensNothing) {
   std::string max = "/iiif-img" + Img("a") + "/full/max/0/default.jpg";
   ASSERT_EQ(Get(max, WithCookie(cookie)).status, 200);
   // Two hours pass for this session's roles (as the clock would move them).
-  RunSql(server_->database_url(),
+  ExecSql(server_->database_url(),
          "UPDATE auth_session_roles SET expires = expires - 7200000 WHERE cookie_hash = '" +
              access::HashCookie(cookie) + "'");
   // A node keeps a session that opened an image for a second, with the expiries it read; the

@@ -5,8 +5,6 @@
 // plan read back with EXPLAIN over a space of many rows). Real ingests of real images; every
 // manifest is checked against the Presentation 3 (or 2.1) shape and its URLs are fetched.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +20,7 @@
 #include "support/ingest_fixtures.h"
 #include "support/origin_server.h"
 #include "support/quire_process.h"
+#include "support/test_database.h"
 #include "support/run_command.h"
 
 namespace quire::test {
@@ -180,29 +179,6 @@ std::vector<std::string> CanvasImages(const json& m) {
     out.push_back(std::regex_match(service, match, id) ? match[1].str() : service);
   }
   return out;
-}
-
-// Runs `sql` on the server's database (sqlite:PATH or a PostgreSQL URL) from the test.
-void ExecSql(const std::string& url, const std::string& sql) {
-  if (url.rfind("sqlite:", 0) == 0) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(url.substr(7).c_str(), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    char* err = nullptr;
-    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "") << "\n" << sql;
-    sqlite3_free(err);
-    sqlite3_close(db);
-    return;
-  }
-  PGconn* conn = PQconnectdb(url.c_str());
-  ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
-  PGresult* r = PQexec(conn, sql.c_str());
-  EXPECT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)
-      << PQresultErrorMessage(r) << "\n"
-      << sql;
-  PQclear(r);
-  PQfinish(conn);
 }
 
 class PresentationTest : public ::testing::Test {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -61,6 +62,35 @@ int PgTestServer(const std::string& args) {
   static const std::string script =
       std::string(QUIRE_TEST_SOURCE_DIR) + "/support/pg_test_server.sh";
   return std::system((script + " " + args).c_str());
+}
+
+void ExecSql(const std::string& url, const std::string& sql) {
+  if (url.rfind("sqlite:", 0) == 0) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open(url.substr(7).c_str(), &db) != SQLITE_OK) {
+      ADD_FAILURE() << "cannot open " << url;
+      sqlite3_close(db);
+      return;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "") << "\n" << sql;
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return;
+  }
+  PGconn* conn = PQconnectdb(url.c_str());
+  if (PQstatus(conn) != CONNECTION_OK) {
+    ADD_FAILURE() << "cannot connect to " << url << ": " << PQerrorMessage(conn);
+    PQfinish(conn);
+    return;
+  }
+  PGresult* r = PQexec(conn, sql.c_str());
+  EXPECT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)
+      << PQresultErrorMessage(r) << "\n" << sql;
+  PQclear(r);
+  PQfinish(conn);
 }
 
 int64_t QueryInt(const std::string& url, const std::string& sql) {

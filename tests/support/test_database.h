@@ -29,6 +29,11 @@ Result<std::string> PostgresUrl(const std::string& name);
 // restart, halt, resume, stop DIR); its exit status.
 int PgTestServer(const std::string& args);
 
+// Runs `sql` on the database at `url` (sqlite:PATH or a PostgreSQL URL), from a test beside
+// a live server: how a test moves stored times into the past or fills a large space. Any
+// failure is a test failure.
+void ExecSql(const std::string& url, const std::string& sql);
+
 // One integer from `sql` on the database at `url`; -1, with a test failure added, when the
 // query does not give one row.
 int64_t QueryInt(const std::string& url, const std::string& sql);

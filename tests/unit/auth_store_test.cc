@@ -5,29 +5,17 @@
 // ends its grants and session roles. Times are given, so expiry is tested without waiting.
 #include <gtest/gtest.h>
 
-#include "store/store.h"
-#include "support/quire_process.h"
-#include "support/test_database.h"
+#include "support/store_fixture.h"
 
 namespace quire {
 namespace {
 
-class AuthStoreTest : public ::testing::TestWithParam<std::string> {
+class AuthStoreTest : public test::StoreContractTest {
  protected:
   void SetUp() override {
-    auto url = test::FreshDatabaseUrl(GetParam(), dir_.path());
-    ASSERT_TRUE(url.ok()) << url.status().message();
-    auto s = OpenStore(*url);
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    store_ = std::move(s).value();
-    ASSERT_TRUE(store_->Migrate().ok());
-    for (const char* name : {"library", "museum"}) {
-      Customer c;
-      c.name = name;
-      auto made = store_->CreateCustomer(c);
-      ASSERT_TRUE(made.ok()) << made.status().message();
-      customers_.push_back(made->id);
-    }
+    StoreContractTest::SetUp();
+    if (HasFatalFailure()) return;
+    for (const char* name : {"library", "museum"}) customers_.push_back(MakeCustomer(name));
     c_ = customers_[0];
     AddRole(c_, "staff", 600);
     AddRole(c_, "readers", 60);
@@ -65,8 +53,6 @@ class AuthStoreTest : public ::testing::TestWithParam<std::string> {
     return s;
   }
 
-  test::TempDir dir_;
-  std::unique_ptr<Store> store_;
   std::vector<int64_t> customers_;
   int64_t c_ = 0;
 };

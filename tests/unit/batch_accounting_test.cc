@@ -20,8 +20,7 @@
 
 #include "core/time_util.h"
 #include "store/store.h"
-#include "support/quire_process.h"
-#include "support/test_database.h"
+#include "support/store_fixture.h"
 
 namespace quire {
 namespace {
@@ -29,37 +28,15 @@ namespace {
 using test::TempDir;
 
 // Parameter: the backend ("sqlite", "postgresql"); each test gets a new, empty database.
-class BatchAccountingTest : public ::testing::TestWithParam<std::string> {
+class BatchAccountingTest : public test::StoreContractTest {
  protected:
   void SetUp() override {
-    auto url = test::FreshDatabaseUrl(GetParam(), dir_.path());
-    ASSERT_TRUE(url.ok()) << url.status().message();
-    auto s = OpenStore(*url);
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    store_ = std::move(s).value();
-    ASSERT_TRUE(store_->Migrate().ok());
+    StoreContractTest::SetUp();
+    if (HasFatalFailure()) return;
     customer_a_ = MakeCustomer("alpha");
     customer_b_ = MakeCustomer("beta");
     space_a_ = MakeSpace(customer_a_, "a-space");
     space_b_ = MakeSpace(customer_b_, "b-space");
-  }
-
-  int64_t MakeCustomer(const std::string& name) {
-    Customer c;
-    c.name = name;
-    c.display_name = name;
-    auto made = store_->CreateCustomer(c);
-    EXPECT_TRUE(made.ok()) << made.status().message();
-    return made.ok() ? made->id : 0;
-  }
-
-  int64_t MakeSpace(int64_t customer, const std::string& name) {
-    Space s;
-    s.customer = customer;
-    s.name = name;
-    auto made = store_->CreateSpace(s);
-    EXPECT_TRUE(made.ok()) << made.status().message();
-    return made.ok() ? made->id : 0;
   }
 
   static Asset MakeAsset(int64_t customer, int64_t space, const std::string& id,
@@ -125,8 +102,6 @@ class BatchAccountingTest : public ::testing::TestWithParam<std::string> {
     }
   }
 
-  TempDir dir_;
-  std::unique_ptr<Store> store_;
   int64_t customer_a_ = 0, customer_b_ = 0, space_a_ = 0, space_b_ = 0;
 };
 

@@ -5,26 +5,17 @@
 
 #include "core/time_util.h"
 #include "store/store.h"
-#include "support/quire_process.h"
-#include "support/test_database.h"
+#include "support/store_fixture.h"
 
 namespace quire {
 namespace {
 
-class PortalSessionStoreTest : public ::testing::TestWithParam<std::string> {
+class PortalSessionStoreTest : public test::StoreContractTest {
  protected:
   void SetUp() override {
-    auto url = test::FreshDatabaseUrl(GetParam(), dir_.path());
-    ASSERT_TRUE(url.ok()) << url.status().message();
-    auto s = OpenStore(*url);
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    store_ = std::move(s).value();
-    ASSERT_TRUE(store_->Migrate().ok());
-    Customer c;
-    c.name = "reader";
-    auto made = store_->CreateCustomer(c);
-    ASSERT_TRUE(made.ok()) << made.status().message();
-    customer_ = made->id;
+    StoreContractTest::SetUp();
+    if (HasFatalFailure()) return;
+    customer_ = MakeCustomer("reader");
     ApiKey k;
     k.key = "k1";
     k.customer = customer_;
@@ -46,8 +37,6 @@ class PortalSessionStoreTest : public ::testing::TestWithParam<std::string> {
     return s;
   }
 
-  test::TempDir dir_;
-  std::unique_ptr<Store> store_;
   int64_t customer_ = 0;
 };
 

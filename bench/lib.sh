@@ -1,4 +1,4 @@
-# Pieces the benchmark scripts share (sourced by run.sh, s3.sh, pg_ingest.sh). Expects OUT
+# Pieces the benchmark scripts share (sourced by the bench/*.sh scripts). Expects OUT
 # (the benchmarks' cache and scratch directory) to be set.
 
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -18,6 +18,39 @@ bench_customer() { # URL ADMIN
   setup=$($QB setup "$1" "$2" bench 1)
   read -r BENCH_CUSTOMER BENCH_USER BENCH_SPACE < <(echo "$setup" |
     $PY -c 'import json,sys; d=json.load(sys.stdin); print(d["customer"], d["user"], d["spaces"][0])')
+}
+
+# nginx as the static-file reference: 2 workers, no access log, everything under DIR (files
+# served from DIR/www, temp files in DIR/tmp), listening on 127.0.0.1:PORT, in the
+# foreground of a background job recorded in PIDS (and NGINX_PID). HTTP_EXTRA: more
+# directives of the http block; LOCATIONS: the server's location blocks (default: static
+# files as application/json). Returns once READY_PATH answers.
+start_nginx() { # DIR PORT READY_PATH [HTTP_EXTRA] [LOCATIONS]
+  local dir=$1 port=$2 ready=$3 extra=${4:-} locations=${5:-'location / { default_type application/json; }'}
+  mkdir -p "$dir/www" "$dir/tmp"
+  chmod -R a+rX "$dir"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  $extra
+  client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp;
+  fastcgi_temp_path $dir/tmp; uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
+  server {
+    listen 127.0.0.1:$port;
+    root $dir/www;
+    $locations
+  }
+}
+EOF
+  nginx -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=($NGINX_PID)
+  wait_http "http://127.0.0.1:$port$ready"
 }
 
 wait_http() { # URL [tries, 50 ms apart]

@@ -89,27 +89,7 @@ done
 log "1. single-asset manifest vs nginx static"
 MPATH=/iiif-manifest/$C/$S/open
 curl -fsS "$Q$MPATH" -o "$RUN/nginx/www/manifest.json"
-chmod -R a+rX "$RUN/nginx"
-cat >"$RUN/nginx/nginx.conf" <<EOF
-worker_processes 2;
-pid $RUN/nginx/nginx.pid;
-error_log $RUN/nginx/error.log;
-daemon off;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $RUN/nginx/tmp; proxy_temp_path $RUN/nginx/tmp;
-  fastcgi_temp_path $RUN/nginx/tmp; uwsgi_temp_path $RUN/nginx/tmp; scgi_temp_path $RUN/nginx/tmp;
-  server {
-    listen 127.0.0.1:$NPORT;
-    root $RUN/nginx/www;
-    location / { default_type application/json; }
-  }
-}
-EOF
-nginx -c "$RUN/nginx/nginx.conf" >"$RUN/nginx/out.log" 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$NPORT/manifest.json"
+start_nginx "$RUN/nginx" $NPORT /manifest.json
 echo "$MPATH" >"$RUN/manifest-quire.txt"
 echo "/manifest.json" >"$RUN/manifest-nginx.txt"
 record manifest_bytes "{\"bytes\":$(stat -c %s "$RUN/nginx/www/manifest.json")}"

@@ -342,30 +342,10 @@ $QB post_batches http://127.0.0.1:$QPORT "$AUSER" "$ACID" "$ASID" 3 250 "http://
 log "api: POST 250-image batches"
 record post_batch "$($QB post_batches http://127.0.0.1:$QPORT "$AUSER" "$ACID" "$ASID" $POSTS 250 "http://127.0.0.1:9/x.jpg")"
 BPATH=/customers/$ACID/queue/batches/1
-mkdir -p "$RUN/nginx/www" "$RUN/nginx/tmp"
+mkdir -p "$RUN/nginx/www"
 $QB fetch http://127.0.0.1:$QPORT "$AUSER" "$BPATH" "$RUN/nginx/www/batch.json" >"$RUN/batch-bytes.json"
-chmod -R a+rX "$RUN/nginx"
-cat >"$RUN/nginx/nginx.conf" <<EOF
-worker_processes 2;
-pid $RUN/nginx/nginx.pid;
-error_log $RUN/nginx/error.log;
-daemon off;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $RUN/nginx/tmp; proxy_temp_path $RUN/nginx/tmp;
-  fastcgi_temp_path $RUN/nginx/tmp; uwsgi_temp_path $RUN/nginx/tmp; scgi_temp_path $RUN/nginx/tmp;
-  server {
-    listen 127.0.0.1:$NPORT;
-    root $RUN/nginx/www;
-    location / { default_type application/json; }
-  }
-}
-EOF
-nginx -c "$RUN/nginx/nginx.conf" >"$RUN/nginx/out.log" 2>&1 &
-NGPID=$!
-PIDS+=($NGPID)
-wait_http "http://127.0.0.1:$NPORT/batch.json"
+start_nginx "$RUN/nginx" $NPORT /batch.json
+NGPID=$NGINX_PID
 echo "$BPATH" >"$RUN/api-quire.txt"
 echo "/batch.json" >"$RUN/api-nginx.txt"
 AUTHH="Basic $(printf '%s' "$AUSER" | base64 -w0)"

@@ -9,6 +9,7 @@
 #include "api/image_input.h"
 #include "api/image_listing.h"
 #include "core/secrets.h"
+#include "core/time_util.h"
 
 namespace quire::api {
 
@@ -196,8 +197,13 @@ void RegisterQueue(http::Router& r, Context& ctx) {
   r.Add("GET", "/customers/{c}/queue/batches/{b}", [&ctx](http::Request& req) {
     BatchAccess a = AuthorizeBatch(ctx, req);
     if (a.denied) return *a.denied;
+    int64_t now = NowMs();
+    if (std::optional<Batch> kept = ctx.batches->Get(a.customer, a.batch, now))
+      return Json(200, hydra::BatchJson(ctx.urls, *kept));
+    uint64_t generation = ctx.batches->Generation(a.customer);
     auto batch = ctx.store.GetBatch(a.customer, a.batch);
     if (!batch.ok()) return FromStatus(ctx, req, batch.status());
+    ctx.batches->Put(a.customer, *batch, generation, now);
     return Json(200, hydra::BatchJson(ctx.urls, *batch));
   });
   r.Add("GET", "/customers/{c}/queue/batches/{b}/images", [&ctx](http::Request& req) {

@@ -401,12 +401,14 @@ int Serve(Config c) {
   };
   // Changes committed by any node (PostgreSQL: NOTIFY) reach this node's caches and workers.
   (*store)->Subscribe([&workers, &delivery, &presentation, &hub, &webhooks, &access_control,
-                       keys = ctx.keys](const StoreEvent& e) {
+                       keys = ctx.keys, batches = ctx.batches](const StoreEvent& e) {
     switch (e.kind) {
       case StoreEvent::Kind::kWorkQueued:
         workers.Wake();
+        batches->Clear();  // a retry rescheduled: estimates may move; names no customer
         break;
       case StoreEvent::Kind::kAssetChanged:
+        batches->ForgetCustomer(e.customer);
         delivery.Invalidate(e.customer, e.space, e.id);
         presentation.Invalidate(e.customer, e.space, e.id);
         break;
@@ -418,12 +420,14 @@ int Serve(Config c) {
       // streams read their logs again.
       case StoreEvent::Kind::kResync:
         keys->Clear();
+        batches->Clear();
         access_control.ForgetSessions(0, "");
         presentation.Clear();
         hub.OnStoreEvent(e);
         webhooks.Wake();
         break;
       case StoreEvent::Kind::kOutcomeRecorded:
+        batches->ForgetCustomer(e.customer);
         hub.OnStoreEvent(e);
         break;
       case StoreEvent::Kind::kWebhookQueued:

@@ -127,9 +127,10 @@ class Store {
   virtual ~Store() = default;
 
   // Calls `listener` for every event committed by this node or any other node sharing the
-  // database: on PostgreSQL through LISTEN/NOTIFY (a listener thread; delivered at commit,
-  // well within a second), on SQLite in-process right after the commit. Listeners run on a
-  // store thread or the committing thread; they must be quick and thread-safe.
+  // database: on the committing thread right after the commit (before the change returns),
+  // and on PostgreSQL also through LISTEN/NOTIFY (a listener thread; delivered at commit,
+  // well within a second) — to every node, the committing one again among them. Listeners
+  // must be quick, thread-safe and idempotent (an event twice means what it means once).
   virtual void Subscribe(std::function<void(const StoreEvent&)> listener) = 0;
   // After it returns no listener is called again (call before the listeners' objects go).
   virtual void StopEvents() = 0;

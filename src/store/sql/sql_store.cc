@@ -510,17 +510,11 @@ Status SqlStore::CommitWith(Transaction& tx, const std::vector<StoreEvent>& even
     }
   }
   QUIRE_RETURN_IF_ERROR(tx.Commit());
-  if (dialect_.notify.empty() && !events.empty()) {
-    Deliver(events);
-  } else if (!events.empty()) {
-    // A session that lost its roles must stop opening images on this node before the logout
-    // (or revocation) answers; its own NOTIFY comes back a moment later, and dropping a
-    // session twice is harmless.
-    std::vector<StoreEvent> now;
-    for (const StoreEvent& e : events)
-      if (e.kind == StoreEvent::Kind::kAuthSessionsChanged) now.push_back(e);
-    if (!now.empty()) Deliver(now);
-  }
+  // Every event reaches this node's listeners before the change answers, so a reader on the
+  // node that made it never sees what its caches kept from before (read your writes). With
+  // NOTIFY the same events come back a moment later through the listener: every listener
+  // treats an event twice as once.
+  if (!events.empty()) Deliver(events);
   return Status::Ok();
 }
 

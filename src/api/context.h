@@ -29,8 +29,9 @@ struct Context {
   std::function<void(int64_t customer, int64_t space, const std::string& id)> image_changed =
       [](int64_t, int64_t, const std::string&) {};
   std::shared_ptr<KeyCache> keys = std::make_shared<KeyCache>();
-  // Batches as last read (GET …/queue/batches/{b}); dropped by store events.
-  std::shared_ptr<BatchCache> batches = std::make_shared<BatchCache>();
+  // Batches as last read (GET …/queue/batches/{b}), dropped by store events; null (every
+  // GET reads the store) unless the store's events come from every process.
+  std::shared_ptr<BatchCache> batches = nullptr;
   // The process's metrics, served at /metrics (to administrators).
   ops::Metrics* metrics = nullptr;
   // Serves the live event streams; null: streams answer 503.

@@ -198,12 +198,13 @@ void RegisterQueue(http::Router& r, Context& ctx) {
     BatchAccess a = AuthorizeBatch(ctx, req);
     if (a.denied) return *a.denied;
     int64_t now = NowMs();
-    if (std::optional<Batch> kept = ctx.batches->Get(a.customer, a.batch, now))
+    BatchCache* cache = ctx.batches.get();
+    if (std::optional<Batch> kept = cache ? cache->Get(a.customer, a.batch, now) : std::nullopt)
       return Json(200, hydra::BatchJson(ctx.urls, *kept));
-    uint64_t generation = ctx.batches->Generation(a.customer);
+    uint64_t generation = cache ? cache->Generation(a.customer) : 0;
     auto batch = ctx.store.GetBatch(a.customer, a.batch);
     if (!batch.ok()) return FromStatus(ctx, req, batch.status());
-    ctx.batches->Put(a.customer, *batch, generation, now);
+    if (cache) cache->Put(a.customer, *batch, generation, now);
     return Json(200, hydra::BatchJson(ctx.urls, *batch));
   });
   r.Add("GET", "/customers/{c}/queue/batches/{b}/images", [&ctx](http::Request& req) {

@@ -379,6 +379,9 @@ int Serve(Config c) {
   };
   IngestWorkers workers(**store, **blobs, ingest);
   api::Context ctx{**store, **blobs, c, urls};
+  // On SQLite a batch read is an in-process read already, and a `quire worker` beside this
+  // server would change batches without an event: no batch cache there.
+  if ((*store)->EventsFromEveryProcess()) ctx.batches = std::make_shared<api::BatchCache>();
   ctx.metrics = &metrics;
   ctx.secrets = *secrets;
   events::EventHubOptions hub_options;
@@ -405,10 +408,10 @@ int Serve(Config c) {
     switch (e.kind) {
       case StoreEvent::Kind::kWorkQueued:
         workers.Wake();
-        batches->Clear();  // a retry rescheduled: estimates may move; names no customer
+        if (batches) batches->Clear();  // a retry rescheduled: estimates may move
         break;
       case StoreEvent::Kind::kAssetChanged:
-        batches->ForgetCustomer(e.customer);
+        if (batches) batches->ForgetCustomer(e.customer);
         delivery.Invalidate(e.customer, e.space, e.id);
         presentation.Invalidate(e.customer, e.space, e.id);
         break;
@@ -420,14 +423,14 @@ int Serve(Config c) {
       // streams read their logs again.
       case StoreEvent::Kind::kResync:
         keys->Clear();
-        batches->Clear();
+        if (batches) batches->Clear();
         access_control.ForgetSessions(0, "");
         presentation.Clear();
         hub.OnStoreEvent(e);
         webhooks.Wake();
         break;
       case StoreEvent::Kind::kOutcomeRecorded:
-        batches->ForgetCustomer(e.customer);
+        if (batches) batches->ForgetCustomer(e.customer);
         hub.OnStoreEvent(e);
         break;
       case StoreEvent::Kind::kWebhookQueued:

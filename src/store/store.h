@@ -134,6 +134,10 @@ class Store {
   virtual void Subscribe(std::function<void(const StoreEvent&)> listener) = 0;
   // After it returns no listener is called again (call before the listeners' objects go).
   virtual void StopEvents() = 0;
+  // True when the changes of every process sharing the database reach the listeners
+  // (PostgreSQL's NOTIFY); false on SQLite, where another process's commits (a `quire
+  // worker` beside `quire serve`) are not seen. Caches that live until an event need it.
+  virtual bool EventsFromEveryProcess() const = 0;
 
   // Creates or upgrades the schema. Idempotent.
   virtual Status Migrate() = 0;

@@ -142,12 +142,16 @@ class QueueApi : public LiveServerTest {
     return ids;
   }
 
-  // Acts as an ingest worker: claims jobs until every listed (space, id) of customer `c` has
-  // been recorded with its outcome (true = success). Other jobs are handed back untouched.
+  // Acts as an ingest worker of another process (this test's own store on the server's
+  // database): claims jobs until every listed (space, id) of customer `c` has been recorded
+  // with its outcome (true = success). Other jobs are handed back untouched. Returns once the
+  // server shows every touched batch as the database holds it: on PostgreSQL another node's
+  // change reaches the server's batch cache through NOTIFY, within milliseconds, not at once.
   static void Drive(const Cust& c, const std::map<std::string, bool>& outcomes,
                     int64_t space = 1) {
     const std::string owner = "queue-api-test";
     size_t recorded = 0;
+    std::set<int64_t> batches;
     for (int guard = 0; recorded < outcomes.size() && guard < 10000; ++guard) {
       auto j = store_->ClaimJob(owner, 60000);
       ASSERT_TRUE(j.ok()) << j.status().message();
@@ -162,10 +166,24 @@ class QueueApi : public LiveServerTest {
       o.height = it->second ? 80 : 0;
       o.duration_ms = 10;
       ASSERT_TRUE(store_->RecordOutcome(job, o).ok());
+      batches.insert(job.batch);
       ++recorded;
     }
     ASSERT_TRUE(store_->ReleaseJobs(owner).ok());
     ASSERT_EQ(recorded, outcomes.size());
+    for (int64_t b : batches) {
+      auto truth = store_->GetBatch(c.id, b);
+      ASSERT_TRUE(truth.ok()) << truth.status().message();
+      auto seen = [&] {
+        json shown = Get(c, BatchPath(b));
+        return shown["completed"] == truth->completed && shown["errors"] == truth->errors &&
+               shown.contains("finished") == truth->finished_ms.has_value();
+      };
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while (!seen() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      ASSERT_TRUE(seen()) << "batch " << b << " not shown as recorded within 2 s";
+    }
   }
 
   static Store* store_;

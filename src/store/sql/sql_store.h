@@ -51,6 +51,7 @@ class SqlStore : public Store {
   ~SqlStore() override;
 
   void Subscribe(std::function<void(const StoreEvent&)> listener) override;
+  bool EventsFromEveryProcess() const override { return !dialect_.notify.empty(); }
   void StopEvents() override;
 
   Status Migrate() override;

@@ -536,7 +536,7 @@ void IngestWorkers::Convert(Fetched& f, std::chrono::steady_clock::time_point be
     auto processed = st.ok() ? ProcessImage(decoded.empty() ? f.scratch : decoded, process,
                                             blobs_, prefix)
                              : Result<ProcessedImage>(st);
-    if (processed.ok()) processed->timings.probe_ms += sandbox_ms;
+    if (processed.ok()) processed->timings.sandbox_ms = sandbox_ms;
     if (processed.ok()) {
       outcome.width = processed->width;
       outcome.height = processed->height;
@@ -586,17 +586,19 @@ void IngestWorkers::Conclude(const Job& job, const Status& st, IngestOutcome* ou
     m->CountIngest(outcome->success);
     m->ObserveStage(ops::Stage::kFetch, fetch_ms / 1000);
     if (outcome->success) {
-      m->ObserveStage(ops::Stage::kDecode, timings.probe_ms / 1000);
+      m->ObserveStage(ops::Stage::kDecode, (timings.sandbox_ms + timings.probe_ms) / 1000);
       m->ObserveStage(ops::Stage::kPyramid, timings.pyramid_ms / 1000);
       m->ObserveStage(ops::Stage::kThumbs, timings.thumbnails_ms / 1000);
       m->ObserveStage(ops::Stage::kStore, timings.store_ms / 1000);
     }
   }
   spdlog::info(
-      "ingest {}/{}/{} batch {} {} in {} ms (fetch {:.0f}, probe {:.0f}, pyramid {:.0f}, "
+      "ingest {}/{}/{} batch {} {} in {} ms (fetch {:.0f}, {}probe {:.0f}, pyramid {:.0f}, "
       "thumbnails {:.0f}, store {:.0f}){}{}",
       job.customer, job.space, job.asset_id, job.batch, outcome->success ? "done" : "failed",
-      outcome->duration_ms, fetch_ms, timings.probe_ms, timings.pyramid_ms, timings.thumbnails_ms,
+      outcome->duration_ms, fetch_ms,
+      timings.sandbox_ms > 0 ? fmt::format("sandbox {:.0f}, ", timings.sandbox_ms) : "",
+      timings.probe_ms, timings.pyramid_ms, timings.thumbnails_ms,
       timings.store_ms, outcome->success ? "" : ": ", outcome->error);
 }
 

@@ -517,8 +517,13 @@ void IngestWorkers::Convert(Fetched& f, std::chrono::steady_clock::time_point be
       } else {
         ::close(fd);
         decoded = path;
+        media::SandboxRun run;
         st = media::DecodeInSandbox(f.scratch, decoded, process.max_pixels, settings_.sandbox,
-                                    &stop_);
+                                    &stop_, &run);
+        spdlog::info("ingest {}/{}/{} batch {}: sandboxed decode {} in {:.0f} ms ({:.2f} s CPU, "
+                     "peak RSS {} MiB)",
+                     job.customer, job.space, job.asset_id, job.batch, st.ok() ? "done" : "failed",
+                     MsSince(sandbox_began), run.cpu_seconds, run.peak_rss_bytes >> 20);
         // Its output may have filled the volume: that is the disk's fault, not the image's.
         if (!st.ok() && st.code() != Code::kUnavailable)
           if (Status room = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), process.reserve_bytes);

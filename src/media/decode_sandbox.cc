@@ -65,7 +65,7 @@ std::string FormatName(const std::string& sniffed) {
 
 Status DecodeInSandbox(const std::string& source_path, const std::string& out_path,
                        int64_t max_pixels, const DecodeSandboxOptions& options,
-                       const std::atomic<bool>* cancel) {
+                       const std::atomic<bool>* cancel, SandboxRun* run) {
   std::string exe = options.executable.empty() ? SelfExecutable() : options.executable;
   if (exe.empty()) return Status::Internal("cannot find the quire executable to run the decoder");
   std::vector<std::string> argv = {exe,      "decode", "--in",         source_path,
@@ -84,6 +84,7 @@ Status DecodeInSandbox(const std::string& source_path, const std::string& out_pa
   Result<ChildResult> ran = RunChild(argv, child);
   if (!ran.ok()) return ran.status();
   const ChildResult& r = *ran;
+  if (run != nullptr) *run = {r.cpu_seconds, r.peak_rss_bytes};
   if (r.cancelled) return Status::Unavailable("the decode was interrupted");
   if (r.Succeeded()) return Status::Ok();
 

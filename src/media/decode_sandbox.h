@@ -17,9 +17,10 @@
 //
 // Why seccomp (libseccomp) and not bubblewrap: bubblewrap needs user namespaces (often
 // disabled on servers and inside containers) or a setuid helper, is one more program to
-// install and start per image (tens of ms), and confines by filesystem view; a seccomp filter
-// needs no privilege, no extra package at run time and costs nothing per call, and it also
-// shuts the kernel's attack surface down to the ~40 calls a decoder needs.
+// install and start per image, and confines by filesystem view while leaving the whole kernel
+// interface open; a seccomp filter needs no privilege and no extra program at run time, costs
+// nothing per call, and shuts the kernel's surface down to the ~50 calls a decoder needs
+// (decode_child.cc), the arguments of some checked.
 //
 // Thread-safe: DecodeInSandbox may run from several workers at once (one child each).
 #pragma once
@@ -61,6 +62,12 @@ bool DecodesInSandbox(const std::string& sniffed, SandboxScope scope);
 // The name messages use for a sniffed type: "JPEG 2000", "JPEG", ..., else "the image".
 std::string FormatName(const std::string& sniffed);
 
+// What a child cost, for the log and the benchmark.
+struct SandboxRun {
+  double cpu_seconds = 0;
+  int64_t peak_rss_bytes = 0;
+};
+
 // Decodes `source_path` in a child and writes the intermediate TIFF to `out_path` (which the
 // caller created, in its scratch directory, and removes afterwards). `max_pixels` is judged
 // by the child from the header, before decoding.
@@ -72,7 +79,7 @@ std::string FormatName(const std::string& sniffed);
 // kInternal when no child could be started.
 Status DecodeInSandbox(const std::string& source_path, const std::string& out_path,
                        int64_t max_pixels, const DecodeSandboxOptions& options,
-                       const std::atomic<bool>* cancel = nullptr);
+                       const std::atomic<bool>* cancel = nullptr, SandboxRun* run = nullptr);
 
 // ---- the child side (`quire decode`) ----
 

@@ -204,8 +204,10 @@ L.append(f"Where the time goes. Quire (from its log): decode in the sandbox {msp
          f"(child CPU {msplit('child_cpu_s'):.2f} s), pyramid {msplit('pyramid_ms')/1000:.2f} s, thumbnails {msplit('thumbnails_ms')/1000:.2f} s, "
          f"fetch {msplit('fetch_ms')/1000:.2f} s, store {msplit('store_ms')/1000:.2f} s. "
          f"Reference: `opj_decompress` {refdec:.2f} s, the rest {ref - refdec:.2f} s. "
-         f"The decode is OpenJPEG's either way (libvips' jp2kload in the child, single-threaded like `-threads 1`); "
-         f"the sandbox adds the child's start, the uncompressed intermediate TIFF written and read back, and nothing per pixel.")
+         f"The decoder is OpenJPEG's either way, single-threaded on both sides (the child runs libvips with one thread; "
+         f"`-threads 1`), but libvips' jp2kload decodes tile by tile into its pipeline where `opj_decompress` decodes the whole "
+         f"image into one buffer and converts it to PPM (hence its larger peak RSS, {med('jp2_ref', 'decode_rss_kb')/1024:.0f} MiB). "
+         f"The sandbox's own share: the child's start, the uncompressed intermediate TIFF written and read back.")
 L.append("")
 L.append(f"## 2. The sandbox's cost on JPEG ({inp['n']} × {inp['w']}×{inp['h']}, `--workers 2`)")
 L.append("")

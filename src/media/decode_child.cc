@@ -95,16 +95,23 @@ Status InstallFilter() {
       return Status::Internal(std::string("seccomp rule for ") + name + ": " + std::strerror(-rc));
     return Status::Ok();
   };
-  // Reading the input, writing the output and the one-line report; memory; threads and their
-  // synchronisation; time; signals delivered to itself; exit.
+  // clang-format off
   static const char* const kAllowed[] = {
+      // the input, the output and the one-line report
       "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "close", "dup",
-      "fstat", "newfstatat", "statx", "fcntl", "munmap", "mremap", "madvise", "brk",
-      "futex", "set_robust_list", "get_robust_list", "rseq", "sched_yield",
-      "sched_getaffinity", "getpid", "gettid", "getuid", "geteuid", "getgid", "getegid",
+      "fstat", "newfstatat", "statx", "fcntl",
+      // memory (mmap and mprotect below)
+      "munmap", "mremap", "madvise", "brk",
+      // threads and their synchronisation (clone below)
+      "futex", "set_robust_list", "get_robust_list", "rseq", "sched_yield", "sched_getaffinity",
+      "getpid", "gettid", "getuid", "geteuid", "getgid", "getegid",
+      // time
       "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time",
-      "getrandom", "getrusage", "sysinfo", "uname", "exit", "exit_group", "rt_sigaction",
-      "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall"};
+      "getrandom", "getrusage", "sysinfo", "uname",
+      // signals to itself, and the end
+      "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall",
+      "exit", "exit_group"};
+  // clang-format on
   for (const char* name : kAllowed) QUIRE_RETURN_IF_ERROR(rule(SCMP_ACT_ALLOW, name));
   // Memory, but never executable: no code can be mapped or made runnable from the file.
   const scmp_arg_cmp no_exec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
@@ -125,8 +132,8 @@ Status InstallFilter() {
   // Thread names (glib names its threads); nothing else prctl can do.
   const scmp_arg_cmp set_name = SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME);
   QUIRE_RETURN_IF_ERROR(rule(SCMP_ACT_ALLOW, "prctl", 1, &set_name));
-  for (const char* name : {"open", "openat", "openat2", "creat", "open_by_handle_at",
-                           "socket", "socketpair"})
+  for (const char* name :
+       {"open", "openat", "openat2", "creat", "open_by_handle_at", "socket", "socketpair"})
     QUIRE_RETURN_IF_ERROR(rule(SCMP_ACT_ERRNO(EACCES), name));
   QUIRE_RETURN_IF_ERROR(rule(SCMP_ACT_ERRNO(ENOTTY), "ioctl"));  // isatty() on stderr
   // glib asks whether stderr is journald's socket before it prints a warning.
@@ -191,12 +198,16 @@ int RunDecodeChild(const DecodeRequest& request) {
   vips_vector_set_enabled(FALSE);
 
   int in = ::open(request.in.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) Finish(kDecodeCannotOpen, "error: cannot open the input: " + std::string(std::strerror(errno)));
+  if (in < 0)
+    Finish(kDecodeCannotOpen, "error: cannot open the input: " + std::string(std::strerror(errno)));
   int out = ::open(request.out.c_str(), O_RDWR | O_TRUNC | O_CLOEXEC);
-  if (out < 0) Finish(kDecodeCannotOpen, "error: cannot open the output: " + std::string(std::strerror(errno)));
+  if (out < 0)
+    Finish(kDecodeCannotOpen,
+           "error: cannot open the output: " + std::string(std::strerror(errno)));
   char head[kSniffBytes] = {};
   ssize_t got = ::pread(in, head, sizeof head, 0);
-  std::string sniffed = SniffMediaType(std::string_view(head, got > 0 ? static_cast<size_t>(got) : 0));
+  std::string sniffed =
+      SniffMediaType(std::string_view(head, got > 0 ? static_cast<size_t>(got) : 0));
   // The untrusted loader of this format, and only that one, for this process only (the server
   // keeps them all blocked).
   if (sniffed == "image/jp2") vips_operation_block_set("VipsForeignLoadJp2k", FALSE);
@@ -216,9 +227,8 @@ int RunDecodeChild(const DecodeRequest& request) {
                                                ->set("access", VIPS_ACCESS_SEQUENTIAL)
                                                ->set("fail_on", VIPS_FAIL_ON_TRUNCATED));
     // The pixel limit, from the header: nothing is decoded yet.
-    int orientation = image.get_typeof(VIPS_META_ORIENTATION) != 0
-                          ? image.get_int(VIPS_META_ORIENTATION)
-                          : 1;
+    int orientation =
+        image.get_typeof(VIPS_META_ORIENTATION) != 0 ? image.get_int(VIPS_META_ORIENTATION) : 1;
     bool swap = orientation >= 5 && orientation <= 8;
     int width = swap ? image.height() : image.width();
     int height = swap ? image.width() : image.height();
@@ -235,13 +245,13 @@ int RunDecodeChild(const DecodeRequest& request) {
     }
     image = image.copy();
     KeepOnlyColourAndOrientation(image);
-    image.tiffsave_target(vips::VTarget(target), VImage::option()
-                                                     ->set("compression",
-                                                           VIPS_FOREIGN_TIFF_COMPRESSION_NONE)
-                                                     ->set("bigtiff", true));
-    Finish(kDecodeOk, "ok " + std::to_string(image.width()) + "x" +
-                          std::to_string(image.height()) + " " + std::to_string(image.bands()) +
-                          " bands " + (image.format() == VIPS_FORMAT_UCHAR ? "8" : "16") + "-bit");
+    image.tiffsave_target(vips::VTarget(target),
+                          VImage::option()
+                              ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_NONE)
+                              ->set("bigtiff", true));
+    Finish(kDecodeOk, "ok " + std::to_string(image.width()) + "x" + std::to_string(image.height()) +
+                          " " + std::to_string(image.bands()) + " bands " +
+                          (image.format() == VIPS_FORMAT_UCHAR ? "8" : "16") + "-bit");
   } catch (const VError& e) {
     Finish(kDecodeRefused, "error: " + FirstLine(e.what()));
   }

@@ -21,7 +21,8 @@ std::string ReportLine(std::string out) {
 
 void Replace(std::string* text, const std::string& what, const std::string& with) {
   if (what.empty()) return;
-  for (size_t at; (at = text->find(what)) != std::string::npos;) text->replace(at, what.size(), with);
+  for (size_t at; (at = text->find(what)) != std::string::npos;)
+    text->replace(at, what.size(), with);
 }
 
 }  // namespace
@@ -68,8 +69,8 @@ Status DecodeInSandbox(const std::string& source_path, const std::string& out_pa
                        const std::atomic<bool>* cancel, SandboxRun* run) {
   std::string exe = options.executable.empty() ? SelfExecutable() : options.executable;
   if (exe.empty()) return Status::Internal("cannot find the quire executable to run the decoder");
-  std::vector<std::string> argv = {exe,      "decode", "--in",         source_path,
-                                   "--out",  out_path, "--max-pixels", std::to_string(max_pixels)};
+  std::vector<std::string> argv = {exe,     "decode", "--in",         source_path,
+                                   "--out", out_path, "--max-pixels", std::to_string(max_pixels)};
   if (!options.test_fault.empty()) argv.insert(argv.end(), {"--test-fault", options.test_fault});
   ChildOptions child;
   child.limits.memory_bytes = options.memory_bytes;

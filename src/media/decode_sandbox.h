@@ -96,7 +96,8 @@ inline constexpr int kDecodeOverLimit = 3;    // "error: image is WxH pixels, ov
 inline constexpr int kDecodeOutOfMemory = 4;  // an allocation failed (RLIMIT_AS)
 inline constexpr int kDecodeCannotOpen = 5;   // the input or output could not be opened
 inline constexpr int kDecodeNoSandbox = 6;    // the seccomp filter could not be installed
-inline constexpr int kDecodeProbeFailed = 7;  // test fault "probe": the sandbox let something through
+inline constexpr int kDecodeProbeFailed =
+    7;  // test fault "probe": the sandbox let something through
 
 // Runs the child: opens `in` and `out`, closes every other descriptor, installs the seccomp
 // filter, and only then decodes. Returns the exit status. Never returns to code that might

@@ -3,6 +3,8 @@
 // its filter is on) each end as the image's error within their limit, and from inside the
 // child the filter refuses /etc/passwd, sockets and exec. Real JPEG 2000 files decode to the
 // pixels they hold; a damaged one and one over the pixel limit are refused with their cause.
+#include "media/decode_sandbox.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -11,7 +13,6 @@
 #include <fstream>
 
 #include "core/child_process.h"
-#include "media/decode_sandbox.h"
 #include "support/jp2_fixtures.h"
 #include "support/quire_process.h"
 

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "support/http_client.h"
@@ -30,8 +31,9 @@ constexpr int64_t kCustomer = 1;
 std::string Png(const VImage& pixels) {
   void* buf = nullptr;
   size_t len = 0;
-  pixels.write_to_buffer(".png", &buf, &len,
-                         VImage::option()->set("bitdepth", pixels.format() == VIPS_FORMAT_USHORT ? 16 : 8));
+  pixels.write_to_buffer(
+      ".png", &buf, &len,
+      VImage::option()->set("bitdepth", pixels.format() == VIPS_FORMAT_USHORT ? 16 : 8));
   std::string out(static_cast<const char*>(buf), len);
   g_free(buf);
   return out;
@@ -46,13 +48,17 @@ VImage Delivered(const VImage& pixels) {
 struct Case {
   Case(std::string id, std::string bytes, std::string media_type, VImage source,
        std::string twin = "", double max_mean = 0)
-      : id(std::move(id)), bytes(std::move(bytes)), media_type(std::move(media_type)),
-        source(std::move(source)), twin(std::move(twin)), max_mean(max_mean) {}
+      : id(std::move(id)),
+        bytes(std::move(bytes)),
+        media_type(std::move(media_type)),
+        source(std::move(source)),
+        twin(std::move(twin)),
+        max_mean(max_mean) {}
   std::string id;
   std::string bytes;
   std::string media_type;
-  VImage source;      // the pixels encoded
-  std::string twin;   // a trusted-format ingest of the same pixels: lossless must equal it
+  VImage source;     // the pixels encoded
+  std::string twin;  // a trusted-format ingest of the same pixels: lossless must equal it
   // Lossy: how much the mean difference from the source may exceed that of the trusted
   // reference (the pyramid's own share).
   double max_mean = 0;
@@ -66,17 +72,17 @@ class Jp2IngestTest : public ::testing::Test {
   }
 
   void StartServer(std::vector<std::string> extra = {}) {
-    std::vector<std::string> flags = {"--workers",       "2",   "--allow-private-origins",
-                                      "--ingest-attempts", "2", "--ingest-backoff-ms",
-                                      "100"};
+    std::vector<std::string> flags = {
+        "--workers",           "2",  "--allow-private-origins", "--ingest-attempts", "2",
+        "--ingest-backoff-ms", "100"};
     flags.insert(flags.end(), extra.begin(), extra.end());
     server_ = std::make_unique<QuireProcess>(data_->path() + "/data", flags);
     api_ = std::make_unique<Api>(Api{server_->url(), server_->admin()});
   }
 
   std::string Iiif(int64_t space, const std::string& id, const std::string& rest) const {
-    return server_->url() + "/iiif-img/" + std::to_string(kCustomer) + "/" +
-           std::to_string(space) + "/" + id + rest;
+    return server_->url() + "/iiif-img/" + std::to_string(kCustomer) + "/" + std::to_string(space) +
+           "/" + id + rest;
   }
 
   VImage Fetch(int64_t space, const std::string& id, const std::string& rest) const {
@@ -102,13 +108,15 @@ class Jp2IngestTest : public ::testing::Test {
     return done;
   }
 
-  // The server's log line about image `id`'s outcome (log lines reach the file within a
-  // second of the outcome).
+  // The server's log line of image `id`'s outcome, "... batch B done in N ms (fetch ...)"
+  // (log lines reach the file within a second of the outcome).
   std::string OutcomeLine(const std::string& id) const {
     for (int i = 0; i < 40; ++i) {
-      std::string log = server_->Log();
-      size_t at = log.find("/" + id + " batch");
-      if (at != std::string::npos) return log.substr(at, log.find('\n', at) - at);
+      std::istringstream log(server_->Log());
+      for (std::string line; std::getline(log, line);)
+        if (line.find("/" + id + " batch") != std::string::npos &&
+            line.find("(fetch ") != std::string::npos)
+          return line;
       std::this_thread::sleep_for(100ms);
     }
     return "";
@@ -206,7 +214,8 @@ TEST_F(Jp2IngestTest, EveryKindOfJpeg2000BecomesThePyramidOfItsPixels) {
   }
   // Sandboxed decodes are named in the log line of their outcome; trusted ones are not.
   for (const char* id : {"lossless-rgb8", "codestream-j2k", "declared-jpeg"})
-    EXPECT_NE(OutcomeLine(id).find(", sandbox "), std::string::npos) << id << ": " << OutcomeLine(id);
+    EXPECT_NE(OutcomeLine(id).find(", sandbox "), std::string::npos)
+        << id << ": " << OutcomeLine(id);
   EXPECT_EQ(OutcomeLine("ref-rgb8").find("sandbox"), std::string::npos) << OutcomeLine("ref-rgb8");
   long grew_mib = (server_->StatusKib("VmHWM") - hwm_before) / 1024;
   std::printf("jp2 batch: %zu images, %d completed, %d errors, server peak RSS +%ld MiB\n",

@@ -78,9 +78,9 @@ std::string MakeJp2(const VImage& pixels, const std::string& options, const std:
   pixels.write_to_file(in.c_str());
   std::string out = dir.path() + "/out" + suffix;
   int rc = 0;
-  std::string said = RunCommand("opj_compress -i " + ShellQuote(in) + " -o " + ShellQuote(out) +
-                                    " " + options + " 2>&1",
-                                &rc);
+  std::string said = RunCommand(
+      "opj_compress -i " + ShellQuote(in) + " -o " + ShellQuote(out) + " " + options + " 2>&1",
+      &rc);
   if (rc != 0) throw std::runtime_error("opj_compress " + options + " failed: " + said);
   return ReadFile(out);
 }
@@ -128,9 +128,9 @@ VImage DecodeToImage(const std::string& bytes) {
 PixelDiff Compare(const VImage& a, const VImage& b) {
   if (a.width() != b.width() || a.height() != b.height() || a.bands() != b.bands())
     throw std::runtime_error("Compare: " + std::to_string(a.width()) + "x" +
-                             std::to_string(a.height()) + "x" + std::to_string(a.bands()) +
-                             " vs " + std::to_string(b.width()) + "x" +
-                             std::to_string(b.height()) + "x" + std::to_string(b.bands()));
+                             std::to_string(a.height()) + "x" + std::to_string(a.bands()) + " vs " +
+                             std::to_string(b.width()) + "x" + std::to_string(b.height()) + "x" +
+                             std::to_string(b.bands()));
   VImage d = (a.cast(VIPS_FORMAT_FLOAT) - b.cast(VIPS_FORMAT_FLOAT)).abs();
   return {d.avg(), d.max()};
 }

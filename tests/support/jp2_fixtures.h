@@ -10,8 +10,8 @@ namespace quire::test {
 // The sources: 8-bit sRGB pixels (MakePng's, softened), and 16-bit ones whose low byte
 // carries its own pattern (so a decoder that dropped it would be seen).
 vips::VImage Rgb8Pixels(int w, int h, int seed);
-vips::VImage Rgb16Pixels(int w, int h, int seed);  // interpretation RGB16
-vips::VImage Grey8Pixels(int w, int h, int seed);  // B_W
+vips::VImage Rgb16Pixels(int w, int h, int seed);   // interpretation RGB16
+vips::VImage Grey8Pixels(int w, int h, int seed);   // B_W
 vips::VImage Grey16Pixels(int w, int h, int seed);  // GREY16
 
 // `pixels` encoded by opj_compress with `options` (e.g. "-r 20 -t 256,256"; "" is lossless,

@@ -23,6 +23,7 @@
 // After vips8: vector.h needs its types.
 #include <vips/vector.h>
 
+#include "core/decode_guard.h"
 #include "core/vips_init.h"
 #include "media/decode_sandbox.h"
 #include "model/media_sniff.h"
@@ -245,10 +246,18 @@ int RunDecodeChild(const DecodeRequest& request) {
     }
     image = image.copy();
     KeepOnlyColourAndOrientation(image);
-    image.tiffsave_target(vips::VTarget(target),
-                          VImage::option()
-                              ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_NONE)
-                              ->set("bigtiff", true));
+    // A decoder that fails part-way (a damaged tile, an allocation refused by RLIMIT_AS) must
+    // be reported as its reason, not as the crash libvips 8.14's TIFF writer makes of it.
+    DecodeGuard* guard = nullptr;
+    VImage guarded = Guarded(image, &guard);
+    guarded.tiffsave_target(vips::VTarget(target),
+                            VImage::option()
+                                ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_NONE)
+                                ->set("bigtiff", true));
+    if (guard->failed) {
+      std::lock_guard<std::mutex> lock(guard->mu);
+      Finish(kDecodeRefused, "error: " + guard->message);
+    }
     Finish(kDecodeOk, "ok " + std::to_string(image.width()) + "x" + std::to_string(image.height()) +
                           " " + std::to_string(image.bands()) + " bands " +
                           (image.format() == VIPS_FORMAT_UCHAR ? "8" : "16") + "-bit");

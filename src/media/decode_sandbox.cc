@@ -100,6 +100,10 @@ Status DecodeInSandbox(const std::string& source_path, const std::string& out_pa
   if (r.timed_out || r.signal != 0) return could_not(r.Describe(child.limits));
   switch (r.exit_code) {
     case kDecodeRefused:
+      // OpenJPEG says so when an allocation fails: the limit is why.
+      if (said.find("memory") != std::string::npos || said.find("allocate") != std::string::npos)
+        return could_not("memory limit of " + std::to_string(options.memory_bytes >> 20) +
+                         " MiB exceeded (" + said + ")");
       // libvips tries every loader that claims the bytes; when the one that should read the
       // file rejects it, the last word may come from a blocked fallback.
       if (said.find("operation is blocked") != std::string::npos)

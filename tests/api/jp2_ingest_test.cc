@@ -9,6 +9,7 @@
 // formats through the child with the same results as in-process.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -122,6 +123,14 @@ class Jp2IngestTest : public ::testing::Test {
     return "";
   }
 
+  // Intermediates of sandboxed decodes still on disk (each is removed once its image is done).
+  int LeftoverIntermediates() const {
+    int n = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(data_->path()))
+      if (e.path().filename().string().rfind("decoded-", 0) == 0) ++n;
+    return n;
+  }
+
   OriginServer origin_;
   std::unique_ptr<TempDir> data_;
   std::unique_ptr<QuireProcess> server_;
@@ -217,6 +226,7 @@ TEST_F(Jp2IngestTest, EveryKindOfJpeg2000BecomesThePyramidOfItsPixels) {
     EXPECT_NE(OutcomeLine(id).find(", sandbox "), std::string::npos)
         << id << ": " << OutcomeLine(id);
   EXPECT_EQ(OutcomeLine("ref-rgb8").find("sandbox"), std::string::npos) << OutcomeLine("ref-rgb8");
+  EXPECT_EQ(LeftoverIntermediates(), 0);
   long grew_mib = (server_->StatusKib("VmHWM") - hwm_before) / 1024;
   std::printf("jp2 batch: %zu images, %d completed, %d errors, server peak RSS +%ld MiB\n",
               batch.size(), done["completed"].get<int>(), done["errors"].get<int>(), grew_mib);
@@ -250,6 +260,7 @@ TEST_F(Jp2IngestTest, TheSandboxsLimitsAreOneImagesErrorAndLeaveTheServerAsItWas
   EXPECT_LT(s, 10.0) << "within the limits (2 s of CPU, 10 s of wall clock)";
   EXPECT_EQ(api_->Image(kCustomer, space, "fine-jp2")["width"], 640);
   EXPECT_EQ(Http("GET", server_->url() + "/healthz").status, 200);
+  EXPECT_EQ(LeftoverIntermediates(), 0) << "a failed decode's intermediate is removed too";
   long grew_mib = (server_->StatusKib("VmHWM") - hwm_before) / 1024;
   EXPECT_LT(grew_mib, 64) << "the decoder's memory is the child's, not the server's";
   std::printf("  %s (batch in %.1f s, server peak RSS +%ld MiB)\n", error.c_str(), s, grew_mib);

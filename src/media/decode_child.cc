@@ -74,8 +74,9 @@ void CloseAllBut(std::vector<int> keep) {
 
 // The allowlist. Anything not named kills the process (SIGSYS), so an exploited decoder that
 // tries exec, ptrace, fork, mount, bpf, unlink, rename, kill ... dies at the first attempt.
-// Opening files and making sockets fail with EACCES instead: libraries probe for optional
-// files (locale data, config), and a refusal they can handle keeps a good decode alive.
+// Opening files, asking whether one exists, and making sockets fail with EACCES instead:
+// libraries probe for optional files (locale data, fontconfig's configuration), and a refusal
+// they can handle keeps a good decode alive.
 Status InstallFilter() {
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
   if (ctx == nullptr) return Status::Internal("seccomp_init failed");
@@ -134,7 +135,8 @@ Status InstallFilter() {
   const scmp_arg_cmp set_name = SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME);
   QUIRE_RETURN_IF_ERROR(rule(SCMP_ACT_ALLOW, "prctl", 1, &set_name));
   for (const char* name :
-       {"open", "openat", "openat2", "creat", "open_by_handle_at", "socket", "socketpair"})
+       {"open", "openat", "openat2", "creat", "open_by_handle_at", "access", "faccessat",
+        "faccessat2", "readlink", "readlinkat", "socket", "socketpair"})
     QUIRE_RETURN_IF_ERROR(rule(SCMP_ACT_ERRNO(EACCES), name));
   QUIRE_RETURN_IF_ERROR(rule(SCMP_ACT_ERRNO(ENOTTY), "ioctl"));  // isatty() on stderr
   // glib asks whether stderr is journald's socket before it prints a warning.
@@ -212,6 +214,7 @@ int RunDecodeChild(const DecodeRequest& request) {
   // The untrusted loader of this format, and only that one, for this process only (the server
   // keeps them all blocked).
   if (sniffed == "image/jp2") vips_operation_block_set("VipsForeignLoadJp2k", FALSE);
+  if (sniffed == "application/pdf") vips_operation_block_set("VipsForeignLoadPdf", FALSE);
   CloseAllBut({in, out});
   VipsSource* source = vips_source_new_from_descriptor(in);
   VipsTarget* target = vips_target_new_to_descriptor(out);

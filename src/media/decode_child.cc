@@ -214,7 +214,6 @@ int RunDecodeChild(const DecodeRequest& request) {
   // The untrusted loader of this format, and only that one, for this process only (the server
   // keeps them all blocked).
   if (sniffed == "image/jp2") vips_operation_block_set("VipsForeignLoadJp2k", FALSE);
-  if (sniffed == "application/pdf") vips_operation_block_set("VipsForeignLoadPdf", FALSE);
   CloseAllBut({in, out});
   VipsSource* source = vips_source_new_from_descriptor(in);
   VipsTarget* target = vips_target_new_to_descriptor(out);

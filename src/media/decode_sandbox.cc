@@ -49,9 +49,9 @@ std::string SniffFile(const std::string& path) {
 
 bool DecodesInSandbox(const std::string& sniffed, SandboxScope scope) {
   if (scope == SandboxScope::kAll) return true;
-  // The loaders libvips marks untrusted that Quire reads. PDF too: libvips 8.14 does not
-  // block its poppler loader (a dynamic module) whatever vips_block_untrusted_set says, so a PDF
-  // sent as an image would otherwise be parsed by poppler inside the server.
+  // The loaders libvips marks untrusted that Quire reads. And PDF: Quire refuses PDFs as
+  // images (the pdfload operation stays blocked, in the child too), but libvips 8.14 lets
+  // poppler parse the document before it checks the block, so the parsing happens here.
   return sniffed == "image/jp2" || sniffed == "application/pdf";
 }
 

@@ -35,8 +35,8 @@
 namespace quire::media {
 
 // Which sources go through the child. kUntrusted: formats whose loaders libvips marks
-// untrusted that Quire reads (JPEG 2000; and PDF, which libvips 8.14 fails to block in the
-// server); kAll: every format (to measure what the wall costs).
+// untrusted that Quire reads (JPEG 2000), and PDF (refused, but parsed by poppler before
+// libvips 8.14 checks the block); kAll: every format (to measure what the wall costs).
 enum class SandboxScope { kUntrusted, kAll };
 
 // "untrusted" / "all" -> scope; false when neither.

@@ -25,7 +25,7 @@ TEST(DecodeRoutingTest, JpegTwoThousandGoesToTheSandboxTrustedFormatsDoNot) {
     EXPECT_FALSE(DecodesInSandbox(trusted, SandboxScope::kUntrusted)) << trusted;
     EXPECT_TRUE(DecodesInSandbox(trusted, SandboxScope::kAll)) << trusted;
   }
-  // libvips 8.14 leaves poppler unblocked in the server: a PDF sent as an image goes there too.
+  // libvips 8.14 lets poppler parse a PDF before refusing it: that parse happens there too.
   EXPECT_TRUE(DecodesInSandbox(SniffMediaType("%PDF-1.4\n"), SandboxScope::kUntrusted));
   EXPECT_EQ(FormatName("image/jp2"), "JPEG 2000");
   EXPECT_EQ(FormatName("image/x-unknown"), "the image");

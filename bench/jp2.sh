@@ -19,7 +19,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 QB="$PY $HERE/qb.py"
 QUICK=${BENCH_QUICK:-0}
-W=6000; H=4000; N=8; REPS=2
+W=6000; H=4000; N=8; REPS=3
 REPORT=$HERE/REPORT-jp2.md
 if [ "$QUICK" = 1 ]; then W=2000; H=1500; N=4; REPS=1; REPORT=$HERE/out/REPORT-jp2-quick.md; fi
 PORT_BASE=${BENCH_PORT_BASE:-18880}
@@ -200,6 +200,9 @@ L.append(f"| Quire: POST → `finished` (`--workers 1`; sandboxed decode, then t
 L.append(f"| reference: `opj_decompress -threads 1` to PPM + `vips tiffsave --pyramid` + 4 × `vipsthumbnail` | {ref:.2f} | {refrss:.0f} MiB (largest step) |")
 L.append(f"| **ratio Quire / reference** | **{q/ref:.2f}×** | |")
 L.append("")
+L.append("Each run (seconds): Quire " + ", ".join(f"{v['seconds']:.2f}" for v in runs("jp2_quire")) +
+         "; reference " + ", ".join(f"{v['seconds']:.2f}" for v in runs("jp2_ref")) + ".")
+L.append("")
 L.append(f"Where the time goes. Quire (from its log): decode in the sandbox {msplit('sandbox_ms')/1000:.2f} s "
          f"(child CPU {msplit('child_cpu_s'):.2f} s), pyramid {msplit('pyramid_ms')/1000:.2f} s, thumbnails {msplit('thumbnails_ms')/1000:.2f} s, "
          f"fetch {msplit('fetch_ms')/1000:.2f} s, store {msplit('store_ms')/1000:.2f} s. "
@@ -218,6 +221,9 @@ ca = max(v for k, v in children.items() if k.startswith("jpeg_all"))
 L.append(f"| `untrusted` (default: JPEG decoded in-process) | {ju:.2f} | {ju/inp['n']*2:.2f} s of a worker | {hu:.0f} MiB | {cu} |")
 L.append(f"| `all` (JPEG decoded in the child first) | {ja:.2f} | {ja/inp['n']*2:.2f} s of a worker | {ha:.0f} MiB | {ca} |")
 L.append(f"| **ratio all / untrusted** | **{ja/ju:.2f}×** | | | |")
+L.append("")
+L.append("Each run (seconds): untrusted " + ", ".join(f"{v['seconds']:.2f}" for v in runs("jpeg_untrusted")) +
+         "; all " + ", ".join(f"{v['seconds']:.2f}" for v in runs("jpeg_all")) + ".")
 L.append("")
 L.append("In-process, libvips streams the JPEG decode straight into the pyramid writer; through the sandbox the image is decoded "
          f"whole into an uncompressed TIFF in the scratch directory ({inp['w']*inp['h']*3/2**20:.0f} MiB per image here) and read back, "

@@ -92,16 +92,18 @@ TEST_F(DecodeSandboxTest, ACrashIsTheImagesError) {
   Status st = Run("crash", &s);
   EXPECT_EQ(st.code(), Code::kInvalid);
   EXPECT_EQ(st.message(), "could not decode JPEG 2000: killed by SIGSEGV");
-  EXPECT_LT(s, 2.0);
+  EXPECT_LT(s, 2.0) << "before the wall clock";
 }
 
 TEST_F(DecodeSandboxTest, ASpinningDecoderStopsAtItsCpuLimit) {
+  // A wall clock far off, so that on a loaded machine it is still the CPU limit that ends it.
+  options_.timeout_ms = 10000;
   double s = 0;
   Status st = Run("loop", &s);
   EXPECT_EQ(st.code(), Code::kInvalid);
   EXPECT_EQ(st.message(), "could not decode JPEG 2000: CPU time limit of 1 s exceeded");
-  EXPECT_GE(s, 0.9);
-  EXPECT_LT(s, 2.0) << "the CPU limit (1 s) ends it before the wall clock (2 s)";
+  EXPECT_GE(s, 0.8);
+  EXPECT_LT(s, 10.0);
 }
 
 TEST_F(DecodeSandboxTest, AHungDecoderStopsAtTheWallClock) {
@@ -110,7 +112,7 @@ TEST_F(DecodeSandboxTest, AHungDecoderStopsAtTheWallClock) {
   EXPECT_EQ(st.code(), Code::kInvalid);
   EXPECT_EQ(st.message(), "could not decode JPEG 2000: timed out after 2000 ms");
   EXPECT_GE(s, 2.0);
-  EXPECT_LT(s, 3.5);
+  EXPECT_LT(s, 5.0);
 }
 
 TEST_F(DecodeSandboxTest, AnEightGigabyteAllocationStopsAtTheMemoryLimit) {
@@ -151,7 +153,7 @@ TEST_F(DecodeSandboxTest, ThePixelLimitIsJudgedFromTheHeader) {
   Status st = Run("", &s, 100000000);
   EXPECT_EQ(st.code(), Code::kInvalid);
   EXPECT_EQ(st.message(), "image is 30000x30000 pixels, over the limit of 100000000");
-  EXPECT_LT(s, 1.0);
+  EXPECT_LT(s, 2.0);
   struct stat out {};
   ASSERT_EQ(::stat(out_.c_str(), &out), 0);
   EXPECT_EQ(out.st_size, 0) << "nothing decoded";

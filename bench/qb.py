@@ -110,7 +110,9 @@ def cmd_ingest(args):
     members = []
     for f in files:
         stem = os.path.splitext(os.path.basename(f))[0]
-        members.append({"space": int(space), "id": stem, "mediaType": "image/jpeg",
+        media_type = {".jp2": "image/jp2", ".jpx": "image/jpx"}.get(
+            os.path.splitext(f)[1].lower(), "image/jpeg")
+        members.append({"space": int(space), "id": stem, "mediaType": media_type,
                         "origin": origin_base.rstrip("/") + "/" + os.path.basename(f)})
     peak_rss = 0
     t0 = time.perf_counter()

@@ -9,6 +9,8 @@ PACKAGES=(
   libboost1.81-dev libboost-url1.81-dev libboost-program-options1.81-dev
   libvips-dev libvips-tools
   libcurl4-openssl-dev libssl-dev libtiff-dev libjpeg-dev
+  libseccomp-dev  # the decode sandbox's system-call filter (src/media/)
+  libopenjp2-tools  # opj_compress makes the JPEG 2000 test files; opj_decompress in bench/jp2.sh
   nlohmann-json3-dev
   libsqlite3-dev sqlite3
   libpq-dev postgresql-15 haproxy

@@ -29,6 +29,7 @@
 #include "iiif/delivery.h"
 #include "ingest/ingest_workers.h"
 #include "ingest/upload_sweeper.h"
+#include "media/decode_sandbox.h"
 #include "ops/log_context.h"
 #include "ops/metrics.h"
 #include "portal/portal_files.h"
@@ -122,6 +123,27 @@ void AddIngestFlags(CLI::App* app, Config* c) {
       ->envname("QUIRE_SCRATCH_BYTES")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 50))
       ->capture_default_str();
+  app->add_option("--decode-sandbox", c->decode_sandbox,
+                  "formats decoded in a sandboxed child process: untrusted (JPEG 2000), or "
+                  "all (every format, to measure what the sandbox costs)")
+      ->envname("QUIRE_DECODE_SANDBOX")
+      ->check(CLI::IsMember({"untrusted", "all"}))
+      ->capture_default_str();
+  app->add_option("--decode-memory-bytes", c->decode_memory_bytes,
+                  "address space of a sandboxed decode (RLIMIT_AS); beyond it the image fails")
+      ->envname("QUIRE_DECODE_MEMORY_BYTES")
+      ->check(CLI::Range(int64_t{64} << 20, int64_t{1} << 44))
+      ->capture_default_str();
+  app->add_option("--decode-cpu-seconds", c->decode_cpu_seconds,
+                  "CPU time of a sandboxed decode (RLIMIT_CPU)")
+      ->envname("QUIRE_DECODE_CPU_SECONDS")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  app->add_option("--decode-timeout-ms", c->decode_timeout_ms,
+                  "wall-clock time of a sandboxed decode, then it is killed")
+      ->envname("QUIRE_DECODE_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{100}, int64_t{86400000}))
+      ->capture_default_str();
   app->add_option("--origin-connect-timeout-ms", c->origin_connect_timeout_ms,
                   "origin connect timeout")
       ->envname("QUIRE_ORIGIN_CONNECT_TIMEOUT_MS")
@@ -207,6 +229,10 @@ IngestSettings MakeIngestSettings(const Config& c) {
   s.origin.low_speed_bytes_per_s = c.origin_low_speed_bytes;
   s.origin.low_speed_time_s = c.origin_low_speed_time_s;
   s.process.max_pixels = c.max_pixels;
+  media::ParseSandboxScope(c.decode_sandbox, &s.sandbox.scope);  // checked by the flag
+  s.sandbox.memory_bytes = c.decode_memory_bytes;
+  s.sandbox.cpu_seconds = c.decode_cpu_seconds;
+  s.sandbox.timeout_ms = c.decode_timeout_ms;
   s.process.reserve_bytes = c.min_free_bytes;
   s.origin.reserve_bytes = c.min_free_bytes;
   for (size_t at = 0; at < c.origin_s3_buckets.size();) {
@@ -502,11 +528,32 @@ int Worker(Config c) {
   return 0;
 }
 
+// `quire decode`: the decode sandbox's child (media/decode_sandbox.h), run by the server, not
+// by people. Dispatched before anything else in main starts a thread or opens a file, and kept
+// out of the main help.
+int DecodeCommand(int argc, char** argv) {
+  CLI::App app{"quire decode: decode one image in a sandbox into an intermediate TIFF (internal)"};
+  media::DecodeRequest request;
+  app.add_option("--in", request.in, "the source file")->required();
+  app.add_option("--out", request.out, "the intermediate TIFF (an existing file, truncated)")
+      ->required();
+  app.add_option("--max-pixels", request.max_pixels, "refuse larger images (from the header)")
+      ->capture_default_str();
+  app.add_option("--test-fault", request.test_fault)->group("");  // tests of the sandbox
+  try {
+    app.parse(argc - 1, argv + 1);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return media::RunDecodeChild(request);
+}
+
 }  // namespace
 }  // namespace quire
 
 int main(int argc, char** argv) {
   using namespace quire;
+  if (argc > 1 && std::string(argv[1]) == "decode") return DecodeCommand(argc, argv);
   RaiseOpenFileLimit();
   // The log goes to stderr through a buffered file sink: an access-log line costs a formatted
   // append under a mutex, not a write(2) (nor a queue hand-off with a thread wake-up, which

@@ -38,6 +38,11 @@ struct Config {
   int fetch_concurrency = 8;             // downloads run ahead of conversion, at most this many
   int64_t scratch_bytes = 4LL << 30;     // downloaded origins held at once (>= max_origin_bytes)
   int64_t min_free_bytes = 64LL << 20;  // ingest writes stop below this free on the data volume
+  // The decode sandbox (media/decode_sandbox.h): which formats, and the child's limits.
+  std::string decode_sandbox = "untrusted";  // untrusted | all
+  int64_t decode_memory_bytes = 2LL << 30;
+  int decode_cpu_seconds = 120;
+  int64_t decode_timeout_ms = 300000;
   long origin_connect_timeout_ms = 10000;
   long origin_timeout_ms = 300000;
   long origin_low_speed_bytes = 1024;  // a download slower than this many bytes/s ...

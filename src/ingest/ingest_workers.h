@@ -24,6 +24,7 @@
 #include "core/secret_box.h"
 #include "ingest/origin.h"
 #include "ingest/processor.h"
+#include "media/decode_sandbox.h"
 #include "ops/metrics.h"
 #include "store/store.h"
 
@@ -45,6 +46,9 @@ struct IngestSettings {
   int idle_poll_ms = 500;    // how often an idle worker looks for due retries
   OriginPolicy origin;
   ProcessOptions process;
+  // Sources of untrusted formats (sniffed from their bytes) are decoded in a sandboxed child
+  // first, and the pipeline reads its intermediate.
+  media::DecodeSandboxOptions sandbox;
   // Outcomes, stage timings and origin bytes are counted here when set.
   ops::Metrics* metrics = nullptr;
   // Opens the sealed credentials of basic-http-authentication origin strategies; null: such

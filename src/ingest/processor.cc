@@ -14,6 +14,7 @@
 #include <vips/vips8>
 
 #include "blob/tiff_structure.h"
+#include "core/decode_guard.h"
 #include "core/vips_init.h"
 #include "ingest/file_target.h"
 #include "ingest/pyramid_check.h"
@@ -149,52 +150,6 @@ VImage ToDeliveryColour(VImage image) {
     image = image.copy(VImage::option()->set("interpretation", VIPS_INTERPRETATION_B_W));
   }
   return image;
-}
-
-// libvips 8.14.1 (Debian 12) crashes in tiffsave(pyramid) when its input fails part-way
-// (libvips#3411, fixed in 8.14.2): a truncated or corrupt source would take the server down.
-// DecodeGuard sits between the pipeline and tiffsave: it passes regions through without
-// copying, and on the first upstream error records the message and feeds black pixels from
-// then on, so tiffsave always completes and the caller discards the file.
-struct DecodeGuard {
-  std::atomic<bool> failed{false};
-  std::mutex mu;
-  std::string message;
-};
-
-int GuardGenerate(VipsRegion* out, void* seq, void* /*a*/, void* b, gboolean* /*stop*/) {
-  auto* in = static_cast<VipsRegion*>(seq);
-  auto* guard = static_cast<DecodeGuard*>(b);
-  VipsRect* r = &out->valid;
-  if (!guard->failed.load()) {
-    if (vips_region_prepare(in, r) == 0) return vips_region_region(out, in, r, r->left, r->top);
-    if (!guard->failed.exchange(true)) {
-      std::lock_guard<std::mutex> lock(guard->mu);
-      char* text = vips_error_buffer_copy();  // thread-safe; clears the buffer
-      guard->message = FirstLine(text);
-      g_free(text);
-    }
-  }
-  vips_region_black(out);
-  return 0;
-}
-
-// Returns `in` wrapped by a DecodeGuard owned by the returned image.
-VImage Guarded(const VImage& in, DecodeGuard** guard_out) {
-  VipsImage* out = vips_image_new();
-  auto* guard = new DecodeGuard;
-  g_object_set_data_full(G_OBJECT(out), "quire-decode-guard", guard,
-                         [](gpointer p) { delete static_cast<DecodeGuard*>(p); });
-  VipsImage* src = in.get_image();
-  g_object_ref(src);
-  vips_object_local(out, src);  // the guard keeps its input alive
-  if (vips_image_pipelinev(out, VIPS_DEMAND_STYLE_THINSTRIP, src, nullptr) != 0 ||
-      vips_image_generate(out, vips_start_one, GuardGenerate, vips_stop_one, src, guard) != 0) {
-    g_object_unref(out);
-    throw VError();
-  }
-  *guard_out = guard;
-  return VImage(out);
 }
 
 // Saves `image` as a tiled TIFF at `path` (created or truncated). A DecodeGuard stands

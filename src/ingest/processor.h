@@ -30,6 +30,7 @@ struct ProcessOptions {
 
 struct StageTimings {
   double probe_ms = 0, pyramid_ms = 0, thumbnails_ms = 0, store_ms = 0;
+  double sandbox_ms = 0;  // the decode in the sandbox (media/), when the format went there
 };
 
 struct ProcessedImage {

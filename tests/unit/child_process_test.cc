@@ -88,7 +88,9 @@ TEST(ChildProcessTest, TheCpuLimitStopsALoop) {
   ChildResult r = Sh("while :; do :; done", limits);
   EXPECT_FALSE(r.timed_out);
   EXPECT_TRUE(r.signal == SIGXCPU || r.signal == SIGKILL) << r.signal;
-  EXPECT_GE(r.cpu_seconds, 0.9);
+  // The kernel enforces the limit on precise runtime; the rusage figure is tick-sampled and,
+  // on a loaded virtual machine, reads up to ~15% low (0.86 s seen at load 14).
+  EXPECT_GE(r.cpu_seconds, 0.8);
   EXPECT_EQ(r.Describe(limits), "CPU time limit of 1 s exceeded");
 }
 

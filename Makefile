@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DATA ?= ./var
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all deps configure build run test asan fuzz bench bench-pg bench-s3 soak clean format
+.PHONY: all deps configure build run test asan fuzz bench bench-pg bench-s3 bench-av soak clean format
 
 all: build
 
@@ -34,19 +34,24 @@ asan: deps
 
 # Every benchmark: bench/REPORT.md (ingest, tiles, API against their references), then
 # bench/REPORT-postgresql.md (distributed mode), bench/REPORT-s3.md (S3 storage) and
-# bench/REPORT-uploads.md (uploads and the client), bench/REPORT-events.md (streams, webhooks).
+# bench/REPORT-uploads.md (uploads and the client), bench/REPORT-events.md (streams, webhooks),
+# bench/REPORT-av.md (audio/video transcodes vs plain ffmpeg).
 bench: build
 	./bench/run.sh
 	./bench/run_pg.sh
 	./bench/s3.sh
 	./bench/uploads.sh
 	./bench/events.sh
+	./bench/av.sh
 
 bench-pg: build
 	./bench/run_pg.sh
 
 bench-s3: build
 	./bench/s3.sh
+
+bench-av: build
+	./bench/av.sh
 
 # Mixed load on one server for SOAK_S seconds (default 30 min), then every invariant checked.
 SOAK_S ?= 1800

@@ -106,6 +106,7 @@ Result<AvProbe> ProbeAv(const std::string& path, const AvLimits& limits,
       return ChildFailure(*run, o.limits, "ffprobe", path);
     std::string why = run->timed_out || run->signal ? run->Describe(o.limits)
                                                     : LastLine(run->err, path);
+    if (why.rfind("source: ", 0) == 0) why.erase(0, 8);  // ffprobe names the file first
     return Status::Invalid("not a readable audio or video file: " + why);
   }
   auto j = nlohmann::json::parse(run->out, nullptr, false);

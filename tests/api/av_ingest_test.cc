@@ -10,13 +10,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
+#include "support/av_media.h"
 #include "support/http_client.h"
 #include "support/ingest_fixtures.h"
 #include "support/origin_server.h"
 #include "support/quire_process.h"
-#include "support/run_command.h"
 
 namespace quire::test {
 namespace {
@@ -38,39 +39,16 @@ void WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-// Runs ffmpeg with `args` (lavfi sources), failing the test when it fails.
-void Ffmpeg(const std::string& args) {
-  int code = -1;
-  RunCommand("ffmpeg -nostdin -hide_banner -v error -y " + args + " 2>&1", &code);
-  ASSERT_EQ(code, 0) << "ffmpeg " << args;
-}
-
-// ffprobe's JSON view of a file (format and streams).
-json Probe(const std::string& path) {
-  int code = -1;
-  std::string out = RunCommand("ffprobe -v error -print_format json -show_format -show_streams " +
-                                   ShellQuote(path),
-                               &code);
-  EXPECT_EQ(code, 0) << "ffprobe " << path;
-  return json::parse(out, nullptr, false);
-}
-
-const json* StreamOf(const json& probe, const std::string& type) {
-  for (const json& s : probe["streams"])
-    if (s.value("codec_type", "") == type) return &s;
-  return nullptr;
-}
-
 double Seconds(const json& v) { return v.is_string() ? std::stod(v.get<std::string>()) : -1; }
 
-// Decodes every frame of every stream: exit status 0 and nothing on the error output.
-void ExpectPlayable(const std::string& path) {
-  int code = -1;
-  std::string err =
-      RunCommand("ffmpeg -nostdin -v error -i " + ShellQuote(path) + " -f null - 2>&1", &code);
-  EXPECT_EQ(code, 0) << err;
-  EXPECT_EQ(err, "") << "decoding " << path << " reported errors";
+json Probe(const std::string& path) {
+  json p = ProbeMedia(path);
+  EXPECT_TRUE(p.is_object()) << "ffprobe cannot read " << path;
+  return p.is_object() ? p : json::object();
 }
+
+// Decodes every frame of every stream: exit status 0 and nothing on the error output.
+void ExpectPlayable(const std::string& path) { EXPECT_EQ(DecodeProblems(path), "") << path; }
 
 class AvIngestTest : public ::testing::Test {
  protected:
@@ -78,19 +56,13 @@ class AvIngestTest : public ::testing::Test {
     work_ = new TempDir();
     const std::string w = work_->path();
     // 4:3 at 960 lines: delivered at 720 lines (960x720), aspect kept.
-    Ffmpeg("-f lavfi -i testsrc=size=1280x960:rate=25:duration=10 "
-           "-f lavfi -i sine=frequency=440:sample_rate=48000:duration=10 "
-           "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest " +
-           w + "/video.mp4");
-    Ffmpeg("-f lavfi -i sine=frequency=1000:sample_rate=44100:duration=10 -c:a pcm_s16le " + w +
-           "/tone.wav");
-    Ffmpeg("-f lavfi -i testsrc=size=160x120:rate=10:duration=" +
-           std::to_string(kMaxDurationS + 5) + " -c:v libx264 -preset ultrafast " + w +
-           "/long.mp4");
-    // Small, odd-sized and upright: never upscaled, dimensions made even.
-    Ffmpeg("-f lavfi -i testsrc=size=321x481:rate=25:duration=3 -c:v libx264 -preset "
-           "ultrafast -pix_fmt yuv444p " +
-           w + "/small.mkv");
+    ASSERT_TRUE(MakeTestVideo(w + "/video.mp4", 1280, 960, 10));
+    ASSERT_TRUE(MakeTestTone(w + "/tone.wav", 10));
+    ASSERT_TRUE(MakeTestVideo(w + "/long.mp4", 160, 120, kMaxDurationS + 5, false));
+    // Small, odd-sized and upright, 4:4:4, silent: never upscaled, dimensions made even.
+    ASSERT_TRUE(Ffmpeg("-f lavfi -i testsrc=size=321x481:rate=25:duration=3 -c:v libx264 "
+                       "-preset ultrafast -pix_fmt yuv444p " +
+                       w + "/small.mkv"));
     origin_ = new OriginServer();
     origin_->Serve("/video.mp4", ReadFile(w + "/video.mp4"), "video/mp4");
     origin_->Serve("/tone.wav", ReadFile(w + "/tone.wav"), "audio/wav");
@@ -278,7 +250,8 @@ TEST_F(AvIngestTest, VideoAndAudioTranscodeAndBadRecordingsFailAlone) {
   auto tinfo = Http("GET", Url("thumbs", space, "video", "/info.json"));
   ASSERT_EQ(tinfo.status, 200) << tinfo.body;
   std::set<int> longest;
-  for (auto& s : tinfo.Json()["sizes"]) {
+  const json tj = tinfo.Json();
+  for (auto& s : tj["sizes"]) {
     int w = s["width"], h = s["height"];
     longest.insert(std::max(w, h));
     auto th = Http("GET", Url("thumbs", space, "video",
@@ -389,8 +362,7 @@ TEST_F(AvIngestTest, ReingestReplacesTheRecording) {
   ASSERT_EQ(first.status, 200);
 
   const std::string w = work_->path();
-  Ffmpeg("-f lavfi -i sine=frequency=300:sample_rate=44100:duration=4 -c:a pcm_s16le " + w +
-         "/short.wav");
+  ASSERT_TRUE(MakeTestTone(w + "/short.wav", 4, 300));
   origin_->Serve("/short.wav", ReadFile(w + "/short.wav"), "audio/wav");
   json b2 = api_->SubmitBatch(
       kCustomer, json::array({Member(space, "r", origin_->Url("/short.wav"), "audio/wav")}),

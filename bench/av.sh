@@ -13,7 +13,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 PY=/usr/bin/python3
 QUICK=${BENCH_QUICK:-0}
-if [ "$QUICK" = 1 ]; then SECS=10; SIZE=1280x720; REPS=1; else SECS=60; SIZE=1920x1080; REPS=3; fi
+if [ "$QUICK" = 1 ]; then SECS=10; SIZE=1280x720; REPS=1; else SECS=30; SIZE=1920x1080; REPS=2; fi
 PORT=${BENCH_PORT_BASE:-18800}
 OUT=$HERE/out
 RUN=$OUT/av

@@ -46,9 +46,11 @@ std::string LastLine(const std::string& err, const std::string& path) {
 Status ChildFailure(const ChildResult& r, const ChildLimits& limits, const std::string& what,
                     const std::string& path) {
   if (r.cancelled) return Status::Unavailable(what + " interrupted: the server is stopping");
-  if (r.exit_code == 127 && r.signal == 0)
-    return Status::Internal(what + " failed: cannot run it (is Debian's ffmpeg installed?): " +
-                            LastLine(r.err, path));
+  // RunChild's own words when execve failed (a missing program; not the dynamic loader
+  // failing under RLIMIT_AS, which also exits 127).
+  if (r.exit_code == 127 && r.signal == 0 &&
+      r.err.find("cannot execute the program") != std::string::npos)
+    return Status::Internal(what + " failed: cannot run it (is Debian's ffmpeg installed?)");
   std::string how = r.Describe(limits);
   if (r.timed_out || r.signal != 0) return Status::Invalid(what + " failed (" + how + ")");
   return Status::Invalid(what + " failed (" + how + "): " + LastLine(r.err, path));
@@ -102,7 +104,8 @@ Result<AvProbe> ProbeAv(const std::string& path, const AvLimits& limits,
   auto run = RunChild(argv, o);
   if (!run.ok()) return run.status();
   if (!run->Succeeded()) {
-    if (run->cancelled || (run->exit_code == 127 && run->signal == 0))
+    if (run->cancelled || (run->exit_code == 127 && run->signal == 0 &&
+                           run->err.find("cannot execute the program") != std::string::npos))
       return ChildFailure(*run, o.limits, "ffprobe", path);
     std::string why = run->timed_out || run->signal ? run->Describe(o.limits)
                                                     : LastLine(run->err, path);

@@ -190,6 +190,10 @@ TEST_F(AvIngestTest, VideoAndAudioTranscodeAndBadRecordingsFailAlone) {
   json as_file = Member(space, "as-file", origin_->Url("/video.mp4"), "video/mp4");
   as_file["deliveryChannels"] = json::array({{{"channel", "file"}}});
   members.push_back(as_file);
+  // thumbs without iiif-av: the poster frame from the source itself, nothing transcoded.
+  json poster_only = Member(space, "poster-only", origin_->Url("/video.mp4"), "video/mp4");
+  poster_only["deliveryChannels"] = json::array({"thumbs", "file"});
+  members.push_back(poster_only);
   json restricted = Member(space, "restricted", origin_->Url("/tone.wav"), "audio/wav");
   restricted["maxUnauthorised"] = 0;
   members.push_back(restricted);
@@ -199,8 +203,8 @@ TEST_F(AvIngestTest, VideoAndAudioTranscodeAndBadRecordingsFailAlone) {
   ASSERT_EQ(status, 201) << batch.dump();
   json done = api_->WaitForBatch(kCustomer, batch.at("id"), 240s);
   ASSERT_TRUE(done.contains("finished")) << done.dump(2);
-  EXPECT_EQ(done["count"], 7);
-  EXPECT_EQ(done["completed"], 5) << done.dump(2);
+  EXPECT_EQ(done["count"], 8);
+  EXPECT_EQ(done["completed"], 6) << done.dump(2);
   EXPECT_EQ(done["errors"], 2);
 
   // ---- the video: MP4 H.264 + AAC, 720 lines, aspect kept, playable
@@ -332,6 +336,21 @@ TEST_F(AvIngestTest, VideoAndAudioTranscodeAndBadRecordingsFailAlone) {
   EXPECT_TRUE(original.body == ReadFile(work_->path() + "/video.mp4"));
   EXPECT_EQ(Http("GET", Av(space, "as-file", "default.mp4")).status, 404)
       << "not on the iiif-av channel";
+
+  // ---- poster frame only: the source's size, its thumbnails, no recording
+  json po = api_->Image(kCustomer, space, "poster-only");
+  EXPECT_EQ(po["error"], "") << po.dump(2);
+  EXPECT_EQ(po["width"], 1280);
+  EXPECT_EQ(po["height"], 960);
+  EXPECT_NEAR(po["duration"].get<double>(), 10000, 100);
+  auto po_thumb = Http("GET", Url("thumbs", space, "poster-only", "/full/!400,400/0/default.jpg"));
+  ASSERT_EQ(po_thumb.status, 200) << po_thumb.body;
+  Decoded pd = Decode(po_thumb.body);
+  EXPECT_TRUE(pd.ok) << pd.error;
+  EXPECT_EQ(pd.width, 400);
+  EXPECT_EQ(pd.height, 300);
+  EXPECT_EQ(Http("GET", Av(space, "poster-only", "default.mp4")).status, 404);
+  EXPECT_EQ(Http("GET", Url("file", space, "poster-only", "")).status, 200);
 
   // ---- restricted: no session, no recording (not even a range of it)
   auto denied = Http("GET", Av(space, "restricted", "default.mp3"));

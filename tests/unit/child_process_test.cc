@@ -16,7 +16,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-ChildResult Run(const std::string& script, ChildLimits limits = {}) {
+ChildResult RunScript(const std::string& script, ChildLimits limits = {}) {
   ChildOptions options;
   options.limits = limits;
   Result<ChildResult> r = RunChild({"/bin/sh", "-c", script}, options);
@@ -34,14 +34,14 @@ bool Alive(pid_t pid) {
 }
 
 TEST(ChildProcessTest, KeepsOutputErrorAndExitStatus) {
-  ChildResult r = Run("echo out; echo err >&2; exit 3");
+  ChildResult r = RunScript("echo out; echo err >&2; exit 3");
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_EQ(r.signal, 0);
   EXPECT_EQ(r.out, "out\n");
   EXPECT_EQ(r.err, "err\n");
   EXPECT_FALSE(r.Succeeded());
   EXPECT_EQ(r.Describe({}), "exit status 3");
-  EXPECT_TRUE(Run("true").Succeeded());
+  EXPECT_TRUE(RunScript("true").Succeeded());
 }
 
 TEST(ChildProcessTest, AProgramThatCannotRunIsExit127) {
@@ -53,7 +53,7 @@ TEST(ChildProcessTest, AProgramThatCannotRunIsExit127) {
 }
 
 TEST(ChildProcessTest, ACrashIsNamedBySignal) {
-  ChildResult r = Run("kill -SEGV $$");
+  ChildResult r = RunScript("kill -SEGV $$");
   EXPECT_EQ(r.signal, SIGSEGV);
   EXPECT_EQ(r.Describe({}), "killed by SIGSEGV");
 }
@@ -63,7 +63,7 @@ TEST(ChildProcessTest, TheWallClockKillsTheWholeGroup) {
   limits.timeout_ms = 300;
   auto began = Clock::now();
   // The shell starts a grandchild that would outlive it, and then hangs itself.
-  ChildResult r = Run("sleep 60 >/dev/null 2>&1 & echo $!; sleep 60", limits);
+  ChildResult r = RunScript("sleep 60 >/dev/null 2>&1 & echo $!; sleep 60", limits);
   double s = std::chrono::duration<double>(Clock::now() - began).count();
   EXPECT_TRUE(r.timed_out);
   EXPECT_LT(s, 5.0);
@@ -74,7 +74,7 @@ TEST(ChildProcessTest, TheWallClockKillsTheWholeGroup) {
 }
 
 TEST(ChildProcessTest, WhatTheChildLeftRunningIsKilledWhenItExits) {
-  ChildResult r = Run("sleep 60 >/dev/null 2>&1 & echo $!");
+  ChildResult r = RunScript("sleep 60 >/dev/null 2>&1 & echo $!");
   EXPECT_TRUE(r.Succeeded());
   pid_t grandchild = std::stoi(r.out);
   for (int i = 0; i < 100 && Alive(grandchild); ++i) usleep(10000);
@@ -85,7 +85,7 @@ TEST(ChildProcessTest, TheCpuLimitStopsALoop) {
   ChildLimits limits;
   limits.cpu_seconds = 1;
   limits.timeout_ms = 30000;
-  ChildResult r = Run("while :; do :; done", limits);
+  ChildResult r = RunScript("while :; do :; done", limits);
   EXPECT_FALSE(r.timed_out);
   EXPECT_TRUE(r.signal == SIGXCPU || r.signal == SIGKILL) << r.signal;
   EXPECT_GE(r.cpu_seconds, 0.9);
@@ -96,7 +96,7 @@ TEST(ChildProcessTest, TheMemoryLimitRefusesAHugeAllocation) {
   ChildLimits limits;
   limits.memory_bytes = 256LL << 20;
   // python3 asks for 1 GiB at once: refused by RLIMIT_AS, so it fails with MemoryError.
-  ChildResult r = Run("exec python3 -c 'b = bytearray(1 << 30)'", limits);
+  ChildResult r = RunScript("exec python3 -c 'b = bytearray(1 << 30)'", limits);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("MemoryError"), std::string::npos) << r.err;
   EXPECT_LT(r.peak_rss_bytes, 256LL << 20);
@@ -108,7 +108,7 @@ TEST(ChildProcessTest, TheFileSizeLimitStopsAWriter) {
   std::string file = std::string(dir) + "/out";
   ChildLimits limits;
   limits.file_bytes = 1 << 20;
-  ChildResult r = Run("exec head -c 10000000 /dev/zero > " + file, limits);
+  ChildResult r = RunScript("exec head -c 10000000 /dev/zero > " + file, limits);
   EXPECT_EQ(r.signal, SIGXFSZ);
   EXPECT_EQ(r.Describe(limits), "output size limit exceeded");
   std::ifstream in(file, std::ios::ate | std::ios::binary);
@@ -135,7 +135,7 @@ TEST(ChildProcessTest, CancelKillsIt) {
 
 TEST(ChildProcessTest, TheEnvironmentIsMinimalUnlessAsked) {
   setenv("QUIRE_CHILD_TEST_SECRET", "s3cr3t", 1);
-  ChildResult plain = Run("echo \"[$QUIRE_CHILD_TEST_SECRET]\"");
+  ChildResult plain = RunScript("echo \"[$QUIRE_CHILD_TEST_SECRET]\"");
   EXPECT_EQ(plain.out, "[]\n");
   ChildOptions options;
   options.env = {"EXTRA=1"};

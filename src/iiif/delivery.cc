@@ -330,8 +330,7 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
   // Access (spec/presentation-auth.md §5.1): a restricted image shows anyone only its open
   // renditions; the rest needs the cookie of a session holding one of its roles. /thumbs/
   // serves the open sizes alone (to everyone), /file/ and /iiif-av/ only to such a session;
-  // iiif-img
-  // decides per request (Image, Info).
+  // iiif-img decides per request (Image, Info).
   const bool whole_file = std::string(channel) == "file" || std::string(channel) == "iiif-av";
   if (asset->Restricted() && whole_file) {
     auto allowed =

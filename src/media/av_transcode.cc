@@ -107,13 +107,14 @@ Result<AvProbe> ProbeAv(const std::string& path, const AvLimits& limits,
     if (run->cancelled || (run->exit_code == 127 && run->signal == 0 &&
                            run->err.find("cannot execute the program") != std::string::npos))
       return ChildFailure(*run, o.limits, "ffprobe", path);
-    std::string why = run->timed_out || run->signal ? run->Describe(o.limits)
-                                                    : LastLine(run->err, path);
+    std::string why =
+        run->timed_out || run->signal ? run->Describe(o.limits) : LastLine(run->err, path);
     if (why.rfind("source: ", 0) == 0) why.erase(0, 8);  // ffprobe names the file first
     return Status::Invalid("not a readable audio or video file: " + why);
   }
   auto j = nlohmann::json::parse(run->out, nullptr, false);
-  if (!j.is_object()) return Status::Invalid("not a readable audio or video file: ffprobe said nothing usable");
+  if (!j.is_object())
+    return Status::Invalid("not a readable audio or video file: ffprobe said nothing usable");
   AvProbe p;
   if (j.contains("format") && j["format"].is_object()) {
     p.format = j["format"].value("format_name", "");
@@ -160,24 +161,27 @@ std::vector<std::string> TranscodeArgs(AvKind kind, const std::string& input,
   } else {
     // At most 720 lines, never more than the source has; the width follows the aspect, both
     // even (4:2:0 needs it).
-    a.insert(a.end(),
-             {"-map", "0:v:0", "-map", "0:a:0?", "-vf",
-              "scale=w=-2:h='2*trunc(min(720,ih)/2)'", "-c:v", "libx264", "-preset", "medium",
-              "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ac", "2",
-              "-movflags", "+faststart", "-f", "mp4"});
+    a.insert(a.end(), {"-map",       "0:v:0",   "-map",
+                       "0:a:0?",     "-vf",     "scale=w=-2:h='2*trunc(min(720,ih)/2)'",
+                       "-c:v",       "libx264", "-preset",
+                       "medium",     "-crf",    "23",
+                       "-pix_fmt",   "yuv420p", "-c:a",
+                       "aac",        "-b:a",    "128k",
+                       "-ac",        "2",       "-movflags",
+                       "+faststart", "-f",      "mp4"});
   }
   a.push_back(output);
   return a;
 }
 
-Result<AvOutput> TranscodeAv(const std::string& source, AvKind kind,
-                             const std::string& scratch_dir, const AvLimits& limits,
-                             const std::atomic<bool>* cancel) {
+Result<AvOutput> TranscodeAv(const std::string& source, AvKind kind, const std::string& scratch_dir,
+                             const AvLimits& limits, const std::atomic<bool>* cancel) {
   auto probe = ProbeAv(source, limits, cancel);
   if (!probe.ok()) return probe.status();
   if (kind == AvKind::kVideo && !probe->has_video)
-    return Status::Invalid("policy default-video needs a video stream; the file has audio only "
-                           "(register it as audio/*, or with policy default-audio)");
+    return Status::Invalid(
+        "policy default-video needs a video stream; the file has audio only "
+        "(register it as audio/*, or with policy default-audio)");
   if (kind == AvKind::kAudio && !probe->has_audio)
     return Status::Invalid("policy default-audio needs an audio stream; the file has none");
   if (probe->duration_ms > limits.max_duration_ms)
@@ -238,9 +242,8 @@ Status ExtractPoster(const std::string& source, int64_t at_ms, const std::string
   std::snprintf(at, sizeof at, "%.3f", double(std::max<int64_t>(at_ms, 0)) / 1000);
   std::vector<std::string> argv = {"ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"};
   argv.insert(argv.end(), kInputGuard.begin(), kInputGuard.end());
-  argv.insert(argv.end(), {"-ss", at, "-i", source, "-map", "0:v:0", "-frames:v", "1", "-q:v",
-                           "2", "-f", "image2", "-c:v", "mjpeg", "-pix_fmt", "yuvj420p",
-                           poster_path});
+  argv.insert(argv.end(), {"-ss", at, "-i", source, "-map", "0:v:0", "-frames:v", "1", "-q:v", "2",
+                           "-f", "image2", "-c:v", "mjpeg", "-pix_fmt", "yuvj420p", poster_path});
   ChildOptions o;
   o.limits.memory_bytes = limits.memory_bytes;
   o.limits.timeout_ms = limits.probe_timeout_ms;

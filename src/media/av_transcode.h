@@ -73,9 +73,8 @@ struct AvOutput {
 // H:MM:SS (--av-max-duration)"; "policy default-video needs a video stream; the file has
 // audio only"; "transcoding failed (ffmpeg timed out after N ms): ..."), kUnavailable when
 // cancelled (a graceful stop), kInternal when ffmpeg cannot be run at all.
-Result<AvOutput> TranscodeAv(const std::string& source, AvKind kind,
-                             const std::string& scratch_dir, const AvLimits& limits,
-                             const std::atomic<bool>* cancel = nullptr);
+Result<AvOutput> TranscodeAv(const std::string& source, AvKind kind, const std::string& scratch_dir,
+                             const AvLimits& limits, const std::atomic<bool>* cancel = nullptr);
 
 // One frame of the video `source` at `at_ms` (the first frame when the recording is shorter),
 // as a JPEG file at `poster_path`, at the video's own size.

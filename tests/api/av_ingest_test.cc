@@ -60,16 +60,18 @@ class AvIngestTest : public ::testing::Test {
     ASSERT_TRUE(MakeTestTone(w + "/tone.wav", 10));
     ASSERT_TRUE(MakeTestVideo(w + "/long.mp4", 160, 120, kMaxDurationS + 5, false));
     // Small, odd-sized and upright, 4:4:4, silent: never upscaled, dimensions made even.
-    ASSERT_TRUE(Ffmpeg("-f lavfi -i testsrc=size=321x481:rate=25:duration=3 -c:v libx264 "
-                       "-preset ultrafast -pix_fmt yuv444p " +
-                       w + "/small.mkv"));
+    ASSERT_TRUE(
+        Ffmpeg("-f lavfi -i testsrc=size=321x481:rate=25:duration=3 -c:v libx264 "
+               "-preset ultrafast -pix_fmt yuv444p " +
+               w + "/small.mkv"));
     origin_ = new OriginServer();
     origin_->Serve("/video.mp4", ReadFile(w + "/video.mp4"), "video/mp4");
     origin_->Serve("/tone.wav", ReadFile(w + "/tone.wav"), "audio/wav");
     origin_->Serve("/long.mp4", ReadFile(w + "/long.mp4"), "video/mp4");
     origin_->Serve("/small.mkv", ReadFile(w + "/small.mkv"), "video/x-matroska");
     std::string text;
-    for (int i = 0; i < 200; ++i) text += "This is a text file, not a video. Line " + std::to_string(i) + "\n";
+    for (int i = 0; i < 200; ++i)
+      text += "This is a text file, not a video. Line " + std::to_string(i) + "\n";
     origin_->Serve("/text.mp4", text, "video/mp4");
     data_ = new TempDir();
     server_ = new QuireProcess(data_->path() + "/data",
@@ -87,8 +89,8 @@ class AvIngestTest : public ::testing::Test {
   }
 
   static std::string Av(int64_t space, const std::string& id, const std::string& file) {
-    return server_->url() + "/iiif-av/" + std::to_string(kCustomer) + "/" +
-           std::to_string(space) + "/" + id + "/full/full/max/max/0/" + file;
+    return server_->url() + "/iiif-av/" + std::to_string(kCustomer) + "/" + std::to_string(space) +
+           "/" + id + "/full/full/max/max/0/" + file;
   }
   static std::string Url(const std::string& root, int64_t space, const std::string& id,
                          const std::string& rest) {
@@ -144,8 +146,9 @@ void CheckRanges(const std::string& url, const std::string& full, const std::str
   auto beyond = Http("GET", url, "", {}, {{"Range", "bytes=" + std::to_string(n) + "-"}});
   EXPECT_EQ(beyond.status, 416);
   EXPECT_EQ(beyond.Header("content-range"), "bytes */" + std::to_string(n));
-  auto past_end = Http("GET", url, "", {}, {{"Range", "bytes=" + std::to_string(n - 5) + "-" +
-                                                          std::to_string(n + 1000)}});
+  auto past_end =
+      Http("GET", url, "", {},
+           {{"Range", "bytes=" + std::to_string(n - 5) + "-" + std::to_string(n + 1000)}});
   EXPECT_EQ(past_end.status, 206) << "a range running past the end is cut at the end";
   EXPECT_TRUE(past_end.body == full.substr(n - 5));
 
@@ -172,8 +175,7 @@ void CheckRanges(const std::string& url, const std::string& full, const std::str
   EXPECT_EQ(current.status, 206);
   // CORS for players on other origins, with what they read of a range answer.
   EXPECT_EQ(part.Header("access-control-allow-origin"), "*");
-  EXPECT_NE(part.Header("access-control-expose-headers").find("Content-Range"),
-            std::string::npos);
+  EXPECT_NE(part.Header("access-control-expose-headers").find("Content-Range"), std::string::npos);
 }
 
 TEST_F(AvIngestTest, VideoAndAudioTranscodeAndBadRecordingsFailAlone) {
@@ -258,9 +260,9 @@ TEST_F(AvIngestTest, VideoAndAudioTranscodeAndBadRecordingsFailAlone) {
   for (auto& s : tj["sizes"]) {
     int w = s["width"], h = s["height"];
     longest.insert(std::max(w, h));
-    auto th = Http("GET", Url("thumbs", space, "video",
-                              "/full/" + std::to_string(w) + "," + std::to_string(h) +
-                                  "/0/default.jpg"));
+    auto th =
+        Http("GET", Url("thumbs", space, "video",
+                        "/full/" + std::to_string(w) + "," + std::to_string(h) + "/0/default.jpg"));
     ASSERT_EQ(th.status, 200) << th.body;
     Decoded d = Decode(th.body);
     ASSERT_TRUE(d.ok) << d.error;
@@ -319,10 +321,9 @@ TEST_F(AvIngestTest, VideoAndAudioTranscodeAndBadRecordingsFailAlone) {
       << "no server paths in the message";
   EXPECT_EQ(Http("GET", Av(space, "text", "default.mp4")).status, 404);
   json lng = api_->Image(kCustomer, space, "long");
-  EXPECT_EQ(lng["error"],
-            "the recording is 0:00:" + std::to_string(kMaxDurationS + 5) +
-                " long, over the limit of 0:00:" + std::to_string(kMaxDurationS) +
-                " (--av-max-duration)");
+  EXPECT_EQ(lng["error"], "the recording is 0:00:" + std::to_string(kMaxDurationS + 5) +
+                              " long, over the limit of 0:00:" + std::to_string(kMaxDurationS) +
+                              " (--av-max-duration)");
   std::vector<json> errors = api_->All(done["errorImages"]);
   std::set<std::string> failed;
   for (auto& e : errors) failed.insert(e["id"]);
@@ -355,9 +356,9 @@ TEST_F(AvIngestTest, VideoAndAudioTranscodeAndBadRecordingsFailAlone) {
   // ---- restricted: no session, no recording (not even a range of it)
   auto denied = Http("GET", Av(space, "restricted", "default.mp3"));
   EXPECT_EQ(denied.status, 401);
-  EXPECT_EQ(Http("GET", Av(space, "restricted", "default.mp3"), "", {}, {{"Range", "bytes=0-9"}})
-                .status,
-            401);
+  EXPECT_EQ(
+      Http("GET", Av(space, "restricted", "default.mp3"), "", {}, {{"Range", "bytes=0-9"}}).status,
+      401);
 
   // ---- delete: the recording goes with the image
   auto del = Http("DELETE",
@@ -394,10 +395,10 @@ TEST_F(AvIngestTest, ReingestReplacesTheRecording) {
   ASSERT_EQ(second.status, 200);
   EXPECT_LT(second.body.size(), first.body.size());
   EXPECT_NE(second.Header("etag"), first.Header("etag"));
-  EXPECT_EQ(Http("GET", Av(space, "r", "default.mp3"), "", {},
-                 {{"If-None-Match", first.Header("etag")}})
-                .status,
-            200)
+  EXPECT_EQ(
+      Http("GET", Av(space, "r", "default.mp3"), "", {}, {{"If-None-Match", first.Header("etag")}})
+          .status,
+      200)
       << "the old validator no longer matches";
 }
 

@@ -40,17 +40,17 @@ TEST(S3AvTest, RecordingsAreStoredInTheBucketAndServedInRanges) {
   origin.Serve("/video.mp4", ReadFile(w + "/video.mp4"), "video/mp4");
   origin.Serve("/tone.wav", ReadFile(w + "/tone.wav"), "audio/wav");
   // The smallest cache: the video is over half of it, so whole reads are not kept in it.
-  QuireProcess server(w + "/data", {"--workers", "2", "--allow-private-origins", "--storage",
-                                    S3StorageUrl(prefix), "--cache-dir", w + "/cache",
-                                    "--cache-bytes", std::to_string(1 << 20)});
+  QuireProcess server(
+      w + "/data", {"--workers", "2", "--allow-private-origins", "--storage", S3StorageUrl(prefix),
+                    "--cache-dir", w + "/cache", "--cache-bytes", std::to_string(1 << 20)});
   Api api{server.url(), server.admin()};
   int64_t space = api.CreateSpace(1, "av");
   long status = 0;
-  json batch = api.SubmitBatch(
-      1,
-      json::array({Member(space, "video", origin.Url("/video.mp4"), "video/mp4"),
-                   Member(space, "tone", origin.Url("/tone.wav"), "audio/wav")}),
-      &status);
+  json batch =
+      api.SubmitBatch(1,
+                      json::array({Member(space, "video", origin.Url("/video.mp4"), "video/mp4"),
+                                   Member(space, "tone", origin.Url("/tone.wav"), "audio/wav")}),
+                      &status);
   ASSERT_EQ(status, 201) << batch.dump();
   json done = api.WaitForBatch(1, batch.at("id"), 180s);
   ASSERT_EQ(done["completed"], 2) << done.dump(2) << server.Log();
@@ -81,8 +81,8 @@ TEST(S3AvTest, RecordingsAreStoredInTheBucketAndServedInRanges) {
     ASSERT_EQ(rc, 0);
     EXPECT_TRUE(whole.body == ReadFile(w + "/got")) << "delivered bytes differ from the bucket's";
     const int64_t n = static_cast<int64_t>(whole.body.size());
-    for (auto [a, b] : {std::pair<int64_t, int64_t>{0, 99}, {n / 2, n / 2 + 70000},
-                        {n - 1000, n - 1}}) {
+    for (auto [a, b] :
+         {std::pair<int64_t, int64_t>{0, 99}, {n / 2, n / 2 + 70000}, {n - 1000, n - 1}}) {
       HttpResult part = Http("GET", url, "", {},
                              {{"Range", "bytes=" + std::to_string(a) + "-" + std::to_string(b)}});
       ASSERT_EQ(part.status, 206);

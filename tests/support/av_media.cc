@@ -11,8 +11,7 @@ bool Ffmpeg(const std::string& args, std::string* error) {
   return code == 0;
 }
 
-bool MakeTestVideo(const std::string& path, int width, int height, int seconds,
-                   bool with_audio) {
+bool MakeTestVideo(const std::string& path, int width, int height, int seconds, bool with_audio) {
   std::string size = std::to_string(width) + "x" + std::to_string(height);
   std::string d = std::to_string(seconds);
   std::string args = "-f lavfi -i testsrc=size=" + size + ":rate=25:duration=" + d;
@@ -33,8 +32,7 @@ bool MakeTestTone(const std::string& path, int seconds, int frequency) {
 nlohmann::json ProbeMedia(const std::string& path) {
   int code = -1;
   std::string out = RunCommand(
-      "ffprobe -v error -print_format json -show_format -show_streams " + ShellQuote(path),
-      &code);
+      "ffprobe -v error -print_format json -show_format -show_streams " + ShellQuote(path), &code);
   if (code != 0) return nlohmann::json::value_t::discarded;
   return nlohmann::json::parse(out, nullptr, false);
 }

@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DATA ?= ./var
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all deps configure build run test asan fuzz bench bench-pg bench-s3 bench-jp2 soak clean format
+.PHONY: all deps configure build run test asan fuzz bench bench-pg bench-s3 bench-jp2 bench-av soak clean format
 
 all: build
 
@@ -35,7 +35,8 @@ asan: deps
 # Every benchmark: bench/REPORT.md (ingest, tiles, API against their references), then
 # bench/REPORT-postgresql.md (distributed mode), bench/REPORT-s3.md (S3 storage) and
 # bench/REPORT-uploads.md (uploads and the client), bench/REPORT-events.md (streams, webhooks),
-# bench/REPORT-jp2.md (JPEG 2000 ingest and the decode sandbox's cost).
+# bench/REPORT-jp2.md (JPEG 2000 ingest and the decode sandbox's cost), bench/REPORT-av.md
+# (audio/video transcodes vs plain ffmpeg).
 bench: build
 	./bench/run.sh
 	./bench/run_pg.sh
@@ -43,6 +44,7 @@ bench: build
 	./bench/uploads.sh
 	./bench/events.sh
 	./bench/jp2.sh
+	./bench/av.sh
 
 bench-pg: build
 	./bench/run_pg.sh
@@ -52,6 +54,9 @@ bench-s3: build
 
 bench-jp2: build
 	./bench/jp2.sh
+
+bench-av: build
+	./bench/av.sh
 
 # Mixed load on one server for SOAK_S seconds (default 30 min), then every invariant checked.
 SOAK_S ?= 1800

@@ -11,7 +11,7 @@ namespace quire::api {
 
 namespace {
 
-const std::vector<std::string> kChannels = {"iiif-img", "thumbs", "file"};
+const std::vector<std::string> kChannels = {"iiif-img", "iiif-av", "thumbs", "file"};
 
 bool IsChannel(const std::string& c) {
   return std::find(kChannels.begin(), kChannels.end(), c) != kChannels.end();

@@ -13,7 +13,8 @@ namespace {
 
 constexpr const char* kReadOnly[] = {"width",    "height",  "batch",
                                      "finished", "created", "ingesting",
-                                     "error",    "imageService", "thumbnailImageService"};
+                                     "error",    "imageService", "thumbnailImageService",
+                                     "duration"};
 
 bool ReadString(const json& j, const char* name, std::string* out, std::vector<std::string>* p,
                 size_t max_len = 4000) {

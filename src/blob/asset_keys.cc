@@ -7,6 +7,9 @@ std::string ThumbnailKey(const std::string& prefix, int width, int height) {
   return prefix + "/thumb-" + std::to_string(width) + "x" + std::to_string(height) + ".jpg";
 }
 std::string OriginalKey(const std::string& prefix) { return prefix + "/original"; }
+std::string AvKey(const std::string& prefix, const std::string& extension) {
+  return prefix + "/av." + extension;
+}
 std::string PyramidIndexKey(const std::string& prefix) { return prefix + "/image.tif.index"; }
 
 std::string UploadBlobPrefix(int64_t customer, const std::string& upload_id) {

@@ -103,6 +103,18 @@ void AddIngestFlags(CLI::App* app, Config* c) {
   app->add_option("--max-pixels", c->max_pixels, "largest image accepted, in pixels")
       ->envname("QUIRE_MAX_PIXELS")
       ->capture_default_str();
+  app->add_option("--av-max-duration", c->av_max_duration_s,
+                  "longest audio or video accepted on the iiif-av channel, in seconds; a "
+                  "longer one fails before it is transcoded")
+      ->envname("QUIRE_AV_MAX_DURATION")
+      ->check(CLI::Range(int64_t{1}, int64_t{7} * 24 * 3600))
+      ->capture_default_str();
+  app->add_option("--av-time-factor", c->av_time_factor,
+                  "a transcode is stopped after 2 minutes + this factor x the recording's "
+                  "duration (wall clock)")
+      ->envname("QUIRE_AV_TIME_FACTOR")
+      ->check(CLI::Range(0.1, 1000.0))
+      ->capture_default_str();
   app->add_option("--min-free-bytes", c->min_free_bytes,
                   "ingest stops writing (and retries later) while the volume holding the "
                   "blobs has less than this free, leaving room for the database")
@@ -233,6 +245,8 @@ IngestSettings MakeIngestSettings(const Config& c) {
   s.sandbox.memory_bytes = c.decode_memory_bytes;
   s.sandbox.cpu_seconds = c.decode_cpu_seconds;
   s.sandbox.timeout_ms = c.decode_timeout_ms;
+  s.av.max_duration_ms = c.av_max_duration_s * 1000;
+  s.av.time_factor = c.av_time_factor;
   s.process.reserve_bytes = c.min_free_bytes;
   s.origin.reserve_bytes = c.min_free_bytes;
   for (size_t at = 0; at < c.origin_s3_buckets.size();) {

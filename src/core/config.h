@@ -34,6 +34,10 @@ struct Config {
   int ingest_backoff_ms = 2000;    // first retry delay; doubles per attempt
   int lease_ms = 60000;            // job lease; heartbeated while long work runs
   int64_t max_pixels = 1000000000;
+  // Audio/video (iiif-av): the longest recording accepted, in seconds, and the transcode's
+  // wall clock as 2 min + this factor x the recording's duration.
+  int64_t av_max_duration_s = 4 * 3600;
+  double av_time_factor = 4.0;
   int64_t max_origin_bytes = 1LL << 30;
   int fetch_concurrency = 8;             // downloads run ahead of conversion, at most this many
   int64_t scratch_bytes = 4LL << 30;     // downloaded origins held at once (>= max_origin_bytes)

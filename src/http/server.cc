@@ -35,7 +35,8 @@ void AddCors(Response& res) {
   res.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
   res.Set("Access-Control-Allow-Headers", "Accept, Authorization, Content-Type, If-None-Match, "
                                           "If-Modified-Since, Range");
-  res.Set("Access-Control-Expose-Headers", "ETag, Last-Modified, Link, Content-Length");
+  res.Set("Access-Control-Expose-Headers",
+          "ETag, Last-Modified, Link, Content-Length, Content-Range, Accept-Ranges");
   res.Set("Access-Control-Max-Age", "86400");
 }
 
@@ -520,7 +521,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (res.status == 204 || res.status == 304) {
       bytes = 0;
     } else if (head) {
-      out->content_length(res.body.size());
+      // A handler that knows the length without holding the body (a recording answered to
+      // HEAD) says it in Content-Length itself.
+      if (res.Get("Content-Length") == nullptr) out->content_length(res.body.size());
     } else {
       out->body() = std::move(res.body);
       out->prepare_payload();

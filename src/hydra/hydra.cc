@@ -177,6 +177,8 @@ json AssetJson(const Urls& u, const Asset& a) {
   j["error"] = a.error;
   j["width"] = a.width;
   j["height"] = a.height;
+  // DLCS `duration`: the recording's length in milliseconds, for audio and video.
+  if (a.family == "T" || a.duration_ms > 0) j["duration"] = a.duration_ms;
   if (a.batch) j["batch"] = u.Batch(a.customer, *a.batch);
   if (a.HasChannel("iiif-img")) j["imageService"] = u.ImageService(a.customer, a.space, a.id);
   if (a.HasChannel("thumbs"))

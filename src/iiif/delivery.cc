@@ -286,6 +286,8 @@ void Delivery::Register(http::Router& r) {
           thumbs);
   }
   r.Add("GET", "/file/{c}/{s}/{id}", [this](http::Request& req) { return File(req); }, heavy);
+  r.Add("GET", "/iiif-av/{c}/{s}/{id}/full/full/max/max/0/{file}",
+        [this](http::Request& req) { return Av(req); }, heavy);
 }
 
 bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
@@ -327,9 +329,10 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
   }
   // Access (spec/presentation-auth.md §5.1): a restricted image shows anyone only its open
   // renditions; the rest needs the cookie of a session holding one of its roles. /thumbs/
-  // serves the open sizes alone (to everyone), /file/ only to such a session; iiif-img
-  // decides per request (Image, Info).
-  if (asset->Restricted() && std::string(channel) == "file") {
+  // serves the open sizes alone (to everyone), /file/ and /iiif-av/ only to such a session;
+  // iiif-img decides per request (Image, Info).
+  const bool whole_file = std::string(channel) == "file" || std::string(channel) == "iiif-av";
+  if (asset->Restricted() && whole_file) {
     auto allowed =
         options_.access ? options_.access->CookieAuthorises(req, *asset) : Result<bool>(false);
     if (!allowed.ok()) {
@@ -357,6 +360,7 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
     }
     has_derivative = original.ok();
   }
+  if (std::string(channel) == "iiif-av") has_derivative = asset->duration_ms > 0;
   if (!has_derivative) {
     if (asset->ingesting)
       *error = Text(404, "image '" + asset->id + "' is still being ingested; try again soon");
@@ -869,6 +873,121 @@ http::Response Delivery::File(http::Request& req) {
   res.status = 200;
   res.body = std::move(*bytes);
   res.Set("Content-Type", t.asset.media_type);
+  return res;
+}
+
+namespace {
+
+// One "bytes=" range of a blob of `size` bytes (RFC 9110 §14.1.2): first and last byte, both
+// inclusive. nullopt: no usable Range header (absent, another unit, several ranges: the
+// whole body is sent); first > last: unsatisfiable (416).
+std::optional<std::pair<int64_t, int64_t>> ParseByteRange(const std::string& header,
+                                                          int64_t size) {
+  if (header.rfind("bytes=", 0) != 0) return std::nullopt;
+  std::string spec = header.substr(6);
+  while (!spec.empty() && spec.back() == ' ') spec.pop_back();
+  while (!spec.empty() && spec.front() == ' ') spec.erase(0, 1);
+  if (spec.find(',') != std::string::npos) return std::nullopt;
+  size_t dash = spec.find('-');
+  if (dash == std::string::npos) return std::nullopt;
+  auto number = [](const std::string& t, int64_t* v) {
+    if (t.empty() || t.size() > 18) return false;
+    for (char ch : t)
+      if (ch < '0' || ch > '9') return false;
+    *v = std::stoll(t);
+    return true;
+  };
+  std::string a = spec.substr(0, dash), b = spec.substr(dash + 1);
+  int64_t first = 0, last = 0;
+  if (a.empty()) {  // suffix: the last b bytes
+    int64_t n = 0;
+    if (!number(b, &n)) return std::nullopt;
+    if (n == 0 || size == 0) return std::pair<int64_t, int64_t>{1, 0};
+    return std::pair<int64_t, int64_t>{std::max<int64_t>(0, size - n), size - 1};
+  }
+  if (!number(a, &first)) return std::nullopt;
+  if (b.empty()) {
+    last = size - 1;
+  } else {
+    if (!number(b, &last) || last < first) return std::nullopt;  // invalid: ignored
+    last = std::min(last, size - 1);
+  }
+  if (first >= size) return std::pair<int64_t, int64_t>{1, 0};
+  return std::pair<int64_t, int64_t>{first, last};
+}
+
+// A range answer holds at most this much: a player asking "bytes=0-" of a long recording
+// gets the first part, says Content-Range, and asks on (RFC 9110 lets a server send less of
+// an open range than the rest of the representation only this way).
+constexpr int64_t kMaxRangeBytes = 16LL << 20;
+
+}  // namespace
+
+http::Response Delivery::Av(http::Request& req) {
+  Target t;
+  http::Response err;
+  if (!Resolve(req, "iiif-av", &t, &err)) return err;
+  const bool audio = AvPolicyFor(t.asset) == "default-audio";
+  const std::string extension = audio ? "mp3" : "mp4";
+  if (req.Param("file") != "default." + extension)
+    return Text(404, "image '" + t.asset.id + "' is delivered as default." + extension);
+  http::Response res;
+  res.Set("Cache-Control", t.asset.Restricted() ? "private" : kImageCacheControl);
+  res.Set("Accept-Ranges", "bytes");
+  if (options_.custom_headers) options_.custom_headers(t.asset.customer, t.asset.space, &res);
+  const std::string key = AvKey(t.prefix, extension);
+  // The validator covers the access rule too: a 304 never confirms an answer given under
+  // another one.
+  const std::string etag = Etag(t.version_key + "/av" + AccessKey(t.asset));
+  const std::string& range_header = req.Header("range");
+  const std::string& if_range = req.Header("if-range");
+  if (NotModified(req, res, etag, t.asset.finished_ms.value_or(0)))
+    return NotModifiedResponse(res);
+  auto stat = blobs_.Stat(key);
+  if (!stat.ok() && IsTransient(stat.status())) return TryLater(stat.status());
+  if (!stat.ok()) return Text(404, "the recording of '" + t.asset.id + "' is missing");
+  const int64_t size = stat->size;
+  const std::string type = audio ? "audio/mpeg" : "video/mp4";
+  // If-Range with another validator: the client's part is stale; send the whole.
+  std::optional<std::pair<int64_t, int64_t>> range;
+  if (!range_header.empty() && (if_range.empty() || if_range == etag))
+    range = ParseByteRange(range_header, size);
+  if (range && range->first > range->second) {
+    http::Response r = Text(416, "range not satisfiable: the recording is " +
+                                     std::to_string(size) + " bytes");
+    for (auto& [k, v] : res.headers) r.Set(k, v);
+    r.Set("Content-Range", "bytes */" + std::to_string(size));
+    return r;
+  }
+  const bool head = req.method == "HEAD";
+  int64_t first = 0, length = size;
+  if (range) {
+    first = range->first;
+    length = std::min(range->second - first + 1, kMaxRangeBytes);
+    res.status = 206;
+    res.Set("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                 std::to_string(first + length - 1) + "/" +
+                                 std::to_string(size));
+  } else {
+    res.status = 200;
+  }
+  res.Set("Content-Type", type);
+  if (head) {
+    res.Set("Content-Length", std::to_string(length));
+    return res;
+  }
+  Result<std::string> bytes = Status::Internal("unread");
+  if (!range) {
+    bytes = remote_ ? cache_->GetBytes(key, stat->version) : blobs_.GetBytes(key);
+  } else {
+    bytes = remote_ ? cache_->GetRange(key, stat->version, first, length)
+                    : blobs_.GetRange(key, first, length, stat->version);
+  }
+  if (!bytes.ok() && IsTransient(bytes.status())) return TryLater(bytes.status());
+  if (!bytes.ok()) return Text(404, "the recording is missing: " + bytes.status().message());
+  if (static_cast<int64_t>(bytes->size()) != length)
+    return TryLater(Status::Conflict("the recording changed while it was read"));
+  res.body = std::move(*bytes);
   return res;
 }
 

@@ -1,5 +1,6 @@
 // IIIF delivery over HTTP (spec/iiif.md): /iiif-img (Image API 3.0, and 2.1 under /v2/),
-// /thumbs (level 0 from stored thumbnails) and /file (originals). Public, CORS everywhere.
+// /thumbs (level 0 from stored thumbnails), /iiif-av (transcoded audio and video, with byte
+// ranges) and /file (originals). Public, CORS everywhere.
 //
 // Speed by design: pyramid metadata and recent responses are cached in bounded LRUs; an
 // aligned tile costs one stored-tile copy; exact thumbnail sizes come from stored files; big
@@ -91,6 +92,9 @@ class Delivery {
   http::Response ThumbInfo(http::Request& req, ApiVersion version);
   http::Response Thumb(http::Request& req, ApiVersion version);
   http::Response File(http::Request& req);
+  // /iiif-av/{c}/{s}/{id}/full/full/max/max/0/default.{mp4,mp3}: the transcoded recording,
+  // whole or one byte range.
+  http::Response Av(http::Request& req);
   // Looks up {c}/{s}/{id}; on failure fills *error with the 404/400 answer.
   bool Resolve(http::Request& req, const char* channel, Target* out, http::Response* error);
   // Resolve for the iiif-img channel through a short-lived cache, plus the pyramid file:

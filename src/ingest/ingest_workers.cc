@@ -551,8 +551,86 @@ void IngestWorkers::Convert(Fetched& f, std::chrono::steady_clock::time_point be
       st = processed.status();
     }
   }
+  const bool av = f.asset.HasChannel("iiif-av") ||
+                  (f.asset.media_type.rfind("video/", 0) == 0 && f.asset.HasChannel("thumbs"));
+  if (av) {
+    st = ApplyChannelPolicies(f.asset, &process);
+    if (st.ok()) st = ConvertAv(f, process, prefix, &outcome, &timings);
+  }
   if (st.ok() && f.asset.HasChannel("file")) st = StoreOriginal(f.scratch, blobs_, prefix);
   Conclude(job, st, &outcome, f.fetch_ms, timings, began, f.fetch_ms + MsSince(started));
+}
+
+Status IngestWorkers::ConvertAv(const Fetched& f, const ProcessOptions& process,
+                                const std::string& prefix, IngestOutcome* outcome,
+                                StageTimings* timings) {
+  const Job& job = f.job;
+  const bool transcode = f.asset.HasChannel("iiif-av");
+  const bool video = !transcode || AvPolicyFor(f.asset) == "default-video";
+  const bool thumbs = video && f.asset.HasChannel("thumbs");
+  auto remove = [](const std::string& path) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  };
+  auto clock = std::chrono::steady_clock::now();
+  std::string poster_source = f.scratch;  // thumbs without iiif-av: from the source itself
+  std::string output;                     // the transcode, until stored
+  struct Cleanup {
+    std::function<void()> run;
+    ~Cleanup() { run(); }
+  } cleanup{[&] {
+    if (!output.empty()) remove(output);
+  }};
+  if (transcode) {
+    auto made = media::TranscodeAv(f.scratch, video ? media::AvKind::kVideo : media::AvKind::kAudio,
+                                   blobs_.ScratchDir(), settings_.av, &stop_);
+    if (!made.ok()) return made.status();
+    output = made->path;
+    poster_source = output;  // already at the delivered size
+    outcome->media_duration_ms = made->duration_ms;
+    outcome->width = made->width;
+    outcome->height = made->height;
+    timings->pyramid_ms = made->transcode_ms;
+  } else {
+    auto probe = media::ProbeAv(f.scratch, settings_.av, &stop_);
+    if (!probe.ok()) return probe.status();
+    if (!probe->has_video)
+      return Status::Invalid("channel 'thumbs' needs a video stream; the file has audio only");
+    outcome->media_duration_ms = probe->duration_ms;
+    outcome->width = probe->width;
+    outcome->height = probe->height;
+  }
+  timings->probe_ms = MsSince(clock) - timings->pyramid_ms;
+  if (thumbs) {
+    auto thumbs_began = std::chrono::steady_clock::now();
+    // A frame a second in (the first is often black), or from the middle of a shorter one.
+    int64_t at = std::min<int64_t>(1000, outcome->media_duration_ms / 2);
+    std::string poster = blobs_.ScratchDir() + "/poster-" + std::to_string(job.id) + "-" +
+                         RandomHex(6) + ".jpg";
+    Status st = media::ExtractPoster(poster_source, at, poster, settings_.av, &stop_);
+    if (st.ok()) {
+      auto stored = StoreFrameThumbnails(poster, process, blobs_, prefix);
+      if (stored.ok())
+        outcome->thumbnails = std::move(*stored);
+      else
+        st = stored.status();
+    }
+    remove(poster);
+    if (!st.ok()) return st;
+    timings->thumbnails_ms = MsSince(thumbs_began);
+  }
+  if (transcode) {
+    auto store_began = std::chrono::steady_clock::now();
+    Status st = blobs_.PutFile(AvKey(prefix, video ? "mp4" : "mp3"), output);
+    if (!st.ok()) return st;
+    output.clear();  // consumed by the store
+    timings->store_ms = MsSince(store_began);
+  }
+  spdlog::info("ingest {}/{}/{}: {} of {} ({}x{}) in {:.0f} ms", job.customer, job.space,
+               job.asset_id, transcode ? (video ? "MP4" : "MP3") : "poster frame",
+               media::FormatDuration(outcome->media_duration_ms), outcome->width,
+               outcome->height, MsSince(clock));
+  return Status::Ok();
 }
 
 // How a job ends once it was worked on: a transient failure with attempts left is retried

@@ -25,6 +25,7 @@
 #include "ingest/origin.h"
 #include "ingest/processor.h"
 #include "media/decode_sandbox.h"
+#include "media/av_transcode.h"
 #include "ops/metrics.h"
 #include "store/store.h"
 
@@ -49,6 +50,7 @@ struct IngestSettings {
   // Sources of untrusted formats (sniffed from their bytes) are decoded in a sandboxed child
   // first, and the pipeline reads its intermediate.
   media::DecodeSandboxOptions sandbox;
+  media::AvLimits av;  // the iiif-av channel's transcodes (--av-max-duration, --av-time-factor)
   // Outcomes, stage timings and origin bytes are counted here when set.
   ops::Metrics* metrics = nullptr;
   // Opens the sealed credentials of basic-http-authentication origin strategies; null: such
@@ -93,6 +95,9 @@ class IngestWorkers {
   std::optional<Fetched> Download(const Job& job, std::chrono::steady_clock::time_point claimed);
   // began: when this thread's time for the image began (IngestOutcome::worker_ms).
   void Convert(Fetched& f, std::chrono::steady_clock::time_point began);
+  // Audio and video: the iiif-av transcode and a video's poster-frame thumbnails.
+  Status ConvertAv(const Fetched& f, const ProcessOptions& process, const std::string& prefix,
+                   IngestOutcome* outcome, StageTimings* timings);
   void Conclude(const Job& job, const Status& st, IngestOutcome* outcome, double fetch_ms,
                 const StageTimings& timings, std::chrono::steady_clock::time_point began,
                 double work_ms);

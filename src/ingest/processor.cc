@@ -391,6 +391,45 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
   return result;
 }
 
+Result<std::vector<ThumbnailSize>> StoreFrameThumbnails(const std::string& frame_path,
+                                                        const ProcessOptions& options,
+                                                        BlobStore& blobs,
+                                                        const std::string& prefix) {
+  if (!InitVips()) return Status::Internal("libvips failed to start");
+  std::vector<int> boxes = options.thumbnail_sizes;
+  std::sort(boxes.begin(), boxes.end(), std::greater<int>());
+  std::vector<EncodedThumbnail> thumbs;
+  try {
+    VImage frame = VImage::new_from_file(frame_path.c_str());
+    int longest = std::max(frame.width(), frame.height());
+    for (int box : boxes) {
+      if (box <= 0) continue;
+      int fit = std::min(box, longest);  // never upscaled
+      VImage thumb =
+          VImage::thumbnail(frame_path.c_str(), fit, VImage::option()->set("height", fit));
+      ThumbnailSize size{thumb.width(), thumb.height()};
+      if (std::any_of(thumbs.begin(), thumbs.end(),
+                      [&](const EncodedThumbnail& t) { return t.size == size; }))
+        continue;
+      void* buf = nullptr;
+      size_t len = 0;
+      thumb.write_to_buffer(".jpg", &buf, &len,
+                            VImage::option()->set("Q", options.jpeg_quality)->set("strip", true));
+      thumbs.push_back({size, std::string(static_cast<const char*>(buf), len)});
+      g_free(buf);
+    }
+  } catch (const VError& e) {
+    return Status::Internal("cannot make thumbnails from the poster frame: " + TakeVipsError(e));
+  }
+  std::vector<ThumbnailSize> sizes;
+  for (const EncodedThumbnail& t : thumbs) {
+    QUIRE_RETURN_IF_ERROR(
+        blobs.PutBytes(ThumbnailKey(prefix, t.size.width, t.size.height), t.jpeg));
+    sizes.push_back(t.size);
+  }
+  return sizes;
+}
+
 Status StoreOriginal(const std::string& source_path, BlobStore& blobs, const std::string& prefix) {
   // PutFile consumes its input, so hand it a second name for the same bytes: a hard link when
   // the scratch directory shares the filesystem, a copy otherwise.

@@ -54,6 +54,14 @@ struct ProcessedImage {
 Result<ProcessedImage> ProcessImage(const std::string& source_path, const ProcessOptions& options,
                                     BlobStore& blobs, const std::string& prefix);
 
+// A video's thumbnails (thumbs channel) from its poster frame `frame_path` (a JPEG): stores
+// thumb-WxH.jpg for each box of options.thumbnail_sizes as ProcessImage does, and returns the
+// sizes, largest first.
+Result<std::vector<ThumbnailSize>> StoreFrameThumbnails(const std::string& frame_path,
+                                                        const ProcessOptions& options,
+                                                        BlobStore& blobs,
+                                                        const std::string& prefix);
+
 // The `file` channel: stores the source bytes as-is at OriginalKey(prefix). The source file is
 // left in place.
 Status StoreOriginal(const std::string& source_path, BlobStore& blobs, const std::string& prefix);

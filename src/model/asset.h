@@ -9,7 +9,7 @@
 namespace quire {
 
 struct DeliveryChannel {
-  std::string channel;  // iiif-img, thumbs, file
+  std::string channel;  // iiif-img, iiif-av, thumbs, file
   std::string policy;   // may be empty
   bool operator==(const DeliveryChannel&) const = default;
 };
@@ -44,6 +44,7 @@ struct Asset {
   int height = 0;
   std::optional<int64_t> batch;
   std::vector<ThumbnailSize> thumbnails;  // stored thumbnail sizes, largest first
+  int64_t duration_ms = 0;  // audio/video (family T) once transcoded: DLCS `duration`, in ms
 
   bool HasChannel(const std::string& name) const;
   // Restricted: roles, or maxUnauthorised >= 0 (spec/presentation-auth.md §5.1).
@@ -58,8 +59,13 @@ struct Asset {
 // Returns an empty string when valid, else the reason.
 std::string ImageIdProblem(const std::string& id);
 
-// Default channels for a media type: images get iiif-img + thumbs, everything else file.
+// Default channels for a media type: images get iiif-img + thumbs, audio iiif-av
+// (default-audio), video iiif-av (default-video) + thumbs, everything else file.
 std::vector<DeliveryChannel> DefaultDeliveryChannels(const std::string& media_type);
+
+// The iiif-av policy of an asset with that channel: its own, else the default of its media
+// type ("default-audio" for audio/*, "default-video" otherwise).
+std::string AvPolicyFor(const Asset& asset);
 
 // Checks channels against the media type. Empty string when valid, else the message.
 std::string DeliveryChannelsProblem(const std::vector<DeliveryChannel>& channels,

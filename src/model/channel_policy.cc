@@ -14,6 +14,9 @@ const std::vector<DeliveryChannelPolicy>& BuiltInChannelPolicies() {
       {0, "thumbs", "default", "Default thumbnails",
        "[\"!1024,1024\",\"!400,400\",\"!200,200\",\"!100,100\"]", 0, 0},
       {0, "file", "none", "The original file, no transformation", "[\"none\"]", 0, 0},
+      // DLCS's names and presets: MP3 at 128 kbit/s; MP4 (H.264 + AAC) at most 720 lines.
+      {0, "iiif-av", "default-audio", "A default audio policy", "[\"audio-mp3-128\"]", 0, 0},
+      {0, "iiif-av", "default-video", "A default video policy", "[\"video-mp4-720p\"]", 0, 0},
   };
   return kBuiltIn;
 }

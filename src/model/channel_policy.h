@@ -1,7 +1,8 @@
 // Delivery channel policies (DLCS DeliveryChannelPolicy): named settings of a delivery channel
 // for a customer. Quire's customers define `thumbs` policies (policyData: a JSON list of IIIF
 // sizes, "!n,n" bounding boxes); the built-in ones are iiif-img `default` and `use-original`,
-// thumbs `default` (1024, 400, 200, 100) and file `none`.
+// thumbs `default` (1024, 400, 200, 100), file `none`, and iiif-av `default-audio` (MP3 128
+// kbit/s) and `default-video` (MP4 H.264/AAC, at most 720 lines).
 #pragma once
 
 #include <cstdint>

@@ -84,16 +84,38 @@ std::string FamilyForMediaType(const std::string& media_type) {
 std::vector<DeliveryChannel> DefaultDeliveryChannels(const std::string& media_type) {
   if (media_type.rfind("image/", 0) == 0)
     return {{"iiif-img", "default"}, {"thumbs", "default"}};
+  // As DLCS's system defaults: transcoded for the browser, a video with its poster frame.
+  if (media_type.rfind("audio/", 0) == 0) return {{"iiif-av", "default-audio"}};
+  if (media_type.rfind("video/", 0) == 0)
+    return {{"iiif-av", "default-video"}, {"thumbs", "default"}};
   return {{"file", "none"}};
+}
+
+std::string AvPolicyFor(const Asset& asset) {
+  for (const DeliveryChannel& c : asset.delivery_channels)
+    if (c.channel == "iiif-av" && !c.policy.empty()) return c.policy;
+  return asset.media_type.rfind("audio/", 0) == 0 ? "default-audio" : "default-video";
 }
 
 std::string DeliveryChannelsProblem(const std::vector<DeliveryChannel>& channels,
                                     const std::string& media_type) {
   bool image = media_type.rfind("image/", 0) == 0;
+  bool audio = media_type.rfind("audio/", 0) == 0;
+  bool video = media_type.rfind("video/", 0) == 0;
   for (const auto& c : channels) {
-    if (c.channel == "iiif-av") return "audio/video delivery is not supported";
+    if (c.channel == "iiif-av") {
+      if (!audio && !video)
+        return "channel 'iiif-av' needs an audio/* or video/* media type";
+      if (!c.policy.empty() && c.policy != "default-audio" && c.policy != "default-video")
+        return "unknown policy '" + c.policy +
+               "' for channel 'iiif-av' (policies: default-audio, default-video)";
+      if (audio && c.policy == "default-video")
+        return "policy 'default-video' needs a video/* media type";
+      continue;
+    }
     if (c.channel == "iiif-img" || c.channel == "thumbs") {
-      if (!image)
+      // thumbs of a video: made from its poster frame (the iiif-av channel).
+      if (!image && !(video && c.channel == "thumbs"))
         return "channel '" + c.channel + "' needs an image media type; use the 'file' channel";
       // thumbs: a customer's own policies too (the store checks they exist).
       if (c.channel == "thumbs" ? !c.policy.empty() && !IsChannelPolicyName(c.policy)

@@ -88,6 +88,7 @@ struct IngestOutcome {
   int width = 0;
   int height = 0;
   std::vector<ThumbnailSize> thumbnails;
+  int64_t media_duration_ms = 0;  // audio/video: the length of the output (Asset::duration_ms)
   // What the image's blobs take once this outcome is recorded (success or not: a failed
   // reingest may leave blobs), for storage usage and quotas.
   // Unset: the recorded figures stay as they were (no blob was looked at).

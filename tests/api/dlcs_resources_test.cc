@@ -492,7 +492,7 @@ TEST_F(DlcsResourcesTest, ThumbsPolicySizesAreMadeAndListedInThumbsInfoJson) {
   auto channels = cust.Get(base);
   ASSERT_EQ(channels.status, 200) << channels.body;
   json ch = channels.Json();
-  ASSERT_EQ(ch["totalItems"], 3);
+  ASSERT_EQ(ch["totalItems"], 4);  // iiif-img, iiif-av, thumbs, file
   for (auto& m : ch["member"]) EXPECT_EQ(Http("GET", m["@id"], "", cust.auth).status, 200);
 
   EXPECT_EQ(cust.Post(base + "/thumbs", json{{"name", "bad"}, {"policyData", "[\"800,\"]"}}).status,

@@ -714,10 +714,10 @@ TEST_F(QueueApi, MediaTypesChannelsAndThePriorityQueue) {
 
   json av = Member("av1", 1, "video/mp4");
   av["deliveryChannels"] = json::array({{{"channel", "iiif-av"}, {"policy", "default"}}});
-  Expect400(Post(c, Body({av})), "Member 0: audio/video delivery is not supported");
-  json av_string = Member("av2", 1, "audio/mpeg");
-  av_string["deliveryChannels"] = json::array({"iiif-av"});
-  Expect400Containing(Post(c, Body({av_string})), "audio/video delivery is not supported");
+  Expect400Containing(Post(c, Body({av})), "Member 0: unknown policy 'default' for channel 'iiif-av'");
+  json av_on_image = Member("av2", 1, "image/jpeg");
+  av_on_image["deliveryChannels"] = json::array({"iiif-av"});
+  Expect400Containing(Post(c, Body({av_on_image})), "'iiif-av' needs an audio/* or video/*");
   json bad_channel = Member("bc", 1, "image/jpeg");
   bad_channel["deliveryChannels"] = json::array({"teleport"});
   Expect400Containing(Post(c, Body({bad_channel})), "teleport");

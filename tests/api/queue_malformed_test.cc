@@ -210,7 +210,7 @@ const std::vector<Case>& Corpus() {
       {"deliveryChannels unknown channel", BW(M(R"("deliveryChannels":["teleport"])"))},
       {"deliveryChannels twice", BW(M(R"("deliveryChannels":["iiif-img","iiif-img"])"))},
       {"deliveryChannels none plus file", BW(M(R"("deliveryChannels":["none","file"])"))},
-      {"iiif-av", BW(M(R"("mediaType":"video/mp4","deliveryChannels":["iiif-av"])"))},
+      {"iiif-av on an image", BW(M(R"("mediaType":"image/jpeg","deliveryChannels":["iiif-av"])"))},
       {"iiif-img on a pdf", BW(M(R"("mediaType":"application/pdf","deliveryChannels":["iiif-img"])"))},
       // --- read-only properties
       {"width", BW(M(R"("width":100)"))},

@@ -86,8 +86,13 @@ TEST(Validation, ImageIds) {
 TEST(Validation, DeliveryChannels) {
   EXPECT_EQ(DeliveryChannelsProblem(DefaultDeliveryChannels("image/jpeg"), "image/jpeg"), "");
   EXPECT_EQ(DeliveryChannelsProblem({{"file", ""}}, "application/pdf"), "");
-  EXPECT_EQ(DeliveryChannelsProblem({{"iiif-av", ""}}, "video/mp4"),
-            "audio/video delivery is not supported");
+  EXPECT_EQ(DeliveryChannelsProblem({{"iiif-av", ""}}, "video/mp4"), "");
+  EXPECT_EQ(DeliveryChannelsProblem(DefaultDeliveryChannels("video/mp4"), "video/mp4"), "");
+  EXPECT_EQ(DeliveryChannelsProblem(DefaultDeliveryChannels("audio/mpeg"), "audio/mpeg"), "");
+  EXPECT_EQ(DeliveryChannelsProblem({{"iiif-av", "default-video"}}, "audio/mpeg"),
+            "policy 'default-video' needs a video/* media type");
+  EXPECT_NE(DeliveryChannelsProblem({{"iiif-av", ""}}, "application/pdf"), "");
+  EXPECT_NE(DeliveryChannelsProblem({{"iiif-av", "video-mp4-1080p"}}, "video/mp4"), "");
   EXPECT_NE(DeliveryChannelsProblem({{"iiif-img", "default"}}, "application/pdf"), "");
   EXPECT_NE(DeliveryChannelsProblem({{"nonsense", ""}}, "image/jpeg"), "");
   EXPECT_NE(DeliveryChannelsProblem({{"file", ""}, {"file", ""}}, "image/jpeg"), "");

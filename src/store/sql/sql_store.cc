@@ -101,8 +101,8 @@ constexpr const char* kAssetCols =
     "a.customer, a.space, a.id, a.origin, a.media_type, a.family, a.delivery_channels, a.tags, "
     "a.roles, a.string1, a.string2, a.string3, a.number1, a.number2, a.number3, "
     "a.max_unauthorised, a.created, a.finished, a.ingesting, a.error, a.width, a.height, "
-    "a.batch, a.thumbnails, a.upload";
-constexpr int kAssetColCount = 25;  // columns a query may select after kAssetCols start here
+    "a.batch, a.thumbnails, a.upload, a.duration";
+constexpr int kAssetColCount = 26;  // columns a query may select after kAssetCols start here
 
 Asset ReadAsset(const Statement& s, int o = 0) {
   Asset a;
@@ -131,6 +131,7 @@ Asset ReadAsset(const Statement& s, int o = 0) {
   a.batch = s.OptInt(o + 22);
   a.thumbnails = ThumbsFromJson(s.Text(o + 23));
   a.upload = s.Text(o + 24);
+  a.duration_ms = s.Int(o + 25);
   return a;
 }
 
@@ -1971,6 +1972,7 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
               "width = CASE WHEN ?6 = 1 THEN ?7 ELSE width END, "
               "height = CASE WHEN ?6 = 1 THEN ?8 ELSE height END, "
               "thumbnails = CASE WHEN ?6 = 1 THEN ?9 ELSE thumbnails END, "
+              "duration = CASE WHEN ?6 = 1 THEN ?14 ELSE duration END, "
               "stored_bytes = CASE WHEN ?13 = 1 THEN ?11 ELSE stored_bytes END, "
               "thumbnail_bytes = CASE WHEN ?13 = 1 THEN ?12 ELSE thumbnail_bytes END "
               "WHERE customer = ?1 AND space = ?2 AND id = ?3 AND batch = ?10");
@@ -1987,6 +1989,7 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
                                 .Bind(11, outcome.storage ? outcome.storage->bytes : 0)
                                 .Bind(12, outcome.storage ? outcome.storage->thumbnail_bytes : 0)
                                 .Bind(13, outcome.storage.has_value())
+                                .Bind(14, outcome.media_duration_ms)
                                 .Run());
     }
     bool finished_now = false;

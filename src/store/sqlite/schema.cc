@@ -384,6 +384,11 @@ CREATE TABLE auth_session_roles (
 CREATE INDEX auth_session_roles_grant ON auth_session_roles(grant_id);
 CREATE INDEX auth_session_roles_expires ON auth_session_roles(expires);
 )SQL",
+      // 13: the length of an audio or video asset in milliseconds (DLCS `duration`); 0 for
+      // images and files.
+      R"SQL(
+ALTER TABLE assets ADD COLUMN duration INTEGER NOT NULL DEFAULT 0;
+)SQL",
   };
   return kMigrations;
 }

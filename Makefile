@@ -36,7 +36,7 @@ asan: deps
 # bench/REPORT-postgresql.md (distributed mode), bench/REPORT-s3.md (S3 storage) and
 # bench/REPORT-uploads.md (uploads and the client), bench/REPORT-events.md (streams, webhooks),
 # bench/REPORT-jp2.md (JPEG 2000 ingest and the decode sandbox's cost), bench/REPORT-av.md
-# (audio/video transcodes vs plain ffmpeg).
+# (audio/video transcodes vs plain ffmpeg), bench/REPORT-presentation.md (manifests, auth).
 bench: build
 	./bench/run.sh
 	./bench/run_pg.sh
@@ -45,6 +45,7 @@ bench: build
 	./bench/events.sh
 	./bench/jp2.sh
 	./bench/av.sh
+	./bench/presentation.sh
 
 bench-pg: build
 	./bench/run_pg.sh

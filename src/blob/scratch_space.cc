@@ -14,6 +14,16 @@
 #include "core/secrets.h"
 
 namespace quire {
+
+Result<std::string> NewScratchFile(const std::string& dir, const char* stem, const char* suffix) {
+  std::string path = dir + "/" + stem + "-XXXXXX" + suffix;
+  int fd = ::mkstemps(path.data(), static_cast<int>(std::strlen(suffix)));
+  if (fd < 0) {
+    return Status::IOError("cannot create scratch file in " + dir + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  return path;
+}
 namespace fs = std::filesystem;
 
 namespace {

@@ -15,6 +15,10 @@
 
 namespace quire {
 
+// A new file DIR/STEM-XXXXXX(SUFFIX) with a unique name, created empty to claim the name
+// (mkstemps), for a tool or a pipeline to write. kIOError when it cannot be created.
+Result<std::string> NewScratchFile(const std::string& dir, const char* stem, const char* suffix);
+
 class ScratchSpace {
  public:
   // Creates PARENT if missing, claims a new directory in it, then removes every directory

@@ -978,7 +978,7 @@ http::Response Delivery::Av(http::Request& req) {
   }
   Result<std::string> bytes = Status::Internal("unread");
   if (!range) {
-    bytes = remote_ ? cache_->GetBytes(key, stat->version) : blobs_.GetBytes(key);
+    bytes = ReadBlob(key, stat->version);
   } else {
     bytes = remote_ ? cache_->GetRange(key, stat->version, first, length)
                     : blobs_.GetRange(key, first, length, stat->version);

@@ -16,6 +16,7 @@
 #include <functional>
 
 #include "blob/free_space.h"
+#include "blob/scratch_space.h"
 #include "core/secrets.h"
 #include "core/time_util.h"
 
@@ -509,14 +510,11 @@ void IngestWorkers::Convert(Fetched& f, std::chrono::steady_clock::time_point be
     double sandbox_ms = 0;
     if (media::DecodesInSandbox(media::SniffFile(f.scratch), settings_.sandbox.scope)) {
       auto sandbox_began = std::chrono::steady_clock::now();
-      std::string path = blobs_.ScratchDir() + "/decoded-XXXXXX.tif";
-      int fd = ::mkstemps(path.data(), 4);
-      if (fd < 0) {
-        st = Status::IOError("cannot create scratch file in " + blobs_.ScratchDir() + ": " +
-                             std::strerror(errno));
+      Result<std::string> path = NewScratchFile(blobs_.ScratchDir(), "decoded", ".tif");
+      if (!path.ok()) {
+        st = path.status();
       } else {
-        ::close(fd);
-        decoded = path;
+        decoded = *path;
         media::SandboxRun run;
         st = media::DecodeInSandbox(f.scratch, decoded, process.max_pixels, settings_.sandbox,
                                     &stop_, &run);
@@ -552,7 +550,7 @@ void IngestWorkers::Convert(Fetched& f, std::chrono::steady_clock::time_point be
     }
   }
   const bool av = f.asset.HasChannel("iiif-av") ||
-                  (f.asset.media_type.rfind("video/", 0) == 0 && f.asset.HasChannel("thumbs"));
+                  (f.asset.IsVideo() && f.asset.HasChannel("thumbs"));
   if (av) {
     st = ApplyChannelPolicies(f.asset, &process);
     if (st.ok()) st = ConvertAv(f, process, prefix, &outcome, &timings);
@@ -605,8 +603,9 @@ Status IngestWorkers::ConvertAv(const Fetched& f, const ProcessOptions& process,
     auto thumbs_began = std::chrono::steady_clock::now();
     // A frame a second in (the first is often black), or from the middle of a shorter one.
     int64_t at = std::min<int64_t>(1000, outcome->media_duration_ms / 2);
-    std::string poster = blobs_.ScratchDir() + "/poster-" + std::to_string(job.id) + "-" +
-                         RandomHex(6) + ".jpg";
+    Result<std::string> claimed = NewScratchFile(blobs_.ScratchDir(), "poster", ".jpg");
+    if (!claimed.ok()) return claimed.status();
+    const std::string& poster = *claimed;
     Status st = media::ExtractPoster(poster_source, at, poster, settings_.av, &stop_);
     if (st.ok()) {
       auto stored = StoreFrameThumbnails(poster, process, blobs_, prefix);

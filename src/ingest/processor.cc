@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vips/vips8>
 
+#include "blob/scratch_space.h"
 #include "blob/tiff_structure.h"
 #include "core/decode_guard.h"
 #include "core/vips_init.h"
@@ -71,17 +72,6 @@ Status PyramidFailure(const VError& e) {
     }
   }
   return Status::Invalid(FirstLine(msg.c_str()));
-}
-
-// Unique scratch file name ending in `suffix`; the empty file is created to claim the name.
-Result<std::string> ScratchFile(const std::string& dir, const char* stem, const char* suffix) {
-  std::string path = dir + "/" + stem + "-XXXXXX" + suffix;
-  int fd = ::mkstemps(path.data(), static_cast<int>(std::strlen(suffix)));
-  if (fd < 0) {
-    return Status::IOError("cannot create scratch file in " + dir + ": " + std::strerror(errno));
-  }
-  ::close(fd);
-  return path;
 }
 
 int Orientation(const VImage& image) {
@@ -213,7 +203,7 @@ Result<VImage> Reorient(VImage image, int orientation, const std::string& scratc
     if (bytes <= kInMemoryReorientBytes) {
       image = image.copy_memory();
     } else {
-      Result<std::string> tiles = ScratchFile(scratch, "oriented", ".tif");
+      Result<std::string> tiles = NewScratchFile(scratch, "oriented", ".tif");
       if (!tiles.ok()) return tiles.status();
       QUIRE_RETURN_IF_ERROR(SaveTiled(image, *tiles, false, 256, 0, reserve_bytes));
       *temp_file = *tiles;
@@ -229,6 +219,45 @@ struct EncodedThumbnail {
   ThumbnailSize size;
   std::string jpeg;
 };
+
+// The bounding-box thumbnails of the image at `path` (longest side `longest`), largest
+// first, sizes that come out the same kept once. Never upscaled. (size=VIPS_SIZE_DOWN would
+// say so, but libvips 8.14 then sizes a pyramidal TIFF from its smallest level.) vips
+// thumbnail opens a pyramid's nearest level, not the full image. Throws VError.
+std::vector<EncodedThumbnail> EncodeThumbnails(const std::string& path, int longest,
+                                               const ProcessOptions& options) {
+  std::vector<int> boxes = options.thumbnail_sizes;
+  std::sort(boxes.begin(), boxes.end(), std::greater<int>());
+  std::vector<EncodedThumbnail> thumbs;
+  for (int box : boxes) {
+    if (box <= 0) continue;
+    int fit = std::min(box, longest);
+    VImage thumb = VImage::thumbnail(path.c_str(), fit, VImage::option()->set("height", fit));
+    ThumbnailSize size{thumb.width(), thumb.height()};
+    if (std::any_of(thumbs.begin(), thumbs.end(),
+                    [&](const EncodedThumbnail& t) { return t.size == size; }))
+      continue;
+    void* buf = nullptr;
+    size_t len = 0;
+    thumb.write_to_buffer(".jpg", &buf, &len,
+                          VImage::option()->set("Q", options.jpeg_quality)->set("strip", true));
+    thumbs.push_back({size, std::string(static_cast<const char*>(buf), len)});
+    g_free(buf);
+  }
+  return thumbs;
+}
+
+// Stores each thumbnail at its ThumbnailKey and appends its size to *sizes.
+Status StoreThumbnails(BlobStore& blobs, const std::string& prefix,
+                       const std::vector<EncodedThumbnail>& thumbs,
+                       std::vector<ThumbnailSize>* sizes) {
+  for (const EncodedThumbnail& t : thumbs) {
+    QUIRE_RETURN_IF_ERROR(
+        blobs.PutBytes(ThumbnailKey(prefix, t.size.width, t.size.height), t.jpeg));
+    sizes->push_back(t.size);
+  }
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -284,7 +313,7 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
   result.timings.probe_ms = clock.LapMs();
 
   // Pyramid: the one decode of the source happens here (or in Reorient).
-  Result<std::string> tif = ScratchFile(blobs.ScratchDir(), "pyramid", ".tif");
+  Result<std::string> tif = NewScratchFile(blobs.ScratchDir(), "pyramid", ".tif");
   if (!tif.ok()) return tif.status();
   bool as_is = false;
   if (options.use_original) {
@@ -343,30 +372,10 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
   source = VImage();  // close the source file
   result.timings.pyramid_ms = clock.LapMs();
 
-  // Thumbnails from the pyramid: vips thumbnail opens the nearest level, not the full image.
-  std::vector<int> boxes = options.thumbnail_sizes;
-  std::sort(boxes.begin(), boxes.end(), std::greater<int>());
+  // Thumbnails from the pyramid.
   std::vector<EncodedThumbnail> thumbs;
   try {
-    for (int box : boxes) {
-      if (box <= 0) continue;
-      // Never upscale. (size=VIPS_SIZE_DOWN would say so, but libvips 8.14 then sizes a
-      // pyramidal TIFF from its smallest level.)
-      int fit = std::min(box, std::max(result.width, result.height));
-      VImage thumb = VImage::thumbnail(tif->c_str(), fit, VImage::option()->set("height", fit));
-      ThumbnailSize size{thumb.width(), thumb.height()};
-      bool seen = std::any_of(thumbs.begin(), thumbs.end(), [&](const EncodedThumbnail& t) {
-        return t.size.width == size.width && t.size.height == size.height;
-      });
-      if (seen) continue;
-      void* buf = nullptr;
-      size_t len = 0;
-      thumb.write_to_buffer(".jpg", &buf, &len,
-                            VImage::option()->set("Q", options.jpeg_quality)->set("strip", true));
-      EncodedThumbnail encoded{size, std::string(static_cast<const char*>(buf), len)};
-      g_free(buf);
-      thumbs.push_back(std::move(encoded));
-    }
+    thumbs = EncodeThumbnails(*tif, std::max(result.width, result.height), options);
   } catch (const VError& e) {
     remove_tif();
     return Status::Internal("cannot make thumbnails from the pyramid: " + TakeVipsError(e));
@@ -382,11 +391,7 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
     return st;
   }
   if (structure.ok()) QUIRE_RETURN_IF_ERROR(StorePyramidStructure(blobs, prefix, *structure));
-  for (const EncodedThumbnail& t : thumbs) {
-    QUIRE_RETURN_IF_ERROR(
-        blobs.PutBytes(ThumbnailKey(prefix, t.size.width, t.size.height), t.jpeg));
-    result.thumbnails.push_back(t.size);
-  }
+  QUIRE_RETURN_IF_ERROR(StoreThumbnails(blobs, prefix, thumbs, &result.thumbnails));
   result.timings.store_ms = clock.LapMs();
   return result;
 }
@@ -396,37 +401,15 @@ Result<std::vector<ThumbnailSize>> StoreFrameThumbnails(const std::string& frame
                                                         BlobStore& blobs,
                                                         const std::string& prefix) {
   if (!InitVips()) return Status::Internal("libvips failed to start");
-  std::vector<int> boxes = options.thumbnail_sizes;
-  std::sort(boxes.begin(), boxes.end(), std::greater<int>());
   std::vector<EncodedThumbnail> thumbs;
   try {
     VImage frame = VImage::new_from_file(frame_path.c_str());
-    int longest = std::max(frame.width(), frame.height());
-    for (int box : boxes) {
-      if (box <= 0) continue;
-      int fit = std::min(box, longest);  // never upscaled
-      VImage thumb =
-          VImage::thumbnail(frame_path.c_str(), fit, VImage::option()->set("height", fit));
-      ThumbnailSize size{thumb.width(), thumb.height()};
-      if (std::any_of(thumbs.begin(), thumbs.end(),
-                      [&](const EncodedThumbnail& t) { return t.size == size; }))
-        continue;
-      void* buf = nullptr;
-      size_t len = 0;
-      thumb.write_to_buffer(".jpg", &buf, &len,
-                            VImage::option()->set("Q", options.jpeg_quality)->set("strip", true));
-      thumbs.push_back({size, std::string(static_cast<const char*>(buf), len)});
-      g_free(buf);
-    }
+    thumbs = EncodeThumbnails(frame_path, std::max(frame.width(), frame.height()), options);
   } catch (const VError& e) {
     return Status::Internal("cannot make thumbnails from the poster frame: " + TakeVipsError(e));
   }
   std::vector<ThumbnailSize> sizes;
-  for (const EncodedThumbnail& t : thumbs) {
-    QUIRE_RETURN_IF_ERROR(
-        blobs.PutBytes(ThumbnailKey(prefix, t.size.width, t.size.height), t.jpeg));
-    sizes.push_back(t.size);
-  }
+  QUIRE_RETURN_IF_ERROR(StoreThumbnails(blobs, prefix, thumbs, &sizes));
   return sizes;
 }
 

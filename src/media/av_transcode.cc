@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <thread>
 
+#include "blob/scratch_space.h"
 #include "core/child_process.h"
 
 namespace quire::media {
@@ -21,13 +21,6 @@ namespace {
 // (The HLS demuxer also refuses segments whose extensions are not media ones, so a playlist
 // naming /etc/passwd is refused too.)
 const std::vector<std::string> kInputGuard = {"-protocol_whitelist", "file"};
-
-std::string ScratchName(const std::string& dir, const std::string& suffix) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(rng()));
-  return dir + "/av-" + hex + suffix;
-}
 
 // The last non-empty line of ffmpeg's error output, with the scratch path replaced by
 // "source" (the path means nothing to whoever submitted the file).
@@ -191,7 +184,10 @@ Result<AvOutput> TranscodeAv(const std::string& source, AvKind kind, const std::
 
   AvOutput out;
   out.kind = kind;
-  out.path = ScratchName(scratch_dir, kind == AvKind::kAudio ? ".mp3" : ".mp4");
+  Result<std::string> claimed =
+      NewScratchFile(scratch_dir, "av", kind == AvKind::kAudio ? ".mp3" : ".mp4");
+  if (!claimed.ok()) return claimed.status();
+  out.path = *claimed;
   ChildOptions o;
   o.limits.memory_bytes = limits.memory_bytes;
   o.limits.timeout_ms = limits.timeout_base_ms +

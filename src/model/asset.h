@@ -53,6 +53,8 @@ struct Asset {
   // whose longest side is at most maxUnauthorised (none when it is 0 or less). Largest first.
   std::vector<ThumbnailSize> OpenThumbnails() const;
   bool IsImage() const { return media_type.rfind("image/", 0) == 0; }
+  bool IsAudio() const { return media_type.rfind("audio/", 0) == 0; }
+  bool IsVideo() const { return media_type.rfind("video/", 0) == 0; }
 };
 
 // Image ids: 1–255 bytes of valid UTF-8, no '/', '\\', whitespace or control characters.

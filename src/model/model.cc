@@ -94,7 +94,7 @@ std::vector<DeliveryChannel> DefaultDeliveryChannels(const std::string& media_ty
 std::string AvPolicyFor(const Asset& asset) {
   for (const DeliveryChannel& c : asset.delivery_channels)
     if (c.channel == "iiif-av" && !c.policy.empty()) return c.policy;
-  return asset.media_type.rfind("audio/", 0) == 0 ? "default-audio" : "default-video";
+  return asset.IsAudio() ? "default-audio" : "default-video";
 }
 
 std::string DeliveryChannelsProblem(const std::vector<DeliveryChannel>& channels,

@@ -642,6 +642,36 @@ TEST_P(BatchAccountingTest, DeletingAWaitingMemberRecordsAnErrorAndFinishes) {
   EXPECT_TRUE(done.finished_ms);
 }
 
+TEST_P(BatchAccountingTest, ADeletedMemberLeavesTheListingButNotTheCounts) {
+  Batch batch = Submit(customer_a_, space_a_, {"a", "b", "c"});
+  DrainAll([](const Job&) { return Success(); });
+  ASSERT_TRUE(store_->DeleteAsset(customer_a_, space_a_, "b").ok());
+  PageRequest page;
+  auto all = store_->ListBatchAssets(customer_a_, batch.id, BatchMemberFilter::kAll, page);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_EQ(all->total, 2);
+  ASSERT_EQ(all->items.size(), 2u);
+  EXPECT_EQ(all->items[0].id, "a");
+  EXPECT_EQ(all->items[1].id, "c");
+  auto completed =
+      store_->ListBatchAssets(customer_a_, batch.id, BatchMemberFilter::kCompleted, page);
+  ASSERT_TRUE(completed.ok());
+  EXPECT_EQ(completed->total, 2);
+  Batch after = Get(customer_a_, batch.id);  // the outcome it had stays counted
+  EXPECT_EQ(after.count, 3);
+  EXPECT_EQ(after.completed, 3);
+
+  // A new image under the same id is the new batch's member, not the old one's.
+  Batch again = Submit(customer_a_, space_a_, {"b"});
+  auto old_listing = store_->ListBatchAssets(customer_a_, batch.id, BatchMemberFilter::kAll, page);
+  ASSERT_TRUE(old_listing.ok());
+  EXPECT_EQ(old_listing->total, 2);
+  EXPECT_EQ(old_listing->items.size(), 2u);
+  auto new_listing = store_->ListBatchAssets(customer_a_, again.id, BatchMemberFilter::kAll, page);
+  ASSERT_TRUE(new_listing.ok());
+  EXPECT_EQ(new_listing->total, 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, BatchAccountingTest, ::testing::ValuesIn(test::StoreBackends()),
                          [](const auto& info) { return info.param; });
 

@@ -1014,6 +1014,13 @@ Status SqlStore::DeleteAsset(int64_t customer, int64_t space, const std::string&
       QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, space).Bind(3, id).Run());
     }
     {
+      // Its memberships stay (a batch's counts keep the outcome it had) but leave listings.
+      PREPARE(st, conn,
+              "UPDATE batch_assets SET deleted = 1 WHERE customer = ? AND space = ? AND "
+              "asset_id = ?");
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, space).Bind(3, id).Run());
+    }
+    {
       PREPARE(st, conn,
               "UPDATE spaces SET image_count = image_count - 1 WHERE customer = ? AND id = ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, space).Run());
@@ -1581,14 +1588,17 @@ Result<Page<Asset>> SqlStore::ListBatchAssets(int64_t customer, int64_t batch,
   auto& conn = tx.conn();
   auto b = ReadBatchRow(conn, customer, batch);
   if (!b.ok()) return b.status();
+  // Members whose image was deleted are marked (DeleteAsset), so the total is counted from
+  // batch_assets alone: a range of the batch's index, whatever the size of assets.
+  std::string members = " WHERE ba.batch = ?1 AND ba.deleted = 0";
+  if (filter == BatchMemberFilter::kCompleted) members += " AND ba.state = 'completed'";
+  if (filter == BatchMemberFilter::kError) members += " AND ba.state = 'error'";
   std::string join =
       " FROM batch_assets ba JOIN assets a ON a.customer = ba.customer AND a.space = ba.space "
-      "AND a.id = ba.asset_id WHERE ba.batch = ?1";
-  if (filter == BatchMemberFilter::kCompleted) join += " AND ba.state = 'completed'";
-  if (filter == BatchMemberFilter::kError) join += " AND ba.state = 'error'";
+      "AND a.id = ba.asset_id" + members;
   Page<Asset> out;
   {
-    PREPARE(st, conn, "SELECT COUNT(*)" + join);
+    PREPARE(st, conn, "SELECT COUNT(*) FROM batch_assets ba" + members);
     st.Bind(1, batch);
     Status status;
     if (st.Step(&status)) out.total = st.Int(0);

@@ -389,6 +389,14 @@ CREATE INDEX auth_session_roles_expires ON auth_session_roles(expires);
       R"SQL(
 ALTER TABLE assets ADD COLUMN duration INTEGER NOT NULL DEFAULT 0;
 )SQL",
+      // 14: a batch member whose image was deleted is marked, so that a batch's listing counts
+      // its members from batch_assets alone instead of joining every member with assets
+      // (members deleted before this migration are marked by it).
+      R"SQL(
+ALTER TABLE batch_assets ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+UPDATE batch_assets SET deleted = 1 WHERE NOT EXISTS (SELECT 1 FROM assets a WHERE
+  a.customer = batch_assets.customer AND a.space = batch_assets.space AND a.id = batch_assets.asset_id);
+)SQL",
   };
   return kMigrations;
 }

@@ -6,6 +6,9 @@
 //   store_bench ceiling URL CLIENTS SECS  claim + heartbeat + outcome cycles per second from
 //                                         CLIENTS concurrent clients (each its own connection)
 //   store_bench post URL N                N batch POSTs of 250 images: p50 / p99 (store level)
+//   store_bench repost URL ROWS N         N batch POSTs of 250 images the populated database
+//                                         already holds, waiting in older batches (each member
+//                                         supersedes its membership there): p50 / p99
 //
 // Prints one JSON object per command on stdout (bench/run_pg.sh collects them).
 #include <libpq-fe.h>
@@ -271,16 +274,35 @@ int Post(const std::string& url, int n) {
   return 0;
 }
 
+// Reingests: the last images of a populated database (still queued) in new batches of 250.
+int Repost(const std::string& url, int64_t rows, int n) {
+  auto store = OpenOrDie(url);
+  std::vector<double> t;
+  for (int b = 0; b < n; ++b) {
+    std::vector<Asset> members;
+    for (int64_t i = rows - 250 * (b + 1) + 1; i <= rows - 250 * b; ++i)
+      members.push_back(Member(1, "a" + std::to_string(i)));
+    auto s = Clock::now();
+    auto r = store->CreateBatch(1, members, false);
+    if (!r.ok()) Die(r.status().message());
+    t.push_back(Ms(Clock::now() - s));
+  }
+  std::printf("{\"reposts\": %d, \"repost250_p50_ms\": %.1f, \"repost250_p99_ms\": %.1f}\n", n,
+              Pct(t, 50), Pct(t, 99));
+  return 0;
+}
+
 }  // namespace
 }  // namespace quire
 
 int main(int argc, char** argv) {
   using namespace quire;
-  if (argc < 3) Die("usage: store_bench populate|growth|ceiling|post URL [args]");
+  if (argc < 3) Die("usage: store_bench populate|growth|ceiling|post|repost URL [args]");
   std::string cmd = argv[1], url = argv[2];
   if (cmd == "populate" && argc == 4) return Populate(url, std::atoll(argv[3]));
   if (cmd == "growth") return Growth(url);
   if (cmd == "ceiling" && argc == 5) return Ceiling(url, std::atoi(argv[3]), std::atoi(argv[4]));
   if (cmd == "post" && argc == 4) return Post(url, std::atoi(argv[3]));
+  if (cmd == "repost" && argc == 5) return Repost(url, std::atoll(argv[3]), std::atoi(argv[4]));
   Die("bad arguments");
 }

@@ -1,19 +1,17 @@
 #include "ingest/ingest_workers.h"
 
-#include <nlohmann/json.hpp>
-
-#include <spdlog/spdlog.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
-
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "blob/free_space.h"
 #include "blob/scratch_space.h"
@@ -54,7 +52,8 @@ void IngestWorkers::RecoverDeadLocalLeases() {
     if (owner.rfind(host, 0) != 0) continue;
     size_t pid_end = owner.find(':', host.size());
     if (pid_end == std::string::npos) continue;
-    pid_t pid = static_cast<pid_t>(std::atol(owner.substr(host.size(), pid_end - host.size()).c_str()));
+    pid_t pid =
+        static_cast<pid_t>(std::atol(owner.substr(host.size(), pid_end - host.size()).c_str()));
     if (pid <= 0 || pid == getpid()) continue;
     if (kill(pid, 0) == 0 || errno != ESRCH) continue;
     Status st = store_.ExpireLeases(owner);
@@ -71,6 +70,7 @@ void IngestWorkers::Start() {
   const int fetchers = std::max(1, settings_.fetch_concurrency);
   for (int i = 0; i < fetchers; ++i) fetchers_.emplace_back([this, i] { FetchLoop(i); });
   for (int i = 0; i < settings_.workers; ++i) threads_.emplace_back([this, i] { ConvertLoop(i); });
+  for (int i = 0; i < settings_.workers; ++i) storers_.emplace_back([this] { StoreLoop(); });
   heartbeat_ = std::thread([this] { Heartbeat(); });
 }
 
@@ -93,6 +93,14 @@ void IngestWorkers::Stop() {
   ready_cv_.notify_all();
   for (auto& t : fetchers_) t.join();
   for (auto& t : threads_) t.join();
+  // The conversions that ran to their end are stored and recorded before the process goes:
+  // the store threads drain to_store_, then end.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    conversions_done_ = true;
+  }
+  stored_cv_.notify_all();
+  for (auto& t : storers_) t.join();
   if (heartbeat_.joinable()) heartbeat_.join();
   // Downloaded but not converted: the downloads go, the jobs go back to the queue below with
   // their attempt given back, and the next process fetches them again.
@@ -111,6 +119,7 @@ void IngestWorkers::Stop() {
   }
   fetchers_.clear();
   threads_.clear();
+  storers_.clear();
 }
 
 std::string IngestWorkers::FetcherOwner(int index) const {
@@ -197,29 +206,32 @@ void IngestWorkers::FetchLoop(int index) {
   }
 }
 
-// A conversion thread: takes the oldest download, converts it and records the outcome.
+// A conversion thread: takes the oldest download, converts it and hands the result to a store
+// thread, which records the outcome.
 void IngestWorkers::ConvertLoop(int /*index*/) {
   auto previous_end = std::chrono::steady_clock::now();
   while (true) {
-    Fetched f;
+    Converted c;
     {
       std::unique_lock<std::mutex> lock(mu_);
       ready_cv_.wait(lock, [&] { return stop_.load() || !ready_.empty(); });
       if (stop_.load()) return;  // what is still ready is handed back by Stop()
-      f = std::move(ready_.front());
+      c.f = std::move(ready_.front());
       ready_.pop_front();
       --ahead_;
       ++converting_;
     }
     cv_.notify_all();  // a prefetcher may claim the next job
+    const Fetched& f = c.f;
     // This thread's time for the image starts when it was free for it: a wait for a download
     // under way then counts (origins slower than the conversions make it the pace). For an
     // image claimed while the thread was idle — the pipeline filling at a batch's start — half
     // of its download counts: counting none would treat the first round of downloads as free,
     // counting all of it would charge the fill to every later image once more, as it is also
-    // in the estimate's anchor (the batch's first outcome).
-    auto began = f.claimed > previous_end ? f.claimed + (f.downloaded - f.claimed) / 2
-                                          : previous_end;
+    // in the estimate's anchor (the batch's first outcome). It ends when the outcome is
+    // recorded, so the store that follows the conversion counts too.
+    c.began = f.claimed > previous_end ? f.claimed + (f.downloaded - f.claimed) / 2 : previous_end;
+    bool handed_on = false;
     Status st = store_.StartConverting(f.job, settings_.lease_ms);
     if (st.code() == Code::kNotFound) {
       // The lease ran out while the download waited (the process stalled): the job is
@@ -229,28 +241,67 @@ void IngestWorkers::ConvertLoop(int /*index*/) {
     } else {
       if (!st.ok()) spdlog::warn("marking job {} as converting failed: {}", f.job.id, st.message());
       try {
-        Convert(f, began);
+        handed_on = Convert(c);
       } catch (const std::exception& e) {
         InternalError(f.job, e);
       }
     }
-    std::error_code ec;
-    std::filesystem::remove(f.scratch, ec);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      scratch_held_ -= f.granted;
-      --converting_;
-      active_.erase(f.job.id);
-    }
     previous_end = std::chrono::steady_clock::now();
-    cv_.notify_all();
+    if (!handed_on) {
+      Release(c.f);
+      continue;
+    }
+    {
+      // Waits for room even when stopping: the store threads drain to_store_ until the last
+      // conversion thread has ended.
+      std::unique_lock<std::mutex> lock(mu_);
+      room_cv_.wait(lock, [&] {
+        return to_store_.size() < static_cast<size_t>(std::max(1, settings_.workers));
+      });
+      to_store_.push_back(std::move(c));
+    }
+    stored_cv_.notify_one();
   }
+}
+
+// A store thread: writes a converted image's blobs and records its outcome.
+void IngestWorkers::StoreLoop() {
+  while (true) {
+    Converted c;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      stored_cv_.wait(lock, [&] { return conversions_done_ || !to_store_.empty(); });
+      if (to_store_.empty()) return;  // conversions done and everything stored
+      c = std::move(to_store_.front());
+      to_store_.pop_front();
+    }
+    room_cv_.notify_one();
+    try {
+      Finish(c);
+    } catch (const std::exception& e) {
+      InternalError(c.f.job, e);
+    }
+    c.image.reset();  // a pyramid not stored leaves scratch now
+    Release(c.f);
+  }
+}
+
+void IngestWorkers::Release(const Fetched& f) {
+  std::error_code ec;
+  std::filesystem::remove(f.scratch, ec);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    scratch_held_ -= f.granted;
+    --converting_;
+    active_.erase(f.job.id);
+  }
+  cv_.notify_all();
 }
 
 void IngestWorkers::InternalError(const Job& job, const std::exception& e) {
   // A defect, but one image must not take the worker (and the process) down with it.
-  spdlog::error("ingest {}/{}/{}: unexpected exception: {}", job.customer, job.space,
-                job.asset_id, e.what());
+  spdlog::error("ingest {}/{}/{}: unexpected exception: {}", job.customer, job.space, job.asset_id,
+                e.what());
   IngestOutcome outcome;
   outcome.error = std::string("internal error while ingesting: ") + e.what();
   Record(job, outcome);
@@ -261,8 +312,8 @@ void IngestWorkers::InternalError(const Job& job, const std::exception& e) {
 // downloads in progress have yet to write are counted too (they all passed the same check,
 // and several at once would otherwise eat the reserve between two free-space checks). No room
 // on the volume sets `volume` (a transient failure: the job retries after a backoff).
-bool IngestWorkers::TryReserve(int64_t bytes, int64_t* granted, int64_t* wanted,
-                               int64_t* pending, Status* volume) {
+bool IngestWorkers::TryReserve(int64_t bytes, int64_t* granted, int64_t* wanted, int64_t* pending,
+                               Status* volume) {
   std::lock_guard<std::mutex> lock(mu_);
   *wanted = bytes;
   if (settings_.process.reserve_bytes > 0) {
@@ -318,12 +369,13 @@ Status ApplyOriginStrategy(const OriginStrategy& s, const std::string& origin,
   const std::string name = "origin strategy " + s.id;
   if (s.strategy == "basic-http-authentication") {
     if (secrets == nullptr)
-      return Status::Forbidden(name + " holds credentials, but the server has no "
+      return Status::Forbidden(name +
+                               " holds credentials, but the server has no "
                                "--secrets-key-file to open them");
     auto opened = secrets->Open(s.sealed_credentials);
     if (!opened.ok())
-      return Status::Forbidden("the credentials of " + name + " cannot be opened: " +
-                               opened.status().message());
+      return Status::Forbidden("the credentials of " + name +
+                               " cannot be opened: " + opened.status().message());
     auto creds = nlohmann::json::parse(*opened, nullptr, false);
     if (!creds.is_object() || !creds.value("user", nlohmann::json()).is_string() ||
         !creds.value("password", nlohmann::json()).is_string())
@@ -370,8 +422,8 @@ std::optional<IngestWorkers::Fetched> IngestWorkers::Download(
   if (!asset.ok()) {
     if (asset.status().code() != Code::kNotFound) {
       // The database hiccuped: try again shortly rather than fail the image.
-      spdlog::warn("ingest {}/{}/{}: cannot read the image ({}); retrying", job.customer,
-                   job.space, job.asset_id, asset.status().message());
+      spdlog::warn("ingest {}/{}/{}: cannot read the image ({}); retrying", job.customer, job.space,
+                   job.asset_id, asset.status().message());
       Reschedule(job, NowMs() + settings_.backoff_ms, asset.status().message());
       return std::nullopt;
     }
@@ -477,23 +529,26 @@ std::optional<IngestWorkers::Fetched> IngestWorkers::Download(
   if (stop_.load()) {
     // Not the origin's fault: leave the job leased; Stop() hands it back to the queue without
     // spending the attempt, and the next process fetches it again.
-    spdlog::info("ingest {}/{}/{} batch {} interrupted by shutdown after {:.0f} ms ({}); "
-                 "handed back to the queue",
-                 job.customer, job.space, job.asset_id, job.batch, f.fetch_ms, st.message());
+    spdlog::info(
+        "ingest {}/{}/{} batch {} interrupted by shutdown after {:.0f} ms ({}); "
+        "handed back to the queue",
+        job.customer, job.space, job.asset_id, job.batch, f.fetch_ms, st.message());
     return std::nullopt;
   }
   Conclude(job, st, &outcome, f.fetch_ms, StageTimings{}, claimed, f.fetch_ms);
   return std::nullopt;
 }
 
-// The CPU part: pyramid and thumbnails (image channels), the stored original (`file`).
-void IngestWorkers::Convert(Fetched& f, std::chrono::steady_clock::time_point began) {
+// The CPU part: pyramid and thumbnails (image channels) into scratch; audio and video are
+// transcoded and stored here (their store is one file after minutes of transcoding).
+bool IngestWorkers::Convert(Converted& c) {
+  const Fetched& f = c.f;
   const Job& job = f.job;
-  auto started = std::chrono::steady_clock::now();
+  c.started = std::chrono::steady_clock::now();
   std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
-  IngestOutcome outcome;
-  StageTimings timings;
-  Status st;
+  IngestOutcome& outcome = c.outcome;
+  StageTimings& timings = c.timings;
+  Status& st = c.st;
   bool image_channels = f.asset.HasChannel("iiif-img") || f.asset.HasChannel("thumbs");
   ProcessOptions process = settings_.process;
   if (image_channels && f.asset.IsImage()) st = ApplyChannelPolicies(f.asset, &process);
@@ -518,10 +573,11 @@ void IngestWorkers::Convert(Fetched& f, std::chrono::steady_clock::time_point be
         media::SandboxRun run;
         st = media::DecodeInSandbox(f.scratch, decoded, process.max_pixels, settings_.sandbox,
                                     &stop_, &run);
-        spdlog::info("ingest {}/{}/{} batch {}: sandboxed decode {} in {:.0f} ms ({:.2f} s CPU, "
-                     "peak RSS {} MiB)",
-                     job.customer, job.space, job.asset_id, job.batch, st.ok() ? "done" : "failed",
-                     MsSince(sandbox_began), run.cpu_seconds, run.peak_rss_bytes >> 20);
+        spdlog::info(
+            "ingest {}/{}/{} batch {}: sandboxed decode {} in {:.0f} ms ({:.2f} s CPU, "
+            "peak RSS {} MiB)",
+            job.customer, job.space, job.asset_id, job.batch, st.ok() ? "done" : "failed",
+            MsSince(sandbox_began), run.cpu_seconds, run.peak_rss_bytes >> 20);
         // Its output may have filled the volume: that is the disk's fault, not the image's.
         if (!st.ok() && st.code() != Code::kUnavailable)
           if (Status room = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), process.reserve_bytes);
@@ -533,30 +589,48 @@ void IngestWorkers::Convert(Fetched& f, std::chrono::steady_clock::time_point be
         // Stopping: the job stays leased, and Stop() hands it back with its attempt.
         spdlog::info("ingest {}/{}/{} batch {}: sandboxed decode interrupted by shutdown",
                      job.customer, job.space, job.asset_id, job.batch);
-        return;
+        return false;
       }
     }
-    auto processed = st.ok() ? ProcessImage(decoded.empty() ? f.scratch : decoded, process,
-                                            blobs_, prefix)
-                             : Result<ProcessedImage>(st);
-    if (processed.ok()) processed->timings.sandbox_ms = sandbox_ms;
-    if (processed.ok()) {
-      outcome.width = processed->width;
-      outcome.height = processed->height;
-      timings = processed->timings;
-      for (auto& t : processed->thumbnails) outcome.thumbnails.push_back({t.width, t.height});
-    } else {
-      st = processed.status();
+    if (st.ok()) {
+      auto converted = ConvertImage(decoded.empty() ? f.scratch : decoded, process, blobs_);
+      if (converted.ok()) {
+        converted->timings.sandbox_ms = sandbox_ms;
+        timings = converted->timings;
+        c.image = std::move(*converted);
+      } else {
+        st = converted.status();
+      }
     }
   }
-  const bool av = f.asset.HasChannel("iiif-av") ||
-                  (f.asset.IsVideo() && f.asset.HasChannel("thumbs"));
+  const bool av =
+      f.asset.HasChannel("iiif-av") || (f.asset.IsVideo() && f.asset.HasChannel("thumbs"));
   if (av) {
     st = ApplyChannelPolicies(f.asset, &process);
     if (st.ok()) st = ConvertAv(f, process, prefix, &outcome, &timings);
   }
+  return true;
+}
+
+void IngestWorkers::Finish(Converted& c) {
+  const Fetched& f = c.f;
+  const Job& job = f.job;
+  std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
+  Status st = c.st;
+  if (st.ok() && c.image) {
+    auto stored = StoreConvertedImage(std::move(*c.image), blobs_, prefix);
+    c.image.reset();
+    if (stored.ok()) {
+      c.outcome.width = stored->width;
+      c.outcome.height = stored->height;
+      c.timings = stored->timings;
+      for (auto& t : stored->thumbnails) c.outcome.thumbnails.push_back({t.width, t.height});
+    } else {
+      st = stored.status();
+    }
+  }
   if (st.ok() && f.asset.HasChannel("file")) st = StoreOriginal(f.scratch, blobs_, prefix);
-  Conclude(job, st, &outcome, f.fetch_ms, timings, began, f.fetch_ms + MsSince(started));
+  Conclude(job, st, &c.outcome, f.fetch_ms, c.timings, c.began, f.fetch_ms + MsSince(c.started));
 }
 
 Status IngestWorkers::ConvertAv(const Fetched& f, const ProcessOptions& process,
@@ -627,8 +701,8 @@ Status IngestWorkers::ConvertAv(const Fetched& f, const ProcessOptions& process,
   }
   spdlog::info("ingest {}/{}/{}: {} of {} ({}x{}) in {:.0f} ms", job.customer, job.space,
                job.asset_id, transcode ? (video ? "MP4" : "MP3") : "poster frame",
-               media::FormatDuration(outcome->media_duration_ms), outcome->width,
-               outcome->height, MsSince(clock));
+               media::FormatDuration(outcome->media_duration_ms), outcome->width, outcome->height,
+               MsSince(clock));
   return Status::Ok();
 }
 
@@ -680,8 +754,8 @@ void IngestWorkers::Conclude(const Job& job, const Status& st, IngestOutcome* ou
       job.customer, job.space, job.asset_id, job.batch, outcome->success ? "done" : "failed",
       outcome->duration_ms, fetch_ms,
       timings.sandbox_ms > 0 ? fmt::format("sandbox {:.0f}, ", timings.sandbox_ms) : "",
-      timings.probe_ms, timings.pyramid_ms, timings.thumbnails_ms,
-      timings.store_ms, outcome->success ? "" : ": ", outcome->error);
+      timings.probe_ms, timings.pyramid_ms, timings.thumbnails_ms, timings.store_ms,
+      outcome->success ? "" : ": ", outcome->error);
 }
 
 void IngestWorkers::Heartbeat() {
@@ -740,8 +814,7 @@ Status IngestWorkers::PersistWrite(const Job& job, const char* what,
 }
 
 void IngestWorkers::Record(const Job& job, const IngestOutcome& outcome) {
-  PersistWrite(job, "recording the outcome of",
-               [&] { return store_.RecordOutcome(job, outcome); });
+  PersistWrite(job, "recording the outcome of", [&] { return store_.RecordOutcome(job, outcome); });
   if (settings_.on_outcome) settings_.on_outcome(job);
 }
 

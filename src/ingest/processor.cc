@@ -160,10 +160,8 @@ Status SaveTiled(const VImage& image, const std::string& path, bool pyramid, int
   VImage guarded;  // owns *guard: it must outlive the checks below
   try {
     guarded = Guarded(image, &guard);
-    VOption* options = VImage::option()
-                           ->set("tile", true)
-                           ->set("tile_width", tile)
-                           ->set("tile_height", tile);
+    VOption* options =
+        VImage::option()->set("tile", true)->set("tile_width", tile)->set("tile_height", tile);
     if (pyramid) {
       options->set("pyramid", true)
           ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG)
@@ -215,11 +213,6 @@ Result<VImage> Reorient(VImage image, int orientation, const std::string& scratc
   return image.autorot();
 }
 
-struct EncodedThumbnail {
-  ThumbnailSize size;
-  std::string jpeg;
-};
-
 // The bounding-box thumbnails of the image at `path` (longest side `longest`), largest
 // first, sizes that come out the same kept once. Never upscaled. (size=VIPS_SIZE_DOWN would
 // say so, but libvips 8.14 then sizes a pyramidal TIFF from its smallest level.) vips
@@ -262,17 +255,35 @@ Status StoreThumbnails(BlobStore& blobs, const std::string& prefix,
 }  // namespace
 
 static Status StorePyramidStructure(BlobStore& blobs, const std::string& prefix,
-                             const std::vector<ByteExtent>& structure) {
+                                    const std::vector<ByteExtent>& structure) {
   // Tagged with the stored pyramid's version, so a reader can tell a stale one.
   Result<BlobStat> pyramid = blobs.Stat(PyramidKey(prefix));
   if (!pyramid.ok()) return pyramid.status();
   return blobs.PutBytes(PyramidIndexKey(prefix), EncodeTiffStructure(structure, pyramid->version));
 }
 
-Result<ProcessedImage> ProcessImage(const std::string& source_path, const ProcessOptions& options,
-                                    BlobStore& blobs, const std::string& prefix) {
+ConvertedImage& ConvertedImage::operator=(ConvertedImage&& other) noexcept {
+  if (this == &other) return *this;
+  Discard();
+  width = other.width;
+  height = other.height;
+  pyramid_path = std::move(other.pyramid_path);
+  other.pyramid_path.clear();
+  thumbnails = std::move(other.thumbnails);
+  structure = std::move(other.structure);
+  timings = other.timings;
+  return *this;
+}
+
+void ConvertedImage::Discard() {
+  if (!pyramid_path.empty()) ::unlink(pyramid_path.c_str());
+  pyramid_path.clear();
+}
+
+Result<ConvertedImage> ConvertImage(const std::string& source_path, const ProcessOptions& options,
+                                    const BlobStore& blobs) {
   if (!InitVips()) return Status::Internal("libvips failed to start");
-  ProcessedImage result;
+  ConvertedImage result;
   Stopwatch clock;
 
   // Messages name the source by its scratch path, which means nothing to the submitter.
@@ -318,10 +329,10 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
   bool as_is = false;
   if (options.use_original) {
     // The origin is the pyramid: checked, then copied byte for byte (no decode, no re-encode).
-    Status usable = orientation == 1
-                        ? UsableAsPyramid(source_path, result.width, result.height,
-                                          options.tile_size)
-                        : Status::Invalid("use-original: the origin has an EXIF orientation");
+    Status usable =
+        orientation == 1
+            ? UsableAsPyramid(source_path, result.width, result.height, options.tile_size)
+            : Status::Invalid("use-original: the origin has an EXIF orientation");
     if (!usable.ok()) {
       ::unlink(tif->c_str());
       return usable;
@@ -342,8 +353,8 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
   };
   try {
     if (!as_is && orientation != 1) {
-      Result<VImage> oriented = Reorient(source, orientation, blobs.ScratchDir(),
-                                         options.reserve_bytes, &reorient_tiles);
+      Result<VImage> oriented =
+          Reorient(source, orientation, blobs.ScratchDir(), options.reserve_bytes, &reorient_tiles);
       if (!oriented.ok()) {
         remove_tif();
         const Status& st = oriented.status();
@@ -357,8 +368,9 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
     Status st = PyramidFailure(e);
     return st.code() == Code::kInvalid ? decode_error(st.message()) : st;
   }
-  Status saved = as_is ? Status::Ok()
-                       : SaveTiled(source, *tif, true, options.tile_size, 85, options.reserve_bytes);
+  Status saved = as_is
+                     ? Status::Ok()
+                     : SaveTiled(source, *tif, true, options.tile_size, 85, options.reserve_bytes);
   remove_temps();
   if (!saved.ok()) return saved.code() == Code::kInvalid ? decode_error(saved.message()) : saved;
   // Only a whole pyramid is published: a write that went wrong unnoticed (or a file cut
@@ -383,17 +395,37 @@ Result<ProcessedImage> ProcessImage(const std::string& source_path, const Proces
   result.timings.thumbnails_ms = clock.LapMs();
 
   // Remote storage: the pyramid's TIFF structure goes beside it (blob/tiff_structure.h).
-  Result<std::vector<ByteExtent>> structure =
-      blobs.IsRemote() ? ReadTiffStructure(*tif) : Status::Unsupported("local storage");
-  Status st = blobs.PutFile(PyramidKey(prefix), *tif);
-  if (!st.ok()) {
-    remove_tif();
-    return st;
+  if (blobs.IsRemote()) {
+    Result<std::vector<ByteExtent>> structure = ReadTiffStructure(*tif);
+    if (structure.ok()) result.structure = std::move(*structure);
   }
-  if (structure.ok()) QUIRE_RETURN_IF_ERROR(StorePyramidStructure(blobs, prefix, *structure));
-  QUIRE_RETURN_IF_ERROR(StoreThumbnails(blobs, prefix, thumbs, &result.thumbnails));
+  result.pyramid_path = *tif;
+  result.thumbnails = std::move(thumbs);
+  return result;
+}
+
+Result<ProcessedImage> StoreConvertedImage(ConvertedImage image, BlobStore& blobs,
+                                           const std::string& prefix) {
+  Stopwatch clock;
+  ProcessedImage result;
+  result.width = image.width;
+  result.height = image.height;
+  result.timings = image.timings;
+  if (image.pyramid_path.empty()) return Status::Internal("the converted pyramid is gone");
+  QUIRE_RETURN_IF_ERROR(blobs.PutFile(PyramidKey(prefix), image.pyramid_path));
+  image.pyramid_path.clear();  // consumed by the store
+  if (image.structure)
+    QUIRE_RETURN_IF_ERROR(StorePyramidStructure(blobs, prefix, *image.structure));
+  QUIRE_RETURN_IF_ERROR(StoreThumbnails(blobs, prefix, image.thumbnails, &result.thumbnails));
   result.timings.store_ms = clock.LapMs();
   return result;
+}
+
+Result<ProcessedImage> ProcessImage(const std::string& source_path, const ProcessOptions& options,
+                                    BlobStore& blobs, const std::string& prefix) {
+  Result<ConvertedImage> converted = ConvertImage(source_path, options, blobs);
+  if (!converted.ok()) return converted.status();
+  return StoreConvertedImage(std::move(*converted), blobs, prefix);
 }
 
 Result<std::vector<ThumbnailSize>> StoreFrameThumbnails(const std::string& frame_path,

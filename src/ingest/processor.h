@@ -5,11 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "blob/asset_keys.h"  // the keys written under `prefix`
 #include "blob/blob_store.h"
+#include "blob/tiff_structure.h"  // ByteExtent
 #include "core/status.h"
 #include "model/asset.h"  // ThumbnailSize
 
@@ -40,6 +42,47 @@ struct ProcessedImage {
   StageTimings timings;
 };
 
+// A thumbnail encoded in memory, before it is stored.
+struct EncodedThumbnail {
+  ThumbnailSize size;
+  std::string jpeg;
+};
+
+// Everything ProcessImage makes before it stores anything: the checked pyramid in a scratch
+// file, the encoded thumbnails, and (for remote storage) the pyramid's TIFF structure. Owns
+// the scratch file: it is removed when the value is destroyed unless StoreConvertedImage
+// consumed it. Move-only.
+class ConvertedImage {
+ public:
+  ConvertedImage() = default;
+  ConvertedImage(ConvertedImage&& other) noexcept { *this = std::move(other); }
+  ConvertedImage& operator=(ConvertedImage&& other) noexcept;
+  ConvertedImage(const ConvertedImage&) = delete;
+  ConvertedImage& operator=(const ConvertedImage&) = delete;
+  ~ConvertedImage() { Discard(); }
+  // Removes the pyramid's scratch file (if still held).
+  void Discard();
+
+  int width = 0;  // after EXIF orientation
+  int height = 0;
+  std::string pyramid_path;                  // the scratch file; empty once stored or discarded
+  std::vector<EncodedThumbnail> thumbnails;  // distinct sizes, largest first
+  std::optional<std::vector<ByteExtent>> structure;  // remote storage only
+  StageTimings timings;                              // store_ms is StoreConvertedImage's
+};
+
+// The CPU half of ProcessImage: decode, pyramid into scratch, verification, thumbnails. Stores
+// nothing (`blobs` gives the scratch directory and says whether storage is remote). Errors as
+// ProcessImage's.
+Result<ConvertedImage> ConvertImage(const std::string& source_path, const ProcessOptions& options,
+                                    const BlobStore& blobs);
+
+// The I/O half: stores the pyramid (consuming its scratch file), its structure when remote, and
+// the thumbnails under `prefix`, and sets image.timings.store_ms. On failure some blobs may
+// already be written, as with ProcessImage.
+Result<ProcessedImage> StoreConvertedImage(ConvertedImage image, BlobStore& blobs,
+                                           const std::string& prefix);
+
 // Decodes `source_path` once and stores, under `prefix`:
 //  - image.tif: tiffsave(tile, tile_size square tiles, pyramid, JPEG Q=85, no subifd), so
 //    level k (scale 1/2^k) is TIFF page k; 8-bit sRGB (3 bands) or greyscale (1 band), EXIF
@@ -49,8 +92,8 @@ struct ProcessedImage {
 // The pixel limit is judged from the header, before any decoding.
 // The pyramid is checked whole (VerifyPyramid) before anything is stored.
 // Errors: kInvalid "not a decodable image: ..." or "image is WxH pixels, over the limit of N"
-// (permanent); kIOError for storage (a full volume included: transient). On failure some blobs under `prefix` may already be
-// written; the caller decides whether to DeletePrefix.
+// (permanent); kIOError for storage (a full volume included: transient). On failure some blobs
+// under `prefix` may already be written; the caller decides whether to DeletePrefix.
 Result<ProcessedImage> ProcessImage(const std::string& source_path, const ProcessOptions& options,
                                     BlobStore& blobs, const std::string& prefix);
 

@@ -202,6 +202,48 @@ TEST_F(ProcessorTest, JpegMakesPyramidAndThumbnails) {
   EXPECT_TRUE(fs::is_empty(store_->ScratchDir()));
 }
 
+// The two halves the ingest pipeline runs on different threads: converting writes only
+// scratch (nothing under the image's prefix), storing publishes it all and empties scratch,
+// and a conversion dropped unstored leaves nothing behind.
+TEST_F(ProcessorTest, ConvertingStoresNothingUntilTheStoreHalf) {
+  std::string src = Save(Quadrants(1200, 800), "src.jpg");
+  auto converted = ConvertImage(src, ProcessOptions{}, *store_);
+  ASSERT_TRUE(converted.ok()) << converted.status().message();
+  EXPECT_EQ(converted->width, 1200);
+  ASSERT_EQ(converted->thumbnails.size(), 4u);
+  EXPECT_FALSE(converted->structure.has_value()) << "local storage needs no structure blob";
+  ASSERT_TRUE(fs::exists(converted->pyramid_path));
+  auto listed = store_->List(std::string(kPrefix) + "/");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->empty()) << "converting stored " << listed->front().key;
+
+  auto stored = StoreConvertedImage(std::move(*converted), *store_, kPrefix);
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  EXPECT_EQ(stored->width, 1200);
+  EXPECT_EQ(stored->height, 800);
+  EXPECT_EQ(stored->thumbnails.size(), 4u);
+  EXPECT_GT(stored->timings.pyramid_ms, 0);
+  ExpectQuadrantsPreserved(1200, 800);
+  listed = store_->List(std::string(kPrefix) + "/");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 5u);  // the pyramid and four thumbnails
+  EXPECT_TRUE(fs::is_empty(store_->ScratchDir()));
+
+  // Converted, then dropped: its scratch pyramid goes with it.
+  std::string path;
+  {
+    auto dropped = ConvertImage(src, ProcessOptions{}, *store_);
+    ASSERT_TRUE(dropped.ok());
+    path = dropped->pyramid_path;
+    ConvertedImage moved = std::move(*dropped);
+    EXPECT_TRUE(dropped->pyramid_path.empty());
+    EXPECT_EQ(moved.pyramid_path, path);
+    EXPECT_TRUE(fs::exists(path));
+  }
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_TRUE(fs::is_empty(store_->ScratchDir()));
+}
+
 TEST_F(ProcessorTest, ThumbnailsNeverUpscaleAndCollapse) {
   std::string src = Save(Quadrants(300, 150), "small.png");
   ProcessOptions o;

@@ -406,6 +406,13 @@ UPDATE batch_assets SET deleted = 1 WHERE NOT EXISTS (SELECT 1 FROM assets a WHE
   a.customer = batch_assets.customer AND a.space = batch_assets.space AND a.id = batch_assets.asset_id);
 ANALYZE batch_assets;
 )SQL",
+      // 15: an image's batch memberships found by the image (a delete, and a batch that takes
+      // an existing image over from an older one): without this index each was a scan of
+      // every batch member of the installation.
+      R"SQL(
+CREATE INDEX batch_assets_asset ON batch_assets(customer, space, asset_id);
+ANALYZE batch_assets;
+)SQL",
   };
   return kMigrations;
 }

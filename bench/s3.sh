@@ -17,7 +17,8 @@ QB="$PY $HERE/qb.py"
 QUICK=${BENCH_QUICK:-0}
 PORT_BASE=${BENCH_PORT_BASE:-18580}
 if [ "$QUICK" = 1 ]; then N=4; W=2000; H=1500; BIG=5000; DUR=5; REPS=1
-else N=24; W=6000; H=4000; BIG=20000; DUR=10; REPS=2; fi
+else N=24; W=6000; H=4000; BIG=20000; DUR=10; REPS=${BENCH_S3_REPS:-4}; fi
+LOAD_AT_START=$(cut -d" " -f1 /proc/loadavg)
 
 "$HERE/install-bench-deps.sh"
 OUT=$HERE/out
@@ -189,12 +190,12 @@ record warm_gets "{\"ranged_gets\":$((g3 - g2))}"
 record cache "{\"bytes\":$(du -sb "$RUN/cache" | cut -f1)}"
 
 # ---- report
-$PY - "$RES" "$REPORT" "$N" "$W" "$H" "$BIG" <<'PYEOF'
+$PY - "$RES" "$REPORT" "$N" "$W" "$H" "$BIG" "$REPS" "$LOAD_AT_START" <<'PYEOF'
 import json, statistics, sys
 res = {}
 for line in open(sys.argv[1]):
     r = json.loads(line); res[r["k"]] = r["v"]
-n, w, h, big = sys.argv[3:7]
+n, w, h, big, reps, load = sys.argv[3:9]
 def med(prefix, field):
     vals = [v[field] for k, v in res.items() if k.startswith(prefix) and field in v]
     return statistics.median(vals) if vals else float("nan")
@@ -212,7 +213,9 @@ creq = cold.get("requests", 0)
 b = res["big_s3"]
 lines = [
   "# S3 storage benchmark (bench/s3.sh)", "",
-  f"Inputs: {n} × {w}×{h} JPEG, one {big}×{big}; radosgw (memstore) on loopback; 2 workers.", "",
+  f"Inputs: {n} × {w}×{h} JPEG, one {big}×{big}; radosgw (memstore) on loopback; 2 workers. "
+  f"Ingest and warm tiles: {reps} runs per side, alternating (ABBA…), medians; load average "
+  f"{load} at the start{' (above 1.5: a shared machine, ratios noisier)' if float(load) > 1.5 else ''}.", "",
   "| measure | file storage | S3 storage | ratio S3/file | target |", "|---|---|---|---|---|",
   f"| ingest of {n} images, s (median) | {fi:.2f} | {si:.2f} | {fi/si:.2f}× throughput | ≥ 0.9× |",
   f"| ingest CPU, s: Quire / the S3 server's daemons (median) | {cpu('ingest_file_', 'quire_s'):.1f} / – | {cpu('ingest_s3_', 'quire_s'):.1f} / {cpu('ingest_s3_', 's3_server_s'):.1f} | | profile |",

@@ -257,39 +257,35 @@ int Ceiling(const std::string& url, int clients, int seconds) {
   return 0;
 }
 
-int Post(const std::string& url, int n) {
+// N sequential 250-image batch POSTs, member `i` of batch `b` named by `id(b, i)`; prints
+// {"NAMEs": N, "NAME250_p50_ms": …, "NAME250_p99_ms": …}.
+int TimePosts(const std::string& url, int n, const char* name,
+              const std::function<std::string(int, int)>& id) {
   auto store = OpenOrDie(url);
   std::vector<double> t;
   for (int b = 0; b < n; ++b) {
     std::vector<Asset> members;
-    for (int i = 0; i < 250; ++i)
-      members.push_back(Member(1, "p" + std::to_string(b) + "-" + std::to_string(i)));
+    for (int i = 0; i < 250; ++i) members.push_back(Member(1, id(b, i)));
     auto s = Clock::now();
     auto r = store->CreateBatch(1, members, false);
     if (!r.ok()) Die(r.status().message());
     t.push_back(Ms(Clock::now() - s));
   }
-  std::printf("{\"posts\": %d, \"post250_p50_ms\": %.1f, \"post250_p99_ms\": %.1f}\n", n,
-              Pct(t, 50), Pct(t, 99));
+  std::printf("{\"%ss\": %d, \"%s250_p50_ms\": %.1f, \"%s250_p99_ms\": %.1f}\n", name, n, name,
+              Pct(t, 50), name, Pct(t, 99));
   return 0;
+}
+
+int Post(const std::string& url, int n) {
+  return TimePosts(url, n, "post",
+                   [](int b, int i) { return "p" + std::to_string(b) + "-" + std::to_string(i); });
 }
 
 // Reingests: the last images of a populated database (still queued) in new batches of 250.
 int Repost(const std::string& url, int64_t rows, int n) {
-  auto store = OpenOrDie(url);
-  std::vector<double> t;
-  for (int b = 0; b < n; ++b) {
-    std::vector<Asset> members;
-    for (int64_t i = rows - 250 * (b + 1) + 1; i <= rows - 250 * b; ++i)
-      members.push_back(Member(1, "a" + std::to_string(i)));
-    auto s = Clock::now();
-    auto r = store->CreateBatch(1, members, false);
-    if (!r.ok()) Die(r.status().message());
-    t.push_back(Ms(Clock::now() - s));
-  }
-  std::printf("{\"reposts\": %d, \"repost250_p50_ms\": %.1f, \"repost250_p99_ms\": %.1f}\n", n,
-              Pct(t, 50), Pct(t, 99));
-  return 0;
+  return TimePosts(url, n, "repost", [rows](int b, int i) {
+    return "a" + std::to_string(rows - 250 * (b + 1) + 1 + i);
+  });
 }
 
 }  // namespace

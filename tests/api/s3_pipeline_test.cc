@@ -62,19 +62,36 @@ json Members(OriginServer& origin, int64_t space) {
   return members;
 }
 
-TEST(S3PipelineTest, TheNextImageIsConvertedWhileTheLastOneUploads) {
-  UseS3Credentials();
-  TempDir tmp;
-  OriginServer origin;
-  SlowProxy proxy(std::stoi(S3Server().port), kRoundTripMs);
-  const std::string prefix = UniqueS3Prefix("pipeline");
-  const std::string data = tmp.path() + "/data";
-  QuireProcess server(data, {"--workers", "1", "--allow-private-origins", "--storage",
-                             StorageThrough(proxy, prefix), "--cache-dir", tmp.path() + "/cache"});
+// One conversion thread, storage through the slow proxy, a data directory of the test's own.
+class S3PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { UseS3Credentials(); }
+  // The server's flags, storing under the S3 prefix `name` + a unique suffix.
+  std::vector<std::string> Flags(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> flags = {"--workers",
+                                      "1",
+                                      "--allow-private-origins",
+                                      "--storage",
+                                      StorageThrough(proxy_, prefix_ = UniqueS3Prefix(name)),
+                                      "--cache-dir",
+                                      tmp_.path() + "/cache"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    return flags;
+  }
+
+  TempDir tmp_;
+  OriginServer origin_;
+  SlowProxy proxy_{std::stoi(S3Server().port), kRoundTripMs};
+  std::string prefix_;
+  const std::string data_ = tmp_.path() + "/data";
+};
+
+TEST_F(S3PipelineTest, TheNextImageIsConvertedWhileTheLastOneUploads) {
+  QuireProcess server(data_, Flags("pipeline"));
   Api api{server.url(), server.admin()};
   int64_t space = api.CreateSpace(kCustomer, "pipeline");
   long status = 0;
-  json batch = api.SubmitBatch(kCustomer, Members(origin, space), &status);
+  json batch = api.SubmitBatch(kCustomer, Members(origin_, space), &status);
   ASSERT_EQ(status, 201) << batch.dump();
 
   // Watch scratch while the batch runs.
@@ -82,7 +99,7 @@ TEST(S3PipelineTest, TheNextImageIsConvertedWhileTheLastOneUploads) {
   std::atomic<int> most{0};
   std::thread watcher([&] {
     while (!done) {
-      int n = PyramidsIn(data + "/scratch");
+      int n = PyramidsIn(data_ + "/scratch");
       if (n > most) most = n;
       std::this_thread::sleep_for(1ms);
     }
@@ -95,12 +112,12 @@ TEST(S3PipelineTest, TheNextImageIsConvertedWhileTheLastOneUploads) {
   EXPECT_EQ(b["errors"], 0) << b.dump(2);
   EXPECT_GE(most.load(), 2) << "no image was converted while another one uploaded\n"
                             << server.Log();
-  EXPECT_EQ(PyramidsIn(data + "/scratch"), 0) << "a pyramid was left in scratch";
-  EXPECT_GT(proxy.requests(), kImages) << "the storage did not go through the proxy";
+  EXPECT_EQ(PyramidsIn(data_ + "/scratch"), 0) << "a pyramid was left in scratch";
+  EXPECT_GT(proxy_.requests(), kImages) << "the storage did not go through the proxy";
 
   // Every image whole in the bucket, as another client sees it: the pyramid, its structure
   // and 4 thumbnails (iiif-img and thumbs, the default channels).
-  std::vector<std::string> keys = AwsListKeys(prefix);
+  std::vector<std::string> keys = AwsListKeys(prefix_);
   for (int i = 0; i < kImages; ++i) {
     const std::string base =
         std::to_string(kCustomer) + "/" + std::to_string(space) + "/p-" + std::to_string(i) + "/";
@@ -121,39 +138,25 @@ TEST(S3PipelineTest, TheNextImageIsConvertedWhileTheLastOneUploads) {
     EXPECT_TRUE(Decode(tile.body).ok);
   }
   std::cout << "[ result ] at most " << most.load() << " pyramids in scratch at once; "
-            << proxy.requests() << " round trips of " << kRoundTripMs << " ms\n";
+            << proxy_.requests() << " round trips of " << kRoundTripMs << " ms\n";
 }
 
-TEST(S3PipelineTest, AGracefulStopStoresWhatWasConvertedAndHandsBackTheRest) {
-  UseS3Credentials();
-  TempDir tmp;
-  OriginServer origin;
-  SlowProxy proxy(std::stoi(S3Server().port), kRoundTripMs);
-  const std::string prefix = UniqueS3Prefix("pipestop");
-  const std::string data = tmp.path() + "/data";
-  const std::vector<std::string> flags = {"--workers",
-                                          "1",
-                                          "--ingest-attempts",
-                                          "1",
-                                          "--allow-private-origins",
-                                          "--storage",
-                                          StorageThrough(proxy, prefix),
-                                          "--cache-dir",
-                                          tmp.path() + "/cache"};
-  auto server = std::make_unique<QuireProcess>(data, flags);
+TEST_F(S3PipelineTest, AGracefulStopStoresWhatWasConvertedAndHandsBackTheRest) {
+  const std::vector<std::string> flags = Flags("pipestop", {"--ingest-attempts", "1"});
+  auto server = std::make_unique<QuireProcess>(data_, flags);
   Api api{server->url(), server->admin()};
   int64_t space = api.CreateSpace(kCustomer, "pipestop");
   long status = 0;
-  json batch = api.SubmitBatch(kCustomer, Members(origin, space), &status);
+  json batch = api.SubmitBatch(kCustomer, Members(origin_, space), &status);
   ASSERT_EQ(status, 201) << batch.dump();
   auto deadline = std::chrono::steady_clock::now() + 60s;
   while (api.Batch(kCustomer, batch["id"]).value("completed", 0) < 2 &&
          std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(5ms);
   ASSERT_EQ(server->Stop(), 0) << server->Log();
-  EXPECT_EQ(PyramidsIn(data + "/scratch"), 0) << "a pyramid was left in scratch";
+  EXPECT_EQ(PyramidsIn(data_ + "/scratch"), 0) << "a pyramid was left in scratch";
 
-  server = std::make_unique<QuireProcess>(data, flags, /*seed_admin=*/false);
+  server = std::make_unique<QuireProcess>(data_, flags, /*seed_admin=*/false);
   api.base = server->url();
   json mid = api.Batch(kCustomer, batch["id"]);
   EXPECT_GE(mid["completed"].get<int>(), 2) << mid.dump(2);

@@ -198,7 +198,11 @@ class Soak {
                                          << recorder_.bad().front();
     EXPECT_EQ(server_.AnsweredWith(500), 0) << "the server answered 500";
     // Flat after warm-up: the median of the last fifth of the run may not exceed the median
-    // of the 40-60 % window by more than 5 % (medians: a render's transient peak is no trend).
+    // of the 40-60 % window by more than 5 % (medians: a render's transient peak is no trend),
+    // and by 8 MiB more in runs under 10 minutes: in the 2-minute ctest run the heap is still
+    // settling, and its RSS medians moved by up to 9 MiB (113 -> 122 MiB) between the two
+    // windows with no leak, on the ingest code before the store threads as after them.
+    // `make soak` (30 minutes) keeps the bare 5 %.
     std::vector<int64_t> rss, fds;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -214,7 +218,8 @@ class Soak {
     };
     int64_t rss_mid = median(rss, 0.4, 0.6), rss_end = median(rss, 0.8, 1.0);
     int64_t fds_mid = median(fds, 0.4, 0.6), fds_end = median(fds, 0.8, 1.0);
-    EXPECT_LE(rss_end, rss_mid * 105 / 100) << "RSS grew " << rss_mid << " -> " << rss_end << " KiB";
+    const int64_t settling_kib = SoakSeconds() < 600 ? 8 * 1024 : 0;
+    EXPECT_LE(rss_end, rss_mid * 105 / 100 + settling_kib) << "RSS grew " << rss_mid << " -> " << rss_end << " KiB";
     EXPECT_LE(fds_end, fds_mid * 105 / 100 + 4) << "fds grew " << fds_mid << " -> " << fds_end;
     auto totals = recorder_.totals();
     int64_t all = 0;

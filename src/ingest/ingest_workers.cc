@@ -281,7 +281,6 @@ void IngestWorkers::StoreLoop() {
     } catch (const std::exception& e) {
       InternalError(c.f.job, e);
     }
-    c.image.reset();  // a pyramid not stored leaves scratch now
     Release(c.f);
   }
 }
@@ -619,7 +618,6 @@ void IngestWorkers::Finish(Converted& c) {
   Status st = c.st;
   if (st.ok() && c.image) {
     auto stored = StoreConvertedImage(std::move(*c.image), blobs_, prefix);
-    c.image.reset();
     if (stored.ok()) {
       c.outcome.width = stored->width;
       c.outcome.height = stored->height;

@@ -10,6 +10,9 @@ namespace quire::test {
 int Port(const std::string& url);
 // A connected loopback socket, or -1.
 int Connect(int port);
+// A socket listening on 127.0.0.1 at a free port (set in *port); throws std::runtime_error
+// naming `who` when it cannot.
+int ListenLoopback(const char* who, int* port, int backlog = 128);
 void SendAll(int fd, const std::string& bytes);
 
 struct ReadResult {

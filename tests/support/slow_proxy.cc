@@ -10,11 +10,14 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "support/raw_http.h"
+
 namespace quire::test {
 
 namespace {
 
-bool SendAll(int fd, const char* data, size_t len) {
+// Writes all of `data`; false when the peer is gone (raw_http's SendAll does not say).
+bool Forward(int fd, const char* data, size_t len) {
   while (len > 0) {
     ssize_t n = ::send(fd, data, len, MSG_NOSIGNAL);
     if (n <= 0) return false;
@@ -28,20 +31,7 @@ bool SendAll(int fd, const char* data, size_t len) {
 
 SlowProxy::SlowProxy(int upstream_port, int delay_ms)
     : upstream_port_(upstream_port), delay_ms_(delay_ms) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (listen_fd_ < 0) throw std::runtime_error("socket failed");
-  int one = 1;
-  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_, 64) != 0)
-    throw std::runtime_error("bind/listen failed");
-  socklen_t len = sizeof addr;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
+  listen_fd_ = ListenLoopback("slow proxy", &port_, 64);
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 
@@ -80,13 +70,8 @@ void SlowProxy::AcceptLoop() {
 // One connection: the client's bytes go upstream at once; the first answer bytes after each
 // request wait until `delay_ms` after that request began.
 void SlowProxy::Serve(int client) {
-  int up = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(upstream_port_));
-  if (up < 0 || ::connect(up, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    if (up >= 0) ::close(up);
+  int up = Connect(upstream_port_);
+  if (up < 0) {
     ::shutdown(client, SHUT_RDWR);
     return;
   }
@@ -112,7 +97,7 @@ void SlowProxy::Serve(int client) {
         asked = Clock::now();
         ++requests_;
       }
-      if (!SendAll(up, buf, static_cast<size_t>(n))) break;
+      if (!Forward(up, buf, static_cast<size_t>(n))) break;
     }
     if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (awaiting_answer) {
@@ -125,7 +110,7 @@ void SlowProxy::Serve(int client) {
       }
       ssize_t n = ::recv(up, buf, sizeof buf, 0);
       if (n <= 0) break;
-      if (!SendAll(client, buf, static_cast<size_t>(n))) break;
+      if (!Forward(client, buf, static_cast<size_t>(n))) break;
     }
   }
   ::shutdown(client, SHUT_RDWR);

@@ -23,6 +23,7 @@ PACKAGES=(
   chromium
   nodejs  # npm packages of the portal (OpenSeadragon) at build time, and the browser tests
   poppler-utils  # pdfinfo / pdftoppm open the named-query PDFs in presentation_test
+  qpdf  # encrypts a test PDF in pdf_ingest_test
   prometheus  # promtool checks the /metrics exposition in the tests
   ffmpeg  # ffprobe/ffmpeg transcode audio and video (src/media/av_transcode.cc) and probe them in av_ingest_test
   libfaketime  # clock_step_test steps the wall clock of a live server

@@ -21,10 +21,11 @@ std::string DefaultChannels::Apply(const json& input, Asset* asset, Status* stor
     }
     rules_ = std::move(*listed);
   }
-  auto channels = ResolveDefaultChannels(*rules_, asset->space, asset->media_type);
+  const std::string media_type = ChannelMediaType(*asset);  // a PDF image: the image/* rules
+  auto channels = ResolveDefaultChannels(*rules_, asset->space, media_type);
   if (channels.empty()) return "";
   asset->delivery_channels = std::move(channels);
-  return DeliveryChannelsProblem(asset->delivery_channels, asset->media_type);
+  return DeliveryChannelsProblem(asset->delivery_channels, media_type);
 }
 
 namespace {

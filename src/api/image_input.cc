@@ -11,8 +11,8 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* kReadOnly[] = {"width",    "height",  "batch",
-                                     "finished", "created", "ingesting",
+constexpr const char* kReadOnly[] = {"width",    "height",       "batch",
+                                     "finished", "created",      "ingesting",
                                      "error",    "imageService", "thumbnailImageService",
                                      "duration"};
 
@@ -195,8 +195,8 @@ std::vector<std::string> ReadImageInput(const json& j, ImageInputMode mode, cons
     p.push_back("'mediaType' must look like type/subtype, got '" + a->media_type.substr(0, 80) +
                 "'");
 
+  std::string fam;
   if (auto it = j.find("family"); it != j.end() && !it->is_null()) {
-    std::string fam;
     if (it->is_string())
       fam = it->get<std::string>();
     else if (it->is_number_integer() && it->get<int64_t>() > 0 && it->get<int64_t>() < 128)
@@ -204,7 +204,13 @@ std::vector<std::string> ReadImageInput(const json& j, ImageInputMode mode, cons
     if (fam != "I" && fam != "T" && fam != "F")
       p.push_back("'family' must be \"I\", \"T\" or \"F\" (or 73, 84, 70)");
   }
+  const std::string previous_family = a->family;
   a->family = FamilyForMediaType(a->media_type);
+  // A PDF sent as an image ("family": "I") is split into its pages, each an image; a PATCH
+  // that names no family keeps it so.
+  if (a->media_type == "application/pdf" &&
+      (fam == "I" || (fam.empty() && mode == ImageInputMode::kPatch && previous_family == "I")))
+    a->family = "I";
 
   if (auto it = j.find("deliveryChannels"); it != j.end() && !it->is_null()) {
     if (!it->is_array()) {
@@ -230,10 +236,10 @@ std::vector<std::string> ReadImageInput(const json& j, ImageInputMode mode, cons
         a->delivery_channels = std::move(channels);
     }
   } else if (a->delivery_channels.empty() && !a->media_type.empty()) {
-    a->delivery_channels = DefaultDeliveryChannels(a->media_type);
+    a->delivery_channels = DefaultDeliveryChannels(ChannelMediaType(*a));
   }
   if (!a->media_type.empty())
-    if (std::string why = DeliveryChannelsProblem(a->delivery_channels, a->media_type);
+    if (std::string why = DeliveryChannelsProblem(a->delivery_channels, ChannelMediaType(*a));
         !why.empty())
       p.push_back(why);
 

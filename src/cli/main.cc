@@ -156,6 +156,17 @@ void AddIngestFlags(CLI::App* app, Config* c) {
       ->envname("QUIRE_DECODE_TIMEOUT_MS")
       ->check(CLI::Range(int64_t{100}, int64_t{86400000}))
       ->capture_default_str();
+  app->add_option("--pdf-dpi", c->pdf_dpi,
+                  "a PDF sent as an image is split into pages rendered at this resolution "
+                  "(lower when a page would exceed --max-pixels)")
+      ->envname("QUIRE_PDF_DPI")
+      ->check(CLI::Range(10.0, 2400.0))
+      ->capture_default_str();
+  app->add_option("--pdf-max-pages", c->pdf_max_pages,
+                  "a PDF with more pages fails whole instead of being split")
+      ->envname("QUIRE_PDF_MAX_PAGES")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   app->add_option("--origin-connect-timeout-ms", c->origin_connect_timeout_ms,
                   "origin connect timeout")
       ->envname("QUIRE_ORIGIN_CONNECT_TIMEOUT_MS")
@@ -245,6 +256,8 @@ IngestSettings MakeIngestSettings(const Config& c) {
   s.sandbox.memory_bytes = c.decode_memory_bytes;
   s.sandbox.cpu_seconds = c.decode_cpu_seconds;
   s.sandbox.timeout_ms = c.decode_timeout_ms;
+  s.sandbox.pdf_dpi = c.pdf_dpi;
+  s.pdf_max_pages = c.pdf_max_pages;
   s.av.max_duration_ms = c.av_max_duration_s * 1000;
   s.av.time_factor = c.av_time_factor;
   s.process.reserve_bytes = c.min_free_bytes;
@@ -553,6 +566,9 @@ int DecodeCommand(int argc, char** argv) {
       ->required();
   app.add_option("--max-pixels", request.max_pixels, "refuse larger images (from the header)")
       ->capture_default_str();
+  app.add_flag("--pdf-info", request.pdf_info, "a PDF: report its page count, write nothing");
+  app.add_option("--page", request.page, "a PDF: render this page (1-based)");
+  app.add_option("--dpi", request.dpi, "a PDF page's resolution")->capture_default_str();
   app.add_option("--test-fault", request.test_fault)->group("");  // tests of the sandbox
   try {
     app.parse(argc - 1, argv + 1);

@@ -47,6 +47,9 @@ struct Config {
   int64_t decode_memory_bytes = 2LL << 30;
   int decode_cpu_seconds = 120;
   int64_t decode_timeout_ms = 300000;
+  // PDF images (family I): pages rendered at this resolution, and at most this many pages.
+  double pdf_dpi = 300;
+  int pdf_max_pages = 2000;
   long origin_connect_timeout_ms = 10000;
   long origin_timeout_ms = 300000;
   long origin_low_speed_bytes = 1024;  // a download slower than this many bytes/s ...

@@ -366,6 +366,10 @@ bool Delivery::Resolve(http::Request& req, const char* channel, Target* out,
       *error = Text(404, "image '" + asset->id + "' is still being ingested; try again soon");
     else if (!asset->error.empty())
       *error = Text(404, "image '" + asset->id + "' could not be ingested: " + asset->error);
+    else if (asset->IsPdfImage() && PdfPageOfOrigin(asset->origin) == 0)
+      *error = Text(404, "image '" + asset->id +
+                             "' is a PDF split into pages; each page is an image: " +
+                             PdfPageId(asset->id, 1) + ", " + PdfPageId(asset->id, 2) + " ...");
     else
       *error = Text(404, "image '" + asset->id + "' has not been ingested");
     return false;

@@ -486,14 +486,35 @@ std::optional<IngestWorkers::Fetched> IngestWorkers::Download(
     if (auto match = MatchOriginStrategy(*strategies, f.asset.origin))
       st = ApplyOriginStrategy(*match, f.asset.origin, settings_.secrets.get(), &policy);
   }
+  // A page of a PDF image that was split reads the PDF its image stored (OriginalKey), not
+  // the origin again: one download for the whole document. If that is gone (the PDF image was
+  // deleted), the page fetches the origin, fragment removed, and renders its page from it.
+  std::string pdf_source;
+  const bool pdf_page = f.asset.IsPdfImage() && PdfPageOfOrigin(f.asset.origin) > 0;
+  if (st.ok() && pdf_page)
+    if (std::string parent = PdfParentId(job.asset_id); !parent.empty()) {
+      auto p = store_.GetAsset(job.customer, job.space, parent);
+      if (p.ok() && p->IsPdfImage() &&
+          OriginWithoutFragment(p->origin) == OriginWithoutFragment(f.asset.origin))
+        pdf_source = OriginalKey(AssetBlobPrefix(job.customer, job.space, parent));
+    }
+  auto fetch = [&]() -> Status {
+    if (!pdf_source.empty()) {
+      Status got = FetchStoredBlob(blobs_, pdf_source, f.scratch, policy.reserve);
+      if (got.code() != Code::kNotFound) return got;
+      pdf_source.clear();
+    }
+    if (!f.asset.upload.empty())
+      return FetchUploadOrigin(blobs_, job.customer, f.asset.upload, f.scratch, policy.reserve);
+    return FetchOrigin(pdf_page ? OriginWithoutFragment(f.asset.origin) : f.asset.origin, policy,
+                       f.scratch);
+  };
   // A full volume is a transient failure like any other storage error: the job waits in
   // backoff without downloading anything, and the room left stays the database's.
   if (st.ok()) st = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), settings_.process.reserve_bytes);
   while (st.ok()) {
     wanted = 0;
-    st = f.asset.upload.empty()
-             ? FetchOrigin(f.asset.origin, policy, f.scratch)
-             : FetchUploadOrigin(blobs_, job.customer, f.asset.upload, f.scratch, policy.reserve);
+    st = fetch();
     settle();
     if (!volume.ok()) {
       st = volume;  // the data volume has no room for it above the reserve: retry later
@@ -562,7 +583,13 @@ bool IngestWorkers::Convert(Converted& c) {
       }
     } remove_decoded{&decoded};
     double sandbox_ms = 0;
-    if (media::DecodesInSandbox(media::SniffFile(f.scratch), settings_.sandbox.scope)) {
+    const std::string sniffed = media::SniffFile(f.scratch);
+    // A PDF image: without a page in its origin it is split into pages (counted here, split by
+    // the store thread); with one, that page is the image.
+    const bool pdf = f.asset.IsPdfImage() && sniffed == "application/pdf";
+    const int pdf_page = pdf ? PdfPageOfOrigin(f.asset.origin) : 0;
+    if (pdf && pdf_page == 0) return CountPdfPages(c);
+    if (media::DecodesInSandbox(sniffed, settings_.sandbox.scope)) {
       auto sandbox_began = std::chrono::steady_clock::now();
       Result<std::string> path = NewScratchFile(blobs_.ScratchDir(), "decoded", ".tif");
       if (!path.ok()) {
@@ -571,12 +598,13 @@ bool IngestWorkers::Convert(Converted& c) {
         decoded = *path;
         media::SandboxRun run;
         st = media::DecodeInSandbox(f.scratch, decoded, process.max_pixels, settings_.sandbox,
-                                    &stop_, &run);
+                                    &stop_, &run, pdf_page);
         spdlog::info(
             "ingest {}/{}/{} batch {}: sandboxed decode {} in {:.0f} ms ({:.2f} s CPU, "
-            "peak RSS {} MiB)",
+            "peak RSS {} MiB){}{}",
             job.customer, job.space, job.asset_id, job.batch, st.ok() ? "done" : "failed",
-            MsSince(sandbox_began), run.cpu_seconds, run.peak_rss_bytes >> 20);
+            MsSince(sandbox_began), run.cpu_seconds, run.peak_rss_bytes >> 20, st.ok() ? ": " : "",
+            st.ok() ? run.report : "");
         // Its output may have filled the volume: that is the disk's fault, not the image's.
         if (!st.ok() && st.code() != Code::kUnavailable)
           if (Status room = CheckFreeSpace(FreeBytes(blobs_.ScratchDir()), process.reserve_bytes);
@@ -611,11 +639,73 @@ bool IngestWorkers::Convert(Converted& c) {
   return true;
 }
 
+bool IngestWorkers::CountPdfPages(Converted& c) {
+  const Job& job = c.f.job;
+  auto began = std::chrono::steady_clock::now();
+  media::SandboxRun run;
+  auto pages = media::PdfPageCount(c.f.scratch, settings_.sandbox, &stop_, &run);
+  c.timings.sandbox_ms = MsSince(began);
+  if (!pages.ok() && pages.status().code() == Code::kUnavailable && stop_.load()) {
+    spdlog::info("ingest {}/{}/{} batch {}: reading the PDF interrupted by shutdown", job.customer,
+                 job.space, job.asset_id, job.batch);
+    return false;  // Stop() hands it back
+  }
+  if (!pages.ok()) {
+    c.st = pages.status();
+  } else if (*pages > settings_.pdf_max_pages) {
+    c.st = Status::Invalid("the PDF has " + std::to_string(*pages) + " pages, over the limit of " +
+                           std::to_string(settings_.pdf_max_pages) + " (--pdf-max-pages)");
+  } else {
+    c.pdf_pages = *pages;
+  }
+  spdlog::info("ingest {}/{}/{} batch {}: PDF read in the sandbox in {:.0f} ms: {}", job.customer,
+               job.space, job.asset_id, job.batch, c.timings.sandbox_ms,
+               pages.ok() ? std::to_string(*pages) + " pages" : pages.status().message());
+  return true;
+}
+
+namespace {
+
+// The pages of a split PDF image: new images of its batch, ids PdfPageId, origins with
+// `#page=N`, its space, metadata and channels (but not `file`: the document is the PDF
+// image's own).
+Status PdfPageAssets(const Asset& pdf, int count, std::vector<Asset>* pages) {
+  const std::string origin = OriginWithoutFragment(pdf.origin);
+  for (int n = 1; n <= count; ++n) {
+    Asset p = pdf;
+    p.id = PdfPageId(pdf.id, n);
+    if (std::string why = ImageIdProblem(p.id); !why.empty())
+      return Status::Invalid("cannot name the PDF's pages: page id '" + p.id.substr(0, 80) +
+                             "…': " + why);
+    p.origin = origin + "#page=" + std::to_string(n);
+    std::erase_if(p.delivery_channels,
+                  [](const DeliveryChannel& ch) { return ch.channel == "file"; });
+    p.width = p.height = 0;
+    p.thumbnails.clear();
+    p.error.clear();
+    pages->push_back(std::move(p));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 void IngestWorkers::Finish(Converted& c) {
   const Fetched& f = c.f;
   const Job& job = f.job;
   std::string prefix = AssetBlobPrefix(job.customer, job.space, job.asset_id);
   Status st = c.st;
+  if (st.ok() && c.pdf_pages > 0) {
+    // The document is kept once, as the PDF image's original: every page reads it from there.
+    auto began = std::chrono::steady_clock::now();
+    st = StoreOriginal(f.scratch, blobs_, prefix);
+    c.timings.store_ms = MsSince(began);
+    std::vector<Asset> pages;
+    if (st.ok()) st = PdfPageAssets(f.asset, c.pdf_pages, &pages);
+    Conclude(job, st, &c.outcome, f.fetch_ms, c.timings, c.began, f.fetch_ms + MsSince(c.started),
+             st.ok() ? &pages : nullptr);
+    return;
+  }
   if (st.ok() && c.image) {
     auto stored = StoreConvertedImage(std::move(*c.image), blobs_, prefix);
     if (stored.ok()) {
@@ -708,7 +798,8 @@ Status IngestWorkers::ConvertAv(const Fetched& f, const ProcessOptions& process,
 // after a backoff; anything else is recorded as the image's outcome.
 void IngestWorkers::Conclude(const Job& job, const Status& st, IngestOutcome* outcome,
                              double fetch_ms, const StageTimings& timings,
-                             std::chrono::steady_clock::time_point began, double work_ms) {
+                             std::chrono::steady_clock::time_point began, double work_ms,
+                             const std::vector<Asset>* pages) {
   if (!st.ok()) {
     bool transient = st.code() == Code::kUnavailable || st.code() == Code::kIOError;
     if (transient && job.attempts < settings_.attempts) {
@@ -735,7 +826,24 @@ void IngestWorkers::Conclude(const Job& job, const Status& st, IngestOutcome* ou
   else
     spdlog::warn("ingest {}/{}/{}: cannot measure its stored bytes: {}", job.customer, job.space,
                  job.asset_id, measured.status().message());
-  Record(job, *outcome);
+  if (pages != nullptr && outcome->success) {
+    Status split = PersistWrite(job, "splitting the PDF of",
+                                [&] { return store_.SplitComposite(job, *outcome, *pages); });
+    if (split.ok()) {
+      spdlog::info("ingest {}/{}/{} batch {}: split into {} pages ({} ... {})", job.customer,
+                   job.space, job.asset_id, job.batch, pages->size(), pages->front().id,
+                   pages->back().id);
+      if (settings_.on_outcome) settings_.on_outcome(job);
+    } else if (split.code() == Code::kInvalid || split.code() == Code::kInsufficientStorage) {
+      // The pages cannot join the batch (one is a member already, or the quota): the PDF
+      // image fails with the reason instead, and nothing of the split was written.
+      outcome->success = false;
+      outcome->error = split.message();
+      Record(job, *outcome);
+    }
+  } else {
+    Record(job, *outcome);
+  }
   if (ops::Metrics* m = settings_.metrics) {
     m->CountIngest(outcome->success);
     m->ObserveStage(ops::Stage::kFetch, fetch_ms / 1000);

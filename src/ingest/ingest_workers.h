@@ -54,6 +54,8 @@ struct IngestSettings {
   // first, and the pipeline reads its intermediate.
   media::DecodeSandboxOptions sandbox;
   media::AvLimits av;  // the iiif-av channel's transcodes (--av-max-duration, --av-time-factor)
+  // A PDF image with more pages than this fails whole, before it is split (--pdf-max-pages).
+  int pdf_max_pages = 2000;
   // Outcomes, stage timings and origin bytes are counted here when set.
   ops::Metrics* metrics = nullptr;
   // Opens the sealed credentials of basic-http-authentication origin strategies; null: such
@@ -95,6 +97,7 @@ class IngestWorkers {
     Fetched f;
     Status st;
     std::optional<ConvertedImage> image;  // image channels: stored by Finish
+    int pdf_pages = 0;                    // a PDF image to split into this many pages (by Finish)
     IngestOutcome outcome;
     StageTimings timings;
     std::chrono::steady_clock::time_point began;    // this worker's time for it (worker_ms)
@@ -118,9 +121,13 @@ class IngestWorkers {
   // Audio and video: the iiif-av transcode and a video's poster-frame thumbnails.
   Status ConvertAv(const Fetched& f, const ProcessOptions& process, const std::string& prefix,
                    IngestOutcome* outcome, StageTimings* timings);
+  // `pages`: a PDF image that succeeded is split into them (Store::SplitComposite) instead of
+  // only recording its outcome.
   void Conclude(const Job& job, const Status& st, IngestOutcome* outcome, double fetch_ms,
                 const StageTimings& timings, std::chrono::steady_clock::time_point began,
-                double work_ms);
+                double work_ms, const std::vector<Asset>* pages = nullptr);
+  // The CPU part for a PDF image without a page: its page count, read in the sandbox.
+  bool CountPdfPages(Converted& c);
   void InternalError(const Job& job, const std::exception& e);
   // The scratch budget: a download's reservation grows to `bytes` if there is room.
   bool TryReserve(int64_t bytes, int64_t* granted, int64_t* wanted, int64_t* pending,

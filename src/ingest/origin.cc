@@ -10,11 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -22,8 +22,8 @@
 
 #include "blob/asset_keys.h"
 #include "blob/free_space.h"
-#include "core/address_guard.h"
 #include "blob/s3/s3_client.h"
+#include "core/address_guard.h"
 
 namespace quire {
 namespace {
@@ -80,7 +80,7 @@ struct Transfer {
   int write_errno = 0;
   int64_t reserve_bytes = 0;  // stop once the volume has less free (OriginPolicy)
   int64_t next_space_check = 0;
-  std::string volume_full;    // set: the write stopped for lack of space
+  std::string volume_full;                 // set: the write stopped for lack of space
   const AddressRule* forbidden = nullptr;  // null = every address allowed
   std::string refused_ip;
   const std::atomic<bool>* cancel = nullptr;
@@ -124,7 +124,6 @@ size_t WriteBody(char* data, size_t size, size_t nmemb, void* userp) {
   t->written += static_cast<int64_t>(n);
   return n;
 }
-
 
 // Called for every new connection, before connect(): refusing here means no packet ever
 // reaches a forbidden address, whichever hop of a redirect chain asked for it.
@@ -293,8 +292,8 @@ Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::
   }
   if (!policy.credentials_from.empty() && st.code() == Code::kForbidden &&
       st.message().rfind("origin returned HTTP 40", 0) == 0)
-    st = Status::Forbidden("origin refused the credentials of " + policy.credentials_from +
-                           ": " + st.message());
+    st = Status::Forbidden("origin refused the credentials of " + policy.credentials_from + ": " +
+                           st.message());
   if (std::fclose(out) != 0 && st.ok()) {
     st = Status::IOError("cannot write " + dest + ": " + std::strerror(errno));
   }
@@ -418,7 +417,7 @@ Status FetchFile(const std::string& origin, const std::string& rest, const Origi
 
 // s3://bucket/key with the server's credentials, from allowed buckets only.
 static Status FetchS3Origin(const std::string& origin, const OriginPolicy& policy,
-                     const std::string& dest) {
+                            const std::string& dest) {
   const std::string rest = origin.substr(5);
   const size_t slash = rest.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size()) {
@@ -430,9 +429,8 @@ static Status FetchS3Origin(const std::string& origin, const OriginPolicy& polic
     return Status::Forbidden("s3 bucket \"" + bucket +
                              "\" is not allowed for origins (see --origin-s3-buckets)");
   }
-  auto config = s3::ParseS3Url("s3://" + bucket + "?endpoint=" + policy.s3_endpoint +
-                               "&region=" + policy.s3_region +
-                               (policy.s3_path_style ? "&path_style=1" : ""));
+  auto config = s3::ParseS3Url("s3://" + bucket + "?endpoint=" + policy.s3_endpoint + "&region=" +
+                               policy.s3_region + (policy.s3_path_style ? "&path_style=1" : ""));
   if (!config.ok()) return config.status();
   // One client (and its kept-alive connections) per bucket for the life of the process.
   static std::mutex mu;
@@ -477,7 +475,6 @@ static Status FetchS3Origin(const std::string& origin, const OriginPolicy& polic
   return st;
 }
 
-
 Status FetchOriginWithRule(const std::string& origin, const OriginPolicy& policy,
                            const std::string& dest_path, const AddressRule& forbidden) {
   size_t sep = origin.find("://");
@@ -500,19 +497,26 @@ Status FetchOrigin(const std::string& origin, const OriginPolicy& policy,
   return FetchOriginWithRule(origin, policy, dest_path, rule);
 }
 
-Status FetchUploadOrigin(const BlobStore& blobs, int64_t customer, const std::string& upload_id,
-                         const std::string& dest_path,
-                         const std::function<bool(int64_t)>& reserve) {
+Status FetchStoredBlob(const BlobStore& blobs, const std::string& key, const std::string& dest_path,
+                       const std::function<bool(int64_t)>& reserve) {
   Status st;
   if (reserve) {
-    auto stat = blobs.Stat(UploadKey(customer, upload_id));
+    auto stat = blobs.Stat(key);
     if (stat.ok() && !reserve(stat->size)) return NoRoom();
     if (!stat.ok()) st = stat.status();
   }
-  if (st.ok()) st = blobs.GetToFile(UploadKey(customer, upload_id), dest_path);
+  if (st.ok()) st = blobs.GetToFile(key, dest_path);
   if (st.ok()) return st;
   std::error_code ec;
   std::filesystem::remove(dest_path, ec);
+  return st;
+}
+
+Status FetchUploadOrigin(const BlobStore& blobs, int64_t customer, const std::string& upload_id,
+                         const std::string& dest_path,
+                         const std::function<bool(int64_t)>& reserve) {
+  Status st = FetchStoredBlob(blobs, UploadKey(customer, upload_id), dest_path, reserve);
+  if (st.ok() || st.message() == NoRoom().message()) return st;
   if (st.code() == Code::kNotFound)
     return Status::NotFound("the uploaded bytes of upload " + upload_id + " are gone");
   return Status(st.code(), "cannot read upload " + upload_id + ": " + st.message());

@@ -68,6 +68,11 @@ Status FetchUploadOrigin(const BlobStore& blobs, int64_t customer, const std::st
                          const std::string& dest_path,
                          const std::function<bool(int64_t)>& reserve = {});
 
+// A blob of the server's own (e.g. a PDF's stored original, which its pages read) copied to
+// `dest_path` within `reserve`, as FetchUploadOrigin does. kNotFound when the blob is missing.
+Status FetchStoredBlob(const BlobStore& blobs, const std::string& key, const std::string& dest_path,
+                       const std::function<bool(int64_t)>& reserve = {});
+
 // IsForbiddenAddress (core/address_guard.h) is the rule FetchOrigin applies.
 
 // FetchOrigin with the address rule replaced: `forbidden(ip)` is asked for every address a

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -189,6 +191,61 @@ void KeepOnlyColourAndOrientation(VImage& image) {
   g_strfreev(fields);
 }
 
+// What poppler says about a document it cannot open, in words for the image's error.
+std::string PdfProblem(const std::string& said) {
+  std::string lower = said;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.find("password") != std::string::npos || lower.find("encrypt") != std::string::npos)
+    return "it is encrypted (it opens only with its password)";
+  return said;
+}
+
+// A PDF: --pdf-info reports its page count and ends here; --page N renders page N (1-based) at
+// --dpi, or at the largest resolution under --max-pixels when that would be more, flattened
+// onto white (pages are paper; the pyramid has no alpha).
+VImage LoadPdf(vips::VSource& input, const DecodeRequest& request, std::string* scaled) {
+  auto open = [&](int page, double dpi) {
+    try {
+      return VImage::new_from_source(input, "",
+                                     VImage::option()
+                                         ->set("page", page)
+                                         ->set("dpi", dpi)
+                                         ->set("access", VIPS_ACCESS_SEQUENTIAL)
+                                         ->set("fail_on", VIPS_FAIL_ON_TRUNCATED));
+    } catch (const VError& e) {
+      Finish(kDecodeRefused, "error: " + PdfProblem(FirstLine(e.what())));
+    }
+  };
+  VImage first = open(0, 72);
+  int pages = first.get_typeof("n-pages") != 0 ? first.get_int("n-pages") : 1;
+  if (request.pdf_info) Finish(kDecodeOk, "ok pages " + std::to_string(pages));
+  if (request.page > pages)
+    Finish(kDecodeRefused, "error: the PDF has " + std::to_string(pages) + " page" +
+                               (pages == 1 ? "" : "s") + "; there is no page " +
+                               std::to_string(request.page));
+  double dpi = request.dpi;
+  VImage image = open(request.page - 1, dpi);
+  double pixels = double(image.width()) * image.height();
+  if (pixels > double(request.max_pixels)) {
+    // Pixels grow with the square of the resolution.
+    double fits = std::floor(dpi * std::sqrt(double(request.max_pixels) / pixels) * 100) / 100;
+    if (fits < 1)
+      Finish(kDecodeOverLimit, "error: page " + std::to_string(request.page) +
+                                   " is too large to render under the limit of " +
+                                   std::to_string(request.max_pixels) + " pixels");
+    image = open(request.page - 1, fits);
+    while (double(image.width()) * image.height() > double(request.max_pixels) && fits > 1) {
+      fits = std::max(1.0, fits - 1);  // rounding of the page size
+      image = open(request.page - 1, fits);
+    }
+    char note[96];
+    std::snprintf(note, sizeof note, " (page rendered at %g dpi, not %g: --max-pixels)", fits, dpi);
+    *scaled = note;
+  }
+  if (image.has_alpha()) image = image.flatten(VImage::option()->set("background", 255.0));
+  return image;
+}
+
 }  // namespace
 
 int RunDecodeChild(const DecodeRequest& request) {
@@ -212,8 +269,11 @@ int RunDecodeChild(const DecodeRequest& request) {
   std::string sniffed =
       SniffMediaType(std::string_view(head, got > 0 ? static_cast<size_t>(got) : 0));
   // The untrusted loader of this format, and only that one, for this process only (the server
-  // keeps them all blocked).
+  // keeps them all blocked). A PDF is read only when asked for its pages or one of them.
+  const bool pdf = sniffed == "application/pdf" && (request.pdf_info || request.page > 0);
   if (sniffed == "image/jp2") vips_operation_block_set("VipsForeignLoadJp2k", FALSE);
+  if (pdf) vips_operation_block_set("VipsForeignLoadPdf", FALSE);
+  if ((request.pdf_info || request.page > 0) && !pdf) Finish(kDecodeRefused, "error: not a PDF");
   CloseAllBut({in, out});
   VipsSource* source = vips_source_new_from_descriptor(in);
   VipsTarget* target = vips_target_new_to_descriptor(out);
@@ -225,10 +285,17 @@ int RunDecodeChild(const DecodeRequest& request) {
   if (!request.test_fault.empty()) CommitFault(request.test_fault);
 
   try {
-    VImage image = VImage::new_from_source(vips::VSource(source), "",
-                                           VImage::option()
-                                               ->set("access", VIPS_ACCESS_SEQUENTIAL)
-                                               ->set("fail_on", VIPS_FAIL_ON_TRUNCATED));
+    vips::VSource input(source);
+    std::string scaled;  // a PDF page rendered below the asked resolution says so
+    VImage image;
+    if (pdf) {
+      image = LoadPdf(input, request, &scaled);
+    } else {
+      image = VImage::new_from_source(input, "",
+                                      VImage::option()
+                                          ->set("access", VIPS_ACCESS_SEQUENTIAL)
+                                          ->set("fail_on", VIPS_FAIL_ON_TRUNCATED));
+    }
     // The pixel limit, from the header: nothing is decoded yet.
     int orientation =
         image.get_typeof(VIPS_META_ORIENTATION) != 0 ? image.get_int(VIPS_META_ORIENTATION) : 1;
@@ -262,7 +329,7 @@ int RunDecodeChild(const DecodeRequest& request) {
     }
     Finish(kDecodeOk, "ok " + std::to_string(image.width()) + "x" + std::to_string(image.height()) +
                           " " + std::to_string(image.bands()) + " bands " +
-                          (image.format() == VIPS_FORMAT_UCHAR ? "8" : "16") + "-bit");
+                          (image.format() == VIPS_FORMAT_UCHAR ? "8" : "16") + "-bit" + scaled);
   } catch (const VError& e) {
     Finish(kDecodeRefused, "error: " + FirstLine(e.what()));
   }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "model/media_sniff.h"
 
@@ -49,9 +50,10 @@ std::string SniffFile(const std::string& path) {
 
 bool DecodesInSandbox(const std::string& sniffed, SandboxScope scope) {
   if (scope == SandboxScope::kAll) return true;
-  // The loaders libvips marks untrusted that Quire reads. And PDF: Quire refuses PDFs as
-  // images (the pdfload operation stays blocked, in the child too), but libvips 8.14 lets
-  // poppler parse the document before it checks the block, so the parsing happens here.
+  // The loaders libvips marks untrusted that Quire reads, JPEG 2000 and PDF: a PDF image's
+  // pages are counted and rendered in the child only (poppler unblocked there alone). A PDF
+  // sent as anything else is refused, pdfload blocked in the child too, but libvips 8.14
+  // lets poppler parse the document before it checks the block, so that happens there too.
   return sniffed == "image/jp2" || sniffed == "application/pdf";
 }
 
@@ -65,13 +67,17 @@ std::string FormatName(const std::string& sniffed) {
   return "the image";
 }
 
-Status DecodeInSandbox(const std::string& source_path, const std::string& out_path,
-                       int64_t max_pixels, const DecodeSandboxOptions& options,
-                       const std::atomic<bool>* cancel, SandboxRun* run) {
+namespace {
+
+// Runs `quire decode` on `source_path` with `extra` arguments and maps how it ended.
+Status RunDecoder(const std::string& source_path, const std::string& out_path, int64_t max_pixels,
+                  const std::vector<std::string>& extra, const DecodeSandboxOptions& options,
+                  const std::atomic<bool>* cancel, SandboxRun* run) {
   std::string exe = options.executable.empty() ? SelfExecutable() : options.executable;
   if (exe.empty()) return Status::Internal("cannot find the quire executable to run the decoder");
   std::vector<std::string> argv = {exe,     "decode", "--in",         source_path,
                                    "--out", out_path, "--max-pixels", std::to_string(max_pixels)};
+  argv.insert(argv.end(), extra.begin(), extra.end());
   if (!options.test_fault.empty()) argv.insert(argv.end(), {"--test-fault", options.test_fault});
   ChildOptions child;
   child.limits.memory_bytes = options.memory_bytes;
@@ -86,7 +92,7 @@ Status DecodeInSandbox(const std::string& source_path, const std::string& out_pa
   Result<ChildResult> ran = RunChild(argv, child);
   if (!ran.ok()) return ran.status();
   const ChildResult& r = *ran;
-  if (run != nullptr) *run = {r.cpu_seconds, r.peak_rss_bytes};
+  if (run != nullptr) *run = {r.cpu_seconds, r.peak_rss_bytes, ReportLine(r.out)};
   if (r.cancelled) return Status::Unavailable("the decode was interrupted");
   if (r.Succeeded()) return Status::Ok();
 
@@ -101,6 +107,11 @@ Status DecodeInSandbox(const std::string& source_path, const std::string& out_pa
   if (r.timed_out || r.signal != 0) return could_not(r.Describe(child.limits));
   switch (r.exit_code) {
     case kDecodeRefused:
+      // poppler speaks through glib.
+      if (!extra.empty() && format == "PDF") {  // a PDF image's pages asked for
+        if (said.rfind("glib: ", 0) == 0) said.erase(0, 6);
+        return Status::Invalid("could not read the PDF: " + said);
+      }
       // OpenJPEG says so when an allocation fails: the limit is why.
       if (said.find("memory") != std::string::npos || said.find("allocate") != std::string::npos)
         return could_not("memory limit of " + std::to_string(options.memory_bytes >> 20) +
@@ -121,6 +132,32 @@ Status DecodeInSandbox(const std::string& source_path, const std::string& out_pa
     default:
       return could_not(r.Describe(child.limits) + (said.empty() ? "" : " (" + said + ")"));
   }
+}
+
+}  // namespace
+
+Status DecodeInSandbox(const std::string& source_path, const std::string& out_path,
+                       int64_t max_pixels, const DecodeSandboxOptions& options,
+                       const std::atomic<bool>* cancel, SandboxRun* run, int pdf_page) {
+  std::vector<std::string> extra;
+  if (pdf_page > 0) {
+    char dpi[32];
+    std::snprintf(dpi, sizeof dpi, "%g", options.pdf_dpi);
+    extra = {"--page", std::to_string(pdf_page), "--dpi", dpi};
+  }
+  return RunDecoder(source_path, out_path, max_pixels, extra, options, cancel, run);
+}
+
+Result<int> PdfPageCount(const std::string& source_path, const DecodeSandboxOptions& options,
+                         const std::atomic<bool>* cancel, SandboxRun* run) {
+  SandboxRun ran;
+  Status st = RunDecoder(source_path, "/dev/null", 1, {"--pdf-info"}, options, cancel, &ran);
+  if (run != nullptr) *run = ran;
+  if (!st.ok()) return st;
+  int pages = 0;
+  if (std::sscanf(ran.report.c_str(), "ok pages %d", &pages) != 1 || pages < 1)
+    return Status::Internal("the PDF reader reported '" + ran.report + "'");
+  return pages;
 }
 
 }  // namespace quire::media

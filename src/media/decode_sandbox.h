@@ -35,8 +35,9 @@
 namespace quire::media {
 
 // Which sources go through the child. kUntrusted: formats whose loaders libvips marks
-// untrusted that Quire reads (JPEG 2000), and PDF (refused, but parsed by poppler before
-// libvips 8.14 checks the block); kAll: every format (to measure what the wall costs).
+// untrusted that Quire reads (JPEG 2000, and PDF: a PDF image's pages; a PDF sent as any
+// other image is refused, but parsed by poppler before libvips 8.14 checks the block); kAll:
+// every format (to measure what the wall costs).
 enum class SandboxScope { kUntrusted, kAll };
 
 // "untrusted" / "all" -> scope; false when neither.
@@ -47,6 +48,7 @@ struct DecodeSandboxOptions {
   int64_t memory_bytes = 2LL << 30;  // RLIMIT_AS of the child (--decode-memory-bytes)
   int cpu_seconds = 120;             // RLIMIT_CPU (--decode-cpu-seconds)
   int64_t timeout_ms = 300000;       // wall clock (--decode-timeout-ms)
+  double pdf_dpi = 300;              // PDF pages are rendered at this resolution (--pdf-dpi)
   std::string executable;            // the quire binary; "" = this process's own
   // Tests only: a fault the child commits after locking itself in ("crash", "loop", "hang",
   // "allocate", "probe", "exec"); "" in production.
@@ -67,6 +69,7 @@ std::string FormatName(const std::string& sniffed);
 struct SandboxRun {
   double cpu_seconds = 0;
   int64_t peak_rss_bytes = 0;
+  std::string report;  // the child's last line ("ok 2480x3508 3 bands 8-bit ...")
 };
 
 // Decodes `source_path` in a child and writes the intermediate TIFF to `out_path` (which the
@@ -78,15 +81,29 @@ struct SandboxRun {
 // ("CPU time limit of 120 s exceeded", "memory limit of 2048 MiB exceeded", "killed by
 // SIGSEGV", "timed out after 300000 ms"); kUnavailable (transient) when `cancel` turned true;
 // kInternal when no child could be started.
+// `pdf_page` > 0: the source is a PDF and that page (1-based) is rendered at
+// options.pdf_dpi, or at the largest resolution within max_pixels (the report says so).
 Status DecodeInSandbox(const std::string& source_path, const std::string& out_path,
                        int64_t max_pixels, const DecodeSandboxOptions& options,
-                       const std::atomic<bool>* cancel = nullptr, SandboxRun* run = nullptr);
+                       const std::atomic<bool>* cancel = nullptr, SandboxRun* run = nullptr,
+                       int pdf_page = 0);
+
+// The number of pages of the PDF at `source_path`, read by the child (poppler parses the
+// document there, under the same limits). kInvalid "could not read the PDF: it is encrypted
+// (it opens only with its password)", or poppler's reason ("PDF document is damaged").
+Result<int> PdfPageCount(const std::string& source_path, const DecodeSandboxOptions& options,
+                         const std::atomic<bool>* cancel = nullptr, SandboxRun* run = nullptr);
 
 // ---- the child side (`quire decode`) ----
 
 struct DecodeRequest {
   std::string in, out;
   int64_t max_pixels = 1000000000;
+  // PDF sources: pdf_info reports "ok pages N" and writes nothing; page (1-based) renders that
+  // page at dpi. Neither: the file is decoded as one image (a PDF is then refused).
+  bool pdf_info = false;
+  int page = 0;
+  double dpi = 300;
   std::string test_fault;
 };
 

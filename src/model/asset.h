@@ -52,7 +52,11 @@ struct Asset {
   // The thumbnail sizes anyone may see (`OPEN`): all of them when unrestricted, else those
   // whose longest side is at most maxUnauthorised (none when it is 0 or less). Largest first.
   std::vector<ThumbnailSize> OpenThumbnails() const;
-  bool IsImage() const { return media_type.rfind("image/", 0) == 0; }
+  // Images are made into pyramids: image/* media, and PDFs sent as images (IsPdfImage).
+  bool IsImage() const { return media_type.rfind("image/", 0) == 0 || IsPdfImage(); }
+  // A PDF with family "I": ingest splits it into its pages, each an image of the same batch
+  // (`{id}-p0001` ...), and each page renders the one its origin's `#page=N` names.
+  bool IsPdfImage() const { return media_type == "application/pdf" && family == "I"; }
   bool IsAudio() const { return media_type.rfind("audio/", 0) == 0; }
   bool IsVideo() const { return media_type.rfind("video/", 0) == 0; }
 };
@@ -74,5 +78,18 @@ std::string DeliveryChannelsProblem(const std::vector<DeliveryChannel>& channels
                                     const std::string& media_type);
 
 std::string FamilyForMediaType(const std::string& media_type);
+
+// The media type delivery channels are checked and defaulted by: a PDF sent as an image is
+// delivered as images (its pages), so it takes the channels of image/* ("image/pdf").
+std::string ChannelMediaType(const Asset& asset);
+
+// PDF pages (RFC 8118 fragments): the N of an origin ending "#page=N" (N >= 1), else 0.
+int PdfPageOfOrigin(const std::string& origin);
+// The origin without its fragment.
+std::string OriginWithoutFragment(const std::string& origin);
+// Page N of the PDF image `id`: "{id}-p0001" (at least four digits).
+std::string PdfPageId(const std::string& id, int page);
+// The PDF image a page id of PdfPageId names, or "" when `id` is not of that form.
+std::string PdfParentId(const std::string& id);
 
 }  // namespace quire

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 
 #include "model/asset.h"
 #include "model/channel_policy.h"
@@ -33,8 +34,7 @@ std::vector<ThumbnailSize> Asset::OpenThumbnails() const {
   if (!Restricted()) return thumbnails;
   std::vector<ThumbnailSize> open;
   for (const ThumbnailSize& t : thumbnails)
-    if (max_unauthorised > 0 && std::max(t.width, t.height) <= max_unauthorised)
-      open.push_back(t);
+    if (max_unauthorised > 0 && std::max(t.width, t.height) <= max_unauthorised) open.push_back(t);
   return open;
 }
 
@@ -81,9 +81,45 @@ std::string FamilyForMediaType(const std::string& media_type) {
   return "F";
 }
 
+std::string ChannelMediaType(const Asset& asset) {
+  return asset.IsPdfImage() ? "image/pdf" : asset.media_type;
+}
+
+int PdfPageOfOrigin(const std::string& origin) {
+  size_t hash = origin.find('#');
+  if (hash == std::string::npos) return 0;
+  std::string_view fragment = std::string_view(origin).substr(hash + 1);
+  if (fragment.rfind("page=", 0) != 0) return 0;
+  fragment.remove_prefix(5);
+  if (fragment.empty() || fragment.size() > 6) return 0;
+  int page = 0;
+  for (char c : fragment) {
+    if (c < '0' || c > '9') return 0;
+    page = page * 10 + (c - '0');
+  }
+  return page;
+}
+
+std::string OriginWithoutFragment(const std::string& origin) {
+  return origin.substr(0, origin.find('#'));
+}
+
+std::string PdfPageId(const std::string& id, int page) {
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "-p%04d", page);
+  return id + suffix;
+}
+
+std::string PdfParentId(const std::string& id) {
+  size_t dash = id.rfind("-p");
+  if (dash == std::string::npos || dash == 0 || id.size() - dash - 2 < 4) return "";
+  for (size_t i = dash + 2; i < id.size(); ++i)
+    if (id[i] < '0' || id[i] > '9') return "";
+  return id.substr(0, dash);
+}
+
 std::vector<DeliveryChannel> DefaultDeliveryChannels(const std::string& media_type) {
-  if (media_type.rfind("image/", 0) == 0)
-    return {{"iiif-img", "default"}, {"thumbs", "default"}};
+  if (media_type.rfind("image/", 0) == 0) return {{"iiif-img", "default"}, {"thumbs", "default"}};
   // As DLCS's system defaults: transcoded for the browser, a video with its poster frame.
   if (media_type.rfind("audio/", 0) == 0) return {{"iiif-av", "default-audio"}};
   if (media_type.rfind("video/", 0) == 0)
@@ -104,8 +140,7 @@ std::string DeliveryChannelsProblem(const std::vector<DeliveryChannel>& channels
   bool video = media_type.rfind("video/", 0) == 0;
   for (const auto& c : channels) {
     if (c.channel == "iiif-av") {
-      if (!audio && !video)
-        return "channel 'iiif-av' needs an audio/* or video/* media type";
+      if (!audio && !video) return "channel 'iiif-av' needs an audio/* or video/* media type";
       if (!c.policy.empty() && c.policy != "default-audio" && c.policy != "default-video")
         return "unknown policy '" + c.policy +
                "' for channel 'iiif-av' (policies: default-audio, default-video)";
@@ -118,9 +153,9 @@ std::string DeliveryChannelsProblem(const std::vector<DeliveryChannel>& channels
       if (!image && !(video && c.channel == "thumbs"))
         return "channel '" + c.channel + "' needs an image media type; use the 'file' channel";
       // thumbs: a customer's own policies too (the store checks they exist).
-      if (c.channel == "thumbs" ? !c.policy.empty() && !IsChannelPolicyName(c.policy)
-                                : !c.policy.empty() && c.policy != "default" &&
-                                      c.policy != "use-original")
+      if (c.channel == "thumbs"
+              ? !c.policy.empty() && !IsChannelPolicyName(c.policy)
+              : !c.policy.empty() && c.policy != "default" && c.policy != "use-original")
         return "unknown policy '" + c.policy + "' for channel '" + c.channel + "'";
     } else if (c.channel == "file") {
       // any policy accepted

@@ -229,6 +229,15 @@ class Store {
   // batch counts, finished once, throughput sample). Conflict when the lease was lost — the
   // outcome is then ignored, so recording twice changes nothing.
   virtual Status RecordOutcome(const Job& job, const IngestOutcome& outcome) = 0;
+  // A composite (a PDF sent as an image) split into `pages`, in one transaction: the pages
+  // join the job's batch as new members (ids, spaces and metadata as given; superseding
+  // waiting rows of the same images elsewhere, a job each, the storage policy judged), the
+  // batch's count grows by their number, and the job's own outcome is recorded as by
+  // RecordOutcome — so completed + errors == count holds at every commit. Conflict when the
+  // lease was lost (nothing written, so a second call changes nothing); Invalid when a page
+  // is already a member of the batch; InsufficientStorage as CreateBatch.
+  virtual Status SplitComposite(const Job& job, const IngestOutcome& outcome,
+                                const std::vector<Asset>& pages) = 0;
   // Transient failure: releases the job to be tried again at `next_attempt_ms`.
   virtual Status RescheduleJob(const Job& job, int64_t next_attempt_ms,
                                const std::string& last_error) = 0;

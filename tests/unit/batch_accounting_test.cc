@@ -405,7 +405,9 @@ TEST_P(BatchAccountingTest, PriorityJobsAreClaimedBeforeDefaultOnes) {
 
 TEST_P(BatchAccountingTest, RetryRequeuesErrorRowsAndReopensTheBatch) {
   Batch batch = Submit(customer_a_, space_a_, {"ok", "bad1", "bad2"});
-  DrainAll([](const Job& j) { return j.asset_id == "ok" ? Success() : Failure("not a decodable image"); });
+  DrainAll([](const Job& j) {
+    return j.asset_id == "ok" ? Success() : Failure("not a decodable image");
+  });
   Batch done = Get(customer_a_, batch.id);
   EXPECT_EQ(done.completed, 1);
   EXPECT_EQ(done.errors, 2);
@@ -670,6 +672,103 @@ TEST_P(BatchAccountingTest, ADeletedMemberLeavesTheListingButNotTheCounts) {
   auto new_listing = store_->ListBatchAssets(customer_a_, again.id, BatchMemberFilter::kAll, page);
   ASSERT_TRUE(new_listing.ok());
   EXPECT_EQ(new_listing->total, 1);
+}
+
+// ------------------------------------------------------------------ composites (PDF split)
+
+// The pages of PDF image `id`, as ingest makes them.
+static std::vector<Asset> Pages(int64_t customer, int64_t space, const std::string& id, int n) {
+  std::vector<Asset> pages;
+  for (int i = 1; i <= n; ++i) {
+    Asset p;
+    p.customer = customer;
+    p.space = space;
+    p.id = PdfPageId(id, i);
+    p.origin = "https://example.org/" + id + ".pdf#page=" + std::to_string(i);
+    p.media_type = "application/pdf";
+    p.family = "I";
+    p.delivery_channels = DefaultDeliveryChannels("image/pdf");
+    pages.push_back(p);
+  }
+  return pages;
+}
+
+TEST_P(BatchAccountingTest, ASplitAddsItsPagesToTheBatchInTheOutcomesTransaction) {
+  Batch batch = Submit(customer_a_, space_a_, {"book", "plate"});
+  ASSERT_EQ(batch.count, 2);
+  auto job = Claim("w");
+  ASSERT_TRUE(job);
+  ASSERT_EQ(job->asset_id, "book");
+  IngestOutcome parent;
+  parent.success = true;
+  parent.duration_ms = 30;
+  ASSERT_TRUE(store_->SplitComposite(*job, parent, Pages(customer_a_, space_a_, "book", 12)).ok());
+
+  // One commit: the count, the PDF image's outcome and the pages are there together.
+  Batch split = Get(customer_a_, batch.id);
+  EXPECT_EQ(split.count, 14);
+  EXPECT_EQ(split.completed, 1);
+  EXPECT_EQ(split.errors, 0);
+  EXPECT_FALSE(split.finished_ms);
+  auto members =
+      store_->ListBatchAssets(customer_a_, batch.id, BatchMemberFilter::kAll, PageRequest{1, 100});
+  ASSERT_TRUE(members.ok()) << members.status().message();
+  ASSERT_EQ(members->total, 14);
+  EXPECT_EQ(members->items[0].id, "book");
+  EXPECT_EQ(members->items[1].id, "plate");
+  EXPECT_EQ(members->items[2].id, "book-p0001");  // pages after the members, in page order
+  EXPECT_EQ(members->items[13].id, "book-p0012");
+  auto page7 = store_->GetAsset(customer_a_, space_a_, "book-p0007");
+  ASSERT_TRUE(page7.ok());
+  EXPECT_TRUE(page7->ingesting);
+  EXPECT_EQ(page7->batch, batch.id);
+  EXPECT_TRUE(page7->IsPdfImage());
+  auto space = store_->GetSpace(customer_a_, space_a_);
+  ASSERT_TRUE(space.ok());
+  EXPECT_EQ(space->approximate_images, 14);
+
+  // The same split again (a lost acknowledgement) is refused and changes nothing.
+  Status again = store_->SplitComposite(*job, parent, Pages(customer_a_, space_a_, "book", 12));
+  EXPECT_EQ(again.code(), Code::kConflict) << again.message();
+  EXPECT_EQ(Get(customer_a_, batch.id).count, 14);
+
+  // The pages are queued like members and the batch finishes once, exactly.
+  DrainAll(
+      [](const Job& j) { return j.asset_id == "book-p0003" ? Failure("bad page") : Success(); });
+  Batch done = Get(customer_a_, batch.id);
+  EXPECT_EQ(done.count, 14);
+  EXPECT_EQ(done.completed, 13);
+  EXPECT_EQ(done.errors, 1);
+  EXPECT_TRUE(done.finished_ms);
+}
+
+TEST_P(BatchAccountingTest, ASplitFromALostLeaseOrWithAPageAlreadyInTheBatchWritesNothing) {
+  Batch batch = Submit(customer_a_, space_a_, {"doc", "doc-p0002"});
+  auto first = Claim("slow", /*lease_ms=*/1);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->asset_id, "doc");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto second = Claim("fast");
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->id, first->id);
+  IngestOutcome parent;
+  parent.success = true;
+  Status lost = store_->SplitComposite(*first, parent, Pages(customer_a_, space_a_, "doc", 3));
+  EXPECT_EQ(lost.code(), Code::kConflict) << lost.message();
+  EXPECT_EQ(Get(customer_a_, batch.id).count, 2);
+  EXPECT_EQ(store_->GetAsset(customer_a_, space_a_, "doc-p0001").status().code(), Code::kNotFound);
+
+  // "doc-p0002" is a member already: the split is refused whole.
+  Status clash = store_->SplitComposite(*second, parent, Pages(customer_a_, space_a_, "doc", 3));
+  EXPECT_EQ(clash.code(), Code::kInvalid) << clash.message();
+  EXPECT_NE(clash.message().find("doc-p0002"), std::string::npos) << clash.message();
+  Batch after = Get(customer_a_, batch.id);
+  EXPECT_EQ(after.count, 2);
+  EXPECT_EQ(after.completed + after.errors, 0);
+  EXPECT_EQ(store_->GetAsset(customer_a_, space_a_, "doc-p0001").status().code(), Code::kNotFound);
+  // The job is still held: its owner records the failure instead.
+  ASSERT_TRUE(store_->RecordOutcome(*second, Failure(clash.message())).ok());
+  EXPECT_EQ(Get(customer_a_, batch.id).errors, 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, BatchAccountingTest, ::testing::ValuesIn(test::StoreBackends()),

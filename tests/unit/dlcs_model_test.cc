@@ -7,12 +7,41 @@
 #include <fstream>
 
 #include "core/secret_box.h"
+#include "model/asset.h"
 #include "model/channel_policy.h"
 #include "model/custom_header.h"
 #include "model/origin_strategy.h"
 
 namespace quire {
 namespace {
+
+TEST(PdfImageTest, PagesAreNamedAndFoundByTheirOriginFragment) {
+  EXPECT_EQ(PdfPageOfOrigin("https://x.org/b.pdf#page=7"), 7);
+  EXPECT_EQ(PdfPageOfOrigin("https://x.org/b.pdf"), 0);
+  EXPECT_EQ(PdfPageOfOrigin("https://x.org/b.pdf#page=0"), 0);
+  EXPECT_EQ(PdfPageOfOrigin("https://x.org/b.pdf#page="), 0);
+  EXPECT_EQ(PdfPageOfOrigin("https://x.org/b.pdf#page=3x"), 0);
+  EXPECT_EQ(PdfPageOfOrigin("https://x.org/b.pdf#zoom=50"), 0);
+  EXPECT_EQ(OriginWithoutFragment("https://x.org/b.pdf#page=7"), "https://x.org/b.pdf");
+  EXPECT_EQ(PdfPageId("book", 7), "book-p0007");
+  EXPECT_EQ(PdfPageId("book", 12345), "book-p12345");
+  EXPECT_EQ(PdfParentId("book-p0007"), "book");
+  EXPECT_EQ(PdfParentId("my-pretty-book-p12345"), "my-pretty-book");
+  EXPECT_EQ(PdfParentId("book-p07"), "");  // fewer than four digits: not a page id
+  EXPECT_EQ(PdfParentId("book-pages"), "");
+  EXPECT_EQ(PdfParentId("-p0001"), "");
+
+  Asset pdf;
+  pdf.media_type = "application/pdf";
+  pdf.family = "F";
+  EXPECT_FALSE(pdf.IsImage());
+  EXPECT_EQ(ChannelMediaType(pdf), "application/pdf");
+  pdf.family = "I";
+  EXPECT_TRUE(pdf.IsPdfImage());
+  EXPECT_TRUE(pdf.IsImage());
+  EXPECT_EQ(DeliveryChannelsProblem({{"iiif-img", "default"}}, ChannelMediaType(pdf)), "");
+  EXPECT_EQ(DefaultDeliveryChannels(ChannelMediaType(pdf)).size(), 2u);  // iiif-img, thumbs
+}
 
 TEST(SecretBoxTest, SealsOpensAndRefusesAnotherKeyOrATamperedValue) {
   SecretBox box(std::string(32, 'k'));

@@ -1181,6 +1181,85 @@ static Status CheckStoragePolicy(Connection& conn, int64_t customer, int64_t add
   return Status::Ok();
 }
 
+// Adds `members` to batch `batch_id` from membership `ordinal` on: each image upserted
+// (ingesting, error "", batch = this one), an older batch still waiting for it recording it as
+// superseded (those batches in `touched`), a membership and a job each, the spaces' image
+// counts, and the storage policy judged with them. Invalid for an id already in the batch.
+static Status AddBatchMembers(Connection& conn, int64_t customer, int64_t batch_id,
+                              const std::vector<Asset>& members, bool priority, int64_t ordinal,
+                              int64_t now, std::set<int64_t>* touched, OutcomeEffects* effects) {
+  std::map<int64_t, int64_t> new_images;  // space → images this batch adds to it
+  for (const Asset& in : members) {
+    Asset m = in;
+    m.customer = customer;
+    {
+      auto old = ReadAssetRow(conn, customer, m.space, m.id);
+      if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
+      if (old.ok()) {
+        // Only an existing image can be waiting in an older batch or have queued work.
+        if (old->batch) touched->insert(*old->batch);
+        auto abandoned = AbandonWaitingRows(
+            conn, m, "superseded by batch " + std::to_string(batch_id) + " before it was processed",
+            now, effects);
+        if (!abandoned.ok()) return abandoned.status();
+        touched->insert(abandoned->begin(), abandoned->end());
+      } else {
+        ++new_images[m.space];
+      }
+    }
+    {
+      PREPARE(st, conn,
+              "INSERT INTO assets (customer, space, id, origin, media_type, family, "
+              "delivery_channels, tags, roles, string1, string2, string3, number1, number2, "
+              "number3, max_unauthorised, created, finished, ingesting, error, batch, upload) "
+              "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,NULL,1,'',?18,"
+              "?19) "
+              "ON CONFLICT (customer, space, id) DO UPDATE SET origin = ?4, media_type = ?5, "
+              "family = ?6, delivery_channels = ?7, tags = ?8, roles = ?9, string1 = ?10, "
+              "string2 = ?11, string3 = ?12, number1 = ?13, number2 = ?14, number3 = ?15, "
+              "max_unauthorised = ?16, finished = NULL, ingesting = 1, error = '', batch = ?18, "
+              "upload = ?19");
+      st.Bind(1, customer)
+          .Bind(2, m.space)
+          .Bind(3, m.id)
+          .Bind(4, m.origin)
+          .Bind(5, m.media_type)
+          .Bind(6, m.family)
+          .Bind(7, ChannelsToJson(m.delivery_channels));
+      QUIRE_RETURN_IF_ERROR(
+          BindAssetMetadata(st, 8, m).Bind(17, now).Bind(18, batch_id).Bind(19, m.upload).Run());
+    }
+    {
+      PREPARE(st, conn,
+              "INSERT INTO batch_assets (batch, customer, space, asset_id, ordinal) "
+              "VALUES (?, ?, ?, ?, ?)");
+      Status s = st.Bind(1, batch_id)
+                     .Bind(2, customer)
+                     .Bind(3, m.space)
+                     .Bind(4, m.id)
+                     .Bind(5, ordinal++)
+                     .Run();
+      if (s.code() == Code::kConflict)
+        return Status::Invalid("Members contains a duplicate Id: Id:" + m.id +
+                               ",Space:" + std::to_string(m.space));
+      QUIRE_RETURN_IF_ERROR(s);
+    }
+    QUIRE_RETURN_IF_ERROR(InsertJob(conn, m, batch_id, priority, now));
+  }
+  for (auto [space, n] : new_images) {
+    PREPARE(st, conn,
+            "UPDATE spaces SET image_count = image_count + ? WHERE customer = ? AND id = ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, n).Bind(2, customer).Bind(3, space).Run());
+  }
+  // The storage policy, judged inside this transaction: refused, nothing is written.
+  {
+    int64_t added = 0;
+    for (auto [space, n] : new_images) added += n;
+    QUIRE_RETURN_IF_ERROR(CheckStoragePolicy(conn, customer, added));
+  }
+  return Status::Ok();
+}
+
 Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& members,
                                     bool priority) {
   return Retry([&]() -> Result<Batch> {
@@ -1250,77 +1329,8 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
     }
     std::set<int64_t> touched;
     OutcomeEffects effects;
-    std::map<int64_t, int64_t> new_images;  // space → images this batch adds to it
-    int64_t ordinal = 0;
-    for (const Asset& in : members) {
-      Asset m = in;
-      m.customer = customer;
-      {
-        auto old = ReadAssetRow(conn, customer, m.space, m.id);
-        if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
-        if (old.ok()) {
-          // Only an existing image can be waiting in an older batch or have queued work.
-          if (old->batch) touched.insert(*old->batch);
-          auto abandoned = AbandonWaitingRows(
-              conn, m,
-              "superseded by batch " + std::to_string(batch_id) + " before it was processed", now,
-              &effects);
-          if (!abandoned.ok()) return abandoned.status();
-          touched.insert(abandoned->begin(), abandoned->end());
-        } else {
-          ++new_images[m.space];
-        }
-      }
-      {
-        PREPARE(st, conn,
-                "INSERT INTO assets (customer, space, id, origin, media_type, family, "
-                "delivery_channels, tags, roles, string1, string2, string3, number1, number2, "
-                "number3, max_unauthorised, created, finished, ingesting, error, batch, upload) "
-                "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,NULL,1,'',?18,"
-                "?19) "
-                "ON CONFLICT (customer, space, id) DO UPDATE SET origin = ?4, media_type = ?5, "
-                "family = ?6, delivery_channels = ?7, tags = ?8, roles = ?9, string1 = ?10, "
-                "string2 = ?11, string3 = ?12, number1 = ?13, number2 = ?14, number3 = ?15, "
-                "max_unauthorised = ?16, finished = NULL, ingesting = 1, error = '', batch = ?18, "
-                "upload = ?19");
-        st.Bind(1, customer)
-            .Bind(2, m.space)
-            .Bind(3, m.id)
-            .Bind(4, m.origin)
-            .Bind(5, m.media_type)
-            .Bind(6, m.family)
-            .Bind(7, ChannelsToJson(m.delivery_channels));
-        QUIRE_RETURN_IF_ERROR(
-            BindAssetMetadata(st, 8, m).Bind(17, now).Bind(18, batch_id).Bind(19, m.upload).Run());
-      }
-      {
-        PREPARE(st, conn,
-                "INSERT INTO batch_assets (batch, customer, space, asset_id, ordinal) "
-                "VALUES (?, ?, ?, ?, ?)");
-        Status s = st.Bind(1, batch_id)
-                       .Bind(2, customer)
-                       .Bind(3, m.space)
-                       .Bind(4, m.id)
-                       .Bind(5, ordinal++)
-                       .Run();
-        if (s.code() == Code::kConflict)
-          return Status::Invalid("Members contains a duplicate Id: Id:" + m.id +
-                                 ",Space:" + std::to_string(m.space));
-        QUIRE_RETURN_IF_ERROR(s);
-      }
-      QUIRE_RETURN_IF_ERROR(InsertJob(conn, m, batch_id, priority, now));
-    }
-    for (auto [space, n] : new_images) {
-      PREPARE(st, conn,
-              "UPDATE spaces SET image_count = image_count + ? WHERE customer = ? AND id = ?");
-      QUIRE_RETURN_IF_ERROR(st.Bind(1, n).Bind(2, customer).Bind(3, space).Run());
-    }
-    // The storage policy, judged inside this transaction: refused, nothing is written.
-    {
-      int64_t added = 0;
-      for (auto [space, n] : new_images) added += n;
-      QUIRE_RETURN_IF_ERROR(CheckStoragePolicy(conn, customer, added));
-    }
+    QUIRE_RETURN_IF_ERROR(
+        AddBatchMembers(conn, customer, batch_id, members, priority, 0, now, &touched, &effects));
     QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, customer));
     touched.erase(batch_id);
     for (int64_t b : touched) {
@@ -1595,7 +1605,8 @@ Result<Page<Asset>> SqlStore::ListBatchAssets(int64_t customer, int64_t batch,
   if (filter == BatchMemberFilter::kError) members += " AND ba.state = 'error'";
   std::string join =
       " FROM batch_assets ba JOIN assets a ON a.customer = ba.customer AND a.space = ba.space "
-      "AND a.id = ba.asset_id" + members;
+      "AND a.id = ba.asset_id" +
+      members;
   Page<Asset> out;
   {
     PREPARE(st, conn, "SELECT COUNT(*) FROM batch_assets ba" + members);
@@ -1935,6 +1946,93 @@ Status SqlStore::RenewLease(const Job& job, int64_t lease_ms, bool converting) {
   });
 }
 
+// An outcome's writes, in the caller's transaction (the batch's row locked where the dialect
+// locks it): the fenced job delete (Conflict when the lease was lost: nothing is written), the
+// membership, the image, the batch's counts recomputed, the throughput sample, the event and,
+// when this was the batch's last image, its end.
+static Status WriteOutcome(Connection& conn, const Job& job, const IngestOutcome& outcome,
+                           int64_t now, OutcomeEffects* effects) {
+  {
+    PREPARE(st, conn,
+            "DELETE FROM jobs WHERE id = ? AND lease_owner = ? AND fence = ? AND state = 'leased'");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, job.id).Bind(2, job.lease_owner).Bind(3, job.fence).Run());
+    if (conn.Changes() == 0)
+      return Status::Conflict("job " + std::to_string(job.id) + " is no longer held by " +
+                              job.lease_owner);
+  }
+  {
+    PREPARE(st, conn,
+            "UPDATE batch_assets SET state = ?, error = ?, finished = ? WHERE batch = ? AND "
+            "customer = ? AND space = ? AND asset_id = ? AND state = 'waiting'");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, outcome.success ? "completed" : "error")
+                              .Bind(2, outcome.success ? std::string() : outcome.error)
+                              .Bind(3, now)
+                              .Bind(4, job.batch)
+                              .Bind(5, job.customer)
+                              .Bind(6, job.space)
+                              .Bind(7, job.asset_id)
+                              .Run());
+  }
+  // Only an outcome that ended a batch member is an event (not one for a member already
+  // accounted, e.g. abandoned when the image was deleted).
+  const bool accounted = conn.Changes() > 0;
+  {
+    PREPARE(st, conn,
+            "UPDATE assets SET ingesting = CASE WHEN EXISTS (SELECT 1 FROM jobs j WHERE "
+            "j.customer = ?1 AND j.space = ?2 AND j.asset_id = ?3) THEN 1 ELSE 0 END, "
+            "finished = ?4, error = ?5, "
+            "width = CASE WHEN ?6 = 1 THEN ?7 ELSE width END, "
+            "height = CASE WHEN ?6 = 1 THEN ?8 ELSE height END, "
+            "thumbnails = CASE WHEN ?6 = 1 THEN ?9 ELSE thumbnails END, "
+            "duration = CASE WHEN ?6 = 1 THEN ?14 ELSE duration END, "
+            "stored_bytes = CASE WHEN ?13 = 1 THEN ?11 ELSE stored_bytes END, "
+            "thumbnail_bytes = CASE WHEN ?13 = 1 THEN ?12 ELSE thumbnail_bytes END "
+            "WHERE customer = ?1 AND space = ?2 AND id = ?3 AND batch = ?10");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer)
+                              .Bind(2, job.space)
+                              .Bind(3, job.asset_id)
+                              .Bind(4, now)
+                              .Bind(5, outcome.success ? std::string() : outcome.error)
+                              .Bind(6, outcome.success)
+                              .Bind(7, outcome.width)
+                              .Bind(8, outcome.height)
+                              .Bind(9, ThumbsToJson(outcome.thumbnails))
+                              .Bind(10, job.batch)
+                              .Bind(11, outcome.storage ? outcome.storage->bytes : 0)
+                              .Bind(12, outcome.storage ? outcome.storage->thumbnail_bytes : 0)
+                              .Bind(13, outcome.storage.has_value())
+                              .Bind(14, outcome.media_duration_ms)
+                              .Run());
+  }
+  bool finished_now = false;
+  QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, job.batch, now, &finished_now));
+  {
+    // With how many of the customer's jobs were being converted (this one included; not
+    // those only downloaded ahead): the workers it really had, for estCompletion.
+    PREPARE(st, conn,
+            "INSERT INTO ingest_log (customer, batch, finished, duration_ms, busy) VALUES "
+            "(?1, ?2, ?3, ?4, 1 + (SELECT COUNT(*) FROM jobs WHERE customer = ?1 AND "
+            "priority IN (0, 1) AND state = 'leased' AND converting = 1))");
+    QUIRE_RETURN_IF_ERROR(
+        st.Bind(1, job.customer)
+            .Bind(2, job.batch)
+            .Bind(3, now)
+            .Bind(4, outcome.worker_ms > 0 ? outcome.worker_ms : outcome.duration_ms)
+            .Run());
+  }
+  {
+    PREPARE(st, conn, "DELETE FROM ingest_log WHERE finished < ?");
+    QUIRE_RETURN_IF_ERROR(st.Bind(1, now - 3600 * 1000).Run());
+  }
+  // Last: the customer's event counter row stays locked only until the commit.
+  if (accounted)
+    QUIRE_RETURN_IF_ERROR(
+        RecordImageEvent(conn, job.customer, job.batch, job.space, job.asset_id, outcome.success,
+                         outcome.success ? std::string() : outcome.error, now, effects));
+  if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, job.batch, now, effects));
+  return Status::Ok();
+}
+
 Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
   return Retry([&]() -> Status {
     // The hottest write: outcomes of one batch queue on the batch's row lock instead of
@@ -1948,92 +2046,88 @@ Status SqlStore::RecordOutcome(const Job& job, const IngestOutcome& outcome) {
       PREPARE(st, conn, dialect_.lock_batch);
       QUIRE_RETURN_IF_ERROR(st.Bind(1, job.batch).Run());
     }
-    {
-      PREPARE(
-          st, conn,
-          "DELETE FROM jobs WHERE id = ? AND lease_owner = ? AND fence = ? AND state = 'leased'");
-      QUIRE_RETURN_IF_ERROR(st.Bind(1, job.id).Bind(2, job.lease_owner).Bind(3, job.fence).Run());
-      if (conn.Changes() == 0)
-        return Status::Conflict("job " + std::to_string(job.id) + " is no longer held by " +
-                                job.lease_owner);
-    }
-    {
-      PREPARE(st, conn,
-              "UPDATE batch_assets SET state = ?, error = ?, finished = ? WHERE batch = ? AND "
-              "customer = ? AND space = ? AND asset_id = ? AND state = 'waiting'");
-      QUIRE_RETURN_IF_ERROR(st.Bind(1, outcome.success ? "completed" : "error")
-                                .Bind(2, outcome.success ? std::string() : outcome.error)
-                                .Bind(3, now)
-                                .Bind(4, job.batch)
-                                .Bind(5, job.customer)
-                                .Bind(6, job.space)
-                                .Bind(7, job.asset_id)
-                                .Run());
-    }
-    // Only an outcome that ended a batch member is an event (not one for a member already
-    // accounted, e.g. abandoned when the image was deleted).
-    const bool accounted = conn.Changes() > 0;
     OutcomeEffects effects;
-    {
-      PREPARE(st, conn,
-              "UPDATE assets SET ingesting = CASE WHEN EXISTS (SELECT 1 FROM jobs j WHERE "
-              "j.customer = ?1 AND j.space = ?2 AND j.asset_id = ?3) THEN 1 ELSE 0 END, "
-              "finished = ?4, error = ?5, "
-              "width = CASE WHEN ?6 = 1 THEN ?7 ELSE width END, "
-              "height = CASE WHEN ?6 = 1 THEN ?8 ELSE height END, "
-              "thumbnails = CASE WHEN ?6 = 1 THEN ?9 ELSE thumbnails END, "
-              "duration = CASE WHEN ?6 = 1 THEN ?14 ELSE duration END, "
-              "stored_bytes = CASE WHEN ?13 = 1 THEN ?11 ELSE stored_bytes END, "
-              "thumbnail_bytes = CASE WHEN ?13 = 1 THEN ?12 ELSE thumbnail_bytes END "
-              "WHERE customer = ?1 AND space = ?2 AND id = ?3 AND batch = ?10");
-      QUIRE_RETURN_IF_ERROR(st.Bind(1, job.customer)
-                                .Bind(2, job.space)
-                                .Bind(3, job.asset_id)
-                                .Bind(4, now)
-                                .Bind(5, outcome.success ? std::string() : outcome.error)
-                                .Bind(6, outcome.success)
-                                .Bind(7, outcome.width)
-                                .Bind(8, outcome.height)
-                                .Bind(9, ThumbsToJson(outcome.thumbnails))
-                                .Bind(10, job.batch)
-                                .Bind(11, outcome.storage ? outcome.storage->bytes : 0)
-                                .Bind(12, outcome.storage ? outcome.storage->thumbnail_bytes : 0)
-                                .Bind(13, outcome.storage.has_value())
-                                .Bind(14, outcome.media_duration_ms)
-                                .Run());
-    }
-    bool finished_now = false;
-    QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, job.batch, now, &finished_now));
-    {
-      // With how many of the customer's jobs were being converted (this one included; not
-      // those only downloaded ahead): the workers it really had, for estCompletion.
-      PREPARE(st, conn,
-              "INSERT INTO ingest_log (customer, batch, finished, duration_ms, busy) VALUES "
-              "(?1, ?2, ?3, ?4, 1 + (SELECT COUNT(*) FROM jobs WHERE customer = ?1 AND "
-              "priority IN (0, 1) AND state = 'leased' AND converting = 1))");
-      QUIRE_RETURN_IF_ERROR(
-          st.Bind(1, job.customer)
-              .Bind(2, job.batch)
-              .Bind(3, now)
-              .Bind(4, outcome.worker_ms > 0 ? outcome.worker_ms : outcome.duration_ms)
-              .Run());
-    }
-    {
-      PREPARE(st, conn, "DELETE FROM ingest_log WHERE finished < ?");
-      QUIRE_RETURN_IF_ERROR(st.Bind(1, now - 3600 * 1000).Run());
-    }
-    // Last: the customer's event counter row stays locked only until the commit.
-    if (accounted)
-      QUIRE_RETURN_IF_ERROR(
-          RecordImageEvent(conn, job.customer, job.batch, job.space, job.asset_id, outcome.success,
-                           outcome.success ? std::string() : outcome.error, now, &effects));
-    if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, job.batch, now, &effects));
+    QUIRE_RETURN_IF_ERROR(WriteOutcome(conn, job, outcome, now, &effects));
     std::vector<StoreEvent> events = {
         StoreEvent{StoreEvent::Kind::kAssetChanged, job.customer, job.space, job.asset_id}};
     effects.AddTo(&events);
     QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
     std::lock_guard<std::mutex> lock(rate_mu_);
     rates_.erase(job.customer);  // the measured rate just changed
+    return Status::Ok();
+  });
+}
+
+Status SqlStore::SplitComposite(const Job& job, const IngestOutcome& outcome,
+                                const std::vector<Asset>& pages) {
+  return Retry([&]() -> Status {
+    if (pages.empty()) return Status::Invalid("a composite needs at least one page");
+    // Locked as an outcome is (the batch's counts change), then the same writes as a POST's
+    // members and an outcome, in one transaction: the batch never shows its new count without
+    // its pages, nor finishes before they are done.
+    BEGIN_TX(tx, dialect_.lock_batch.empty() ? TxKind::kWrite : TxKind::kLocking);
+    auto& conn = tx.conn();
+    int64_t now = NowMs();
+    if (!dialect_.lock_batch.empty()) {
+      PREPARE(st, conn, dialect_.lock_batch);
+      QUIRE_RETURN_IF_ERROR(st.Bind(1, job.batch).Run());
+    }
+    {
+      // The lease first: a split from a lost lease writes nothing (and so cannot run twice).
+      PREPARE(st, conn,
+              "SELECT COUNT(*) FROM jobs WHERE id = ? AND lease_owner = ? AND fence = ? AND "
+              "state = 'leased'");
+      st.Bind(1, job.id).Bind(2, job.lease_owner).Bind(3, job.fence);
+      Status status;
+      if (!st.Step(&status)) return status.ok() ? Status::Internal("no count") : status;
+      if (st.Int(0) == 0)
+        return Status::Conflict("job " + std::to_string(job.id) + " is no longer held by " +
+                                job.lease_owner);
+    }
+    int64_t ordinal = 0;
+    bool priority = false;
+    {
+      PREPARE(st, conn,
+              "SELECT b.priority, (SELECT COALESCE(MAX(ordinal), -1) + 1 FROM batch_assets a "
+              "WHERE a.batch = b.id) FROM batches b WHERE b.id = ?");
+      st.Bind(1, job.batch);
+      Status status;
+      if (!st.Step(&status)) return status.ok() ? Status::NotFound("batch is gone") : status;
+      priority = st.Int(0) != 0;
+      ordinal = st.Int(1);
+    }
+    std::set<int64_t> touched;
+    OutcomeEffects effects;
+    Status added = AddBatchMembers(conn, job.customer, job.batch, pages, priority, ordinal, now,
+                                   &touched, &effects);
+    if (added.code() == Code::kInvalid)
+      return Status::Invalid("cannot add the pages to batch " + std::to_string(job.batch) + ": " +
+                             added.message());
+    QUIRE_RETURN_IF_ERROR(added);
+    {
+      PREPARE(st, conn, "UPDATE batches SET count = count + ? WHERE id = ?");
+      QUIRE_RETURN_IF_ERROR(
+          st.Bind(1, static_cast<int64_t>(pages.size())).Bind(2, job.batch).Run());
+    }
+    QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, job.customer));
+    touched.erase(job.batch);
+    for (int64_t b : touched) {
+      bool finished_now = false;
+      QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now, &finished_now));
+      QUIRE_RETURN_IF_ERROR(RefreshSuperseded(conn, b));
+      if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, b, now, &effects));
+    }
+    QUIRE_RETURN_IF_ERROR(WriteOutcome(conn, job, outcome, now, &effects));
+    std::vector<StoreEvent> events = {
+        StoreEvent{StoreEvent::Kind::kWorkQueued, 0, 0, ""},
+        StoreEvent{StoreEvent::Kind::kAssetChanged, job.customer, job.space, job.asset_id}};
+    for (const Asset& p : pages)
+      events.push_back(StoreEvent{StoreEvent::Kind::kAssetChanged, job.customer, p.space, p.id});
+    effects.AddTo(&events);
+    QUIRE_RETURN_IF_ERROR(CommitWith(tx, events));
+    std::lock_guard<std::mutex> lock(rate_mu_);
+    rates_.erase(job.customer);
+    queues_.erase(job.customer);  // the pages join the queue now
     return Status::Ok();
   });
 }

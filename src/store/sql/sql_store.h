@@ -105,6 +105,8 @@ class SqlStore : public Store {
   Status ExtendLease(const Job& job, int64_t lease_ms) override;
   Status StartConverting(const Job& job, int64_t lease_ms) override;
   Status RecordOutcome(const Job& job, const IngestOutcome& outcome) override;
+  Status SplitComposite(const Job& job, const IngestOutcome& outcome,
+                        const std::vector<Asset>& pages) override;
   Status RescheduleJob(const Job& job, int64_t next_attempt_ms,
                        const std::string& last_error) override;
   Status ReleaseJobs(const std::string& owner) override;

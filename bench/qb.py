@@ -110,7 +110,7 @@ def cmd_ingest(args):
     members = []
     for f in files:
         stem = os.path.splitext(os.path.basename(f))[0]
-        media_type = {".jp2": "image/jp2", ".jpx": "image/jpx"}.get(
+        media_type = {".jp2": "image/jp2", ".jpx": "image/jpx", ".tif": "image/tiff"}.get(
             os.path.splitext(f)[1].lower(), "image/jpeg")
         members.append({"space": int(space), "id": stem, "mediaType": media_type,
                         "origin": origin_base.rstrip("/") + "/" + os.path.basename(f)})
@@ -209,6 +209,25 @@ def cmd_check_urls(args):
         if st != 200 and len(bad) < 3:
             bad.append([u, st, body[:200].decode("utf-8", "replace")])
     out({"status": counts, "bad": bad})
+
+
+def cmd_extract(args):
+    """extract BASE LISTFILE OUTDIR -> every URL path of LISTFILE fetched once and written to
+    OUTDIR/PATH, so that a static server can answer the same paths with the same bytes."""
+    base, listfile, outdir = args
+    c = Client(base)
+    n = total = 0
+    for path in sorted({l.strip() for l in open(listfile) if l.strip()}):
+        st, body = c.request("GET", path)
+        if st != 200:
+            raise SystemExit(f"GET {path} -> {st}")
+        dest = os.path.join(outdir, path.lstrip("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "wb") as f:
+            f.write(body)
+        n += 1
+        total += len(body)
+    out({"files": n, "bytes": total})
 
 
 # ---------------------------------------------------------------- API latency

@@ -66,6 +66,19 @@ berr = sum(v["errors"] for v in group("big_quire"))
 row(f"ingest 1 × {inp['big']}×{inp['big']} JPEG: time (CLI: pyramid + thumbs from pyramid)",
     f"{bq:.2f} s", f"{br:.2f} s", f"{bq / br:.2f}×", "≤ 1.1×", bq / br <= 1.1 and berr == 0)
 row(f"ingest {inp['big']}²: peak RSS", f"{bq_rss:.0f} MiB", f"{br_rss:.0f} MiB", "—", "< 256 MiB", bq_rss < 256)
+if group("origin_slow"):
+    sq, fq = med("origin_slow", "seconds"), med("origin_fast", "seconds")
+    serr = sum(v["errors"] for v in group("origin_slow"))
+    row(f"ingest {group('origin_slow')[0]['count']} JPEGs from a 4 MB/s, 100 ms origin vs from the local origin",
+        f"{sq:.2f} s", f"{fq:.2f} s", f"{sq / fq:.2f}×", "≤ 1.3×", sq / fq <= 1.3 and serr == 0)
+if group("tiff_quire"):
+    ti = R["tiff_inputs"][0]
+    tq, tr = med("tiff_quire", "seconds"), med("tiff_ref", "seconds")
+    tq_rss, tr_rss = mx("tiff_quire", "vmhwm_kb") / 1024, mx("tiff_ref", "max_rss_kb") / 1024
+    terr = sum(v["errors"] for v in group("tiff_quire"))
+    row(f"ingest {ti['n']} × {ti['w']}×{ti['h']} uncompressed TIFF (8- and 16-bit, {ti['bytes'] / 2**20:.0f} MiB) vs vips CLI pyramid + thumbs",
+        f"{tq:.2f} s", f"{tr:.2f} s", f"{tq / tr:.2f}×", "≤ 0.6×", tq / tr <= 0.6 and terr == 0)
+    row("TIFF masters: peak RSS", f"{tq_rss:.0f} MiB", f"{tr_rss:.0f} MiB", "—", "< 256 MiB", tq_rss < 256)
 
 # 2. delivery
 def wrk_rows(kind, label, rps_target, p99_target=None):
@@ -81,6 +94,13 @@ def wrk_rows(kind, label, rps_target, p99_target=None):
 wrk_rows("tiles", f"random 256² tiles, all levels ({R['tile_urls'][0]['urls']:,} URLs), -c64 vs iipsrv×2", 3, 0.5)
 wrk_rows("full", "full/!1024,1024/0/default.jpg, -c8 vs iipsrv×2", 2)
 wrk_rows("info", "info.json, -c64 vs iipsrv×2", 3)
+if group("tilesn_nginx"):
+    tq, tn = med("tilesn_quire", "rps"), med("tilesn_nginx", "rps")
+    ex = R["tiles_extract"][0]
+    row(f"random 256² tiles, -c64, vs nginx serving the same {ex['files']:,} tile files: req/s",
+        f"{tq:,.0f}", f"{tn:,.0f}", f"{tq / tn:.2f}×", "≥ 0.7×", tq / tn >= 0.7)
+    row("tiles vs nginx static: p99", f"{med('tilesn_quire', 'p99_ms'):.1f} ms",
+        f"{med('tilesn_nginx', 'p99_ms'):.1f} ms", "—", "—", None)
 if "tiles_quire_cached" in R:
     c = R["tiles_quire_cached"][0]
     row("tiles with Quire's response cache on (default 64 MB; informational)", f"{c['rps']:,.0f} req/s, p99 {c['p99_ms']:.1f} ms",

@@ -23,10 +23,12 @@ T_START=$(date +%s)
 
 if [ "$QUICK" = 1 ]; then
   N=4; W=2000; H=1500; BIG=5000; DUR=5; DUR_SHORT=3; ROWS_BIG=20000; REPS=1; POSTS=5
+  NT=2; TW=1400; TH=1000; NS=4
   MODE="QUICK (BENCH_QUICK=1: small images, short runs — NOT the benchmark's figures)"
   REPORT=${BENCH_REPORT:-$HERE/out/REPORT-quick.md}
 else
   N=24; W=6000; H=4000; BIG=20000; DUR=12; DUR_SHORT=8; ROWS_BIG=1000000; REPS=2; POSTS=30
+  NT=8; TW=7000; TH=5000; NS=12
   MODE="full"
   REPORT=${BENCH_REPORT:-$HERE/REPORT.md}
 fi
@@ -52,7 +54,7 @@ CMDS=$RUN/commands.txt
 : >"$CMDS"
 
 QPORT=$PORT_BASE; OPORT=$((PORT_BASE + 1)); LPORT=$((PORT_BASE + 2)); NPORT=$((PORT_BASE + 3))
-QPORT2=$((PORT_BASE + 4))
+QPORT2=$((PORT_BASE + 4)); SPORT=$((PORT_BASE + 5))
 ADMIN=benchadmin:benchsecret
 
 PIDS=()
@@ -69,7 +71,7 @@ cmd() { echo "$*" >>"$CMDS"; }
 # stop_pid, wait_http, gen_image, make_inputs
 source "$HERE/lib.sh"
 
-for p in $QPORT $OPORT $LPORT $NPORT $QPORT2; do
+for p in $QPORT $OPORT $LPORT $NPORT $QPORT2 $SPORT; do
   if (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
     echo "run.sh: port $p busy; set BENCH_PORT_BASE" >&2; exit 1
   fi
@@ -194,6 +196,63 @@ for rep in $(seq 1 $REPS); do
   done
 done
 
+# ------------------------------------------------------------------ 1a. slow origins
+# Ingest that never waits on a slow origin (issue 17 §3): the first NS inputs from an origin
+# whose every connection carries 4 MB/s and answers after 100 ms, against the same files from
+# the fast local origin. Downloads run ahead of conversion (--fetch-concurrency 8, default).
+$PY "$HERE/slow_origin.py" $SPORT "$OUT" 4000000 100 >"$RUN/slow-origin.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$SPORT/$(basename "$INPUTS")/$(basename "${IN_FILES[0]}")"
+SLOWORIGIN=http://127.0.0.1:$SPORT/$(basename "$INPUTS")
+SLOW_FILES=("${IN_FILES[@]:0:$NS}")
+cmd "# slow origin: bench/slow_origin.py (each connection 4,000,000 bytes/s, 100 ms before the first byte) over the same files; $NS images, one batch each way, alternating; quire serve defaults (--fetch-concurrency 8)"
+for rep in $(seq 1 $REPS); do
+  if [ $((rep % 2)) = 1 ]; then order="fast slow"; else order="slow fast"; fi
+  for what in $order; do
+    log "slow origin rep $rep: $what"
+    case $what in
+      fast) quire_ingest origin_fast_r$rep "$RUN/quire-fast" "$ORIGIN" "${SLOW_FILES[@]}" ;;
+      slow) quire_ingest origin_slow_r$rep "$RUN/quire-slow" "$SLOWORIGIN" "${SLOW_FILES[@]}" ;;
+    esac
+  done
+done
+
+# ------------------------------------------------------------------ 1b. TIFF masters
+# Masters as digitisation programmes make them (issue 17 §4): uncompressed TIFF, half 8-bit
+# RGB and half 16-bit RGB, made once from the JPEG inputs (resized to TW×TH) and kept.
+TIFDIR=$OUT/tiff-masters-${TW}x${TH}
+mkdir -p "$TIFDIR"
+for i in $(seq 1 $NT); do
+  f=$TIFDIR/master$i.tif
+  [ -s "$f" ] && continue
+  src=${IN_FILES[$(((i - 1) % ${#IN_FILES[@]}))]}
+  vips resize "$src" "$TIFDIR/tmp.v" "$(echo "$TW / $W" | bc -l)" --vscale "$(echo "$TH / $H" | bc -l)"
+  if [ $((i % 2)) = 0 ]; then  # 16-bit: the 8-bit samples times 257 (full 16-bit range)
+    vips linear "$TIFDIR/tmp.v" "$TIFDIR/tmp16.v" 257 0
+    vips cast "$TIFDIR/tmp16.v" "$TIFDIR/tmp16u.v" ushort
+    vips copy "$TIFDIR/tmp16u.v" "$TIFDIR/tmp.v" --interpretation rgb16
+    rm -f "$TIFDIR/tmp16.v" "$TIFDIR/tmp16u.v"
+  fi
+  vips tiffsave "$TIFDIR/tmp.v" "$f.tmp.tif" --compression none
+  mv "$f.tmp.tif" "$f"
+  rm -f "$TIFDIR/tmp.v"
+done
+TIF_FILES=("$TIFDIR"/master*.tif)
+TIF_FILES=("${TIF_FILES[@]:0:$NT}")
+TIFORIGIN=http://127.0.0.1:$OPORT/$(basename "$TIFDIR")
+record tiff_inputs "{\"n\":$NT,\"w\":$TW,\"h\":$TH,\"bytes\":$(cat "${TIF_FILES[@]}" | wc -c)}"
+cmd "# TIFF masters: $NT × ${TW}×${TH} uncompressed TIFF (odd: 8-bit RGB, even: 16-bit RGB), from the JPEG inputs by vips resize (+ linear ×257, cast ushort); reference: vips-one.sh pyr (the tiffsave pyramid + 4 thumbnails from it, 2 at a time), Quire: one batch"
+for rep in $(seq 1 $REPS); do
+  if [ $((rep % 2)) = 1 ]; then order="ref quire"; else order="quire ref"; fi
+  for what in $order; do
+    log "TIFF masters rep $rep: $what"
+    case $what in
+      ref) ref_ingest pyr tiff_ref 2 "${TIF_FILES[@]}" ;;
+      quire) quire_ingest tiff_quire_r$rep "$RUN/quire-tiff" "$TIFORIGIN" "${TIF_FILES[@]}" ;;
+    esac
+  done
+done
+
 # ------------------------------------------------------------------ 2. tiles
 log "delivery: quire + iipsrv over the same pyramids"
 CID=${QLAST[0]}; SID=${QLAST[1]}; QUSER=${QLAST[2]}
@@ -275,6 +334,26 @@ compare() { # KIND CONNS DURATION: warm-up both, then alternate REPS times
 compare tiles 64 $DUR
 compare full 8 $DUR
 compare info 64 $DUR_SHORT
+# The physical HTTP limit for tiles (issue 17 §5): nginx serving the very same tile bytes, each
+# extracted once from Quire to a static file at the same path, under the same load.
+log "tiles: extracting the tile URLs as static files for nginx"
+$QB extract http://127.0.0.1:$QPORT "$RUN/tiles-quire.txt" "$RUN/nginx-tiles/www" >"$RUN/tiles-extract.json"
+record tiles_extract "$(cat "$RUN/tiles-extract.json")"
+start_nginx "$RUN/nginx-tiles" $NPORT "$(head -1 "$RUN/tiles-quire.txt")" \
+  "sendfile on; tcp_nopush on; open_file_cache max=20000 inactive=60s;" \
+  'location / { default_type image/jpeg; }'
+TNGPID=$NGINX_PID
+cmd "# tiles vs nginx: every URL of the tile list fetched once from Quire into nginx-tiles/www/PATH (bench/qb.py extract); nginx -c nginx.conf (2 workers, access_log off, sendfile, open_file_cache) serves them; the same URL list and wrk -c64 against both, alternating"
+run_wrk "" $NPORT "$RUN/tiles-quire.txt" 64 2
+for rep in $(seq 1 $REPS); do
+  if [ $((rep % 2)) = 1 ]; then order="quire nginx"; else order="nginx quire"; fi
+  for srv in $order; do
+    log "wrk tiles vs nginx: $srv rep $rep"
+    if [ $srv = quire ]; then run_wrk tilesn_quire_r$rep $QPORT "$RUN/tiles-quire.txt" 64 $DUR
+    else run_wrk tilesn_nginx_r$rep $NPORT "$RUN/tiles-quire.txt" 64 $DUR; fi
+  done
+done
+stop_pid "$TNGPID"
 # Tiles again with Quire's response cache on (its default, 64 MB): informational, not the ratio.
 stop_pid "$QPID"
 start_quire "$QDATA" $QPORT 2

@@ -292,6 +292,30 @@ TEST_F(LanczosShrink, FlatImageStaysFlat) {
   }
 }
 
+TEST_F(LanczosShrink, EachBandOfAnRgbImageIsShrunkAsIfAlone) {
+  // The filter treats every byte lane alike, so an RGB shrink must equal three grey ones:
+  // this pins the RGB transposes (4-byte moves, band edges, the last column, rows left over
+  // after the bands of 16) to the grey path's byte-by-byte ones, at sizes that hit each edge.
+  struct Case {
+    int in_w, in_h, out_w, out_h;
+  } cases[] = {{1500, 1000, 1024, 683}, {257, 33, 100, 31}, {31, 17, 7, 16}, {2, 2, 1, 1},
+               {600, 1, 5, 1},          {1, 600, 1, 7},    {1025, 769, 1023, 16}};
+  for (const Case& c : cases) {
+    std::vector<uint8_t> rgb = NoiseGradient(c.in_w, c.in_h, 3, c.out_w);
+    std::vector<uint8_t> out(size_t(c.out_w) * c.out_h * 3);
+    DownscaleLanczos3(rgb.data(), c.in_w, c.in_h, 3, out.data(), c.out_w, c.out_h);
+    for (int band = 0; band < 3; ++band) {
+      std::vector<uint8_t> grey(size_t(c.in_w) * c.in_h), alone(size_t(c.out_w) * c.out_h);
+      for (size_t i = 0; i < grey.size(); ++i) grey[i] = rgb[i * 3 + size_t(band)];
+      DownscaleLanczos3(grey.data(), c.in_w, c.in_h, 1, alone.data(), c.out_w, c.out_h);
+      int differing = 0;
+      for (size_t i = 0; i < alone.size(); ++i) differing += out[i * 3 + size_t(band)] != alone[i];
+      EXPECT_EQ(differing, 0) << c.in_w << "x" << c.in_h << " -> " << c.out_w << "x" << c.out_h
+                              << ", band " << band;
+    }
+  }
+}
+
 TEST_F(LanczosShrink, ScratchReuseAndThreadsGiveTheSameResult) {
   // Per-thread scratch buffers are reused across calls of different sizes; results must not
   // depend on what ran before, nor on the thread.

@@ -151,9 +151,9 @@ ref_ingest() { # MODE NAME PARALLEL FILES...
   rm -rf "$od"
 }
 
-quire_ingest() { # NAME DATA ORIGIN_BASE FILES...
+quire_ingest() { # NAME DATA ORIGIN_BASE FILES... (QUIRE_FLAGS: more serve flags)
   local name=$1 data=$2 ob=$3; shift 3
-  start_quire "$data" $QPORT 2 --response-cache-bytes 0
+  start_quire "$data" $QPORT 2 --response-cache-bytes 0 ${QUIRE_FLAGS:-}
   local setup
   if [ -s "$data.setup.json" ]; then setup=$(cat "$data.setup.json")
   else setup=$($QB setup http://127.0.0.1:$QPORT $ADMIN bench 1); echo "$setup" >"$data.setup.json"; fi
@@ -239,16 +239,18 @@ for i in $(seq 1 $NT); do
 done
 TIF_FILES=("$TIFDIR"/master*.tif)
 TIF_FILES=("${TIF_FILES[@]:0:$NT}")
-TIFORIGIN=http://127.0.0.1:$OPORT/$(basename "$TIFDIR")
+# Read from the local disk as the CLI reads them: file:// origins under --origin-file-root (an
+# HTTP origin here would be Python's http.server moving 1.2 GB).
+TIFORIGIN=file://$TIFDIR
 record tiff_inputs "{\"n\":$NT,\"w\":$TW,\"h\":$TH,\"bytes\":$(cat "${TIF_FILES[@]}" | wc -c)}"
-cmd "# TIFF masters: $NT × ${TW}×${TH} uncompressed TIFF (odd: 8-bit RGB, even: 16-bit RGB), from the JPEG inputs by vips resize (+ linear ×257, cast ushort); reference: vips-one.sh pyr (the tiffsave pyramid + 4 thumbnails from it, 2 at a time), Quire: one batch"
+cmd "# TIFF masters: $NT × ${TW}×${TH} uncompressed TIFF (odd: 8-bit RGB, even: 16-bit RGB), from the JPEG inputs by vips resize (+ linear ×257, cast ushort); reference: vips-one.sh pyr (the tiffsave pyramid + 4 thumbnails from it, 2 at a time), Quire: one batch of file:// origins (--origin-file-root)"
 for rep in $(seq 1 $REPS); do
   if [ $((rep % 2)) = 1 ]; then order="ref quire"; else order="quire ref"; fi
   for what in $order; do
     log "TIFF masters rep $rep: $what"
     case $what in
       ref) ref_ingest pyr tiff_ref 2 "${TIF_FILES[@]}" ;;
-      quire) quire_ingest tiff_quire_r$rep "$RUN/quire-tiff" "$TIFORIGIN" "${TIF_FILES[@]}" ;;
+      quire) QUIRE_FLAGS="--origin-file-root $TIFDIR" quire_ingest tiff_quire_r$rep "$RUN/quire-tiff" "$TIFORIGIN" "${TIF_FILES[@]}" ;;
     esac
   done
 done

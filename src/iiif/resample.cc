@@ -165,6 +165,17 @@ void Vertical(const uint8_t* in, size_t n, const Taps& t, int out_rows, uint8_t*
   }
 }
 
+// The rows from `r0` on, one at a time: what is left after the bands of a transpose.
+template <int C>
+void TransposeRowsFrom(const uint8_t* in, int r0, int rows, int cols, uint8_t* out) {
+  const size_t in_row = size_t(cols) * C, out_row = size_t(rows) * C;
+  for (; r0 < rows; ++r0) {
+    const uint8_t* src = in + size_t(r0) * in_row;
+    for (int c = 0; c < cols; ++c)
+      std::memcpy(out + size_t(c) * out_row + size_t(r0) * C, src + size_t(c) * C, C);
+  }
+}
+
 // Transposes rows × cols pixels of `C` bytes into cols × rows: bands of 8 input rows are read
 // side by side, so each output row gets 8 consecutive pixels per write burst.
 template <int C>
@@ -182,11 +193,7 @@ void TransposeT(const uint8_t* in, int rows, int cols, uint8_t* out) {
         for (int k = 0; k < C; ++k) d[r * C + k] = p[size_t(r) * in_row + k];
     }
   }
-  for (; r0 < rows; ++r0) {
-    const uint8_t* src = in + size_t(r0) * in_row;
-    for (int c = 0; c < cols; ++c)
-      for (int k = 0; k < C; ++k) out[size_t(c) * out_row + size_t(r0) * C + k] = src[size_t(c) * C + k];
-  }
+  TransposeRowsFrom<C>(in, r0, rows, cols, out);
 }
 
 // RGB, the common case, with 4-byte moves (3.4x faster than byte moves): each pixel is read
@@ -215,11 +222,7 @@ void Transpose3(const uint8_t* in, int rows, int cols, uint8_t* out) {
       }
     }
   }
-  for (; r0 < rows; ++r0) {
-    const uint8_t* src = in + size_t(r0) * in_row;
-    for (int c = 0; c < cols; ++c)
-      std::memcpy(out + size_t(c) * out_row + size_t(r0) * C, src + size_t(c) * C, C);
-  }
+  TransposeRowsFrom<C>(in, r0, rows, cols, out);
 }
 
 void Transpose(const uint8_t* in, int rows, int cols, int channels, uint8_t* out) {

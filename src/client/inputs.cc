@@ -43,7 +43,10 @@ Item FileItem(const fs::path& file, const std::string& id, int64_t space) {
     it.error = "empty file (0 bytes)";
   } else {
     it.media_type = SniffMediaType(ReadHead(it.path));
-    if (it.media_type.empty() || it.media_type.rfind("image/", 0) != 0)
+    // A PDF is a book: registered as an image (family I), the server splits it into pages.
+    if (it.media_type == "application/pdf")
+      it.extra["family"] = "I";
+    else if (it.media_type.empty() || it.media_type.rfind("image/", 0) != 0)
       it.error = "not an image (its first bytes match no image format Quire reads)";
   }
   if (it.error.empty())

@@ -30,7 +30,8 @@ struct Item {
 // Files below `paths` (each a file or a folder, walked recursively; dot-files skipped), in a
 // stable order. The image id of a file is its path relative to the folder given, '/' → '_'
 // (a file given directly: its name). Files that are not images by their first bytes, empty
-// files and repeated ids carry an error. kInvalid when a path does not exist.
+// files and repeated ids carry an error; a PDF is an image of family I (the server splits it
+// into pages). kInvalid when a path does not exist.
 Result<std::vector<Item>> ScanFiles(const std::vector<std::string>& paths, int64_t space);
 
 // Rows of the CSV at `csv_path`. A header row names the columns (case-insensitive): origin

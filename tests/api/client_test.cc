@@ -11,12 +11,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "support/http_client.h"
 #include "support/ingest_fixtures.h"
 #include "support/origin_server.h"
+#include "support/pdf_fixtures.h"
 #include "support/quire_process.h"
 
 namespace quire::test {
@@ -203,6 +205,30 @@ TEST_F(ClientTest, AFolderOfThirtyMixedFilesCompletes28AndNamesBothFailures) {
   }
   EXPECT_TRUE(std::any_of(images.begin(), images.end(),
                           [](const json& j) { return j["id"] == "deeper_img0.bin"; }));
+}
+
+TEST_F(ClientTest, APdfInAFolderIsSplitIntoItsPages) {
+  int64_t space = api_->CreateSpace(kCustomer, "with-a-book");
+  std::string root = Dir("book-folder");
+  WriteFile(root + "/plate.jpg", MakeJpeg(64, 48, 1));
+  WriteFile(root + "/book.pdf", MakePdf({BookPage(0), BookPage(1), BookPage(2)}));
+  ClientRun run(Submit(space, {root}), false);
+  int rc = run.Wait();
+  EXPECT_EQ(rc, 0) << run.out();
+  // The PDF's pages joined its batch and were ingested before the client said it was done.
+  auto images = api_->All(server_->url() + "/customers/1/spaces/" + std::to_string(space) +
+                          "/images");
+  std::set<std::string> ids;
+  for (auto& img : images) {
+    ids.insert(img["id"].get<std::string>());
+    EXPECT_EQ(img["error"], "") << img.dump();
+    EXPECT_EQ(img["ingesting"], false) << img.dump();
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{"plate.jpg", "book.pdf", "book.pdf-p0001",
+                                        "book.pdf-p0002", "book.pdf-p0003"}))
+      << run.out();
+  json page = api_->Image(kCustomer, space, "book.pdf-p0002");
+  EXPECT_EQ(page["width"], 1200) << page.dump();  // 4 in. at the default 300 dpi
 }
 
 TEST_F(ClientTest, CsvOfOriginsIngestsAndNamesBadLines) {

@@ -27,10 +27,9 @@ TEST(S3PdfTest, PagesReadTheDocumentFromTheBucketAndLandThere) {
   OriginServer origin;
   origin.Serve("/book.pdf", MakePdf({BookPage(0), BookPage(1), BookPage(2), BookPage(3)}),
                "application/pdf");
-  QuireProcess server(work.path() + "/data",
-                      {"--workers", "2", "--allow-private-origins", "--storage",
-                       S3StorageUrl(prefix), "--cache-dir", work.path() + "/cache", "--pdf-dpi",
-                       "100"});
+  QuireProcess server(work.path() + "/data", {"--workers", "2", "--allow-private-origins",
+                                              "--storage", S3StorageUrl(prefix), "--cache-dir",
+                                              work.path() + "/cache", "--pdf-dpi", "100"});
   Api api{server.url(), server.admin()};
   int64_t space = api.CreateSpace(1, "pdf");
   json member = Member(space, "book", origin.Url("/book.pdf"), "application/pdf");

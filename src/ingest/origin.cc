@@ -497,12 +497,19 @@ Status FetchOrigin(const std::string& origin, const OriginPolicy& policy,
   return FetchOriginWithRule(origin, policy, dest_path, rule);
 }
 
-Status FetchStoredBlob(const BlobStore& blobs, const std::string& key, const std::string& dest_path,
-                       const std::function<bool(int64_t)>& reserve) {
+namespace {
+
+// FetchStoredBlob; `no_room` tells NoRoom() (the scratch budget) from the storage's errors.
+Status CopyStoredBlob(const BlobStore& blobs, const std::string& key, const std::string& dest_path,
+                      const std::function<bool(int64_t)>& reserve, bool* no_room) {
+  *no_room = false;
   Status st;
   if (reserve) {
     auto stat = blobs.Stat(key);
-    if (stat.ok() && !reserve(stat->size)) return NoRoom();
+    if (stat.ok() && !reserve(stat->size)) {
+      *no_room = true;
+      return NoRoom();
+    }
     if (!stat.ok()) st = stat.status();
   }
   if (st.ok()) st = blobs.GetToFile(key, dest_path);
@@ -512,11 +519,20 @@ Status FetchStoredBlob(const BlobStore& blobs, const std::string& key, const std
   return st;
 }
 
+}  // namespace
+
+Status FetchStoredBlob(const BlobStore& blobs, const std::string& key, const std::string& dest_path,
+                       const std::function<bool(int64_t)>& reserve) {
+  bool no_room;
+  return CopyStoredBlob(blobs, key, dest_path, reserve, &no_room);
+}
+
 Status FetchUploadOrigin(const BlobStore& blobs, int64_t customer, const std::string& upload_id,
                          const std::string& dest_path,
                          const std::function<bool(int64_t)>& reserve) {
-  Status st = FetchStoredBlob(blobs, UploadKey(customer, upload_id), dest_path, reserve);
-  if (st.ok() || st.message() == NoRoom().message()) return st;
+  bool no_room;
+  Status st = CopyStoredBlob(blobs, UploadKey(customer, upload_id), dest_path, reserve, &no_room);
+  if (st.ok() || no_room) return st;
   if (st.code() == Code::kNotFound)
     return Status::NotFound("the uploaded bytes of upload " + upload_id + " are gone");
   return Status(st.code(), "cannot read upload " + upload_id + ": " + st.message());

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 #include <vips/vips8>
@@ -204,7 +205,8 @@ std::string PdfProblem(const std::string& said) {
 // --dpi, or at the largest resolution under --max-pixels when that would be more, flattened
 // onto white (pages are paper; the pyramid has no alpha).
 VImage LoadPdf(vips::VSource& input, const DecodeRequest& request, std::string* scaled) {
-  auto open = [&](int page, double dpi) {
+  // One parse of the document per call; poppler's reason in `why` when it fails.
+  auto load = [&](int page, double dpi, std::string* why) -> std::optional<VImage> {
     try {
       return VImage::new_from_source(input, "",
                                      VImage::option()
@@ -213,18 +215,33 @@ VImage LoadPdf(vips::VSource& input, const DecodeRequest& request, std::string* 
                                          ->set("access", VIPS_ACCESS_SEQUENTIAL)
                                          ->set("fail_on", VIPS_FAIL_ON_TRUNCATED));
     } catch (const VError& e) {
-      Finish(kDecodeRefused, "error: " + PdfProblem(FirstLine(e.what())));
+      *why = PdfProblem(FirstLine(e.what()));
+      return std::nullopt;
     }
   };
-  VImage first = open(0, 72);
-  int pages = first.get_typeof("n-pages") != 0 ? first.get_int("n-pages") : 1;
-  if (request.pdf_info) Finish(kDecodeOk, "ok pages " + std::to_string(pages));
-  if (request.page > pages)
-    Finish(kDecodeRefused, "error: the PDF has " + std::to_string(pages) + " page" +
-                               (pages == 1 ? "" : "s") + "; there is no page " +
-                               std::to_string(request.page));
+  auto open = [&](int page, double dpi) {
+    std::string why;
+    std::optional<VImage> image = load(page, dpi, &why);
+    if (!image) Finish(kDecodeRefused, "error: " + why);
+    return *image;
+  };
+  auto page_count = [](const VImage& image) {
+    return image.get_typeof("n-pages") != 0 ? image.get_int("n-pages") : 1;
+  };
+  if (request.pdf_info) Finish(kDecodeOk, "ok pages " + std::to_string(page_count(open(0, 72))));
   double dpi = request.dpi;
-  VImage image = open(request.page - 1, dpi);
+  std::string why;
+  std::optional<VImage> loaded = load(request.page - 1, dpi, &why);
+  if (!loaded) {
+    // Past the last page: say so with the count (the document is read again only then).
+    int pages = page_count(open(0, 72));
+    if (request.page > pages)
+      Finish(kDecodeRefused, "error: the PDF has " + std::to_string(pages) + " page" +
+                                 (pages == 1 ? "" : "s") + "; there is no page " +
+                                 std::to_string(request.page));
+    Finish(kDecodeRefused, "error: " + why);
+  }
+  VImage image = *loaded;
   double pixels = double(image.width()) * image.height();
   if (pixels > double(request.max_pixels)) {
     // Pixels grow with the square of the resolution.

@@ -69,10 +69,12 @@ std::string FormatName(const std::string& sniffed) {
 
 namespace {
 
-// Runs `quire decode` on `source_path` with `extra` arguments and maps how it ended.
+// Runs `quire decode` on `source_path` with `extra` arguments and maps how it ended. `pdf`:
+// the arguments ask for a PDF image's pages, so a refusal is the document's.
 Status RunDecoder(const std::string& source_path, const std::string& out_path, int64_t max_pixels,
-                  const std::vector<std::string>& extra, const DecodeSandboxOptions& options,
-                  const std::atomic<bool>* cancel, SandboxRun* run) {
+                  const std::vector<std::string>& extra, bool pdf,
+                  const DecodeSandboxOptions& options, const std::atomic<bool>* cancel,
+                  SandboxRun* run) {
   std::string exe = options.executable.empty() ? SelfExecutable() : options.executable;
   if (exe.empty()) return Status::Internal("cannot find the quire executable to run the decoder");
   std::vector<std::string> argv = {exe,     "decode", "--in",         source_path,
@@ -107,9 +109,8 @@ Status RunDecoder(const std::string& source_path, const std::string& out_path, i
   if (r.timed_out || r.signal != 0) return could_not(r.Describe(child.limits));
   switch (r.exit_code) {
     case kDecodeRefused:
-      // poppler speaks through glib.
-      if (!extra.empty() && format == "PDF") {  // a PDF image's pages asked for
-        if (said.rfind("glib: ", 0) == 0) said.erase(0, 6);
+      if (pdf && format == "PDF") {
+        if (said.rfind("glib: ", 0) == 0) said.erase(0, 6);  // poppler speaks through glib
         return Status::Invalid("could not read the PDF: " + said);
       }
       // OpenJPEG says so when an allocation fails: the limit is why.
@@ -145,13 +146,14 @@ Status DecodeInSandbox(const std::string& source_path, const std::string& out_pa
     std::snprintf(dpi, sizeof dpi, "%g", options.pdf_dpi);
     extra = {"--page", std::to_string(pdf_page), "--dpi", dpi};
   }
-  return RunDecoder(source_path, out_path, max_pixels, extra, options, cancel, run);
+  return RunDecoder(source_path, out_path, max_pixels, extra, pdf_page > 0, options, cancel, run);
 }
 
 Result<int> PdfPageCount(const std::string& source_path, const DecodeSandboxOptions& options,
                          const std::atomic<bool>* cancel, SandboxRun* run) {
   SandboxRun ran;
-  Status st = RunDecoder(source_path, "/dev/null", 1, {"--pdf-info"}, options, cancel, &ran);
+  Status st =
+      RunDecoder(source_path, "/dev/null", 1, {"--pdf-info"}, /*pdf=*/true, options, cancel, &ran);
   if (run != nullptr) *run = ran;
   if (!st.ok()) return st;
   int pages = 0;

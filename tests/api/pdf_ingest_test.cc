@@ -35,8 +35,7 @@ class PdfIngestTest : public ::testing::Test {
  protected:
   void SetUp() override { data_ = std::make_unique<TempDir>(); }
   void TearDown() override {
-    if ((HasFailure() || getenv("SHOW_LOG")) && server_)
-      std::cerr << "---- quire log ----\n" << server_->Log();
+    if (HasFailure() && server_) std::cerr << "---- quire log ----\n" << server_->Log();
   }
 
   void StartServer(std::vector<std::string> extra = {}) {

@@ -347,6 +347,20 @@ Status RefreshSuperseded(Connection& conn, int64_t batch) {
   return MarkSuperseded(conn, batch, /*only_if_empty=*/true);
 }
 
+// Batches whose members this transaction took away (superseded, deleted): their counts
+// recomputed, superseded once no image names them, and `batch.finished` for those that just
+// ended.
+Status SettleBatches(Connection& conn, const std::set<int64_t>& batches, int64_t now,
+                     OutcomeEffects* effects) {
+  for (int64_t b : batches) {
+    bool finished_now = false;
+    QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now, &finished_now));
+    QUIRE_RETURN_IF_ERROR(RefreshSuperseded(conn, b));
+    if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, b, now, effects));
+  }
+  return Status::Ok();
+}
+
 Result<Batch> ReadBatchRow(Connection& conn, int64_t customer, int64_t id) {
   PREPARE(st, conn,
           std::string("SELECT ") + kBatchCols + " FROM batches WHERE id = ? AND customer = ?");
@@ -1026,12 +1040,7 @@ Status SqlStore::DeleteAsset(int64_t customer, int64_t space, const std::string&
       QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Bind(2, space).Run());
     }
     if (asset->batch) touched->insert(*asset->batch);
-    for (int64_t b : *touched) {
-      bool finished_now = false;
-      QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now, &finished_now));
-      QUIRE_RETURN_IF_ERROR(RefreshSuperseded(conn, b));
-      if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, b, now, &effects));
-    }
+    QUIRE_RETURN_IF_ERROR(SettleBatches(conn, *touched, now, &effects));
     std::vector<StoreEvent> events = {
         StoreEvent{StoreEvent::Kind::kAssetChanged, customer, space, id}};
     effects.AddTo(&events);
@@ -1183,11 +1192,13 @@ static Status CheckStoragePolicy(Connection& conn, int64_t customer, int64_t add
 
 // Adds `members` to batch `batch_id` from membership `ordinal` on: each image upserted
 // (ingesting, error "", batch = this one), an older batch still waiting for it recording it as
-// superseded (those batches in `touched`), a membership and a job each, the spaces' image
-// counts, and the storage policy judged with them. Invalid for an id already in the batch.
+// superseded (and settled), a membership and a job each, the spaces' image counts, the storage
+// policy judged with them, and the customer's queue turn. Invalid for an id already in the
+// batch.
 static Status AddBatchMembers(Connection& conn, int64_t customer, int64_t batch_id,
                               const std::vector<Asset>& members, bool priority, int64_t ordinal,
-                              int64_t now, std::set<int64_t>* touched, OutcomeEffects* effects) {
+                              int64_t now, OutcomeEffects* effects) {
+  std::set<int64_t> touched;              // older batches these images leave
   std::map<int64_t, int64_t> new_images;  // space → images this batch adds to it
   for (const Asset& in : members) {
     Asset m = in;
@@ -1197,12 +1208,12 @@ static Status AddBatchMembers(Connection& conn, int64_t customer, int64_t batch_
       if (!old.ok() && old.status().code() != Code::kNotFound) return old.status();
       if (old.ok()) {
         // Only an existing image can be waiting in an older batch or have queued work.
-        if (old->batch) touched->insert(*old->batch);
+        if (old->batch) touched.insert(*old->batch);
         auto abandoned = AbandonWaitingRows(
             conn, m, "superseded by batch " + std::to_string(batch_id) + " before it was processed",
             now, effects);
         if (!abandoned.ok()) return abandoned.status();
-        touched->insert(abandoned->begin(), abandoned->end());
+        touched.insert(abandoned->begin(), abandoned->end());
       } else {
         ++new_images[m.space];
       }
@@ -1257,7 +1268,9 @@ static Status AddBatchMembers(Connection& conn, int64_t customer, int64_t batch_
     for (auto [space, n] : new_images) added += n;
     QUIRE_RETURN_IF_ERROR(CheckStoragePolicy(conn, customer, added));
   }
-  return Status::Ok();
+  QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, customer));
+  touched.erase(batch_id);
+  return SettleBatches(conn, touched, now, effects);
 }
 
 Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& members,
@@ -1327,18 +1340,9 @@ Result<Batch> SqlStore::CreateBatch(int64_t customer, const std::vector<Asset>& 
       PREPARE(st, conn, "UPDATE customers SET batch_count = batch_count + 1 WHERE id = ?");
       QUIRE_RETURN_IF_ERROR(st.Bind(1, customer).Run());
     }
-    std::set<int64_t> touched;
     OutcomeEffects effects;
     QUIRE_RETURN_IF_ERROR(
-        AddBatchMembers(conn, customer, batch_id, members, priority, 0, now, &touched, &effects));
-    QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, customer));
-    touched.erase(batch_id);
-    for (int64_t b : touched) {
-      bool finished_now = false;
-      QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now, &finished_now));
-      QUIRE_RETURN_IF_ERROR(RefreshSuperseded(conn, b));
-      if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, b, now, &effects));
-    }
+        AddBatchMembers(conn, customer, batch_id, members, priority, 0, now, &effects));
     auto batch = ReadBatchRow(conn, customer, batch_id);
     if (!batch.ok()) return batch.status();
     {
@@ -2096,10 +2100,9 @@ Status SqlStore::SplitComposite(const Job& job, const IngestOutcome& outcome,
       priority = st.Int(0) != 0;
       ordinal = st.Int(1);
     }
-    std::set<int64_t> touched;
     OutcomeEffects effects;
-    Status added = AddBatchMembers(conn, job.customer, job.batch, pages, priority, ordinal, now,
-                                   &touched, &effects);
+    Status added =
+        AddBatchMembers(conn, job.customer, job.batch, pages, priority, ordinal, now, &effects);
     if (added.code() == Code::kInvalid)
       return Status::Invalid("cannot add the pages to batch " + std::to_string(job.batch) + ": " +
                              added.message());
@@ -2108,14 +2111,6 @@ Status SqlStore::SplitComposite(const Job& job, const IngestOutcome& outcome,
       PREPARE(st, conn, "UPDATE batches SET count = count + ? WHERE id = ?");
       QUIRE_RETURN_IF_ERROR(
           st.Bind(1, static_cast<int64_t>(pages.size())).Bind(2, job.batch).Run());
-    }
-    QUIRE_RETURN_IF_ERROR(EnsureQueueTurn(conn, job.customer));
-    touched.erase(job.batch);
-    for (int64_t b : touched) {
-      bool finished_now = false;
-      QUIRE_RETURN_IF_ERROR(RecomputeBatch(conn, b, now, &finished_now));
-      QUIRE_RETURN_IF_ERROR(RefreshSuperseded(conn, b));
-      if (finished_now) QUIRE_RETURN_IF_ERROR(QueueBatchFinished(conn, b, now, &effects));
     }
     QUIRE_RETURN_IF_ERROR(WriteOutcome(conn, job, outcome, now, &effects));
     std::vector<StoreEvent> events = {

@@ -423,7 +423,7 @@ std::optional<IngestWorkers::Fetched> IngestWorkers::Download(
       // The database hiccuped: try again shortly rather than fail the image.
       spdlog::warn("ingest {}/{}/{}: cannot read the image ({}); retrying", job.customer, job.space,
                    job.asset_id, asset.status().message());
-      Reschedule(job, NowMs() + settings_.backoff_ms, asset.status().message());
+      Reschedule(job, settings_.backoff_ms, asset.status().message());
       return std::nullopt;
     }
     outcome.error = "image was deleted before it was processed";
@@ -480,7 +480,7 @@ std::optional<IngestWorkers::Fetched> IngestWorkers::Download(
     if (!strategies.ok()) {
       spdlog::warn("ingest {}/{}/{}: cannot read origin strategies ({}); retrying", job.customer,
                    job.space, job.asset_id, strategies.status().message());
-      Reschedule(job, NowMs() + settings_.backoff_ms, strategies.status().message());
+      Reschedule(job, settings_.backoff_ms, strategies.status().message());
       return std::nullopt;
     }
     if (auto match = MatchOriginStrategy(*strategies, f.asset.origin))
@@ -807,7 +807,7 @@ void IngestWorkers::Conclude(const Job& job, const Status& st, IngestOutcome* ou
       delay = std::min<int64_t>(delay, 5 * 60 * 1000);
       spdlog::info("ingest {}/{}/{} attempt {} failed ({}); retrying in {} ms", job.customer,
                    job.space, job.asset_id, job.attempts, st.message(), delay);
-      Reschedule(job, NowMs() + delay, st.message());
+      Reschedule(job, delay, st.message());
       return;
     }
     outcome->success = false;
@@ -924,8 +924,8 @@ void IngestWorkers::Record(const Job& job, const IngestOutcome& outcome) {
   if (settings_.on_outcome) settings_.on_outcome(job);
 }
 
-void IngestWorkers::Reschedule(const Job& job, int64_t at_ms, const std::string& error) {
-  PersistWrite(job, "rescheduling", [&] { return store_.RescheduleJob(job, at_ms, error); });
+void IngestWorkers::Reschedule(const Job& job, int64_t delay_ms, const std::string& error) {
+  PersistWrite(job, "rescheduling", [&] { return store_.RescheduleJob(job, delay_ms, error); });
 }
 
 }  // namespace quire

@@ -135,8 +135,8 @@ class IngestWorkers {
   void AdjustReservation(int64_t* granted, int64_t bytes);
   // Records the outcome through the store's accounting, then tells on_outcome.
   void Record(const Job& job, const IngestOutcome& outcome);
-  // Puts the job back in the queue until at_ms, remembering why.
-  void Reschedule(const Job& job, int64_t at_ms, const std::string& error);
+  // Puts the job back in the queue for delay_ms, remembering why.
+  void Reschedule(const Job& job, int64_t delay_ms, const std::string& error);
   // Runs one store write for a held job until it is accepted, the lease is lost, or stop.
   Status PersistWrite(const Job& job, const char* what, const std::function<Status()>& write);
 

@@ -238,8 +238,11 @@ class Store {
   // is already a member of the batch; InsufficientStorage as CreateBatch.
   virtual Status SplitComposite(const Job& job, const IngestOutcome& outcome,
                                 const std::vector<Asset>& pages) = 0;
-  // Transient failure: releases the job to be tried again at `next_attempt_ms`.
-  virtual Status RescheduleJob(const Job& job, int64_t next_attempt_ms,
+  // Transient failure: releases the job to be tried again `delay_ms` from now. Now is the
+  // store's clock as the transaction reads it (not the caller's: the write may be retried for
+  // a while), so a clock step that another node noticed while this job was being rescheduled
+  // cannot leave it waiting for the old clock.
+  virtual Status RescheduleJob(const Job& job, int64_t delay_ms,
                                const std::string& last_error) = 0;
   // Hands back every job leased by `owner` (graceful shutdown).
   virtual Status ReleaseJobs(const std::string& owner) = 0;

@@ -141,7 +141,7 @@ TEST_P(StoreDistributedTest, ALeaseLostToTheSameOwnerNameIsRefusedByItsToken) {
 
   const Job& stale = **first;
   EXPECT_EQ(store_->ExtendLease(stale, 60000).code(), Code::kNotFound);
-  EXPECT_EQ(store_->RescheduleJob(stale, NowMs(), "late").code(), Code::kConflict);
+  EXPECT_EQ(store_->RescheduleJob(stale, 0, "late").code(), Code::kConflict);
   EXPECT_EQ(store_->RecordOutcome(stale, Success()).code(), Code::kConflict);
   auto mid = store_->GetBatch(customer_, batch.id);
   ASSERT_TRUE(mid.ok());

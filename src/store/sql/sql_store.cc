@@ -2127,10 +2127,10 @@ Status SqlStore::SplitComposite(const Job& job, const IngestOutcome& outcome,
   });
 }
 
-Status SqlStore::RescheduleJob(const Job& job, int64_t next_attempt_ms,
-                               const std::string& last_error) {
+Status SqlStore::RescheduleJob(const Job& job, int64_t delay_ms, const std::string& last_error) {
   return Retry([&]() -> Status {
     BEGIN_TX(tx, TxKind::kLocking);
+    const int64_t next_attempt_ms = NowMs() + delay_ms;
     PREPARE(st, tx.conn(),
             "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, "
             "next_attempt_at = ?, last_error = ? WHERE id = ? AND lease_owner = ? AND fence = ? "

@@ -107,7 +107,7 @@ class SqlStore : public Store {
   Status RecordOutcome(const Job& job, const IngestOutcome& outcome) override;
   Status SplitComposite(const Job& job, const IngestOutcome& outcome,
                         const std::vector<Asset>& pages) override;
-  Status RescheduleJob(const Job& job, int64_t next_attempt_ms,
+  Status RescheduleJob(const Job& job, int64_t delay_ms,
                        const std::string& last_error) override;
   Status ReleaseJobs(const std::string& owner) override;
   Result<std::vector<std::string>> LeaseOwners() override;

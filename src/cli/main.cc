@@ -167,6 +167,13 @@ void AddIngestFlags(CLI::App* app, Config* c) {
       ->envname("QUIRE_PDF_MAX_PAGES")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  app->add_option("--jpeg-dct-memory", c->jpeg_dct_memory,
+                  "JPEG sources get their full-resolution tiles cut losslessly from the DCT "
+                  "coefficients (no decode and re-encode) while all workers together hold at "
+                  "most this many bytes of coefficients; 0 makes every pyramid through pixels")
+      ->envname("QUIRE_JPEG_DCT_MEMORY")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
   app->add_option("--origin-connect-timeout-ms", c->origin_connect_timeout_ms,
                   "origin connect timeout")
       ->envname("QUIRE_ORIGIN_CONNECT_TIMEOUT_MS")
@@ -252,6 +259,7 @@ IngestSettings MakeIngestSettings(const Config& c) {
   s.origin.low_speed_bytes_per_s = c.origin_low_speed_bytes;
   s.origin.low_speed_time_s = c.origin_low_speed_time_s;
   s.process.max_pixels = c.max_pixels;
+  s.process.dct_memory_budget = c.jpeg_dct_memory;
   media::ParseSandboxScope(c.decode_sandbox, &s.sandbox.scope);  // checked by the flag
   s.sandbox.memory_bytes = c.decode_memory_bytes;
   s.sandbox.cpu_seconds = c.decode_cpu_seconds;

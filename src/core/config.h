@@ -50,6 +50,9 @@ struct Config {
   // PDF images (family I): pages rendered at this resolution, and at most this many pages.
   double pdf_dpi = 300;
   int pdf_max_pages = 2000;
+  // JPEG sources: the full-resolution level cut from the coefficients (ingest/jpeg_dct.h),
+  // holding at most this much coefficient memory across all workers; 0 = through pixels.
+  int64_t jpeg_dct_memory = 160LL << 20;
   long origin_connect_timeout_ms = 10000;
   long origin_timeout_ms = 300000;
   long origin_low_speed_bytes = 1024;  // a download slower than this many bytes/s ...

@@ -855,13 +855,14 @@ void IngestWorkers::Conclude(const Job& job, const Status& st, IngestOutcome* ou
     }
   }
   spdlog::info(
-      "ingest {}/{}/{} batch {} {} in {} ms (fetch {:.0f}, {}probe {:.0f}, pyramid {:.0f}, "
+      "ingest {}/{}/{} batch {} {} in {} ms (fetch {:.0f}, {}probe {:.0f}, pyramid {:.0f}{}, "
       "thumbnails {:.0f}, store {:.0f}){}{}",
       job.customer, job.space, job.asset_id, job.batch, outcome->success ? "done" : "failed",
       outcome->duration_ms, fetch_ms,
       timings.sandbox_ms > 0 ? fmt::format("sandbox {:.0f}, ", timings.sandbox_ms) : "",
-      timings.probe_ms, timings.pyramid_ms, timings.thumbnails_ms, timings.store_ms,
-      outcome->success ? "" : ": ", outcome->error);
+      timings.probe_ms, timings.pyramid_ms,
+      timings.pyramid_route.empty() ? "" : " [" + timings.pyramid_route + "]",
+      timings.thumbnails_ms, timings.store_ms, outcome->success ? "" : ": ", outcome->error);
 }
 
 void IngestWorkers::Heartbeat() {

@@ -18,6 +18,7 @@
 #include "core/decode_guard.h"
 #include "core/vips_init.h"
 #include "ingest/file_target.h"
+#include "ingest/jpeg_dct.h"
 #include "ingest/pyramid_check.h"
 
 namespace quire {
@@ -302,6 +303,8 @@ Result<ConvertedImage> ConvertImage(const std::string& source_path, const Proces
   // Probe: header only. Sequential access lets the loader stream straight into the pyramid.
   VImage source;
   int orientation = 1;
+  int stored_width = 0, stored_height = 0;  // before orientation
+  bool jpeg = false, colour_as_is = false;
   try {
     source =
         VImage::new_from_file(source_path.c_str(), VImage::option()
@@ -317,7 +320,14 @@ Result<ConvertedImage> ConvertImage(const std::string& source_path, const Proces
                              std::to_string(result.height) + " pixels, over the limit of " +
                              std::to_string(options.max_pixels));
     }
+    stored_width = source.width();
+    stored_height = source.height();
+    const char* loader = nullptr;
+    jpeg = vips_image_get_string(source.get_image(), "vips-loader", &loader) == 0 && loader &&
+           std::string_view(loader).starts_with("jpegload");
+    VipsImage* loaded = source.get_image();
     source = ToDeliveryColour(source);
+    colour_as_is = source.get_image() == loaded;
   } catch (const VError& e) {
     return decode_error(TakeVipsError(e));
   }
@@ -345,6 +355,67 @@ Result<ConvertedImage> ConvertImage(const std::string& source_path, const Proces
       return Status::IOError("cannot copy the origin: " + ec.message());
     }
     as_is = true;
+  }
+  if (!as_is && jpeg && !colour_as_is) {
+    result.timings.pyramid_route = "pixels: its colours need converting (ICC profile or CMYK)";
+  } else if (!as_is && jpeg) {
+    // The full resolution from the coefficients; below it level 1 from them too (or, when
+    // too big for memory, libjpeg's scaled decode), then libvips' pyramid.
+    auto lower = [&](const HalfImage* made, const std::string& path) -> Status {
+      std::string temp;
+      auto remove_temp = [&] {
+        if (!temp.empty()) ::unlink(temp.c_str());
+      };
+      try {
+        VImage half;
+        if (made != nullptr) {
+          half = VImage::new_from_memory(const_cast<unsigned char*>(made->pixels.data()),
+                                         made->pixels.size(), made->width, made->height,
+                                         made->bands, VIPS_FORMAT_UCHAR);
+          half = half.copy(VImage::option()->set("interpretation", made->bands == 1
+                                                                       ? VIPS_INTERPRETATION_B_W
+                                                                       : VIPS_INTERPRETATION_sRGB));
+        } else {
+          half =
+              VImage::jpegload(source_path.c_str(), VImage::option()
+                                                        ->set("shrink", 2)
+                                                        ->set("access", VIPS_ACCESS_SEQUENTIAL)
+                                                        ->set("fail_on", VIPS_FAIL_ON_TRUNCATED));
+          // libjpeg rounds a scaled size up, the pyramid's levels round down.
+          half = half.crop(0, 0, std::max(1, stored_width / 2), std::max(1, stored_height / 2));
+          half = ToDeliveryColour(half);
+        }
+        if (orientation != 1) {
+          Result<VImage> oriented =
+              Reorient(half, orientation, blobs.ScratchDir(), options.reserve_bytes, &temp);
+          if (!oriented.ok()) return oriented.status();
+          half = *oriented;
+        }
+        Status st = SaveTiled(half, path, true, options.tile_size, 85, options.reserve_bytes);
+        remove_temp();
+        return st;
+      } catch (const VError& e) {
+        remove_temp();
+        return PyramidFailure(e);
+      }
+    };
+    DctOptions dct;
+    dct.tile = options.tile_size;
+    dct.memory_budget = options.dct_memory_budget;
+    dct.reserve_bytes = options.reserve_bytes;
+    dct.scratch_dir = blobs.ScratchDir();
+    Result<DctOutcome> cut = MakeDctPyramid(source_path, orientation, dct, *tif, lower);
+    if (!cut.ok()) {
+      ::unlink(tif->c_str());
+      const Status& st = cut.status();
+      return st.code() == Code::kInvalid ? decode_error(st.message()) : st;
+    }
+    if (cut->cut) {
+      as_is = true;  // the pyramid is written
+      result.timings.pyramid_route = "dct";
+    } else {
+      result.timings.pyramid_route = "pixels: " + cut->fallback;
+    }
   }
   std::string reorient_tiles;
   auto remove_tif = [&] { ::unlink(tif->c_str()); };

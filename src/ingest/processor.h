@@ -25,6 +25,9 @@ struct ProcessOptions {
   // Writing scratch and derivatives stops (kIOError) once the volume holding them has less
   // than this free, so the database beside them can still record outcomes. 0: no check.
   int64_t reserve_bytes = 0;
+  // The DCT path for JPEG sources (ingest/jpeg_dct.h): coefficient memory all concurrent
+  // conversions may hold; 0 makes every pyramid through pixels.
+  int64_t dct_memory_budget = int64_t{160} << 20;
   // iiif-img policy use-original: an origin that already is a pyramid delivery can serve
   // (UsableAsPyramid) is stored as it is instead of being converted.
   bool use_original = false;
@@ -33,6 +36,9 @@ struct ProcessOptions {
 struct StageTimings {
   double probe_ms = 0, pyramid_ms = 0, thumbnails_ms = 0, store_ms = 0;
   double sandbox_ms = 0;  // the decode in the sandbox (media/), when the format went there
+  // How a JPEG's pyramid was made, for the stage log: "dct" (full resolution cut from the
+  // coefficients) or "pixels: <why not>"; empty for other formats.
+  std::string pyramid_route;
 };
 
 struct ProcessedImage {

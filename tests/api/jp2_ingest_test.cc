@@ -266,6 +266,41 @@ TEST_F(Jp2IngestTest, TheSandboxsLimitsAreOneImagesErrorAndLeaveTheServerAsItWas
   std::printf("  %s (batch in %.1f s, server peak RSS +%ld MiB)\n", error.c_str(), s, grew_mib);
 }
 
+// In process, a JPEG's full-resolution tiles are cut from its coefficients where the DCT path
+// can (ingest/jpeg_dct.h) and through pixels where it can not; the stage log says which, and
+// why. Under --decode-sandbox all no JPEG is parsed in the server, so none is cut.
+TEST_F(Jp2IngestTest, JpegsAreCutFromTheirCoefficientsAndTheLogSaysHow) {
+  std::vector<Case> batch = {
+      {"plain", MakeJpeg(640, 480, 7), "image/jpeg", VImage()},
+      {"turned", MakeOrientedJpeg(300, 200, 6, 8), "image/jpeg", VImage()},
+      {"cmyk", MakeCmykJpeg(360, 270, 9), "image/jpeg", VImage()},
+  };
+  StartServer();
+  int64_t space = api_->CreateSpace(kCustomer, "routes");
+  json done = Ingest(space, batch);
+  ASSERT_EQ(done["completed"], batch.size()) << done.dump(2);
+  EXPECT_NE(OutcomeLine("plain").find("[dct]"), std::string::npos) << OutcomeLine("plain");
+  EXPECT_NE(OutcomeLine("turned").find("[pixels: orientation 6 would move the partial MCU"),
+            std::string::npos)
+      << OutcomeLine("turned");
+  EXPECT_NE(OutcomeLine("cmyk").find("[pixels: its colours need converting"), std::string::npos)
+      << OutcomeLine("cmyk");
+  // The cut image is the source: libvips decodes both alike but for the chroma interpolated
+  // across tile edges.
+  VImage source = VImage::new_from_buffer(batch[0].bytes, "");
+  VImage got = Fetch(space, "plain", "/full/max/0/default.png");
+  ASSERT_EQ(got.width(), 640);
+  EXPECT_LT((got.cast(VIPS_FORMAT_FLOAT) - source.cast(VIPS_FORMAT_FLOAT)).abs().avg(), 0.5);
+  server_.reset();
+
+  data_ = std::make_unique<TempDir>();
+  StartServer({"--decode-sandbox", "all"});
+  space = api_->CreateSpace(kCustomer, "sandboxed");
+  done = Ingest(space, {batch[0]});
+  ASSERT_EQ(done["completed"], 1) << done.dump(2);
+  EXPECT_EQ(OutcomeLine("plain").find("[dct]"), std::string::npos) << OutcomeLine("plain");
+}
+
 TEST_F(Jp2IngestTest, WithDecodeSandboxAllTrustedFormatsComeOutAsInProcess) {
   // References first, in-process; then the same files on a server that sandboxes every format.
   std::vector<Case> batch = {
@@ -279,7 +314,9 @@ TEST_F(Jp2IngestTest, WithDecodeSandboxAllTrustedFormatsComeOutAsInProcess) {
   };
   std::map<std::string, VImage> in_process;
   {
-    StartServer();
+    // The sandbox hands the pipeline pixels, so the reference is the in-process pixel path
+    // (the DCT path reads a JPEG's coefficients itself: JpegsAreCutFromTheirCoefficients).
+    StartServer({"--jpeg-dct-memory", "0"});
     int64_t space = api_->CreateSpace(kCustomer, "in-process");
     json done = Ingest(space, batch);
     ASSERT_EQ(done["completed"], batch.size()) << done.dump(2);

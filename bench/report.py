@@ -60,6 +60,16 @@ row("ingest: time vs CLI with thumbs from the pyramid (informational)",
     f"{q_s:.2f} s", f"{pyr_s:.2f} s ({60 * n / pyr_s:.0f} img/min)", f"{q_s / pyr_s:.2f}×", "—", None)
 row("ingest: peak RSS (Quire process VmHWM; CLI largest process)", f"{q_rss:.0f} MiB",
     f"{naive_rss:.0f} MiB naive / {pyr_rss:.0f} MiB pyr", "—", "< 256 MiB", q_rss < 256)
+if group("ingest_pixels"):
+    px_s = med("ingest_pixels", "seconds")
+    row(f"ingest {n} inputs (Q90 4:4:4): DCT path (default) vs pixel path (--jpeg-dct-memory 0)",
+        f"{q_s:.2f} s", f"{px_s:.2f} s", f"{q_s / px_s:.2f}×", "—", None)
+if group("cam_dct"):
+    cd, cp, cf = med("cam_dct", "seconds"), med("cam_pixels", "seconds"), med("cam_floor", "seconds")
+    row(f"ingest {n} camera-like inputs (Q85 4:2:0): DCT path vs pixel path",
+        f"{cd:.2f} s", f"{cp:.2f} s", f"{cd / cp:.2f}×", "—", None)
+    row(f"ingest {n} camera-like inputs: DCT path vs their decode + encode floor",
+        f"{cd:.2f} s", f"{cf:.2f} s", f"{cd / cf:.2f}×", "≤ 0.6×", cd / cf <= 0.6)
 bq, br = med("big_quire", "seconds"), med("big_ref", "seconds")
 bq_rss, br_rss = mx("big_quire", "vmhwm_kb") / 1024, mx("big_ref", "max_rss_kb") / 1024
 berr = sum(v["errors"] for v in group("big_quire"))

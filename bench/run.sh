@@ -171,9 +171,22 @@ cmd "# decode + encode floor: floor_bench 2 FILES (libjpeg-turbo: decode each im
 cmd "# Quire ingest: quire serve --listen 127.0.0.1:$QPORT --data DIR --workers 2 --allow-private-origins --response-cache-bytes 0 (fresh process per batch, so VmHWM is this batch's peak)"
 cmd "# then one POST /customers/C/queue of all images (origins http://127.0.0.1:$OPORT/...), poll the batch every 50 ms until 'finished'"
 
+# Camera-like inputs for the DCT path (issue 17 §2): the same pictures as Q85 4:2:0 JPEGs
+# (vips jpegsave --Q 85 of each input), where the bench's own inputs are Q90 4:4:4.
+CAMDIR=$OUT/inputs-cam-${W}x${H}
+mkdir -p "$CAMDIR"
+for f in "${IN_FILES[@]}"; do
+  [ -s "$CAMDIR/$(basename "$f")" ] || vips jpegsave "$f" "$CAMDIR/$(basename "$f")" --Q 85
+done
+CAM_FILES=("$CAMDIR"/img*.jpg)
+CAM_FILES=("${CAM_FILES[@]:0:$N}")
+CAMORIGIN=http://127.0.0.1:$OPORT/$(basename "$CAMDIR")
+cmd "# DCT path vs pixel path: the same Quire ingest with --jpeg-dct-memory 0 ('pixels'), on the inputs and on camera-like Q85 4:2:0 copies of them (vips jpegsave IN.jpg CAM.jpg --Q 85)"
+
 QDATA=$RUN/quire-ingest
 for rep in $(seq 1 $REPS); do
-  if [ $((rep % 2)) = 1 ]; then order="naive pyr floor quire"; else order="quire floor pyr naive"; fi
+  if [ $((rep % 2)) = 1 ]; then order="naive pyr floor quire pixels camfloor camdct campixels"
+  else order="campixels camdct camfloor pixels quire floor pyr naive"; fi
   for what in $order; do
     log "ingest rep $rep: $what"
     case $what in
@@ -181,6 +194,10 @@ for rep in $(seq 1 $REPS); do
       naive) ref_ingest naive ingest_ref_naive 2 "${IN_FILES[@]}" ;;
       pyr) ref_ingest pyr ingest_ref_pyr 2 "${IN_FILES[@]}" ;;
       quire) quire_ingest ingest_quire_r$rep "$QDATA" "$ORIGIN" "${IN_FILES[@]}" ;;
+      pixels) QUIRE_FLAGS="--jpeg-dct-memory 0" quire_ingest ingest_pixels_r$rep "$RUN/quire-pixels" "$ORIGIN" "${IN_FILES[@]}" ;;
+      camfloor) sync; record cam_floor_r$rep "$("$FLOOR" 2 "${CAM_FILES[@]}")" ;;
+      camdct) quire_ingest cam_dct_r$rep "$RUN/quire-camdct" "$CAMORIGIN" "${CAM_FILES[@]}" ;;
+      campixels) QUIRE_FLAGS="--jpeg-dct-memory 0" quire_ingest cam_pixels_r$rep "$RUN/quire-campx" "$CAMORIGIN" "${CAM_FILES[@]}" ;;
     esac
   done
 done

@@ -149,7 +149,7 @@ struct Encoder {
   unsigned char* out = nullptr;  // the last stream written (malloc'd by jpeg_mem_dest)
   unsigned long size = 0;
   // The memory manager's own access_virt_barray (EncodeTile swaps in DirectAccess).
-  JBLOCKARRAY (*library_access)
+  JBLOCKARRAY(*library_access)
   (j_common_ptr, jvirt_barray_ptr, JDIMENSION, JDIMENSION, boolean) = nullptr;
 };
 
@@ -242,6 +242,22 @@ inline void TransformBlock(const JCOEF* in, JCOEF* out, const Geometry& g) {
     }
 }
 
+// The volume's free space checked as the pyramid grows (every kSpaceCheckEvery bytes), so
+// the writes stop while it is under the reserve instead of running into ENOSPC — as
+// GuardedFileTarget does for libvips' writes.
+constexpr int64_t kSpaceCheckEvery = 1 << 20;
+struct SpaceCheck {
+  std::string path;
+  int64_t reserve = 0;
+  int64_t unchecked = 0;
+  Status Wrote(int64_t bytes) {
+    unchecked += bytes;
+    if (reserve <= 0 || unchecked < kSpaceCheckEvery) return Status::Ok();
+    unchecked = 0;
+    return CheckFreeSpace(FreeBytes(path), reserve);
+  }
+};
+
 // Streaming mode, for a single-scan (baseline) source whose tiles need no rows from below:
 // the decoder's whole-image coefficient arrays are replaced (through the memory manager's
 // virtual-array hooks) by a window of one tile row per component. libjpeg asks for each iMCU
@@ -255,6 +271,9 @@ struct Stream {
   TIFF* tif = nullptr;
   int row = 0;             // the tile row the window holds
   bool io_failed = false;  // a tile could not be written (the decode was stopped)
+  int io_errno = 0;
+  SpaceCheck* space = nullptr;
+  Status no_room;  // the volume went under the reserve (the decode was stopped)
   bool encode_failed = false;
   int requested = 0;
   HalfImage* half = nullptr;  // level 1, filled row by row when made here
@@ -288,9 +307,15 @@ bool EmitTileRow(Stream* st) {
       return false;
     }
     const uint32_t index = uint32_t(st->row) * uint32_t(st->g->across) + uint32_t(col);
+    errno = 0;
     if (TIFFWriteRawTile(st->tif, index, st->enc->out, tmsize_t(st->enc->size)) !=
         tmsize_t(st->enc->size)) {
       st->io_failed = true;
+      st->io_errno = errno;
+      return false;
+    }
+    if (Status room = st->space->Wrote(int64_t(st->enc->size)); !room.ok()) {
+      st->no_room = room;
       return false;
     }
   }
@@ -601,13 +626,16 @@ struct TiffCloser {
 };
 using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
 
-Status WriteFailed(const std::string& what) {
-  return Status::IOError("cannot write the pyramid: " + what);
+// A failed write of `what`, with the cause errno `err` held right after it (ENOSPC: "No space
+// left on device").
+Status WriteFailed(const std::string& what, int err) {
+  return Status::IOError("cannot write the pyramid (" + what +
+                         "): " + (err != 0 ? std::strerror(err) : "write error"));
 }
 
 // Copies every page of the tiled JPEG TIFF at `path` behind the pages of `out`, tile bytes
 // and tables as they are, each marked as a reduced image.
-Status AppendPages(TIFF* out, const std::string& path) {
+Status AppendPages(TIFF* out, const std::string& path, SpaceCheck* space) {
   TiffPtr in(TIFFOpen(path.c_str(), "rm"));
   if (!in) return Status::Internal("cannot read the lower levels' TIFF");
   std::vector<unsigned char> buf;
@@ -655,9 +683,13 @@ Status AppendPages(TIFF* out, const std::string& path) {
       buf.resize(std::max<size_t>(buf.size(), size_t(counts[i])));
       tmsize_t got = TIFFReadRawTile(in.get(), i, buf.data(), tmsize_t(counts[i]));
       if (got <= 0) return Status::Internal("cannot read a tile of the lower levels");
-      if (TIFFWriteRawTile(out, i, buf.data(), got) != got) return WriteFailed("a lower tile");
+      errno = 0;
+      if (TIFFWriteRawTile(out, i, buf.data(), got) != got)
+        return WriteFailed("a lower tile", errno);
+      QUIRE_RETURN_IF_ERROR(space->Wrote(int64_t(got)));
     }
-    if (!TIFFWriteDirectory(out)) return WriteFailed("a lower level's directory");
+    errno = 0;
+    if (!TIFFWriteDirectory(out)) return WriteFailed("a lower level's directory", errno);
   } while (TIFFReadDirectory(in.get()));
   return Status::Ok();
 }
@@ -731,11 +763,11 @@ std::string Plan(const Source& s, int orientation, int tile, Geometry* g, int64_
 
 Status Fsync(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return WriteFailed(std::strerror(errno));
+  if (fd < 0) return WriteFailed("fsync", errno);
   int rc = ::fsync(fd);
   int saved = errno;
   ::close(fd);
-  return rc == 0 ? Status::Ok() : WriteFailed(std::strerror(saved));
+  return rc == 0 ? Status::Ok() : WriteFailed("fsync", saved);
 }
 
 }  // namespace
@@ -795,12 +827,13 @@ Result<DctOutcome> MakeDctPyramid(const std::string& jpeg_path, int orientation,
   outcome.width = g.width;
   outcome.height = g.height;
 
-  out.reset(TIFFOpen(tif_path.c_str(), "w"));
-  if (!out) return Status::IOError("cannot create the pyramid " + tif_path);
   if (options.reserve_bytes > 0) {
     if (Status room = CheckFreeSpace(FreeBytes(tif_path), options.reserve_bytes); !room.ok())
       return fail(room);
   }
+  errno = 0;
+  out.reset(TIFFOpen(tif_path.c_str(), "w"));
+  if (!out) return fail(WriteFailed("creating it", errno));
   Encoder enc;
   if (!CreateEncoder(&enc) || !WriteTables(&src, &enc, &g))
     return fail(Status::Internal(std::string("libjpeg: ") + enc.err.message));
@@ -822,7 +855,9 @@ Result<DctOutcome> MakeDctPyramid(const std::string& jpeg_path, int orientation,
   }
   TIFFSetField(t, TIFFTAG_JPEGTABLES, uint32_t(enc.size), enc.out);
 
+  SpaceCheck space{tif_path, options.reserve_bytes};
   Stream stream;
+  stream.space = &space;
   if (streaming) {
     stream.src = &src;
     stream.enc = &enc;
@@ -835,7 +870,8 @@ Result<DctOutcome> MakeDctPyramid(const std::string& jpeg_path, int orientation,
     stream.half = streaming ? &half : nullptr;
   }
   if (!ReadCoefficients(&src)) {
-    if (stream.io_failed) return fail(WriteFailed("a full-resolution tile"));
+    if (!stream.no_room.ok()) return fail(stream.no_room);
+    if (stream.io_failed) return fail(WriteFailed("a full-resolution tile", stream.io_errno));
     if (stream.encode_failed)
       return fail(Status::Internal(std::string("libjpeg: ") + enc.err.message));
     return fallback(std::string("libjpeg: ") + src.err.message);
@@ -843,7 +879,8 @@ Result<DctOutcome> MakeDctPyramid(const std::string& jpeg_path, int orientation,
   if (src.err.warned) return fallback(std::string("libjpeg warned: ") + src.err.warning);
   if (streaming) {
     if (stream.row != g.down - 1 || !EmitTileRow(&stream)) {
-      if (stream.io_failed) return fail(WriteFailed("a full-resolution tile"));
+      if (!stream.no_room.ok()) return fail(stream.no_room);
+      if (stream.io_failed) return fail(WriteFailed("a full-resolution tile", stream.io_errno));
       if (stream.encode_failed)
         return fail(Status::Internal(std::string("libjpeg: ") + enc.err.message));
       return fallback("the scan ended before the last tile row");
@@ -859,12 +896,15 @@ Result<DctOutcome> MakeDctPyramid(const std::string& jpeg_path, int orientation,
         if (!EncodeTile(&src, &enc, &g, col, row))
           return fail(Status::Internal(std::string("libjpeg: ") + enc.err.message));
         const uint32_t index = uint32_t(row) * uint32_t(g.across) + uint32_t(col);
+        errno = 0;
         if (TIFFWriteRawTile(t, index, enc.out, tmsize_t(enc.size)) != tmsize_t(enc.size))
-          return fail(WriteFailed("a full-resolution tile"));
+          return fail(WriteFailed("a full-resolution tile", errno));
+        if (Status room = space.Wrote(int64_t(enc.size)); !room.ok()) return fail(room);
       }
     }
   }
-  if (!TIFFWriteDirectory(t)) return fail(WriteFailed("the full-resolution directory"));
+  errno = 0;
+  if (!TIFFWriteDirectory(t)) return fail(WriteFailed("the full-resolution directory", errno));
   ResetOutput(&enc);
 
   if (g.width > g.tile || g.height > g.tile) {
@@ -877,11 +917,12 @@ Result<DctOutcome> MakeDctPyramid(const std::string& jpeg_path, int orientation,
     half.pixels = {};
     if (st.ok() && options.reserve_bytes > 0)
       st = CheckFreeSpace(FreeBytes(tif_path), options.reserve_bytes);
-    if (st.ok()) st = AppendPages(t, *lower_path);
+    if (st.ok()) st = AppendPages(t, *lower_path, &space);
     ::unlink(lower_path->c_str());
     if (!st.ok()) return fail(st);
   }
-  if (!TIFFFlush(t)) return fail(WriteFailed("the last directory"));
+  errno = 0;
+  if (!TIFFFlush(t)) return fail(WriteFailed("the last directory", errno));
   out.reset();
   if (Status synced = Fsync(tif_path); !synced.ok()) {
     ::unlink(tif_path.c_str());

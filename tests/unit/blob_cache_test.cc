@@ -52,8 +52,7 @@ TEST_F(BlobCacheTest, MissThenHitWithTheSameBytes) {
   EXPECT_EQ((*cache)->hits(), 1);
   EXPECT_EQ((*cache)->used_bytes(), 5000);
   // A stale version is refused by the source, never answered from the cache.
-  EXPECT_EQ((*cache)->GetRange("1/1/a/image.tif", "other", 0, 10).status().code(),
-            Code::kConflict);
+  EXPECT_EQ((*cache)->GetRange("1/1/a/image.tif", "other", 0, 10).status().code(), Code::kConflict);
 }
 
 TEST_F(BlobCacheTest, SurvivesARestartAndTrimsToANewBound) {
@@ -107,6 +106,42 @@ TEST_F(BlobCacheTest, ConcurrentReadersNeverPassTheBound) {
   EXPECT_GT((*cache)->used_bytes(), capacity / 2);
 }
 
+// Warm reads keep recently read entries' files open: never more than kOpenFiles at once, an
+// evicted entry's file closed with it (its disk space really freed), the bytes always right.
+TEST_F(BlobCacheTest, HeldOpenFilesStayBoundedAndGoWithTheirEntries) {
+  auto open_fds = [] {
+    size_t n = 0;
+    for (auto it = fs::directory_iterator("/proc/self/fd"); it != fs::directory_iterator(); ++it)
+      ++n;
+    return n;
+  };
+  const size_t before = open_fds();
+  auto cache = BlobCache::Open(*store_, dir_ + "/cache", 1 << 20);
+  ASSERT_TRUE(cache.ok());
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 400; ++i) {  // 400 entries of 1000 bytes: all cached, read twice
+      auto got = (*cache)->GetRange("1/1/a/image.tif", version_, i * 1000, 1000);
+      ASSERT_TRUE(got.ok());
+      ASSERT_EQ(*got, content_.substr(size_t(i) * 1000, 1000));
+    }
+  }
+  EXPECT_EQ((*cache)->hits(), 400);
+  const size_t peak = open_fds();
+  EXPECT_LE(peak, before + 256 + 4);
+  EXPECT_GE(peak, before + 200) << "warm reads hold their files";
+  // Entries of 100,000 bytes push the small ones out: their held files close.
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE((*cache)->GetRange("1/1/a/image.tif", version_, i * 100000, 100000).ok());
+  EXPECT_LE(test::TreeBytes(dir_ + "/cache"), 1 << 20);
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE((*cache)->GetRange("1/1/a/image.tif", version_, i * 100000, 100000).ok());
+  // 10 large entries and the ≤ 48 small ones that still fit beside them.
+  EXPECT_LE(open_fds(), before + 10 + 48 + 4);
+  EXPECT_LE(open_fds() + 190, peak);
+  cache->reset();
+  EXPECT_EQ(open_fds(), before);
+}
+
 TEST_F(BlobCacheTest, LocalFileHoldsTheWholeBlob) {
   auto cache = BlobCache::Open(*store_, dir_ + "/cache", 4 << 20);
   ASSERT_TRUE(cache.ok());
@@ -116,10 +151,9 @@ TEST_F(BlobCacheTest, LocalFileHoldsTheWholeBlob) {
   std::string back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_TRUE(back == content_);
   auto too_big = BlobCache::Open(*store_, dir_ + "/cache2", 1 << 20);
-  EXPECT_EQ((*too_big)->LocalFile("1/1/a/image.tif", version_, int64_t(content_.size()))
-                .status()
-                .code(),
-            Code::kUnsupported);
+  EXPECT_EQ(
+      (*too_big)->LocalFile("1/1/a/image.tif", version_, int64_t(content_.size())).status().code(),
+      Code::kUnsupported);
 }
 
 }  // namespace

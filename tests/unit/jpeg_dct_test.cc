@@ -446,6 +446,15 @@ TEST_F(JpegDctTest, UnsupportedJpegsTakeThePixelPathAndSaySo) {
   tight.dct_memory_budget = 100 << 10;
   route = Convert(Write(Encode(picture, JpegSpec{}), "b.jpg"), tight);
   EXPECT_NE(route.find("the DCT budget (1 MiB) is taken"), std::string::npos) << route;
+  // 12-bit (this libjpeg reads 8-bit samples only): refused by both paths, nothing left behind.
+  const unsigned char twelve[] = {0xFF, 0xD8, 0xFF, 0xC1, 0x00, 0x0B, 0x0C, 0x00, 0x08,
+                                  0x00, 0x08, 0x01, 0x01, 0x11, 0x00, 0xFF, 0xD9};
+  auto refused = ConvertImage(
+      Write(std::string(reinterpret_cast<const char*>(twelve), sizeof twelve), "12.jpg"),
+      ProcessOptions{}, *store_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kInvalid) << refused.status().message();
+  EXPECT_TRUE(fs::is_empty(store_->ScratchDir()));
   // A damaged stream (libjpeg patches it with a warning): the pixel path judges it, as always.
   std::string cut = Encode(picture, JpegSpec{});
   cut.resize(cut.size() * 2 / 3);

@@ -79,7 +79,7 @@ Result<std::unique_ptr<BlobCache>> BlobCache::Open(const BlobStore& source, cons
       fs::remove(cache->PathOf(f.name), e2);
       continue;
     }
-    cache->lru_.push_back({f.name, f.size, true});
+    cache->lru_.push_back({f.name, f.size, true, nullptr, {}});
     cache->index_[f.name] = std::prev(cache->lru_.end());
     cache->used_ += f.size;
   }
@@ -95,28 +95,50 @@ int64_t BlobCache::used_bytes() const {
   return used_;
 }
 
+BlobCache::OpenFile::~OpenFile() { ::close(fd); }
+
+void BlobCache::DropFile(Entry& e) {
+  if (!e.file) return;
+  open_lru_.erase(e.open_at);
+  e.file.reset();
+}
+
 bool BlobCache::Read(const std::string& name, std::string* out) {
   int64_t size = 0;
+  std::shared_ptr<OpenFile> file;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = index_.find(name);
     if (it == index_.end() || !it->second->ready) return false;
     lru_.splice(lru_.begin(), lru_, it->second);
     size = it->second->size;
+    file = it->second->file;
+    if (file) open_lru_.splice(open_lru_.begin(), open_lru_, it->second->open_at);
   }
-  // The hot path of warm delivery: open, one pread of the known size, close.
-  int fd = ::open(PathOf(name).c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
-  if (fd < 0 && errno == EPERM) fd = ::open(PathOf(name).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;  // evicted meanwhile
+  // The hot path of warm delivery: one pread of the known size, on a file held open or
+  // opened now (and then held for the next read).
+  if (!file) {
+    int fd = ::open(PathOf(name).c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
+    if (fd < 0 && errno == EPERM) fd = ::open(PathOf(name).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;  // evicted meanwhile
+    file = std::make_shared<OpenFile>(fd);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = index_.find(name);
+    if (it != index_.end() && it->second->ready && !it->second->file) {
+      open_lru_.push_front(name);
+      it->second->file = file;
+      it->second->open_at = open_lru_.begin();
+      if (open_lru_.size() > kOpenFiles) DropFile(*index_.at(open_lru_.back()));
+    }
+  }
   out->resize(size_t(size));
   size_t done = 0;
   while (done < out->size()) {
-    ssize_t n = ::pread(fd, out->data() + done, out->size() - done, off_t(done));
+    ssize_t n = ::pread(file->fd, out->data() + done, out->size() - done, off_t(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     done += size_t(n);
   }
-  ::close(fd);
   return done == out->size() && done == size_t(size);
 }
 
@@ -134,11 +156,12 @@ BlobCache::Reservation BlobCache::Reserve(const std::string& name, int64_t size)
       // Unlinked while the lock is held, so the bytes on disk never pass the bound either; a
       // reader that already opened the file keeps its bytes.
       ::unlink(PathOf(victim->name).c_str());
+      DropFile(*victim);  // closed now unless a reader holds it for its pread
       index_.erase(victim->name);
       victim = lru_.erase(victim);
     }
     if (used_ + size > capacity_) return Reservation::kTooLarge;  // all pending
-    lru_.push_front({name, size, false});
+    lru_.push_front({name, size, false, nullptr, {}});
     index_[name] = lru_.begin();
     used_ += size;
   }
@@ -154,6 +177,7 @@ void BlobCache::Commit(const std::string& name, bool ok) {
     return;
   }
   used_ -= it->second->size;
+  DropFile(*it->second);
   lru_.erase(it->second);
   index_.erase(it);
 }

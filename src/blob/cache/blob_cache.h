@@ -30,14 +30,14 @@ class BlobCache {
 
   // Bytes [offset, offset + length) of `key` at `version`, from disk or else one ranged GET
   // (which then fills the cache). kConflict when the blob is no longer that version.
-  Result<std::string> GetRange(const std::string& key, const std::string& version,
-                               int64_t offset, int64_t length);
+  Result<std::string> GetRange(const std::string& key, const std::string& version, int64_t offset,
+                               int64_t length);
   // The whole blob; `tag` names the version the caller expects (e.g. an asset version).
   Result<std::string> GetBytes(const std::string& key, const std::string& tag);
   // GetRange / GetBytes from disk only: false (and no request) on a miss. For callers that
   // must not block on the network (delivery's I/O threads).
-  bool PeekRange(const std::string& key, const std::string& version, int64_t offset,
-                 int64_t length, std::string* out);
+  bool PeekRange(const std::string& key, const std::string& version, int64_t offset, int64_t length,
+                 std::string* out);
   bool PeekBytes(const std::string& key, const std::string& tag, std::string* out);
   // A local file holding the whole blob at `version` (for libvips); kUnsupported when the
   // blob is larger than half the cache. The file may be evicted later: open it at once.
@@ -50,11 +50,25 @@ class BlobCache {
   const std::string& dir() const { return dir_; }
 
  private:
+  // An entry's file held open for warm reads; closed when the last reader lets go.
+  struct OpenFile {
+    explicit OpenFile(int f) : fd(f) {}
+    OpenFile(const OpenFile&) = delete;
+    OpenFile& operator=(const OpenFile&) = delete;
+    ~OpenFile();
+    const int fd;
+  };
   struct Entry {
     std::string name;
     int64_t size = 0;
-    bool ready = false;  // false while its file is being written
+    bool ready = false;                        // false while its file is being written
+    std::shared_ptr<OpenFile> file;            // held for the kOpenFiles most recently read entries
+    std::list<std::string>::iterator open_at;  // in open_lru_ while `file` is set
   };
+  // Warm reads of recently read entries skip open and close: at most this many files are
+  // held open (an evicted entry's is closed at once, so the disk bound still holds).
+  static constexpr size_t kOpenFiles = 256;
+  void DropFile(Entry& e);  // mu_ held
   BlobCache(const BlobStore& source, std::string dir, int64_t capacity)
       : source_(source), dir_(std::move(dir)), capacity_(capacity) {}
   std::string PathOf(const std::string& name) const;
@@ -73,6 +87,7 @@ class BlobCache {
   mutable std::mutex mu_;
   std::list<Entry> lru_;  // front: most recently used
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+  std::list<std::string> open_lru_;  // names of the entries holding a file, most recent first
   int64_t used_ = 0;
   std::atomic<int64_t> hits_{0}, misses_{0};
   std::atomic<uint64_t> temp_counter_{0};

@@ -108,7 +108,7 @@ out = ["# Distributed mode on PostgreSQL: store benchmarks", "",
        f"PostgreSQL 15 with durable settings (fsync, synchronous_commit on), one server on a unix socket; "
        f"every figure through the real Store (`bench/store_bench.cc`).", "",
        f"Big tables: {rows:,} queued jobs, {rows:,} assets and batch members (batches of 250), "
-       f"populated set-based in {r['populate_big'][0]['seconds']:.0f} s; small: 1,000. Batch listings read a page of 4 (all the small database has), other listings a page of 100. Medians of ABBA runs; sub-millisecond figures move by ±50 % with the machine's load.", "",
+       f"populated set-based in {r['populate_big'][0]['seconds']:.0f} s; small: 1,000. Batch listings read a page of 4 (all the small database has), other listings a page of 100. Each read is the median of at least 1.5 s of back-to-back calls (its first few dozen calls measure how warm the cores are, not the database: 0.03 ms against 0.30 ms for the same listing); medians of ABBA runs; sub-millisecond figures still move by ±20 % with the machine's load.", "",
        "## Job claim and listings as the tables grow (target ≤ 1.5×)", "",
        "| operation | 1,000 rows ms | %s rows ms | ratio | target met |" % f"{rows:,}", "|---|---|---|---|---|"]
 for k in keys:

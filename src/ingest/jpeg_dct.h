@@ -4,8 +4,10 @@
 // blocks it covers, so the level is bit-faithful to the source — what `jpegtran -crop` does,
 // for every tile in one read of the file. EXIF orientations become lossless coefficient
 // transforms (flips negate odd frequencies, transposes swap them) where the MCU grid allows.
-// The lower levels come from the caller (libvips' shrink-on-load: libjpeg's scaled IDCT at
-// 1/2, then its pyramid), and are copied tile for tile behind page 0.
+// A baseline (single-scan) source is streamed: one tile row of coefficients is held at a time
+// and its tiles are encoded in place as the decoder passes them. Level 1 is computed from the
+// same coefficients (a reduced IDCT) and handed to the caller, which makes levels 2.. with
+// libvips; the pages it writes are copied tile for tile behind page 0.
 //
 // Taken only for what it can keep exact: 8-bit Huffman-coded (baseline or progressive, restart
 // markers or not) greyscale or YCbCr with 4:4:4, 4:2:2 or 4:2:0 sampling. Everything else —

@@ -1,6 +1,7 @@
 // Turning a fetched source file into the delivery derivatives: a tiled pyramidal TIFF and
 // bounding-box thumbnails, via libvips. Pipeline: probe -> orient -> colour -> pyramid ->
-// thumbnails (from the pyramid) -> store. The source is decoded once, streaming.
+// thumbnails (from the pyramid) -> store. The source is decoded once, streaming. A JPEG the
+// DCT path can take is not decoded to pixels at full resolution at all (ingest/jpeg_dct.h).
 // Thread-safe: calls may run concurrently (each is its own libvips pipeline).
 #pragma once
 

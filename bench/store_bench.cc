@@ -91,31 +91,26 @@ int Populate(const std::string& url, int64_t rows) {
        "INSERT INTO customers (id, name, display_name, administrator, created) VALUES "
        "(1, 'bench', 'bench', 1, 0), (2, 'other', 'other', 0, 0)");
   Exec(conn, "SELECT setval(pg_get_serial_sequence('customers', 'id'), 2)");
-  Exec(conn,
-       "INSERT INTO spaces (customer, id, name, created, image_count) VALUES (1, 1, 's', 0, " + n +
-           "), (2, 1, 's', 0, 250)");
+  Exec(conn, "INSERT INTO spaces (customer, id, name, created, image_count) VALUES (1, 1, 's', 0, " +
+                 n + "), (2, 1, 's', 0, 250)");
   Exec(conn,
        "INSERT INTO batches (id, customer, submitted, count, priority) SELECT b, 1, b, 250, 0 "
-       "FROM generate_series(1, (" +
-           n + " + 249) / 250) b");
+       "FROM generate_series(1, (" + n + " + 249) / 250) b");
   Exec(conn, "UPDATE customers SET batch_count = (" + n + " + 249) / 250 WHERE id = 1");
   Exec(conn,
        "INSERT INTO assets (customer, space, id, origin, media_type, family, delivery_channels, "
        "created, ingesting, batch, string1, number1) SELECT 1, 1, 'a' || i, "
        "'https://example.org/' || i || '.jpg', 'image/jpeg', 'I', "
        "'[{\"channel\":\"iiif-img\",\"policy\":\"default\"}]', i, 1, (i - 1) / 250 + 1, "
-       "'s' || (i % 100), i % 1000 FROM generate_series(1, " +
-           n + ") i");
+       "'s' || (i % 100), i % 1000 FROM generate_series(1, " + n + ") i");
   Exec(conn,
        "INSERT INTO batch_assets (batch, customer, space, asset_id, ordinal) "
-       "SELECT (i - 1) / 250 + 1, 1, 1, 'a' || i, (i - 1) % 250 FROM generate_series(1, " +
-           n + ") i");
+       "SELECT (i - 1) / 250 + 1, 1, 1, 'a' || i, (i - 1) % 250 FROM generate_series(1, " + n +
+           ") i");
   Exec(conn,
        "INSERT INTO jobs (customer, space, asset_id, batch, priority, created, next_attempt_at) "
-       "SELECT 1, 1, 'a' || i, (i - 1) / 250 + 1, 0, i, i FROM generate_series(1, " +
-           n + ") i");
-  Exec(conn,
-       "SELECT setval(pg_get_serial_sequence('batches', 'id'), (SELECT MAX(id) FROM batches))");
+       "SELECT 1, 1, 'a' || i, (i - 1) / 250 + 1, 0, i, i FROM generate_series(1, " + n + ") i");
+  Exec(conn, "SELECT setval(pg_get_serial_sequence('batches', 'id'), (SELECT MAX(id) FROM batches))");
   Exec(conn, "INSERT INTO queue_turns (customer, last_turn) VALUES (1, 0)");
   Exec(conn, "VACUUM ANALYZE");
   PQfinish(conn);
@@ -134,12 +129,12 @@ int Populate(const std::string& url, int64_t rows) {
   return 0;
 }
 
-// Median milliseconds of `f` over `reps` calls (after a warm-up call); at least 3 calls, and
-// no more than 8 s of them, so that a pathologically slow path cannot stall the run.
-// The median of at least `reps` calls of f and, for reads, of at least `min_ms` of them: a
-// sub-millisecond read measured over its first few dozen calls reports how warm the two
-// processes' cores happened to be (the same listing measured 0.03 ms over its first 50 calls
-// and 0.30 ms from then on, on the small database as on the big one), not the database.
+// Median milliseconds of `f` over at least `reps` calls and at least `min_ms` of them (after a
+// warm-up call); at least 3 calls, and no more than 8 s of them, so that a pathologically slow
+// path cannot stall the run. Reads take min_ms: a sub-millisecond read measured over its first
+// few dozen calls reports how warm the two processes' cores happened to be (the same listing
+// measured 0.03 ms over its first 50 calls and 0.30 ms from then on, on the small database as
+// on the big one), not the database.
 double Median(int reps, const std::function<void()>& f, double min_ms = 0) {
   f();
   std::vector<double> t;
@@ -193,25 +188,21 @@ int Growth(const std::string& url) {
     auto r = store->GetBatch(1, 3);
     if (!r.ok()) Die(r.status().message());
   };
+  auto list_members = [&] {
+    auto r = store->ListBatchAssets(1, 2, BatchMemberFilter::kAll, page);
+    if (!r.ok()) Die(r.status().message());
+  };
+  auto list_assets = [&] {
+    AssetQuery q;
+    q.customer = 1;
+    q.space = 1;
+    q.page = page;
+    auto r = store->ListAssets(q);
+    if (!r.ok()) Die(r.status().message());
+  };
   double batches = Median(50, list_batches, kSteadyMs);
-  double members = Median(
-      50,
-      [&] {
-        auto r = store->ListBatchAssets(1, 2, BatchMemberFilter::kAll, page);
-        if (!r.ok()) Die(r.status().message());
-      },
-      kSteadyMs);
-  double assets = Median(
-      50,
-      [&] {
-        AssetQuery q;
-        q.customer = 1;
-        q.space = 1;
-        q.page = page;
-        auto r = store->ListAssets(q);
-        if (!r.ok()) Die(r.status().message());
-      },
-      kSteadyMs);
+  double members = Median(50, list_members, kSteadyMs);
+  double assets = Median(50, list_assets, kSteadyMs);
   double batch = Median(100, get_batch, kSteadyMs);
   double claim = Median(200, [&] {
     auto j = store->ClaimJob("bench/0", 60000);

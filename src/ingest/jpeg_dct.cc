@@ -297,8 +297,6 @@ bool EncodeTile(Source* s, Encoder* e, const Geometry* g, int col, int row);
 void HalfRows(Source* s, const Geometry& g, int tile_row, HalfImage* half,
               std::vector<unsigned char>* planes);
 
-JCOEF* StreamWindow(Stream* st, int c) { return st->window[c].blocks.data(); }
-
 // Cuts and writes the tiles of the window's tile row. False when one failed (flagged).
 bool EmitTileRow(Stream* st) {
   for (int col = 0; col < st->g->across; ++col) {
@@ -385,6 +383,14 @@ void InstallStream(Source* s, Stream* st) {
   s->stream = st;
 }
 
+// The stored block (px, py) of component c (within the coefficient array).
+const JCOEF* RawBlock(Source* s, int c, int px, int py) {
+  if (s->stream != nullptr) return StreamBlock(s->stream, c, px, py);
+  JBLOCKARRAY rows = (*s->cinfo.mem->access_virt_barray)(
+      reinterpret_cast<j_common_ptr>(&s->cinfo), s->coefficients[c], JDIMENSION(py), 1, FALSE);
+  return rows[0][px];
+}
+
 // The source block of component c under the oriented block (ox, oy), or null beyond the
 // source (padding of the edge tiles).
 inline const JCOEF* SourceBlock(Source* s, const Geometry& g, int c, int ox, int oy) {
@@ -394,18 +400,7 @@ inline const JCOEF* SourceBlock(Source* s, const Geometry& g, int c, int ox, int
   if (g.flip_x) px = k.exact_w - 1 - px;
   if (g.flip_y) py = k.exact_h - 1 - py;
   if (px < 0 || py < 0 || px >= k.src_blocks_w || py >= k.src_blocks_h) return nullptr;
-  if (s->stream != nullptr) return StreamBlock(s->stream, c, px, py);
-  JBLOCKARRAY rows = (*s->cinfo.mem->access_virt_barray)(
-      reinterpret_cast<j_common_ptr>(&s->cinfo), s->coefficients[c], JDIMENSION(py), 1, FALSE);
-  return rows[0][px];
-}
-
-// The stored block (px, py) of component c (within the coefficient array).
-const JCOEF* RawBlock(Source* s, int c, int px, int py) {
-  if (s->stream != nullptr) return StreamBlock(s->stream, c, px, py);
-  JBLOCKARRAY rows = (*s->cinfo.mem->access_virt_barray)(
-      reinterpret_cast<j_common_ptr>(&s->cinfo), s->coefficients[c], JDIMENSION(py), 1, FALSE);
-  return rows[0][px];
+  return RawBlock(s, c, px, py);
 }
 
 // Tile (col, row) of the oriented image as an abbreviated JPEG stream (no tables) in e->out.
@@ -425,32 +420,29 @@ bool EncodeTile(Source* s, Encoder* e, const Geometry* g, int col, int row) {
   if (direct) {
     for (int c = 0; c < g->components; ++c) {
       const Geometry::Component& k = g->comp[c];
-      views[c].base = StreamWindow(s->stream, c) + size_t(col) * size_t(k.tile_blocks_w) * DCTSIZE2;
+      views[c].base =
+          s->stream->window[c].blocks.data() + size_t(col) * size_t(k.tile_blocks_w) * DCTSIZE2;
       views[c].stride = size_t(k.src_blocks_w) * DCTSIZE2;
       arrays[c] = reinterpret_cast<jvirt_barray_ptr>(&views[c]);
     }
-    jpeg_mem_dest(d, &e->out, &e->size);
-    jpeg_write_coefficients(d, arrays);
-    jpeg_suppress_tables(d, TRUE);
-    jpeg_finish_compress(d);
-    return true;
-  }
-  for (int c = 0; c < g->components; ++c) {
-    const Geometry::Component& k = g->comp[c];
-    arrays[c] = (*d->mem->request_virt_barray)(reinterpret_cast<j_common_ptr>(d), JPOOL_IMAGE, TRUE,
-                                               JDIMENSION(k.tile_blocks_w),
-                                               JDIMENSION(k.tile_blocks_h), JDIMENSION(k.v_samp));
-  }
-  (*d->mem->realize_virt_arrays)(reinterpret_cast<j_common_ptr>(d));
-  for (int c = 0; c < g->components; ++c) {
-    const Geometry::Component& k = g->comp[c];
-    for (int by = 0; by < k.tile_blocks_h; ++by) {
-      JBLOCKROW out = (*d->mem->access_virt_barray)(reinterpret_cast<j_common_ptr>(d), arrays[c],
-                                                    JDIMENSION(by), 1, TRUE)[0];
-      const int oy = row * k.tile_blocks_h + by;
-      for (int bx = 0; bx < k.tile_blocks_w; ++bx) {
-        const JCOEF* in = SourceBlock(s, *g, c, col * k.tile_blocks_w + bx, oy);
-        if (in != nullptr) TransformBlock(in, out[bx], *g);  // else pre-zeroed: flat grey
+  } else {
+    for (int c = 0; c < g->components; ++c) {
+      const Geometry::Component& k = g->comp[c];
+      arrays[c] = (*d->mem->request_virt_barray)(reinterpret_cast<j_common_ptr>(d), JPOOL_IMAGE,
+                                                 TRUE, JDIMENSION(k.tile_blocks_w),
+                                                 JDIMENSION(k.tile_blocks_h), JDIMENSION(k.v_samp));
+    }
+    (*d->mem->realize_virt_arrays)(reinterpret_cast<j_common_ptr>(d));
+    for (int c = 0; c < g->components; ++c) {
+      const Geometry::Component& k = g->comp[c];
+      for (int by = 0; by < k.tile_blocks_h; ++by) {
+        JBLOCKROW out = (*d->mem->access_virt_barray)(reinterpret_cast<j_common_ptr>(d), arrays[c],
+                                                      JDIMENSION(by), 1, TRUE)[0];
+        const int oy = row * k.tile_blocks_h + by;
+        for (int bx = 0; bx < k.tile_blocks_w; ++bx) {
+          const JCOEF* in = SourceBlock(s, *g, c, col * k.tile_blocks_w + bx, oy);
+          if (in != nullptr) TransformBlock(in, out[bx], *g);  // else pre-zeroed: flat grey
+        }
       }
     }
   }
@@ -544,8 +536,6 @@ inline void ReducedIdct4(const JCOEF* coef, const UINT16* quant, unsigned char* 
   }
 #endif
 }
-
-const JCOEF* RawBlock(Source* s, int c, int px, int py);
 
 // JFIF YCbCr → RGB in fixed point (16 fractional bits), as libjpeg's tables do it.
 struct YccTables {
@@ -824,8 +814,6 @@ Result<DctOutcome> MakeDctPyramid(const std::string& jpeg_path, int orientation,
     return fallback("its coefficients need " + Mib(bytes) + "; the DCT budget (" +
                     Mib(options.memory_budget) + ") is taken");
   }
-  outcome.width = g.width;
-  outcome.height = g.height;
 
   if (options.reserve_bytes > 0) {
     if (Status room = CheckFreeSpace(FreeBytes(tif_path), options.reserve_bytes); !room.ok())
@@ -869,20 +857,21 @@ Result<DctOutcome> MakeDctPyramid(const std::string& jpeg_path, int orientation,
     half.pixels.resize(size_t(half_bytes));
     stream.half = streaming ? &half : nullptr;
   }
+  // A tile the stream could not write or encode stops the decode; the status says which.
+  auto stream_failure = [&]() -> Status {
+    if (!stream.no_room.ok()) return stream.no_room;
+    if (stream.io_failed) return WriteFailed("a full-resolution tile", stream.io_errno);
+    if (stream.encode_failed) return Status::Internal(std::string("libjpeg: ") + enc.err.message);
+    return Status::Ok();
+  };
   if (!ReadCoefficients(&src)) {
-    if (!stream.no_room.ok()) return fail(stream.no_room);
-    if (stream.io_failed) return fail(WriteFailed("a full-resolution tile", stream.io_errno));
-    if (stream.encode_failed)
-      return fail(Status::Internal(std::string("libjpeg: ") + enc.err.message));
+    if (Status st = stream_failure(); !st.ok()) return fail(st);
     return fallback(std::string("libjpeg: ") + src.err.message);
   }
   if (src.err.warned) return fallback(std::string("libjpeg warned: ") + src.err.warning);
   if (streaming) {
     if (stream.row != g.down - 1 || !EmitTileRow(&stream)) {
-      if (!stream.no_room.ok()) return fail(stream.no_room);
-      if (stream.io_failed) return fail(WriteFailed("a full-resolution tile", stream.io_errno));
-      if (stream.encode_failed)
-        return fail(Status::Internal(std::string("libjpeg: ") + enc.err.message));
+      if (Status st = stream_failure(); !st.ok()) return fail(st);
       return fallback("the scan ended before the last tile row");
     }
     if (stream.half != nullptr) HalfRows(&src, g, stream.row, &half, &stream.planes);

@@ -41,9 +41,8 @@ struct DctOptions {
 };
 
 struct DctOutcome {
-  bool cut = false;           // the pyramid at tif_path is written, page 0 from coefficients
-  std::string fallback;       // !cut: why the pixel path has to make it (nothing left at tif_path)
-  int width = 0, height = 0;  // the pyramid's (after orientation)
+  bool cut = false;      // the pyramid at tif_path is written, page 0 from coefficients
+  std::string fallback;  // !cut: why the pixel path has to make it (nothing left at tif_path)
 };
 
 // Level 1 of the source in its stored orientation (before EXIF): floor(W/2) × floor(H/2),

@@ -336,7 +336,7 @@ Result<ConvertedImage> ConvertImage(const std::string& source_path, const Proces
   // Pyramid: the one decode of the source happens here (or in Reorient).
   Result<std::string> tif = NewScratchFile(blobs.ScratchDir(), "pyramid", ".tif");
   if (!tif.ok()) return tif.status();
-  bool as_is = false;
+  bool written = false;  // the pyramid at *tif is whole: the origin as it is, or the DCT path's
   if (options.use_original) {
     // The origin is the pyramid: checked, then copied byte for byte (no decode, no re-encode).
     Status usable =
@@ -354,11 +354,11 @@ Result<ConvertedImage> ConvertImage(const std::string& source_path, const Proces
       ::unlink(tif->c_str());
       return Status::IOError("cannot copy the origin: " + ec.message());
     }
-    as_is = true;
+    written = true;
   }
-  if (!as_is && jpeg && !colour_as_is) {
+  if (!written && jpeg && !colour_as_is) {
     result.timings.pyramid_route = "pixels: its colours need converting (ICC profile or CMYK)";
-  } else if (!as_is && jpeg) {
+  } else if (!written && jpeg) {
     // The full resolution from the coefficients; below it level 1 from them too (or, when
     // too big for memory, libjpeg's scaled decode), then libvips' pyramid.
     auto lower = [&](const HalfImage* made, const std::string& path) -> Status {
@@ -411,7 +411,7 @@ Result<ConvertedImage> ConvertImage(const std::string& source_path, const Proces
       return st.code() == Code::kInvalid ? decode_error(st.message()) : st;
     }
     if (cut->cut) {
-      as_is = true;  // the pyramid is written
+      written = true;
       result.timings.pyramid_route = "dct";
     } else {
       result.timings.pyramid_route = "pixels: " + cut->fallback;
@@ -423,7 +423,7 @@ Result<ConvertedImage> ConvertImage(const std::string& source_path, const Proces
     if (!reorient_tiles.empty()) ::unlink(reorient_tiles.c_str());
   };
   try {
-    if (!as_is && orientation != 1) {
+    if (!written && orientation != 1) {
       Result<VImage> oriented =
           Reorient(source, orientation, blobs.ScratchDir(), options.reserve_bytes, &reorient_tiles);
       if (!oriented.ok()) {
@@ -439,7 +439,7 @@ Result<ConvertedImage> ConvertImage(const std::string& source_path, const Proces
     Status st = PyramidFailure(e);
     return st.code() == Code::kInvalid ? decode_error(st.message()) : st;
   }
-  Status saved = as_is
+  Status saved = written
                      ? Status::Ok()
                      : SaveTiled(source, *tif, true, options.tile_size, 85, options.reserve_bytes);
   remove_temps();

@@ -52,7 +52,8 @@ TEST_F(BlobCacheTest, MissThenHitWithTheSameBytes) {
   EXPECT_EQ((*cache)->hits(), 1);
   EXPECT_EQ((*cache)->used_bytes(), 5000);
   // A stale version is refused by the source, never answered from the cache.
-  EXPECT_EQ((*cache)->GetRange("1/1/a/image.tif", "other", 0, 10).status().code(), Code::kConflict);
+  EXPECT_EQ((*cache)->GetRange("1/1/a/image.tif", "other", 0, 10).status().code(),
+            Code::kConflict);
 }
 
 TEST_F(BlobCacheTest, SurvivesARestartAndTrimsToANewBound) {

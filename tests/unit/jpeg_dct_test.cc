@@ -5,12 +5,12 @@
 // jpeglib.h needs size_t and FILE declared before it.
 #include <gtest/gtest.h>
 #include <jpeglib.h>
-#include <stdlib.h>
 
 #include <cmath>
 #include <csetjmp>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +21,7 @@
 #include "core/vips_init.h"
 #include "iiif/pyramid_index.h"
 #include "ingest/processor.h"
+#include "support/quire_process.h"
 
 namespace quire {
 namespace {
@@ -210,14 +211,10 @@ class JpegDctTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { ASSERT_TRUE(InitVips()); }
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "quire-dct-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
     auto store = FileBlobStore::Open(dir_ + "/blobs");
     ASSERT_TRUE(store.ok());
     store_ = std::move(*store);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string Write(const std::string& bytes, const std::string& name) {
     std::string path = dir_ + "/" + name;
@@ -266,7 +263,8 @@ class JpegDctTest : public ::testing::Test {
     return all;
   }
 
-  std::string dir_;
+  test::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
   std::unique_ptr<FileBlobStore> store_;
   int width_ = 0, height_ = 0;
 };

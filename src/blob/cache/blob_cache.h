@@ -30,14 +30,14 @@ class BlobCache {
 
   // Bytes [offset, offset + length) of `key` at `version`, from disk or else one ranged GET
   // (which then fills the cache). kConflict when the blob is no longer that version.
-  Result<std::string> GetRange(const std::string& key, const std::string& version, int64_t offset,
-                               int64_t length);
+  Result<std::string> GetRange(const std::string& key, const std::string& version,
+                               int64_t offset, int64_t length);
   // The whole blob; `tag` names the version the caller expects (e.g. an asset version).
   Result<std::string> GetBytes(const std::string& key, const std::string& tag);
   // GetRange / GetBytes from disk only: false (and no request) on a miss. For callers that
   // must not block on the network (delivery's I/O threads).
-  bool PeekRange(const std::string& key, const std::string& version, int64_t offset, int64_t length,
-                 std::string* out);
+  bool PeekRange(const std::string& key, const std::string& version, int64_t offset,
+                 int64_t length, std::string* out);
   bool PeekBytes(const std::string& key, const std::string& tag, std::string* out);
   // A local file holding the whole blob at `version` (for libvips); kUnsupported when the
   // blob is larger than half the cache. The file may be evicted later: open it at once.

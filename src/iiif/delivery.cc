@@ -700,7 +700,7 @@ http::Response Delivery::Image(http::Request& req, ApiVersion v) {
   }
 
   // What deep-zoom viewers ask for: a stored tile as is (one pread), or a crop of one stored
-  // tile at its own resolution (edge tiles, small levels: one libjpeg decode + encode).
+  // tile at its own resolution (edge tiles, small levels: cut from its coefficients).
   auto tile = IndexedStoredTile(*index, *resolved);
   if (!tile.ok() && IsTransient(tile.status())) return TryLater(tile.status());
   if (tile.ok() && tile->has_value()) {

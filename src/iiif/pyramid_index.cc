@@ -204,6 +204,64 @@ bool EncodeJpeg(const unsigned char* pixels, size_t stride, int width, int heigh
   return true;
 }
 
+// The top-left `width` × `height` of a standalone JPEG stream, cut from its quantised
+// coefficients (what `jpegtran -crop WxH+0+0` does): the blocks are the stream's own, only
+// re-entropy-coded (standard Huffman tables), so the crop decodes to the very pixels of the
+// stream's top-left corner and no second-generation loss is added. Only the stream pointer,
+// the size and `out` live across setjmp.
+bool CropJpegCoefficients(const std::string* stream, int width, int height, std::string* out) {
+  jpeg_decompress_struct src;
+  jpeg_compress_struct dst;
+  std::memset(&src, 0, sizeof src);
+  std::memset(&dst, 0, sizeof dst);
+  JpegError jerr;
+  StringDest dest;
+  src.err = jpeg_std_error(&jerr.pub);
+  dst.err = &jerr.pub;
+  jerr.pub.error_exit = JpegErrorExit;
+  jerr.pub.output_message = JpegSilence;
+  if (setjmp(jerr.jump)) {
+    jpeg_destroy_compress(&dst);
+    jpeg_destroy_decompress(&src);
+    return false;
+  }
+  jpeg_create_decompress(&src);
+  jpeg_create_compress(&dst);
+  jpeg_mem_src(&src, reinterpret_cast<const unsigned char*>(stream->data()),
+               static_cast<unsigned long>(stream->size()));
+  if (jpeg_read_header(&src, TRUE) != JPEG_HEADER_OK || src.progressive_mode ||
+      src.data_precision != 8 || int(src.image_width) < width || int(src.image_height) < height) {
+    jpeg_destroy_compress(&dst);
+    jpeg_destroy_decompress(&src);
+    return false;
+  }
+  jvirt_barray_ptr* coefficients = jpeg_read_coefficients(&src);
+  // A damaged tile decodes with warnings; let the pixel path judge it.
+  if (coefficients == nullptr || jerr.pub.num_warnings != 0) {
+    jpeg_destroy_compress(&dst);
+    jpeg_destroy_decompress(&src);
+    return false;
+  }
+  jpeg_copy_critical_parameters(&src, &dst);
+  dst.image_width = JDIMENSION(width);
+  dst.image_height = JDIMENSION(height);
+  dst.write_JFIF_header = FALSE;  // as the stored tiles and Render's output: no JFIF marker
+  dst.optimize_coding = FALSE;
+  dest.pub.init_destination = DestInit;
+  dest.pub.empty_output_buffer = DestEmpty;
+  dest.pub.term_destination = DestTerm;
+  dest.out = out;
+  dst.dest = &dest.pub;
+  // The source's arrays serve as they are: the encoder walks only the blocks the smaller
+  // image covers, from the top-left, and pads a partial last MCU itself.
+  jpeg_write_coefficients(&dst, coefficients);
+  jpeg_finish_compress(&dst);
+  jpeg_finish_decompress(&src);
+  jpeg_destroy_compress(&dst);
+  jpeg_destroy_decompress(&src);
+  return true;
+}
+
 Status WalkDirectories(TIFF* t, const std::string& path, TiffErrors* errors,
                        PyramidInfo* info_out, std::vector<IndexedLevel>* levels);
 
@@ -561,16 +619,22 @@ Result<std::optional<Rendered>> IndexedCroppedTile(const PyramidIndex& index,
 
   const int samples = L.samples;
   const int cx = rect.x0 - col * tw, cy = rect.y0 - row * th;
+  const std::string& stream = **jpeg;
+  Rendered out;
+  out.content_type = "image/jpeg";
+  // A crop from the tile's top-left corner (every edge tile, every small level) is cut from
+  // the stored coefficients: the stored tile's own pixels, at a fraction of a decode and an
+  // encode. Other crops decode, crop and encode like Render.
+  if (cx == 0 && cy == 0 && CropJpegCoefficients(&stream, cw, ch, &out.bytes))
+    return std::optional<Rendered>(std::move(out));
+  out.bytes.clear();
   thread_local std::vector<unsigned char> pixels;
   const size_t stride = size_t(tw) * samples;
   if (pixels.size() < stride * size_t(th)) pixels.resize(stride * size_t(th));
-  const std::string& stream = **jpeg;
   if (!DecodeRows(reinterpret_cast<const unsigned char*>(stream.data()), stream.size(), samples,
                   L.needs_adobe_rgb, tw, cy + ch, pixels.data())) {
     return Status::IOError("cannot decode a stored tile of " + index.path());
   }
-  Rendered out;
-  out.content_type = "image/jpeg";
   if (!EncodeJpeg(pixels.data() + size_t(cy) * stride + size_t(cx) * samples, stride, cw, ch,
                   samples, &out.bytes)) {
     return Status::IOError("cannot encode a tile of " + index.path());

@@ -2,8 +2,9 @@
 // byte count, the JPEGTables and what the tiles' colour encoding needs — plus an open file
 // descriptor on the very file that was indexed. Serving a stored tile then costs one pread
 // and a memcpy, with no libtiff at request time; a request that is a crop of one stored tile
-// at its own resolution (the padded edge tiles, the small levels) costs one libjpeg decode
-// and encode instead of a libvips pipeline.
+// at its own resolution (the padded edge tiles, the small levels) is cut from the tile's
+// coefficients (a Huffman decode and encode), or at worst costs one libjpeg decode and
+// encode, instead of a libvips pipeline.
 //
 // Thread-safe: a PyramidIndex is immutable after Open; reads use pread on the shared fd.
 // The fd keeps the indexed file alive even if the blob is replaced (rename over it) or
@@ -100,8 +101,11 @@ Result<std::optional<Rendered>> IndexedStoredTile(const PyramidIndex& index,
                                                   const ResolvedRequest& request);
 
 // When Render would take a crop of one stored tile at the level it picks and encode it
-// without resizing (no rotation, mirror or quality change, jpg): decodes that tile with
-// libjpeg, crops and encodes at Q90 like Render. nullopt when not applicable.
+// without resizing (no rotation, mirror or quality change, jpg). A crop from the tile's
+// top-left corner (the padded edge tiles, the small levels) is cut from the tile's quantised
+// coefficients: its pixels are the stored tile's, at its stored quality, as an interior tile's
+// are. Any other crop is decoded with libjpeg, cropped and encoded at Q90 like Render.
+// nullopt when not applicable.
 Result<std::optional<Rendered>> IndexedCroppedTile(const PyramidIndex& index,
                                                    const ResolvedRequest& request);
 

@@ -52,9 +52,17 @@ class Router {
     Handler handler;
     RouteOptions options;
     StreamHandler stream;
+    // From the pattern, once: which segments are {name} parameters (and their names), and
+    // whether the last is a {*rest}.
+    std::vector<std::string> param_names;  // "" for a literal segment
+    bool rest = false;
   };
-  static bool MatchPath(const Route& r, const std::vector<std::string>& segs,
-                        std::map<std::string, std::string>* params);
+  void AddRoute(Route r);
+  // Whether `segs` fit the route's pattern; nothing is copied.
+  static bool MatchPath(const Route& r, const std::vector<std::string>& segs);
+  // The parameters of a route `segs` fit.
+  static void FillParams(const Route& r, const std::vector<std::string>& segs,
+                         std::map<std::string, std::string>* params);
   std::vector<Route> routes_;
 };
 

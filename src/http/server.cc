@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <array>
+#include <charconv>
 #include <cerrno>
 #include <chrono>
 #include <functional>
@@ -28,6 +29,12 @@ namespace {
 
 Response PlainError(int status, const std::string& text) {
   return Response(status, "text/plain; charset=utf-8", text + "\n");
+}
+
+bool HasLineBreak(const std::string& s) {
+  for (char c : s)
+    if (c == '\r' || c == '\n') return true;
+  return false;
 }
 
 void AddCors(Response& res) {
@@ -511,26 +518,19 @@ class Session : public std::enable_shared_from_this<Session> {
   void Send(Response res, const std::shared_ptr<Request>& req) {
     if (res.stream && req->method != "HEAD" && res.status == 200)
       return StartStream(std::move(res), req);
-    auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
-    out->version(version_ ? version_ : 11);
-    out->result(static_cast<unsigned>(res.status));
-    out->set(bhttp::field::server, "quire");
-    for (auto& [k, v] : res.headers) out->set(k, v);
     bool head = req->method == "HEAD";
     size_t bytes = res.body.size();
+    // The length the header declares: the body's, except that a handler answering HEAD may
+    // say it without holding the body (a recording), and 204/304 declare none of their own.
+    std::optional<size_t> length;
     if (res.status == 204 || res.status == 304) {
       bytes = 0;
     } else if (head) {
-      // A handler that knows the length without holding the body (a recording answered to
-      // HEAD) says it in Content-Length itself.
-      if (res.Get("Content-Length") == nullptr) out->content_length(res.body.size());
+      if (res.Get("Content-Length") == nullptr) length = res.body.size();
     } else {
-      out->body() = std::move(res.body);
-      out->prepare_payload();
+      length = res.body.size();
     }
     bool keep = keep_alive_ && !server_->stopping.load();
-    out->keep_alive(keep);
-    out->set("X-Request-Id", request_id_);
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started_)
                       .count();
@@ -542,22 +542,61 @@ class Session : public std::enable_shared_from_this<Session> {
       ops::LogAccess({req->method, req->path, std::string(ops::FamilyName(family)), res.status,
                       head ? 0 : bytes, static_cast<uint64_t>(micros)});
     }
-    response_ = out;
+    FormatHead(res, length, !head && length.has_value(), keep, &head_out_);
+    body_out_ = head || !length ? std::string() : std::move(res.body);
     stream_.expires_after(std::chrono::seconds(server_->options.request_timeout_s));
-    // For HEAD, serialize only the header: the body is empty but Content-Length is real.
-    if (head) {
-      auto sr = std::make_shared<bhttp::response_serializer<bhttp::string_body>>(*out);
-      bhttp::async_write_header(stream_, *sr,
-                                [self = shared_from_this(), sr, keep](beast::error_code ec,
-                                                                      std::size_t) {
-                                  self->OnWrite(keep, ec);
-                                });
-      return;
+    // One gathered write: the header block and the body, as they are.
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head_out_), asio::buffer(body_out_)};
+    asio::async_write(stream_, buffers,
+                      [self = shared_from_this(), keep](beast::error_code ec, std::size_t) {
+                        self->OnWrite(keep, ec);
+                      });
+  }
+
+  // The status line and header block of `res`, formatted once into `out` (its capacity kept
+  // from one response to the next): Server, the handler's headers as they are (a header whose
+  // name or value holds CR or LF is dropped, never sent), Content-Length, the connection's
+  // fate as HTTP/1.0 and 1.1 each say it, and X-Request-Id.
+  void FormatHead(const Response& res, std::optional<size_t> length, bool length_is_body,
+                  bool keep, std::string* out) {
+    out->clear();
+    const unsigned status = static_cast<unsigned>(res.status);
+    const unsigned version = version_ ? version_ : 11;
+    out->append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    char code[8];
+    auto [end, err] = std::to_chars(code, code + sizeof code, status);
+    (void)err;
+    out->append(code, end);
+    out->push_back(' ');
+    beast::string_view reason = bhttp::obsolete_reason(bhttp::int_to_status(status));
+    out->append(reason.data(), reason.size());
+    out->append("\r\nServer: quire\r\n");
+    for (const auto& [k, v] : res.headers) {
+      if (HasLineBreak(k) || HasLineBreak(v)) {
+        spdlog::error("a response header \"{}\" with a line break was dropped", k);
+        continue;
+      }
+      // The server says these itself.
+      if (beast::iequals(k, "Connection") || beast::iequals(k, "Server") ||
+          (length_is_body && beast::iequals(k, "Content-Length"))) {
+        continue;
+      }
+      out->append(k);
+      out->append(": ");
+      out->append(v);
+      out->append("\r\n");
     }
-    bhttp::async_write(stream_, *out,
-                       [self = shared_from_this(), keep](beast::error_code ec, std::size_t) {
-                         self->OnWrite(keep, ec);
-                       });
+    if (length) {
+      out->append("Content-Length: ");
+      end = std::to_chars(code, code + sizeof code, *length).ptr;
+      out->append(code, end);
+      out->append("\r\n");
+    }
+    if (version == 10 && keep) out->append("Connection: keep-alive\r\n");
+    if (version != 10 && !keep) out->append("Connection: close\r\n");
+    out->append("X-Request-Id: ");
+    out->append(request_id_);
+    out->append("\r\n\r\n");
   }
 
   // --- streaming responses (server-sent events): the header, then bytes as the producer
@@ -571,7 +610,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void StreamGone();
 
   void OnWrite(bool keep, beast::error_code ec) {
-    response_.reset();
+    if (body_out_.capacity() > (64u << 10)) std::string().swap(body_out_);  // not kept idle
+    body_out_.clear();
     server_->in_flight.fetch_sub(1);
     if (!ec && !keep && linger_) return LingerClose();
     if (ec || !keep) return Close();
@@ -616,7 +656,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<char> piece_;
   std::unique_ptr<BodySink> sink_;
   uint64_t raw_remaining_ = 0;  // body bytes still to come when read straight from the socket
-  std::shared_ptr<void> response_;
+  // The response being written: its header block and body (Send keeps them until OnWrite).
+  std::string head_out_, body_out_;
   bool keep_alive_ = true;
   bool linger_ = false;
   unsigned version_ = 11;

@@ -1,5 +1,7 @@
 #include "blob/tiff_structure.h"
 
+#include "blob/pyramid_edges.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,6 +37,7 @@ class File {
     return true;
   }
   const std::vector<std::pair<uint64_t, uint64_t>>& ranges() const { return ranges_; }
+  uint64_t size() const { return size_; }
 
  private:
   int fd_;
@@ -129,6 +132,15 @@ Result<std::vector<ByteExtent>> ReadTiffStructure(const std::string& path) {
         return fail("first tile");
     }
     ifd = Get(body, size_t(n) * size_t(entry), value_width, little);
+  }
+  // The edge tiles' table and footer past the TIFF (blob/pyramid_edges.h), when there are.
+  if (f.size() >= kEdgeFooterBytes) {
+    std::string footer;
+    if (f.Read(f.size() - kEdgeFooterBytes, kEdgeFooterBytes, &footer)) {
+      const auto [at, n] = EdgeTableExtent(footer, f.size());
+      std::string table;
+      if (n > 0 && !f.Read(at, n, &table)) return fail("edge tile table");
+    }
   }
   // Merge what was read into sorted, disjoint extents (adjacent ones joined).
   auto ranges = f.ranges();

@@ -1,5 +1,7 @@
 #include "iiif/pyramid_index.h"
 
+#include "blob/pyramid_edges.h"
+
 #include <fcntl.h>
 #include <jpeglib.h>
 #include <sys/stat.h>
@@ -15,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 namespace quire::iiif {
 namespace {
@@ -204,64 +207,6 @@ bool EncodeJpeg(const unsigned char* pixels, size_t stride, int width, int heigh
   return true;
 }
 
-// The top-left `width` × `height` of a standalone JPEG stream, cut from its quantised
-// coefficients (what `jpegtran -crop WxH+0+0` does): the blocks are the stream's own, only
-// re-entropy-coded (standard Huffman tables), so the crop decodes to the very pixels of the
-// stream's top-left corner and no second-generation loss is added. Only the stream pointer,
-// the size and `out` live across setjmp.
-bool CropJpegCoefficients(const std::string* stream, int width, int height, std::string* out) {
-  jpeg_decompress_struct src;
-  jpeg_compress_struct dst;
-  std::memset(&src, 0, sizeof src);
-  std::memset(&dst, 0, sizeof dst);
-  JpegError jerr;
-  StringDest dest;
-  src.err = jpeg_std_error(&jerr.pub);
-  dst.err = &jerr.pub;
-  jerr.pub.error_exit = JpegErrorExit;
-  jerr.pub.output_message = JpegSilence;
-  if (setjmp(jerr.jump)) {
-    jpeg_destroy_compress(&dst);
-    jpeg_destroy_decompress(&src);
-    return false;
-  }
-  jpeg_create_decompress(&src);
-  jpeg_create_compress(&dst);
-  jpeg_mem_src(&src, reinterpret_cast<const unsigned char*>(stream->data()),
-               static_cast<unsigned long>(stream->size()));
-  if (jpeg_read_header(&src, TRUE) != JPEG_HEADER_OK || src.progressive_mode ||
-      src.data_precision != 8 || int(src.image_width) < width || int(src.image_height) < height) {
-    jpeg_destroy_compress(&dst);
-    jpeg_destroy_decompress(&src);
-    return false;
-  }
-  jvirt_barray_ptr* coefficients = jpeg_read_coefficients(&src);
-  // A damaged tile decodes with warnings; let the pixel path judge it.
-  if (coefficients == nullptr || jerr.pub.num_warnings != 0) {
-    jpeg_destroy_compress(&dst);
-    jpeg_destroy_decompress(&src);
-    return false;
-  }
-  jpeg_copy_critical_parameters(&src, &dst);
-  dst.image_width = JDIMENSION(width);
-  dst.image_height = JDIMENSION(height);
-  dst.write_JFIF_header = FALSE;  // as the stored tiles and Render's output: no JFIF marker
-  dst.optimize_coding = FALSE;
-  dest.pub.init_destination = DestInit;
-  dest.pub.empty_output_buffer = DestEmpty;
-  dest.pub.term_destination = DestTerm;
-  dest.out = out;
-  dst.dest = &dest.pub;
-  // The source's arrays serve as they are: the encoder walks only the blocks the smaller
-  // image covers, from the top-left, and pads a partial last MCU itself.
-  jpeg_write_coefficients(&dst, coefficients);
-  jpeg_finish_compress(&dst);
-  jpeg_finish_decompress(&src);
-  jpeg_destroy_compress(&dst);
-  jpeg_destroy_decompress(&src);
-  return true;
-}
-
 Status WalkDirectories(TIFF* t, const std::string& path, TiffErrors* errors,
                        PyramidInfo* info_out, std::vector<IndexedLevel>* levels);
 
@@ -346,7 +291,77 @@ Result<std::shared_ptr<const PyramidIndex>> PyramidIndex::Open(const std::string
     return Status::IOError("cannot open pyramid " + path + ": " + errors.last);
   }
   QUIRE_RETURN_IF_ERROR(WalkDirectories(t, path, &errors, &index->info_, &index->levels_));
+  const int fd = index->fd_;
+  auto edges = ReadEdgeTable(uint64_t(st.st_size), [fd](uint64_t at, size_t n) -> Result<std::string> {
+    std::string out(n, '\0');
+    size_t done = 0;
+    while (done < n) {
+      ssize_t got = ::pread(fd, out.data() + done, n - done, off_t(at + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return Status::IOError(std::string("cannot read the edge tile table: ") +
+                                           (got < 0 ? std::strerror(errno) : "short file"));
+      done += size_t(got);
+    }
+    return out;
+  });
+  if (!edges.ok()) return edges.status();
+  index->KeepEdges(std::move(*edges));
   return std::shared_ptr<const PyramidIndex>(std::move(index));
+}
+
+void PyramidIndex::KeepEdges(std::vector<EdgeTile> edges) {
+  // Only a table that fits this pyramid's geometry is used, and then all of it.
+  for (const EdgeTile& e : edges) {
+    if (e.level >= levels_.size()) return;
+    const IndexedLevel& L = levels_[e.level];
+    const int64_t tw = info_.tile_width, th = info_.tile_height;
+    if (!L.jpeg || int64_t(e.col) >= L.tiles_across || int64_t(e.row) >= L.tiles_down ||
+        int64_t(e.width) != std::min(tw, L.width - int64_t(e.col) * tw) ||
+        int64_t(e.height) != std::min(th, L.height - int64_t(e.row) * th))
+      return;
+  }
+  std::sort(edges.begin(), edges.end(), [](const EdgeTile& a, const EdgeTile& b) {
+    return std::tie(a.level, a.row, a.col) < std::tie(b.level, b.row, b.col);
+  });
+  edges_ = std::move(edges);
+}
+
+Result<std::optional<std::string>> PyramidIndex::EdgeJpeg(size_t k, int col, int row, int width,
+                                                          int height) const {
+  const std::optional<std::string> no;
+  EdgeTile key;
+  key.level = uint32_t(k), key.col = uint32_t(col), key.row = uint32_t(row);
+  auto it = std::lower_bound(edges_.begin(), edges_.end(), key,
+                             [](const EdgeTile& a, const EdgeTile& b) {
+                               return std::tie(a.level, a.row, a.col) <
+                                      std::tie(b.level, b.row, b.col);
+                             });
+  if (it == edges_.end() || it->level != key.level || it->col != key.col || it->row != key.row ||
+      int(it->width) != width || int(it->height) != height)
+    return no;
+  std::string out;
+  if (source_) {
+    out.resize(it->size);
+    if (!source_->ReadHeld(it->offset, it->size, out.data())) {
+      auto got = source_->ReadAt(it->offset, it->size);
+      if (!got.ok()) return got.status();
+      out = std::move(*got);
+    }
+  } else {
+    out.resize(it->size);
+    size_t done = 0;
+    while (done < out.size()) {
+      ssize_t got = ::pread(fd_, out.data() + done, out.size() - done, off_t(it->offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0)
+        return Status::IOError("cannot read an edge tile from " + path_ + ": " +
+                               (got < 0 ? std::strerror(errno) : "short file"));
+      done += size_t(got);
+    }
+  }
+  const auto* u = reinterpret_cast<const unsigned char*>(out.data());
+  if (out.size() != it->size || !IsSoi(u) || !IsEoi(u + out.size() - 2)) return no;
+  return std::optional<std::string>(std::move(out));
 }
 
 namespace {
@@ -429,6 +444,14 @@ Result<std::shared_ptr<const PyramidIndex>> PyramidIndex::OpenSource(
   Status st = WalkDirectories(t, name, &errors, &index->info_, &index->levels_);
   if (!file.error.ok()) return file.error;  // a failed read, not a bad file
   if (!st.ok()) return st;
+  const PyramidSource* src = index->source_.get();
+  auto edges = ReadEdgeTable(file.size, [src](uint64_t at, size_t n) -> Result<std::string> {
+    std::string out(n, '\0');
+    if (src->ReadHeld(at, n, out.data())) return out;
+    return src->ReadAt(at, n);
+  });
+  if (!edges.ok()) return edges.status();
+  index->KeepEdges(std::move(*edges));
   return std::shared_ptr<const PyramidIndex>(std::move(index));
 }
 
@@ -613,19 +636,28 @@ Result<std::optional<Rendered>> IndexedCroppedTile(const PyramidIndex& index,
   if ((rect.x1 - 1) / tw != col || (rect.y1 - 1) / th != row) return no;  // spans tiles
   const IndexedLevel& L = index.level(k);
   if (!L.jpeg || (L.samples != 3 && L.samples != 1)) return no;
+  const int cx = rect.x0 - col * tw, cy = rect.y0 - row * th;
+  Rendered out;
+  out.content_type = "image/jpeg";
+  // A padded edge tile cut at the image edge: stored as served, when ingest appended it.
+  if (cx == 0 && cy == 0) {
+    auto edge = index.EdgeJpeg(k, col, row, cw, ch);
+    if (!edge.ok()) return edge.status();
+    if (edge->has_value()) {
+      out.bytes = std::move(**edge);
+      return std::optional<Rendered>(std::move(out));
+    }
+  }
   auto jpeg = index.TileJpeg(k, col, row);
   if (!jpeg.ok()) return jpeg.status();
   if (!jpeg->has_value()) return no;
 
   const int samples = L.samples;
-  const int cx = rect.x0 - col * tw, cy = rect.y0 - row * th;
   const std::string& stream = **jpeg;
-  Rendered out;
-  out.content_type = "image/jpeg";
   // A crop from the tile's top-left corner (every edge tile, every small level) is cut from
   // the stored coefficients: the stored tile's own pixels, at a fraction of a decode and an
   // encode. Other crops decode, crop and encode like Render.
-  if (cx == 0 && cy == 0 && CropJpegCoefficients(&stream, cw, ch, &out.bytes))
+  if (cx == 0 && cy == 0 && CropJpegCoefficients(stream, cw, ch, &out.bytes))
     return std::optional<Rendered>(std::move(out));
   out.bytes.clear();
   thread_local std::vector<unsigned char> pixels;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "blob/pyramid_edges.h"
 #include "core/status.h"
 #include "iiif/renderer.h"
 #include "iiif/request.h"
@@ -84,15 +85,22 @@ class PyramidIndex {
   // The stored tile (col, row) of level k as a standalone JPEG stream: SOI [APP14] tables
   // tile-without-SOI. nullopt when the level's tiles can not be served that way.
   Result<std::optional<std::string>> TileJpeg(size_t k, int col, int row) const;
+  // The padded tile (col, row) of level k cut to width × height, as ingest stored it past the
+  // TIFF (blob/pyramid_edges.h). nullopt when the pyramid has no such cut tile.
+  Result<std::optional<std::string>> EdgeJpeg(size_t k, int col, int row, int width,
+                                              int height) const;
+  size_t edge_tile_count() const { return edges_.size(); }
 
  private:
   PyramidIndex() = default;
+  void KeepEdges(std::vector<EdgeTile> edges);
   std::string path_;
   int fd_ = -1;
   std::shared_ptr<const PyramidSource> source_;  // when not a local file
   FileIdentity identity_;
   PyramidInfo info_;
   std::vector<IndexedLevel> levels_;
+  std::vector<EdgeTile> edges_;  // sorted by level, row, col
 };
 
 // Same contract as TryStoredTile, from the index: exactly one full interior stored tile at

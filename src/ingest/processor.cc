@@ -14,6 +14,7 @@
 #include <vips/vips8>
 
 #include "blob/scratch_space.h"
+#include "blob/pyramid_edges.h"
 #include "blob/tiff_structure.h"
 #include "core/decode_guard.h"
 #include "core/vips_init.h"
@@ -453,6 +454,12 @@ Result<ConvertedImage> ConvertImage(const std::string& source_path, const Proces
     return whole;
   }
   source = VImage();  // close the source file
+  // The padded edge tiles, cut as viewers ask for them, go past the TIFF: delivery serves
+  // them as stored bytes instead of transcoding each request (blob/pyramid_edges.h).
+  if (Status edges = AppendEdgeTiles(*tif, options.reserve_bytes); !edges.ok()) {
+    remove_tif();
+    return edges;
+  }
   result.timings.pyramid_ms = clock.LapMs();
 
   // Thumbnails from the pyramid.

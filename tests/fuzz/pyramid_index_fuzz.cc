@@ -1,6 +1,6 @@
 // libFuzzer target for the tile index reader (src/iiif/pyramid_index.cc): any bytes are
 // opened as a stored pyramid (as a damaged or hostile blob would be), then every level's
-// first and last tile are read the way delivery serves them. Beyond "no crash, ASan/UBSan
+// first and last tile (and the stored cut of the last) are read the way delivery serves them. Beyond "no crash, ASan/UBSan
 // clean": an index that opens has levels of positive size whose tile grids cover them.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -35,6 +35,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(level.offsets.size() == level.byte_counts.size());
       (void)idx.TileJpeg(k, 0, 0);
       (void)idx.TileJpeg(k, level.tiles_across - 1, level.tiles_down - 1);
+      // The edge tile table past the TIFF (blob/pyramid_edges.h), as delivery asks it.
+      const int tw = idx.info().tile_width, th = idx.info().tile_height;
+      const int col = level.tiles_across - 1, row = level.tiles_down - 1;
+      (void)idx.EdgeJpeg(k, col, row, level.width - col * tw, level.height - row * th);
     }
   }
   close(fd);

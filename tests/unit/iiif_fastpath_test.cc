@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <numbers>
 #include <random>
 #include <string>
@@ -18,6 +20,8 @@
 #include <vector>
 #include <vips/vips8>
 
+#include "blob/pyramid_edges.h"
+#include "blob/tiff_structure.h"
 #include "core/vips_init.h"
 #include "iiif/pyramid_index.h"
 #include "iiif/renderer.h"
@@ -557,6 +561,130 @@ TEST_F(FastPath, SmallLevelCropsAndSubTileRegions) {
     auto fast = IndexedCroppedTile(*index, Resolve(path, info.width, info.height));
     ASSERT_TRUE(fast.ok());
     EXPECT_FALSE(fast->has_value()) << path;
+  }
+}
+
+// Ingest appends every padded edge tile cut to the image edge past the TIFF
+// (blob/pyramid_edges.h): the file still reads the same through libvips, and delivery serves
+// those tiles as stored bytes — the very cut it would otherwise make per request.
+TEST_F(FastPath, EdgeTilesStoredPastTheTiffAreServedAsStored) {
+  for (const char* file : {"a1000x700.tif", "b3001x2049.tif", "rgb1000x700.tif",
+                           "grey1000x700.tif"}) {
+    SCOPED_TRACE(file);
+    const std::string copy = std::string(file) + ".edges.tif";
+    fs::copy_file(Path(file), Path(copy), fs::copy_options::overwrite_existing);
+    ASSERT_TRUE(AppendEdgeTiles(Path(copy)).ok());
+    EXPECT_GT(fs::file_size(Path(copy)), fs::file_size(Path(file)));
+
+    auto plain = Index(file);
+    auto index = Index(copy);
+    ASSERT_TRUE(plain && index);
+    EXPECT_EQ(plain->edge_tile_count(), 0u);
+    const PyramidInfo& info = index->info();
+    ASSERT_EQ(info.levels.size(), plain->info().levels.size());
+    size_t partial = 0;
+    for (size_t k = 0; k < info.levels.size(); ++k) {
+      // libvips reads every level exactly as before.
+      VImage before = VImage::tiffload(Path(file).c_str(), VImage::option()->set("page", int(k)));
+      VImage after = VImage::tiffload(Path(copy).c_str(), VImage::option()->set("page", int(k)));
+      EXPECT_EQ(Compare(before, after).max, 0) << "level " << k;
+      const IndexedLevel& L = index->level(k);
+      for (int row = 0; row < L.tiles_down; ++row) {
+        for (int col = 0; col < L.tiles_across; ++col) {
+          const int cw = std::min(256, L.width - col * 256), ch = std::min(256, L.height - row * 256);
+          if (cw == 256 && ch == 256) continue;
+          ++partial;
+          SCOPED_TRACE("level " + std::to_string(k) + " tile " + std::to_string(col) + "," +
+                       std::to_string(row));
+          auto stored = index->EdgeJpeg(k, col, row, cw, ch);
+          ASSERT_TRUE(stored.ok() && stored->has_value());
+          // The cut a pyramid without the trailer gets per request: the same bytes.
+          auto tile = plain->TileJpeg(k, col, row);
+          ASSERT_TRUE(tile.ok() && tile->has_value());
+          std::string cut;
+          ASSERT_TRUE(CropJpegCoefficients(**tile, cw, ch, &cut));
+          EXPECT_EQ(**stored, cut);
+          // And the request a viewer makes is answered with them.
+          ResolvedRequest r = Resolve(TileRequest(info, k, col, row), info.width, info.height);
+          auto served = IndexedCroppedTile(*index, r);
+          ASSERT_TRUE(served.ok() && served->has_value());
+          EXPECT_EQ((*served)->bytes, **stored);
+          auto unstored = IndexedCroppedTile(*plain, r);
+          ASSERT_TRUE(unstored.ok() && unstored->has_value());
+          EXPECT_EQ((*unstored)->bytes, **stored);
+          // No other size is served from the table.
+          auto other = index->EdgeJpeg(k, col, row, cw - 1, ch);
+          ASSERT_TRUE(other.ok());
+          EXPECT_FALSE(other->has_value());
+        }
+      }
+    }
+    EXPECT_EQ(index->edge_tile_count(), partial);
+    EXPECT_GT(partial, 0u);
+
+    // The structure kept beside a pyramid on remote storage holds the table and footer.
+    auto structure = ReadTiffStructure(Path(copy));
+    ASSERT_TRUE(structure.ok());
+    ASSERT_FALSE(structure->empty());
+    const ByteExtent& last = structure->back();
+    EXPECT_EQ(last.offset + last.bytes.size(), fs::file_size(Path(copy)));
+    EXPECT_GE(last.bytes.size(), partial * kEdgeEntryBytes + kEdgeFooterBytes);
+  }
+}
+
+// A trailer that does not describe itself consistently is not used at all: the edge tiles are
+// then cut per request, and the pyramid still serves.
+TEST_F(FastPath, AnInconsistentEdgeTrailerIsIgnored) {
+  const std::string good = "b3001x2049.tif.good.tif";
+  fs::copy_file(Path("b3001x2049.tif"), Path(good), fs::copy_options::overwrite_existing);
+  ASSERT_TRUE(AppendEdgeTiles(Path(good)).ok());
+  auto reference = Index(good);
+  ASSERT_TRUE(reference);
+  ASSERT_GT(reference->edge_tile_count(), 0u);
+  std::string bytes;
+  {
+    std::ifstream in(Path(good), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const size_t n = bytes.size();
+  const uint64_t table = [&] {
+    uint64_t v = 0;
+    for (int i = 8; i-- > 0;) v = (v << 8) | uint8_t(bytes[n - kEdgeFooterBytes + size_t(i)]);
+    return v;
+  }();
+  struct Case {
+    const char* what;
+    std::function<void(std::string&)> damage;
+  };
+  const Case cases[] = {
+      {"magic", [&](std::string& b) { b[n - 1] ^= 0x20; }},
+      {"format", [&](std::string& b) { b[n - 12] = 9; }},
+      {"count", [&](std::string& b) { b[n - 16] = char(uint8_t(b[n - 16]) + 1); }},
+      {"an entry past the table", [&](std::string& b) { b[size_t(table) + 31] = 0x7F; }},
+      {"an entry's level", [&](std::string& b) { b[size_t(table)] = 40; }},
+      {"an entry's width", [&](std::string& b) { b[size_t(table) + 12] = char(uint8_t(b[size_t(table) + 12]) + 1); }},
+      {"a truncated file", [&](std::string& b) { b.pop_back(); }},
+  };
+  const PyramidInfo& info = reference->info();
+  const IndexedLevel& L0 = reference->level(0);
+  const std::string edge_request = TileRequest(info, 0, L0.tiles_across - 1, 0);
+  auto expected = IndexedCroppedTile(*reference, Resolve(edge_request, info.width, info.height));
+  ASSERT_TRUE(expected.ok() && expected->has_value());
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    std::string damaged = bytes;
+    c.damage(damaged);
+    const std::string name = std::string("damaged-") + std::to_string(&c - cases) + ".tif";
+    {
+      std::ofstream out(Path(name), std::ios::binary | std::ios::trunc);
+      out.write(damaged.data(), std::streamsize(damaged.size()));
+    }
+    auto index = Index(name);
+    ASSERT_TRUE(index);
+    EXPECT_EQ(index->edge_tile_count(), 0u);
+    auto served = IndexedCroppedTile(*index, Resolve(edge_request, info.width, info.height));
+    ASSERT_TRUE(served.ok() && served->has_value());
+    EXPECT_EQ((*served)->bytes, (*expected)->bytes);
   }
 }
 

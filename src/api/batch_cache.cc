@@ -49,4 +49,24 @@ void BatchCache::Clear() {
   size_ = 0;
 }
 
+std::string BatchBodies::Body(const Batch& batch, const std::function<std::string()>& make) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto c = entries_.find(batch.customer);
+    if (c != entries_.end()) {
+      auto it = c->second.find(batch.id);
+      if (it != c->second.end() && it->second.batch == batch) return it->second.body;
+    }
+  }
+  std::string body = make();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (size_ >= max_entries_) {
+    entries_.clear();
+    size_ = 0;
+  }
+  auto [it, added] = entries_[batch.customer].insert_or_assign(batch.id, Entry{batch, body});
+  if (added) ++size_;
+  return body;
+}
+
 }  // namespace quire::api

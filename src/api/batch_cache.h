@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -44,6 +46,28 @@ class BatchCache {
   size_t max_entries_;
   uint64_t clear_generation_ = 0;  // bumped by Clear: counts into every customer's generation
   std::unordered_map<int64_t, uint64_t> generations_;  // per customer
+  std::unordered_map<int64_t, std::unordered_map<int64_t, Entry>> entries_;  // customer → id →
+  size_t size_ = 0;
+};
+
+// The JSON body last served for each batch, reused while a fresh read of the batch equals the
+// one it was made from: nothing is served that the store did not just say, only the
+// serialisation of an unchanged batch (pollers ask many times between two changes) is saved.
+// Bounded; thread-safe.
+class BatchBodies {
+ public:
+  explicit BatchBodies(size_t max_entries = 4096) : max_entries_(max_entries) {}
+  // The body of `batch`: the kept one when it was made from an equal batch, else `make()`'s
+  // (run outside the lock), kept for next time.
+  std::string Body(const Batch& batch, const std::function<std::string()>& make);
+
+ private:
+  struct Entry {
+    Batch batch;
+    std::string body;
+  };
+  std::mutex mu_;
+  size_t max_entries_;
   std::unordered_map<int64_t, std::unordered_map<int64_t, Entry>> entries_;  // customer → id →
   size_t size_ = 0;
 };

@@ -32,6 +32,8 @@ struct Context {
   // Batches as last read (GET …/queue/batches/{b}), dropped by store events; null (every
   // GET reads the store) unless the store's events come from every process.
   std::shared_ptr<BatchCache> batches = nullptr;
+  // The JSON of each batch as last served, reused while the batch reads the same.
+  std::shared_ptr<BatchBodies> batch_bodies = std::make_shared<BatchBodies>();
   // The process's metrics, served at /metrics (to administrators).
   ops::Metrics* metrics = nullptr;
   // Serves the live event streams; null: streams answer 503.

@@ -198,14 +198,19 @@ void RegisterQueue(http::Router& r, Context& ctx) {
     BatchAccess a = AuthorizeBatch(ctx, req);
     if (a.denied) return *a.denied;
     int64_t now = NowMs();
+    auto answer = [&ctx](const Batch& b) {
+      return http::Response(200, "application/json", ctx.batch_bodies->Body(b, [&] {
+        return std::move(Json(200, hydra::BatchJson(ctx.urls, b)).body);
+      }));
+    };
     BatchCache* cache = ctx.batches.get();
     if (std::optional<Batch> kept = cache ? cache->Get(a.customer, a.batch, now) : std::nullopt)
-      return Json(200, hydra::BatchJson(ctx.urls, *kept));
+      return answer(*kept);
     uint64_t generation = cache ? cache->Generation(a.customer) : 0;
     auto batch = ctx.store.GetBatch(a.customer, a.batch);
     if (!batch.ok()) return FromStatus(ctx, req, batch.status());
     if (cache) cache->Put(a.customer, *batch, generation, now);
-    return Json(200, hydra::BatchJson(ctx.urls, *batch));
+    return answer(*batch);
   });
   r.Add("GET", "/customers/{c}/queue/batches/{b}/images", [&ctx](http::Request& req) {
     return ListBatchImages(ctx, req, BatchMemberFilter::kAll);

@@ -18,6 +18,8 @@ struct Batch {
   bool superseded = false;
   bool priority = false;
   std::optional<int64_t> est_completion_ms;  // computed on read while unfinished
+
+  bool operator==(const Batch&) const = default;
 };
 
 // Which members of a batch to list.

@@ -1,5 +1,6 @@
 // BatchCache: a batch read is kept for at most its TTL, dropped by an event of its customer,
 // and a read that raced an event is not kept (it may hold the state from before the change).
+// BatchBodies: a batch's JSON is made again whenever the batch read differs in any field.
 #include "api/batch_cache.h"
 
 #include <gtest/gtest.h>
@@ -58,6 +59,44 @@ TEST(BatchCacheTest, StaysWithinItsBound) {
   for (int64_t id = 1; id <= 10; ++id) kept += cache.Get(1, id, 1) ? 1 : 0;
   EXPECT_LE(kept, 3);
   EXPECT_TRUE(cache.Get(1, 10, 1)) << "the newest read is kept";
+}
+
+TEST(BatchBodiesTest, ABodyIsReusedOnlyForAnEqualBatch) {
+  BatchBodies bodies(8);
+  int made = 0;
+  auto make = [&](const Batch& b) {
+    return [&made, b] {
+      ++made;
+      return std::to_string(b.customer) + "/" + std::to_string(b.id) + ":" +
+             std::to_string(b.completed) + ":" + std::to_string(b.est_completion_ms.value_or(-1));
+    };
+  };
+  Batch b = MakeBatch(1, 5, 3);
+  EXPECT_EQ(bodies.Body(b, make(b)), "1/5:3:-1");
+  EXPECT_EQ(bodies.Body(b, make(b)), "1/5:3:-1");
+  EXPECT_EQ(made, 1) << "an unchanged batch is not serialised again";
+  // Any field that differs makes it again: counts, estimate, flags; another customer's batch
+  // of the same id has its own.
+  Batch c = b;
+  c.completed = 4;
+  EXPECT_EQ(bodies.Body(c, make(c)), "1/5:4:-1");
+  Batch e = c;
+  e.est_completion_ms = 77;
+  EXPECT_EQ(bodies.Body(e, make(e)), "1/5:4:77");
+  Batch f = e;
+  f.superseded = true;
+  bodies.Body(f, make(f));
+  Batch other = MakeBatch(2, 5, 4);
+  other.est_completion_ms = 77;
+  other.superseded = true;
+  EXPECT_EQ(bodies.Body(other, make(other)), "2/5:4:77");
+  EXPECT_EQ(made, 5);
+  // Bounded: past max_entries it starts again and still answers right.
+  for (int64_t id = 100; id < 120; ++id) {
+    Batch x = MakeBatch(3, id, 1);
+    EXPECT_EQ(bodies.Body(x, make(x)), "3/" + std::to_string(id) + ":1:-1");
+  }
+  EXPECT_EQ(bodies.Body(b, make(b)), "1/5:3:-1");
 }
 
 }  // namespace

@@ -155,6 +155,14 @@ class CachedPyramidSource : public PyramidSource {
     }
     return cache_.GetRange(key_, version_, int64_t(offset), int64_t(n));
   }
+  Status ReadInto(uint64_t offset, size_t n, char* out) const override {
+    if (t_cache_only) {
+      if (cache_.PeekRangeInto(key_, version_, int64_t(offset), int64_t(n), out))
+        return Status::Ok();
+      return WouldBlock();
+    }
+    return cache_.GetRangeInto(key_, version_, int64_t(offset), int64_t(n), out);
+  }
   Result<std::string> LocalCopy() const override {
     if (t_cache_only) return WouldBlock();
     return cache_.LocalFile(key_, version_, size_);

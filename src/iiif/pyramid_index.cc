@@ -342,11 +342,8 @@ Result<std::optional<std::string>> PyramidIndex::EdgeJpeg(size_t k, int col, int
   std::string out;
   if (source_) {
     out.resize(it->size);
-    if (!source_->ReadHeld(it->offset, it->size, out.data())) {
-      auto got = source_->ReadAt(it->offset, it->size);
-      if (!got.ok()) return got.status();
-      out = std::move(*got);
-    }
+    if (!source_->ReadHeld(it->offset, it->size, out.data()))
+      QUIRE_RETURN_IF_ERROR(source_->ReadInto(it->offset, it->size, out.data()));
   } else {
     out.resize(it->size);
     size_t done = 0;
@@ -570,10 +567,7 @@ Result<std::optional<std::string>> PyramidIndex::TileJpeg(size_t k, int col, int
   const char saved[2] = {p[header - 2], p[header - 1]};
   size_t done = 0;
   if (source_) {
-    auto got = source_->ReadAt(offset, size_t(size));
-    if (!got.ok()) return got.status();
-    if (got->size() != size) return Status::IOError("short tile read from " + path_);
-    std::memcpy(p + header - 2, got->data(), size_t(size));
+    QUIRE_RETURN_IF_ERROR(source_->ReadInto(offset, size_t(size), p + header - 2));
     done = size;
   }
   while (done < size) {

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -54,6 +55,14 @@ class PyramidSource {
  public:
   virtual ~PyramidSource() = default;
   virtual Result<std::string> ReadAt(uint64_t offset, size_t n) const = 0;
+  // ReadAt into the caller's `n` bytes at `out` (the tile paths: no allocation or copy).
+  virtual Status ReadInto(uint64_t offset, size_t n, char* out) const {
+    auto got = ReadAt(offset, n);
+    if (!got.ok()) return got.status();
+    if (got->size() != n) return Status::IOError("short read from a pyramid source");
+    std::memcpy(out, got->data(), n);
+    return Status::Ok();
+  }
   virtual Result<std::string> LocalCopy() const = 0;
   // Bytes the source holds without a fetch (the pyramid's stored TIFF structure): true and
   // `out` filled when all of [offset, offset + n) is there.

@@ -455,8 +455,11 @@ Result<ConvertedImage> ConvertImage(const std::string& source_path, const Proces
   }
   source = VImage();  // close the source file
   // The padded edge tiles, cut as viewers ask for them, go past the TIFF: delivery serves
-  // them as stored bytes instead of transcoding each request (blob/pyramid_edges.h).
-  if (Status edges = AppendEdgeTiles(*tif, options.reserve_bytes); !edges.ok()) {
+  // them as stored bytes instead of transcoding each request (blob/pyramid_edges.h). Not
+  // after a use-original pyramid, which is stored byte for byte as it came.
+  if (Status edges = options.use_original ? Status::Ok()
+                                          : AppendEdgeTiles(*tif, options.reserve_bytes);
+      !edges.ok()) {
     remove_tif();
     return edges;
   }

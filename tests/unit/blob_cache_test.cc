@@ -3,6 +3,7 @@
 #include "blob/cache/blob_cache.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -117,7 +118,7 @@ TEST_F(BlobCacheTest, HeldOpenFilesStayBoundedAndGoWithTheirEntries) {
     return n;
   };
   const size_t before = open_fds();
-  auto cache = BlobCache::Open(*store_, dir_ + "/cache", 1 << 20);
+  auto cache = BlobCache::Open(*store_, dir_ + "/cache", 1 << 20, /*max_open_files=*/256);
   ASSERT_TRUE(cache.ok());
   for (int round = 0; round < 2; ++round) {
     for (int i = 0; i < 400; ++i) {  // 400 entries of 1000 bytes: all cached, read twice
@@ -141,6 +142,32 @@ TEST_F(BlobCacheTest, HeldOpenFilesStayBoundedAndGoWithTheirEntries) {
   EXPECT_LE(open_fds() + 190, peak);
   cache->reset();
   EXPECT_EQ(open_fds(), before);
+}
+
+// By default the held files are a quarter of the descriptor limit, within [256, 16384]; reads
+// into the caller's buffer answer exactly what GetRange does, and only for the entry's size.
+TEST_F(BlobCacheTest, HeldFilesFollowTheDescriptorLimitAndReadsIntoBuffersMatch) {
+  struct rlimit rl;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  const size_t held = BlobCache::HeldOpenFiles();
+  EXPECT_GE(held, 256u);
+  EXPECT_LE(held, 16384u);
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 1024) {
+    EXPECT_LE(held, size_t(rl.rlim_cur) / 4);
+  }
+  auto cache = BlobCache::Open(*store_, dir_ + "/cache", 1 << 20);
+  ASSERT_TRUE(cache.ok());
+  std::string buf(1000, '\0');
+  EXPECT_FALSE((*cache)->PeekRangeInto("1/1/a/image.tif", version_, 5000, 1000, buf.data()));
+  ASSERT_TRUE((*cache)->GetRangeInto("1/1/a/image.tif", version_, 5000, 1000, buf.data()).ok());
+  EXPECT_EQ(buf, content_.substr(5000, 1000));
+  std::string warm(1000, '\0');
+  ASSERT_TRUE((*cache)->PeekRangeInto("1/1/a/image.tif", version_, 5000, 1000, warm.data()));
+  EXPECT_EQ(warm, buf);
+  EXPECT_EQ((*cache)->hits(), 1);
+  EXPECT_EQ((*cache)->misses(), 1);
+  // Another version is another entry: a miss, and a GET that fails for a stale version.
+  EXPECT_FALSE((*cache)->PeekRangeInto("1/1/a/image.tif", "other", 5000, 1000, warm.data()));
 }
 
 TEST_F(BlobCacheTest, LocalFileHoldsTheWholeBlob) {

@@ -1,5 +1,7 @@
 #include "blob/cache/blob_cache.h"
 
+#include <sys/resource.h>
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -48,12 +50,12 @@ bool WriteFile(const std::string& path, const std::string& bytes) {
 }  // namespace
 
 Result<std::unique_ptr<BlobCache>> BlobCache::Open(const BlobStore& source, const std::string& dir,
-                                                   int64_t capacity) {
+                                                   int64_t capacity, size_t max_open_files) {
   if (capacity <= 0) return Status::Invalid("--cache-bytes must be positive");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Status::IOError("cannot create cache directory " + dir + ": " + ec.message());
-  std::unique_ptr<BlobCache> cache(new BlobCache(source, dir, capacity));
+  std::unique_ptr<BlobCache> cache(new BlobCache(source, dir, capacity, max_open_files));
   struct Found {
     std::string name;
     int64_t size;
@@ -103,34 +105,59 @@ void BlobCache::DropFile(Entry& e) {
   e.file.reset();
 }
 
-bool BlobCache::Read(const std::string& name, std::string* out) {
-  int64_t size = 0;
+size_t BlobCache::HeldOpenFiles() {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 256;
+  return std::clamp<size_t>(size_t(rl.rlim_cur) / 4, 256, 16384);
+}
+
+std::shared_ptr<BlobCache::OpenFile> BlobCache::Acquire(const std::string& name, int64_t* size) {
   std::shared_ptr<OpenFile> file;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = index_.find(name);
-    if (it == index_.end() || !it->second->ready) return false;
+    if (it == index_.end() || !it->second->ready) return nullptr;
     lru_.splice(lru_.begin(), lru_, it->second);
-    size = it->second->size;
+    *size = it->second->size;
     file = it->second->file;
     if (file) open_lru_.splice(open_lru_.begin(), open_lru_, it->second->open_at);
   }
+  if (file) return file;
+  int fd = ::open(PathOf(name).c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::open(PathOf(name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;  // evicted meanwhile
+  file = std::make_shared<OpenFile>(fd);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(name);
+  if (it != index_.end() && it->second->ready && !it->second->file) {
+    open_lru_.push_front(name);
+    it->second->file = file;
+    it->second->open_at = open_lru_.begin();
+    if (open_lru_.size() > max_open_) DropFile(*index_.at(open_lru_.back()));
+  }
+  return file;
+}
+
+bool BlobCache::ReadInto(const std::string& name, char* out, size_t n) {
   // The hot path of warm delivery: one pread of the known size, on a file held open or
   // opened now (and then held for the next read).
-  if (!file) {
-    int fd = ::open(PathOf(name).c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
-    if (fd < 0 && errno == EPERM) fd = ::open(PathOf(name).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;  // evicted meanwhile
-    file = std::make_shared<OpenFile>(fd);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = index_.find(name);
-    if (it != index_.end() && it->second->ready && !it->second->file) {
-      open_lru_.push_front(name);
-      it->second->file = file;
-      it->second->open_at = open_lru_.begin();
-      if (open_lru_.size() > kOpenFiles) DropFile(*index_.at(open_lru_.back()));
-    }
+  int64_t size = 0;
+  std::shared_ptr<OpenFile> file = Acquire(name, &size);
+  if (!file || size_t(size) != n) return false;
+  size_t done = 0;
+  while (done < n) {
+    ssize_t got = ::pread(file->fd, out + done, n - done, off_t(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    done += size_t(got);
   }
+  return done == n;
+}
+
+bool BlobCache::Read(const std::string& name, std::string* out) {
+  int64_t size = 0;
+  std::shared_ptr<OpenFile> file = Acquire(name, &size);
+  if (!file) return false;
   out->resize(size_t(size));
   size_t done = 0;
   while (done < out->size()) {
@@ -139,7 +166,7 @@ bool BlobCache::Read(const std::string& name, std::string* out) {
     if (n <= 0) break;
     done += size_t(n);
   }
-  return done == out->size() && done == size_t(size);
+  return done == out->size();
 }
 
 BlobCache::Reservation BlobCache::Reserve(const std::string& name, int64_t size) {
@@ -205,6 +232,26 @@ bool BlobCache::PeekRange(const std::string& key, const std::string& version, in
   if (!Read(RangeName(key, version, offset, length), out)) return false;
   ++hits_;
   return true;
+}
+
+bool BlobCache::PeekRangeInto(const std::string& key, const std::string& version,
+                              int64_t offset, int64_t length, char* out) {
+  if (length < 0 || !ReadInto(RangeName(key, version, offset, length), out, size_t(length)))
+    return false;
+  ++hits_;
+  return true;
+}
+
+Status BlobCache::GetRangeInto(const std::string& key, const std::string& version,
+                               int64_t offset, int64_t length, char* out) {
+  if (PeekRangeInto(key, version, offset, length, out)) return Status::Ok();
+  Result<std::string> got = GetRange(key, version, offset, length);
+  if (!got.ok()) return got.status();
+  if (int64_t(got->size()) != length)
+    return Status::IOError("short range of " + key + ": " + std::to_string(got->size()) + " of " +
+                           std::to_string(length) + " bytes");
+  std::memcpy(out, got->data(), got->size());
+  return Status::Ok();
 }
 
 bool BlobCache::PeekBytes(const std::string& key, const std::string& tag, std::string* out) {

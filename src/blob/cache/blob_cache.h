@@ -25,8 +25,12 @@ namespace quire {
 
 class BlobCache {
  public:
+  // `max_open_files`: how many entries' files warm reads keep open; 0: HeldOpenFiles().
   static Result<std::unique_ptr<BlobCache>> Open(const BlobStore& source, const std::string& dir,
-                                                 int64_t capacity);
+                                                 int64_t capacity, size_t max_open_files = 0);
+  // A quarter of the process's descriptor limit, between 256 and 16384: the rest stays for
+  // connections.
+  static size_t HeldOpenFiles();
 
   // Bytes [offset, offset + length) of `key` at `version`, from disk or else one ranged GET
   // (which then fills the cache). kConflict when the blob is no longer that version.
@@ -39,6 +43,12 @@ class BlobCache {
   bool PeekRange(const std::string& key, const std::string& version, int64_t offset,
                  int64_t length, std::string* out);
   bool PeekBytes(const std::string& key, const std::string& tag, std::string* out);
+  // GetRange / PeekRange into `out` (`length` bytes the caller holds): a warm read is one
+  // pread into the caller's buffer, no allocation or copy.
+  Status GetRangeInto(const std::string& key, const std::string& version, int64_t offset,
+                      int64_t length, char* out);
+  bool PeekRangeInto(const std::string& key, const std::string& version, int64_t offset,
+                     int64_t length, char* out);
   // A local file holding the whole blob at `version` (for libvips); kUnsupported when the
   // blob is larger than half the cache. The file may be evicted later: open it at once.
   Result<std::string> LocalFile(const std::string& key, const std::string& version, int64_t size);
@@ -62,18 +72,22 @@ class BlobCache {
     std::string name;
     int64_t size = 0;
     bool ready = false;                        // false while its file is being written
-    std::shared_ptr<OpenFile> file;            // held for the kOpenFiles most recently read entries
+    std::shared_ptr<OpenFile> file;            // held for the max_open_ most recently read entries
     std::list<std::string>::iterator open_at;  // in open_lru_ while `file` is set
   };
-  // Warm reads of recently read entries skip open and close: at most this many files are
+  // Warm reads of recently read entries skip open and close: at most max_open_ files are
   // held open (an evicted entry's is closed at once, so the disk bound still holds).
-  static constexpr size_t kOpenFiles = 256;
   void DropFile(Entry& e);  // mu_ held
-  BlobCache(const BlobStore& source, std::string dir, int64_t capacity)
-      : source_(source), dir_(std::move(dir)), capacity_(capacity) {}
+  BlobCache(const BlobStore& source, std::string dir, int64_t capacity, size_t max_open)
+      : source_(source), dir_(std::move(dir)), capacity_(capacity),
+        max_open_(max_open > 0 ? max_open : HeldOpenFiles()) {}
   std::string PathOf(const std::string& name) const;
-  // The entry's bytes when present and whole.
+  // The entry's bytes when present and whole: into `out`, or (ReadInto) into the caller's
+  // `n` bytes at `out` when the entry is exactly that size.
   bool Read(const std::string& name, std::string* out);
+  bool ReadInto(const std::string& name, char* out, size_t n);
+  // The entry's held file (opened now when not held) and its size; null when absent.
+  std::shared_ptr<OpenFile> Acquire(const std::string& name, int64_t* size);
   // Reserves `size` bytes for `name`, evicting LRU entries.
   enum class Reservation { kReserved, kBusy /* present or being written */, kTooLarge };
   Reservation Reserve(const std::string& name, int64_t size);
@@ -84,6 +98,7 @@ class BlobCache {
   const BlobStore& source_;
   const std::string dir_;
   const int64_t capacity_;
+  const size_t max_open_;
   mutable std::mutex mu_;
   std::list<Entry> lru_;  // front: most recently used
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;

@@ -103,6 +103,69 @@ TEST_F(HttpFramingTest, ChunkedBodyIsReadAndTheConnectionKeptAlive) {
   EXPECT_EQ(second.bytes.rfind("HTTP/1.1 200 ", 0), 0u) << second.bytes;
 }
 
+// The response head the server writes itself: one status line of the request's version, one
+// Server and one Content-Length (the body's, or for HEAD the length GET would send, with no
+// body), and the connection's fate as each HTTP version says it.
+TEST_F(HttpFramingTest, ResponseHeadsSayLengthAndConnectionAsEachVersionExpects) {
+  auto count = [](const std::string& head, const std::string& name) {
+    int n = 0;
+    for (size_t at = head.find("\r\n" + name + ": "); at != std::string::npos;
+         at = head.find("\r\n" + name + ": ", at + 1))
+      ++n;
+    return n;
+  };
+  auto head_of = [](const std::string& bytes) { return bytes.substr(0, bytes.find("\r\n\r\n") + 2); };
+  const std::string body = Http("GET", U("/healthz")).body;
+  ASSERT_FALSE(body.empty());
+
+  // HTTP/1.1 keep-alive: no Connection header, the connection stays; then HEAD on it.
+  int fd = Connect(Port(server_->url()));
+  ASSERT_GE(fd, 0);
+  SendAll(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  ReadResult get = ReadResponse(fd, std::chrono::seconds(5));
+  std::string head = head_of(get.bytes);
+  EXPECT_EQ(get.bytes.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << get.bytes;
+  EXPECT_EQ(count(head, "Server"), 1) << head;
+  EXPECT_EQ(count(head, "Content-Length"), 1) << head;
+  EXPECT_NE(head.find("\r\nContent-Length: " + std::to_string(body.size()) + "\r\n"),
+            std::string::npos) << head;
+  EXPECT_EQ(count(head, "Connection"), 0) << head;
+  EXPECT_EQ(count(head, "X-Request-Id"), 1) << head;
+  EXPECT_EQ(get.bytes.substr(head.size() + 2), body);
+  EXPECT_FALSE(get.closed);
+  SendAll(fd, "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  ReadResult got_head = ReadFor(fd, std::chrono::milliseconds(500));
+  EXPECT_EQ(got_head.bytes.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got_head.bytes;
+  EXPECT_NE(got_head.bytes.find("\r\nContent-Length: " + std::to_string(body.size()) + "\r\n"),
+            std::string::npos) << got_head.bytes;
+  EXPECT_EQ(got_head.bytes.size(), got_head.bytes.find("\r\n\r\n") + 4) << "HEAD sent a body";
+  // HTTP/1.1 asking to close: Connection: close, then the server closes.
+  SendAll(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ReadResult closing = ReadFor(fd, std::chrono::seconds(5));
+  ::close(fd);
+  EXPECT_NE(head_of(closing.bytes).find("\r\nConnection: close\r\n"), std::string::npos)
+      << closing.bytes;
+  EXPECT_TRUE(closing.closed);
+
+  // HTTP/1.0 with keep-alive: answered in 1.0 with Connection: keep-alive, and kept.
+  fd = Connect(Port(server_->url()));
+  ASSERT_GE(fd, 0);
+  SendAll(fd, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  ReadResult kept = ReadResponse(fd, std::chrono::seconds(5));
+  EXPECT_EQ(kept.bytes.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << kept.bytes;
+  EXPECT_NE(head_of(kept.bytes).find("\r\nConnection: keep-alive\r\n"), std::string::npos)
+      << kept.bytes;
+  EXPECT_FALSE(kept.closed);
+  // HTTP/1.0 without it: no Connection header, and the server closes after the answer.
+  SendAll(fd, "GET /healthz HTTP/1.0\r\n\r\n");
+  ReadResult plain = ReadFor(fd, std::chrono::seconds(5));
+  ::close(fd);
+  EXPECT_EQ(plain.bytes.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << plain.bytes;
+  EXPECT_EQ(count(head_of(plain.bytes), "Connection"), 0) << plain.bytes;
+  EXPECT_TRUE(plain.closed);
+  EXPECT_EQ(plain.bytes.substr(plain.bytes.find("\r\n\r\n") + 4), body);
+}
+
 // ---------- file descriptors ----------
 
 // The number the process's next descriptor would get: RLIMIT_NOFILE bounds descriptor

@@ -129,6 +129,20 @@ void AddIngestFlags(CLI::App* app, Config* c) {
       ->envname("QUIRE_FETCH_CONCURRENCY")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  app->add_option("--fetch-connections", c->fetch_connections,
+                  "connections to origins open at once over all downloads; an origin that "
+                  "answers byte ranges is fetched over several (at most 8 per image), so a "
+                  "per-connection rate limit costs little; at least --fetch-concurrency (each "
+                  "download holds one; the rest are shared for ranges)")
+      ->envname("QUIRE_FETCH_CONNECTIONS")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app->add_option("--fetch-range-bytes", c->fetch_range_bytes,
+                  "a download first asks for this many bytes; when the origin answers with a "
+                  "range, the rest comes in ranges at least this large")
+      ->envname("QUIRE_FETCH_RANGE_BYTES")
+      ->check(CLI::Range(int64_t{4096}, int64_t{1} << 34))
+      ->capture_default_str();
   app->add_option("--scratch-bytes", c->scratch_bytes,
                   "bytes of downloaded origins held at once; each download reserves the size "
                   "its origin declares first (at least --max-origin-bytes)")
@@ -254,6 +268,10 @@ IngestSettings MakeIngestSettings(const Config& c) {
   s.origin.allow_private_origins = c.allow_private_origins;
   s.origin.file_root = c.origin_file_root;
   s.origin.max_bytes = c.max_origin_bytes;
+  // Each prefetcher has its own connection; the rest are shared for byte ranges.
+  s.origin.connections = std::make_shared<FetchConnections>(
+      std::max(0, c.fetch_connections - std::max(1, c.fetch_concurrency)));
+  s.origin.range_bytes = c.fetch_range_bytes;
   s.origin.connect_timeout_ms = c.origin_connect_timeout_ms;
   s.origin.total_timeout_ms = c.origin_timeout_ms;
   s.origin.low_speed_bytes_per_s = c.origin_low_speed_bytes;
@@ -333,6 +351,11 @@ Status CheckIngestFlags(const Config& c) {
                            ") must be at least --max-origin-bytes (" +
                            std::to_string(c.max_origin_bytes) +
                            "), or the largest origin allowed could never be downloaded");
+  if (c.fetch_connections < c.fetch_concurrency)
+    return Status::Invalid("--fetch-connections (" + std::to_string(c.fetch_connections) +
+                           ") must be at least --fetch-concurrency (" +
+                           std::to_string(c.fetch_concurrency) +
+                           "): every download in progress holds a connection");
   return Status::Ok();
 }
 

@@ -40,6 +40,8 @@ struct Config {
   double av_time_factor = 4.0;
   int64_t max_origin_bytes = 1LL << 30;
   int fetch_concurrency = 8;             // downloads run ahead of conversion, at most this many
+  int fetch_connections = 32;            // connections to origins at once, ranges included
+  int64_t fetch_range_bytes = 1 << 20;   // the first range of a download, and the least
   int64_t scratch_bytes = 4LL << 30;     // downloaded origins held at once (>= max_origin_bytes)
   int64_t min_free_bytes = 64LL << 20;  // ingest writes stop below this free on the data volume
   // The decode sandbox (media/decode_sandbox.h): which formats, and the child's limits.

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "blob/asset_keys.h"
 #include "blob/free_space.h"
@@ -71,57 +73,181 @@ Status RefusedAddress(const std::string& ip) {
   return Status::Forbidden("origin address " + ip + " is private and not allowed");
 }
 
-// State shared with libcurl's callbacks for one transfer.
-struct Transfer {
-  FILE* out = nullptr;
+// What every request of one download shares: the destination, the limits and the scratch
+// room. Requests of a download run on one thread (one curl multi handle), so no locking.
+struct Download {
+  int fd = -1;
   int64_t max_bytes = 0;
-  int64_t written = 0;
-  bool too_large = false;
-  int write_errno = 0;
+  int64_t written = 0;  // body bytes written, over all requests
   int64_t reserve_bytes = 0;  // stop once the volume has less free (OriginPolicy)
   int64_t next_space_check = 0;
-  std::string volume_full;                 // set: the write stopped for lack of space
+  std::string volume_full;  // set: the write stopped for lack of space
+  int write_errno = 0;
+  bool too_large = false;
+  const std::function<bool(int64_t)>* reserve = nullptr;  // OriginPolicy::reserve
+  bool reserved = false;  // kept across a retry without ranges: the room is asked for once
+  bool no_room = false;
+  // Ranged mode: the probe (first request) was answered 206 with the body's size.
+  bool ranged = false;
+  int64_t total = -1;
+  std::string if_range;      // the probe's strong ETag, else its Last-Modified
+  int64_t next = -1;         // the first byte no request has asked for yet
+  int64_t chunk = 0;         // the size of each range after the probe
+  int64_t min_chunk = 1;     // OriginPolicy::range_bytes
+  int max_ranges = 1;        // OriginPolicy::max_ranges
+  std::string range_unusable;  // set: ranges misbehaved; fetch again whole
+  bool changed = false;        // a range came back 200 to If-Range: the origin changed
+};
+
+// State shared with libcurl's callbacks for one request (the whole body or one range).
+struct Transfer {
+  Download* d = nullptr;
+  CURL* curl = nullptr;
+  bool probe = false;   // the download's first request
+  int64_t start = 0;    // where its bytes go in the file
+  int64_t len = -1;     // bytes asked for (-1: the whole body)
+  int64_t got = 0;
+  bool vetted = false;  // the response was checked at its first body byte
+  bool holds_connection = false;  // an extra connection taken from OriginPolicy::connections
+  // Headers of the response being received (reset at each status line: redirects).
+  std::string content_range, etag, last_modified;
   const AddressRule* forbidden = nullptr;  // null = every address allowed
   std::string refused_ip;
   const std::atomic<bool>* cancel = nullptr;
   bool cancelled = false;
-  CURL* curl = nullptr;
-  const std::function<bool(int64_t)>* reserve = nullptr;  // OriginPolicy::reserve
-  bool reserved = false;
-  bool no_room = false;
 };
+
+// "bytes S-E/T" -> S, E, T; false for anything else ("bytes */T" included).
+bool ParseContentRange(const std::string& v, int64_t* s, int64_t* e, int64_t* t) {
+  long long a, b, c;
+  char tail;
+  if (std::sscanf(v.c_str(), "bytes %lld-%lld/%lld%c", &a, &b, &c, &tail) != 3) return false;
+  if (a < 0 || b < a || c <= b) return false;
+  *s = a, *e = b, *t = c;
+  return true;
+}
+
+size_t OnHeader(char* data, size_t size, size_t nmemb, void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  const size_t n = size * nmemb;
+  std::string line(data, n);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  if (line.rfind("HTTP/", 0) == 0) {
+    t->content_range.clear(), t->etag.clear(), t->last_modified.clear();
+    return n;
+  }
+  const size_t colon = line.find(':');
+  if (colon == std::string::npos) return n;
+  std::string name = Lower(line.substr(0, colon));
+  size_t v = colon + 1;
+  while (v < line.size() && (line[v] == ' ' || line[v] == '\t')) ++v;
+  std::string value = line.substr(v);
+  if (name == "content-range") t->content_range = value;
+  if (name == "etag") t->etag = value;
+  if (name == "last-modified") t->last_modified = value;
+  return n;
+}
+
+// At a response's first body byte: is it what this request asked for? Sets the download's
+// mode from the probe's answer and asks for scratch room once the size is known.
+bool Vet(Transfer* t) {
+  Download* d = t->d;
+  long code = 0;
+  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
+  int64_t s = 0, e = 0, total = 0;
+  if (t->probe) {
+    if (code == 206) {
+      if (!ParseContentRange(t->content_range, &s, &e, &total) || s != 0 || e >= t->len) {
+        d->range_unusable = "origin answered the first range with \"" + t->content_range + "\"";
+        return false;
+      }
+      if (total > d->max_bytes) {
+        d->too_large = true;
+        return false;
+      }
+      d->ranged = true;
+      d->total = total;
+      t->len = e + 1;
+      // The rest in ranges of at least min_chunk, few enough that max_ranges connections
+      // cover it in about one round each; they start now, while the probe's body comes.
+      d->next = t->len;
+      d->chunk = std::max(d->min_chunk, (total - d->next + d->max_ranges - 1) / d->max_ranges);
+      if (!t->etag.empty() && t->etag.rfind("W/", 0) != 0)
+        d->if_range = t->etag;
+      else
+        d->if_range = t->last_modified;
+    } else {
+      t->len = -1;  // the whole body (the origin ignores ranges)
+    }
+    if (d->reserve != nullptr && !d->reserved) {
+      int64_t want = d->max_bytes;
+      if (d->ranged) {
+        want = d->total;
+      } else {
+        curl_off_t declared = -1;
+        curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &declared);
+        if (declared >= 0) want = std::min<int64_t>(declared, d->max_bytes);
+      }
+      if (!(*d->reserve)(want)) {
+        d->no_room = true;
+        return false;
+      }
+      d->reserved = true;
+    }
+    return true;
+  }
+  if (code != 206) {
+    if (code == 200 && !d->if_range.empty())
+      d->changed = true;
+    else
+      d->range_unusable = "origin answered a range with HTTP " + std::to_string(code);
+    return false;
+  }
+  if (!ParseContentRange(t->content_range, &s, &e, &total) || s != t->start ||
+      e != t->start + t->len - 1 || total != d->total) {
+    d->range_unusable = "origin answered bytes " + std::to_string(t->start) + "-" +
+                        std::to_string(t->start + t->len - 1) + " with \"" + t->content_range +
+                        "\"";
+    return false;
+  }
+  return true;
+}
 
 size_t WriteBody(char* data, size_t size, size_t nmemb, void* userp) {
   auto* t = static_cast<Transfer*>(userp);
-  size_t n = size * nmemb;
-  if (t->reserve != nullptr && !t->reserved) {
-    // The first body byte: the headers are in, so the declared size is known.
-    curl_off_t declared = -1;
-    curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &declared);
-    int64_t want = declared >= 0 ? std::min<int64_t>(declared, t->max_bytes) : t->max_bytes;
-    if (!(*t->reserve)(want)) {
-      t->no_room = true;
-      return 0;
-    }
-    t->reserved = true;
+  Download* d = t->d;
+  const size_t n = size * nmemb;
+  if (!t->vetted) {
+    if (!Vet(t)) return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+    t->vetted = true;
   }
-  if (t->written + static_cast<int64_t>(n) > t->max_bytes) {
-    t->too_large = true;
-    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
-  }
-  if (t->reserve_bytes > 0 && t->written >= t->next_space_check) {
-    t->next_space_check = t->written + kSpaceCheckEvery;
-    Status room = CheckFreeSpace(FreeBytes(fileno(t->out)), t->reserve_bytes);
-    if (!room.ok()) {
-      t->volume_full = room.message();
-      return 0;
-    }
-  }
-  if (std::fwrite(data, 1, n, t->out) != n) {
-    t->write_errno = errno ? errno : EIO;
+  if (d->written + static_cast<int64_t>(n) > d->max_bytes) {
+    d->too_large = true;
     return 0;
   }
-  t->written += static_cast<int64_t>(n);
+  if (t->len >= 0 && t->got + static_cast<int64_t>(n) > t->len) {
+    d->range_unusable = "origin sent more than the range it was asked for";
+    return 0;
+  }
+  if (d->reserve_bytes > 0 && d->written >= d->next_space_check) {
+    d->next_space_check = d->written + kSpaceCheckEvery;
+    Status room = CheckFreeSpace(FreeBytes(d->fd), d->reserve_bytes);
+    if (!room.ok()) {
+      d->volume_full = room.message();
+      return 0;
+    }
+  }
+  for (size_t off = 0; off < n;) {
+    ssize_t w = ::pwrite(d->fd, data + off, n - off, t->start + t->got + static_cast<int64_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      d->write_errno = w < 0 && errno ? errno : EIO;
+      return 0;
+    }
+    off += static_cast<size_t>(w);
+  }
+  t->got += static_cast<int64_t>(n);
+  d->written += static_cast<int64_t>(n);
   return n;
 }
 
@@ -163,13 +289,19 @@ int OnProgress(void* clientp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 struct CurlDeleter {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
 };
+struct CurlMultiDeleter {
+  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+};
+
+Status AbandonedForStop() {
+  return Status::Unavailable("origin download abandoned: the ingest worker is stopping");
+}
 
 Status MapCurlError(CURLcode rc, CURL* curl, const Transfer& t, const OriginPolicy& policy,
                     const char* errbuf) {
   std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-  if (t.cancelled && rc == CURLE_ABORTED_BY_CALLBACK) {
-    return Status::Unavailable("origin download abandoned: the ingest worker is stopping");
-  }
+  const Download& d = *t.d;
+  if (t.cancelled && rc == CURLE_ABORTED_BY_CALLBACK) return AbandonedForStop();
   if (!t.refused_ip.empty() && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_ABORTED_BY_CALLBACK)) {
     return RefusedAddress(t.refused_ip);
   }
@@ -182,16 +314,19 @@ Status MapCurlError(CURLcode rc, CURL* curl, const Transfer& t, const OriginPoli
     case CURLE_FILESIZE_EXCEEDED:
       return Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) + " bytes");
     case CURLE_WRITE_ERROR:
-      if (t.no_room) return NoRoom();
-      if (t.too_large) {
+      if (d.no_room) return NoRoom();
+      if (d.too_large) {
         return Status::TooLarge("origin larger than " + std::to_string(policy.max_bytes) +
                                 " bytes");
       }
-      if (!t.volume_full.empty()) return Status::IOError(t.volume_full);
-      if (t.write_errno == ENOSPC)  // the reserve was eaten by other writers between checks
+      if (d.changed)
+        return Status::Unavailable("origin changed during the download (If-Range not matched)");
+      if (!d.range_unusable.empty()) return Status::Unavailable(d.range_unusable);
+      if (!d.volume_full.empty()) return Status::IOError(d.volume_full);
+      if (d.write_errno == ENOSPC)  // the reserve was eaten by other writers between checks
         return Status::IOError("no space left on the data volume: the download met a full disk");
       return Status::IOError("cannot write the downloaded origin: " +
-                             std::string(std::strerror(t.write_errno ? t.write_errno : EIO)));
+                             std::string(std::strerror(d.write_errno ? d.write_errno : EIO)));
     case CURLE_OPERATION_TIMEDOUT: {
       if (detail.find("too slow") != std::string::npos) {
         return Status::Unavailable("origin stalled: timed out after " +
@@ -225,28 +360,25 @@ Status MapCurlError(CURLcode rc, CURL* curl, const Transfer& t, const OriginPoli
   }
 }
 
-Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::string& dest,
-                 const AddressRule* forbidden) {
-  InitCurlOnce();
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
-  if (!curl) return Status::Internal("cannot start libcurl");
-  FILE* out = std::fopen(dest.c_str(), "wbe");
-  if (out == nullptr) {
-    return Status::IOError("cannot create " + dest + ": " + std::strerror(errno));
-  }
+// One request of a download, on its own easy handle (connections are the multi handle's).
+struct Request {
+  std::unique_ptr<CURL, CurlDeleter> curl;
   Transfer t;
-  t.out = out;
-  t.max_bytes = policy.max_bytes;
-  t.reserve_bytes = policy.reserve_bytes;
-  t.forbidden = forbidden;
-  t.cancel = policy.cancel;
-  t.curl = curl.get();
-  if (policy.reserve) t.reserve = &policy.reserve;
+  std::string range;  // CURLOPT_RANGE's text, kept alive while the request runs
+  curl_slist* headers = nullptr;
   char errbuf[CURL_ERROR_SIZE] = {};
+  ~Request() { curl_slist_free_all(headers); }
+};
 
-  CURL* c = curl.get();
+void Configure(Request* r, const std::string& url, const OriginPolicy& policy, Download* d,
+               const AddressRule* forbidden) {
+  CURL* c = r->curl.get();
+  r->t.d = d;
+  r->t.curl = c;
+  r->t.forbidden = forbidden;
+  r->t.cancel = policy.cancel;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -257,7 +389,8 @@ Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::
   curl_easy_setopt(c, CURLOPT_PROXY, "");
   curl_easy_setopt(c, CURLOPT_USERAGENT, "Quire-ingest/1");
   if (!policy.basic_user.empty() || !policy.basic_password.empty()) {
-    // Sent to the origin's host only: libcurl drops them on a redirect to another host.
+    // Sent to the origin's host only: libcurl drops them on a redirect to another host. Every
+    // range asks for the origin's own URL, so that rule holds for each of them too.
     curl_easy_setopt(c, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
     curl_easy_setopt(c, CURLOPT_USERNAME, policy.basic_user.c_str());
     curl_easy_setopt(c, CURLOPT_PASSWORD, policy.basic_password.c_str());
@@ -268,35 +401,193 @@ Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, policy.low_speed_time_s);
   curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(policy.max_bytes));
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteBody);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->t);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->t);
   if (policy.cancel != nullptr) {
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &r->t);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   }
   if (forbidden != nullptr) {
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &t);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &r->t);
     curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, BeforeRequest);
-    curl_easy_setopt(c, CURLOPT_PREREQDATA, &t);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, &r->t);
   }
+}
 
-  CURLcode rc = curl_easy_perform(c);
+// Points `r` at bytes [start, start + len) of the body (a range request after the probe).
+void AskRange(Request* r, int64_t start, int64_t len, const std::string& if_range) {
+  r->t.start = start;
+  r->t.len = len;
+  r->t.got = 0;
+  r->t.vetted = false;
+  r->t.probe = false;
+  r->range = std::to_string(start) + "-" + std::to_string(start + len - 1);
+  curl_easy_setopt(r->curl.get(), CURLOPT_RANGE, r->range.c_str());
+  if (!if_range.empty() && r->headers == nullptr) {
+    r->headers = curl_slist_append(nullptr, ("If-Range: " + if_range).c_str());
+    curl_easy_setopt(r->curl.get(), CURLOPT_HTTPHEADER, r->headers);
+  }
+}
+
+// One attempt at an http(s) download into `d->fd`: with ranges when `policy.connections` is
+// set and `ranges`, else one plain GET. Returns with d->range_unusable set when the origin's
+// answers to ranges were unusable (the caller then tries again without ranges).
+Status FetchHttpAttempt(const std::string& url, const OriginPolicy& policy, Download* d,
+                        const AddressRule* forbidden, bool ranges) {
+  std::unique_ptr<CURLM, CurlMultiDeleter> multi(curl_multi_init());
+  if (!multi) return Status::Internal("cannot start libcurl");
+  FetchConnections* pool = ranges ? policy.connections.get() : nullptr;
+  const int64_t first = std::max<int64_t>(1, policy.range_bytes);
+  std::vector<std::unique_ptr<Request>> requests;
+  auto start_request = [&]() -> Request* {
+    auto r = std::make_unique<Request>();
+    r->curl.reset(curl_easy_init());
+    if (!r->curl) return nullptr;
+    Configure(r.get(), url, policy, d, forbidden);
+    requests.push_back(std::move(r));
+    return requests.back().get();
+  };
+  Request* probe = start_request();
+  if (probe == nullptr) return Status::Internal("cannot start libcurl");
+  probe->t.probe = true;
+  if (pool != nullptr) {
+    probe->t.len = first;
+    probe->range = "0-" + std::to_string(first - 1);
+    curl_easy_setopt(probe->curl.get(), CURLOPT_RANGE, probe->range.c_str());
+  }
+  curl_multi_add_handle(multi.get(), probe->curl.get());
+
+  int active = 1;      // requests in the multi handle
+  const int max_active = std::max(1, policy.max_ranges);
+  d->min_chunk = first;
+  d->max_ranges = max_active;
   Status st;
-  if (rc != CURLE_OK) {
-    st = MapCurlError(rc, c, t, policy, errbuf);
-  } else {
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (code < 200 || code > 299) st = HttpStatusError(code);  // e.g. a 3xx without Location
+  auto give_back = [&](Request* r) {
+    if (r->t.holds_connection) pool->Give();
+    r->t.holds_connection = false;
+  };
+  auto more = [&] { return d->ranged && d->next >= 0 && d->next < d->total; };
+  // The next range for `r`: a chunk, or all the rest when the process has no connections to
+  // share (one round trip instead of several).
+  auto ask_next = [&](Request* r) {
+    int64_t len = std::min(d->chunk, d->total - d->next);
+    if (pool->Capacity() == 0) len = d->total - d->next;
+    AskRange(r, d->next, len, d->if_range);
+    d->next += len;
+    curl_multi_add_handle(multi.get(), r->curl.get());
+    ++active;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed_ms = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 t0)
+        .count();
+  };
+  for (;;) {
+    int running = 0;
+    curl_multi_perform(multi.get(), &running);
+    int queued;
+    while (CURLMsg* m = curl_multi_info_read(multi.get(), &queued)) {
+      if (m->msg != CURLMSG_DONE) continue;
+      --active;
+      Request* r = nullptr;
+      for (auto& q : requests)
+        if (q->curl.get() == m->easy_handle) r = q.get();
+      const CURLcode result = m->data.result;
+      curl_multi_remove_handle(multi.get(), m->easy_handle);
+      if (!st.ok()) continue;
+      if (result != CURLE_OK) {
+        st = MapCurlError(result, r->curl.get(), r->t, policy, r->errbuf);
+        continue;
+      }
+      long code = 0;
+      curl_easy_getinfo(r->curl.get(), CURLINFO_RESPONSE_CODE, &code);
+      if (code < 200 || code > 299) {  // e.g. a 3xx without Location
+        st = HttpStatusError(code);
+        continue;
+      }
+      if (!r->t.vetted) {  // an empty body: the write callback never ran
+        if (!Vet(&r->t)) {
+          st = d->no_room             ? NoRoom()
+               : d->too_large         ? Status::TooLarge("origin larger than " +
+                                                         std::to_string(policy.max_bytes) + " bytes")
+               : d->changed           ? Status::Unavailable("origin changed during the download")
+                                      : Status::Unavailable(d->range_unusable);
+          continue;
+        }
+        r->t.vetted = true;
+      }
+      if (r->t.len >= 0 && r->t.got != r->t.len) {
+        d->range_unusable = "origin sent " + std::to_string(r->t.got) + " of the " +
+                            std::to_string(r->t.len) + " bytes of a range";
+        st = Status::Unavailable(d->range_unusable);
+        continue;
+      }
+      // This connection goes on with the next range, if any; else its extra connection goes
+      // back to the pool for other downloads.
+      if (more())
+        ask_next(r);
+      else
+        give_back(r);
+    }
+    if (st.ok() && policy.cancel != nullptr && policy.cancel->load()) st = AbandonedForStop();
+    if (st.ok() && elapsed_ms() > policy.total_timeout_ms)
+      st = Status::Unavailable("origin timed out after " +
+                               FormatSeconds(static_cast<double>(elapsed_ms()) / 1000) + " s");
+    if (!st.ok()) break;
+    // More connections for the ranges no one has asked for yet, while the pool has some.
+    while (more() && active < max_active && pool->TryTake()) {
+      Request* r = start_request();
+      if (r == nullptr) {
+        pool->Give();
+        break;
+      }
+      r->t.holds_connection = true;
+      ask_next(r);
+    }
+    if (active == 0) break;
+    curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
+  }
+  for (auto& q : requests) {
+    curl_multi_remove_handle(multi.get(), q->curl.get());
+    if (pool != nullptr) give_back(q.get());
+  }
+  if (st.ok() && d->ranged && d->written != d->total)
+    st = Status::Unavailable("origin download ended after " + std::to_string(d->written) +
+                             " of " + std::to_string(d->total) + " bytes");
+  return st;
+}
+
+Status FetchHttp(const std::string& url, const OriginPolicy& policy, const std::string& dest,
+                 const AddressRule* forbidden) {
+  InitCurlOnce();
+  Download d;
+  d.max_bytes = policy.max_bytes;
+  d.reserve_bytes = policy.reserve_bytes;
+  if (policy.reserve) d.reserve = &policy.reserve;
+  Status st;
+  for (bool ranges : {policy.connections != nullptr, false}) {
+    d.fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (d.fd < 0) return Status::IOError("cannot create " + dest + ": " + std::strerror(errno));
+    d.written = 0, d.next_space_check = 0, d.ranged = false, d.total = -1, d.if_range.clear();
+    d.next = -1;
+    d.range_unusable.clear();
+    st = FetchHttpAttempt(url, policy, &d, forbidden, ranges);
+    if (::close(d.fd) != 0 && st.ok())
+      st = Status::IOError("cannot write " + dest + ": " + std::strerror(errno));
+    // A 416 to the first range (an empty body) or unusable answers to ranges: once more,
+    // whole, over one connection.
+    const bool retry_whole =
+        ranges && (!d.range_unusable.empty() || st.message() == "origin returned HTTP 416");
+    if (!retry_whole) break;
   }
   if (!policy.credentials_from.empty() && st.code() == Code::kForbidden &&
       st.message().rfind("origin returned HTTP 40", 0) == 0)
     st = Status::Forbidden("origin refused the credentials of " + policy.credentials_from + ": " +
                            st.message());
-  if (std::fclose(out) != 0 && st.ok()) {
-    st = Status::IOError("cannot write " + dest + ": " + std::strerror(errno));
-  }
   if (!st.ok()) ::unlink(dest.c_str());
   return st;
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,28 @@
 #include "core/status.h"
 
 namespace quire {
+
+// Connections to origins that downloads may open on top of their own one, shared by every
+// download of a process (--fetch-connections). A download whose origin answers byte ranges
+// (HTTP 206) takes free ones to fetch the rest of its body in parallel ranges, so an origin
+// that limits each connection's rate costs little more than a fast one; it never waits for one.
+class FetchConnections {
+ public:
+  explicit FetchConnections(int extra) : capacity_(extra), free_(extra) {}
+  bool TryTake() {
+    int n = free_.load();
+    while (n > 0)
+      if (free_.compare_exchange_weak(n, n - 1)) return true;
+    return false;
+  }
+  void Give() { free_.fetch_add(1); }
+  int Free() const { return free_.load(); }
+  int Capacity() const { return capacity_; }
+
+ private:
+  const int capacity_;
+  std::atomic<int> free_;
+};
 
 struct OriginPolicy {
   bool allow_private_origins = false;
@@ -24,6 +47,14 @@ struct OriginPolicy {
   long low_speed_bytes_per_s = 1024;  // a transfer slower than this ...
   long low_speed_time_s = 30;         // ... for this long is abandoned
   int max_redirects = 5;
+  // Set: an http(s) download first asks for its first `range_bytes` (Range: bytes=0-...); when
+  // the origin answers 206 it fetches the rest in ranges of at least that size over as many of
+  // these extra connections as are free (up to `max_ranges` at once), each range checked
+  // against the first answer's size and validator (If-Range). An origin that answers 200, 416
+  // or anything unexpected to a range is fetched whole over one connection, as without this.
+  std::shared_ptr<FetchConnections> connections;
+  int64_t range_bytes = 1 << 20;
+  int max_ranges = 8;
   // >0: the download stops with kIOError once the volume it writes to has less than this
   // free (checked every few MiB), keeping room for the database.
   int64_t reserve_bytes = 0;

@@ -4,6 +4,9 @@
 //   never exceed the scratch budget.
 // - A graceful stop hands every prefetched job back without spending its attempt: with
 //   --ingest-attempts 1 the restarted server completes the batch with no error.
+// - An origin that limits each connection's rate and answers byte ranges is fetched over
+//   several connections per image, never more at once than --fetch-connections, within the
+//   scratch budget, every image intact.
 // - A budget smaller than the largest origin allowed is refused at startup.
 #include <gtest/gtest.h>
 
@@ -13,6 +16,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <thread>
+
+#include <vips/vips8>
 
 #include "support/http_client.h"
 #include "support/ingest_fixtures.h"
@@ -102,6 +107,81 @@ TEST(PrefetchTest, SlowDownloadsRunAheadWithinTheScratchBudget) {
   if (std::getenv("QUIRE_TEST_SHOW_LOG")) std::cerr << server.Log();
 }
 
+TEST(PrefetchTest, AnOriginThatAnswersRangesIsFetchedOverSeveralConnectionsWithinTheLimit) {
+  TempDir tmp;
+  OriginServer origin;
+  std::vector<std::string> bodies;
+  size_t largest = 0;
+  for (int i = 0; i < 6; ++i) {
+    bodies.push_back(MakeJpeg(1400, 1000, 20 + i, 95));
+    largest = std::max(largest, bodies.back().size());
+  }
+  const int64_t budget = static_cast<int64_t>(largest) * 3;
+  QuireProcess server(tmp.path() + "/data",
+                      {"--workers", "1", "--allow-private-origins", "--fetch-concurrency", "3",
+                       "--fetch-connections", "7", "--fetch-range-bytes", "131072",
+                       "--max-origin-bytes", std::to_string(largest),
+                       "--scratch-bytes", std::to_string(budget)});
+  Api api{server.url(), server.admin()};
+  int64_t space = api.CreateSpace(kCustomer, "ranged");
+  json members = json::array();
+  for (int i = 0; i < 6; ++i) {
+    std::string path = "/ranged-" + std::to_string(i) + ".jpg";
+    OriginRoute r;
+    r.body = bodies[static_cast<size_t>(i)];
+    r.content_type = "image/jpeg";
+    r.ranges = true;
+    r.delay_ms = 20;
+    r.trickle_bytes = 32 * 1024;  // about 1.6 MB/s per connection
+    r.trickle_interval_ms = 20;
+    origin.Route(path, r);
+    members.push_back(Member(space, "ranged-" + std::to_string(i), origin.Url(path), "image/jpeg"));
+  }
+  long status = 0;
+  json batch = api.SubmitBatch(kCustomer, members, &status);
+  ASSERT_EQ(status, 201) << batch.dump();
+  json b = api.WaitForBatch(kCustomer, batch["id"], 60s);
+  ASSERT_TRUE(b.contains("finished")) << b.dump(2) << server.Log();
+  EXPECT_EQ(b["completed"], 6) << b.dump(2) << server.Log();
+  EXPECT_EQ(b["errors"], 0);
+  int most_per_image = 0, ranged_requests = 0;
+  for (int i = 0; i < 6; ++i) {
+    const std::string path = "/ranged-" + std::to_string(i) + ".jpg";
+    most_per_image = std::max(most_per_image, origin.MaxInFlight(path));
+    for (const auto& req : origin.Received(path)) ranged_requests += req.headers.count("range");
+  }
+  std::cout << "[ result ] " << origin.TotalRequests() << " requests (" << ranged_requests
+            << " ranged) for 6 images; at most " << most_per_image << " at once for one image, "
+            << origin.MaxTotalInFlight() << " at once in all\n";
+  EXPECT_EQ(ranged_requests, origin.TotalRequests());
+  EXPECT_GE(most_per_image, 2) << "no image was fetched over parallel ranges";
+  EXPECT_LE(origin.MaxTotalInFlight(), 7) << "more connections than --fetch-connections";
+  // Each image came through whole: its last full-resolution tile (cut from the source's own
+  // coefficients, so from the last bytes of the last range) equals the source's pixels there.
+  for (int i = 0; i < 6; ++i) {
+    HttpResult tile = api.Get("/iiif-img/" + std::to_string(kCustomer) + "/" +
+                              std::to_string(space) + "/ranged-" + std::to_string(i) +
+                              "/1280,768,120,232/120,/0/default.png");
+    ASSERT_EQ(tile.status, 200) << tile.body;
+    vips::VImage got = vips::VImage::new_from_buffer(tile.body.data(), tile.body.size(), "");
+    vips::VImage src =
+        vips::VImage::new_from_buffer(bodies[static_cast<size_t>(i)].data(),
+                                      bodies[static_cast<size_t>(i)].size(), "")
+            .extract_area(1280, 768, 120, 232);
+    ASSERT_EQ(got.width(), 120);
+    ASSERT_EQ(got.height(), 232);
+    EXPECT_LE((got.cast(VIPS_FORMAT_INT) - src.cast(VIPS_FORMAT_INT)).abs().max(), 2.0)
+        << "image " << i << " differs from its source in its last tile";
+    HttpResult info = api.Get("/iiif-img/" + std::to_string(kCustomer) + "/" +
+                              std::to_string(space) + "/ranged-" + std::to_string(i) +
+                              "/info.json");
+    ASSERT_EQ(info.status, 200) << info.body;
+    json j = json::parse(info.body);
+    EXPECT_EQ(j["width"], 1400);
+    EXPECT_EQ(j["height"], 1000);
+  }
+}
+
 TEST(PrefetchTest, AGracefulStopHandsEveryPrefetchedJobBack) {
   TempDir tmp;
   OriginServer origin;
@@ -155,6 +235,18 @@ TEST(PrefetchTest, AScratchBudgetBelowTheLargestOriginIsRefusedAtStartup) {
   std::string out = RunCommand(cmd, &rc);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(out.find("--scratch-bytes (999999) must be at least --max-origin-bytes (1000000)"),
+            std::string::npos)
+      << out;
+}
+
+TEST(PrefetchTest, FewerConnectionsThanDownloadsAreRefusedAtStartup) {
+  TempDir tmp;
+  std::string cmd = std::string(QUIRE_BINARY) + " serve --listen 127.0.0.1:0 --data " + tmp.path() +
+                    "/data --fetch-concurrency 8 --fetch-connections 4 2>&1";
+  int rc = 0;
+  std::string out = RunCommand(cmd, &rc);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("--fetch-connections (4) must be at least --fetch-concurrency (8)"),
             std::string::npos)
       << out;
 }

@@ -22,6 +22,8 @@ const char* Reason(int status) {
   switch (status) {
     case 200:
       return "OK";
+    case 206:
+      return "Partial Content";
     case 301:
       return "Moved Permanently";
     case 302:
@@ -152,6 +154,11 @@ int OriginServer::Requests(const std::string& path) const {
   return it == counts_.end() ? 0 : it->second;
 }
 
+int OriginServer::MaxTotalInFlight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return max_total_in_flight_;
+}
+
 int OriginServer::MaxInFlight(const std::string& path) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = max_in_flight_.find(path);
@@ -280,6 +287,7 @@ void OriginServer::Handle(Conn* conn) {
   std::shared_ptr<void> in_flight(nullptr, [this, path](void*) {
     std::lock_guard<std::mutex> lock(mu_);
     --in_flight_[path];
+    --total_in_flight_;
   });
   OriginRoute route;
   bool found = false;
@@ -291,6 +299,7 @@ void OriginServer::Handle(Conn* conn) {
     received_[path].push_back(received);
     int now = ++in_flight_[path];
     max_in_flight_[path] = std::max(max_in_flight_[path], now);
+    max_total_in_flight_ = std::max(max_total_in_flight_, ++total_in_flight_);
     auto it = routes_.find(path);
     if (it != routes_.end()) {
       route = it->second;
@@ -362,9 +371,24 @@ void OriginServer::Handle(Conn* conn) {
     type = "text/plain";
   }
   bool redirect = !route.location.empty() && nth > route.fail_first;
+  std::string content_range;
+  if (route.ranges && status == 200 && !redirect) {
+    long long a = 0, b = 0;
+    auto it = received.headers.find("range");
+    if (it != received.headers.end() &&
+        std::sscanf(it->second.c_str(), "bytes=%lld-%lld", &a, &b) == 2 && a <= b &&
+        a < static_cast<long long>(body.size())) {
+      b = std::min<long long>(b, static_cast<long long>(body.size()) - 1);
+      content_range = "bytes " + std::to_string(a) + "-" + std::to_string(b) + "/" +
+                      std::to_string(body.size());
+      body = body.substr(static_cast<size_t>(a), static_cast<size_t>(b - a + 1));
+      status = 206;
+    }
+  }
 
   std::string out = "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) + "\r\n";
   out += "Content-Type: " + type + "\r\n";
+  if (!content_range.empty()) out += "Content-Range: " + content_range + "\r\nETag: \"fixed\"\r\n";
   if (redirect) out += "Location: " + route.location + "\r\n";
   bool failing = nth <= route.fail_first;
   if (route.declared_length >= 0 && !failing && !redirect)
@@ -374,16 +398,27 @@ void OriginServer::Handle(Conn* conn) {
   out += "Connection: close\r\n\r\n";
   if (!SendAll(fd, out.data(), out.size())) return;
 
+  // The request stops counting as in flight just before its last byte goes out: the client
+  // cannot begin another before that byte arrives, so MaxInFlight never counts one twice.
+  auto send_body = [&](size_t off, size_t n) {
+    if (off + n == body.size() && n > 0) {
+      if (!SendAll(fd, body.data() + off, n - 1)) return false;
+      in_flight.reset();
+      return SendAll(fd, body.data() + off + n - 1, 1);
+    }
+    return SendAll(fd, body.data() + off, n);
+  };
   if (route.trickle_bytes > 0 && !redirect && nth > route.fail_first) {
     for (size_t off = 0; off < body.size() && !stop_.load();) {
       size_t n = std::min(body.size() - off, static_cast<size_t>(route.trickle_bytes));
-      if (!SendAll(fd, body.data() + off, n)) return;
+      if (!send_body(off, n)) return;
       off += n;
-      if (!Sleep(route.trickle_interval_ms)) return;
+      if (off < body.size() && !Sleep(route.trickle_interval_ms)) return;
     }
-  } else if (!SendAll(fd, body.data(), body.size())) {
+  } else if (!send_body(0, body.size())) {
     return;
   }
+  in_flight.reset();  // answered: what follows only waits for the client to hang up
   ::shutdown(fd, SHUT_WR);
   // Let the client read everything before the socket closes (avoids a reset on close).
   for (int i = 0; i < 100 && !stop_.load(); ++i) {

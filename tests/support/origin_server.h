@@ -33,6 +33,9 @@ struct OriginRoute {
   bool endless_chunked = false;  // 200 with chunked body that never ends (until the client hangs up)
   // "user:password": a request without exactly these HTTP Basic credentials is answered 401.
   std::string basic_auth;
+  // Answer "Range: bytes=S-E" with 206 and that slice (Content-Range, ETag "\"fixed\""), as
+  // web servers and object stores do; trickle and delay apply to each range as to a whole body.
+  bool ranges = false;
 };
 
 // A request as the origin received it (for receivers of webhooks: headers and body).
@@ -72,6 +75,8 @@ class OriginServer {
   std::vector<ReceivedRequest> Received(const std::string& path) const;
   // The most requests for `path` that were ever being answered at the same time.
   int MaxInFlight(const std::string& path) const;
+  // The most requests, over all paths, that were ever being answered at the same time.
+  int MaxTotalInFlight() const;
 
  private:
   struct Conn {
@@ -95,6 +100,7 @@ class OriginServer {
   std::map<std::string, int> counts_;
   std::map<std::string, std::vector<ReceivedRequest>> received_;
   std::map<std::string, int> in_flight_, max_in_flight_;
+  int total_in_flight_ = 0, max_total_in_flight_ = 0;
   int total_ = 0;
   std::vector<std::unique_ptr<Conn>> conns_;
 };

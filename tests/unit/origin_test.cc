@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,7 +32,17 @@ class LoopbackServer {
   using Handler =
       std::function<void(const std::string& path, int fd, const std::atomic<bool>& stop)>;
 
+  // A handler that sees the whole request head (method line and headers) as well.
+  using RequestHandler =
+      std::function<void(const std::string& path, const std::string& request, int fd,
+                         const std::atomic<bool>& stop)>;
+
   explicit LoopbackServer(Handler handler, const char* ip = "127.0.0.1")
+      : LoopbackServer(
+            [h = std::move(handler)](const std::string& path, const std::string&, int fd,
+                                     const std::atomic<bool>& stop) { h(path, fd, stop); },
+            ip) {}
+  explicit LoopbackServer(RequestHandler handler, const char* ip = "127.0.0.1")
       : handler_(std::move(handler)), ip_(ip) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -84,13 +95,13 @@ class LoopbackServer {
         std::istringstream line(req);
         std::string method, path;
         line >> method >> path;
-        if (!path.empty()) handler_(path, fd, stop_);
+        if (!path.empty()) handler_(path, req, fd, stop_);
         ::close(fd);
       });
     }
   }
 
-  Handler handler_;
+  RequestHandler handler_;
   std::string ip_;
   int listen_fd_ = -1;
   int port_ = 0;
@@ -449,6 +460,221 @@ TEST_F(OriginTest, S3OriginsFromAllowedBucketsOnly) {
   // The service down: transient.
   p.s3_endpoint = "http://127.0.0.1:9";
   EXPECT_EQ(FetchOrigin("s3://" + s3.bucket + "/" + key, p, dest_).code(), Code::kUnavailable);
+}
+
+
+// An origin that answers byte ranges as web servers and object stores do (206 with
+// Content-Range, If-Range against its ETag), slowly enough that parallel ranges overlap, and
+// can be told to misbehave. Every request's Range and If-Range is recorded.
+struct RangedOrigin {
+  enum class Mode { kRanges, kIgnoreRanges, kWrongContentRange, kChangesAfterProbe };
+  std::string body;
+  Mode mode = Mode::kRanges;
+  int delay_ms = 30;  // before each answer
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> asked;  // (Range, If-Range) per request
+  std::atomic<int> in_flight{0}, max_in_flight{0};
+
+  static std::string Header(const std::string& req, const std::string& name) {
+    std::istringstream in(req);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.size() > name.size() && strncasecmp(line.c_str(), name.c_str(), name.size()) == 0 &&
+          line[name.size()] == ':')
+        return line.substr(line.find_first_not_of(' ', name.size() + 1));
+    }
+    return "";
+  }
+
+  void Answer(const std::string& req, int fd) {
+    const int now = ++in_flight;
+    for (int m = max_in_flight; now > m && !max_in_flight.compare_exchange_weak(m, now);) {
+    }
+    const std::string range = Header(req, "Range"), if_range = Header(req, "If-Range");
+    size_t n;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      asked.emplace_back(range, if_range);
+      n = asked.size();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    std::string etag = "\"v1\"";
+    if (mode == Mode::kChangesAfterProbe && n > 1) etag = "\"v2\"";
+    long long a = 0, b = 0;
+    const bool use = mode != Mode::kIgnoreRanges && !range.empty() &&
+                     std::sscanf(range.c_str(), "bytes=%lld-%lld", &a, &b) == 2 &&
+                     (if_range.empty() || if_range == etag);
+    if (!use) {
+      Send(fd, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                   "\r\nETag: " + etag + "\r\nConnection: close\r\n\r\n" + body);
+    } else if (body.empty() || a >= static_cast<long long>(body.size())) {
+      Send(fd, "HTTP/1.1 416 X\r\nContent-Range: bytes */" + std::to_string(body.size()) +
+                   "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    } else {
+      b = std::min<long long>(b, static_cast<long long>(body.size()) - 1);
+      long long claimed = a;
+      if (mode == Mode::kWrongContentRange && a > 0) ++claimed;  // an off-by-one server
+      Send(fd, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " + std::to_string(claimed) +
+                   "-" + std::to_string(b) + "/" + std::to_string(body.size()) +
+                   "\r\nContent-Length: " + std::to_string(b - a + 1) + "\r\nETag: " + etag +
+                   "\r\nConnection: close\r\n\r\n" + body.substr(a, b - a + 1));
+    }
+    --in_flight;
+  }
+};
+
+std::string RandomBytes(size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    seed = seed * 1103515245u + 12345u;
+    s[i] = static_cast<char>(seed >> 16);
+  }
+  return s;
+}
+
+class RangedFetchTest : public OriginTest {
+ protected:
+  void SetUp() override {
+    OriginTest::SetUp();
+    origin_.body = RandomBytes(3 << 20, 7);
+    server_ = std::make_unique<LoopbackServer>(
+        LoopbackServer::RequestHandler([this](const std::string&, const std::string& req, int fd,
+                                              const std::atomic<bool>&) {
+          origin_.Answer(req, fd);
+        }));
+    pool_ = std::make_shared<FetchConnections>(6);
+    policy_ = loopback_;
+    policy_.connections = pool_;
+    policy_.range_bytes = 256 << 10;
+    policy_.max_ranges = 4;
+    policy_.reserve = [this](int64_t bytes) {
+      reserved_.push_back(bytes);
+      return true;
+    };
+  }
+
+  RangedOrigin origin_;
+  std::unique_ptr<LoopbackServer> server_;
+  std::shared_ptr<FetchConnections> pool_;
+  OriginPolicy policy_;
+  std::vector<int64_t> reserved_;
+};
+
+TEST_F(RangedFetchTest, AnOriginThatAnswersRangesIsFetchedOverSeveralConnections) {
+  Status st = FetchOrigin(server_->Url("/master.tif"), policy_, dest_);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_TRUE(ReadFile(dest_) == origin_.body) << "the ranges put together are not the body";
+  // The probe asked for the first 256 KiB; the rest (2.75 MiB) went in four ranges of at least
+  // 256 KiB, at most four requests at a time, each tied to the probe's ETag.
+  ASSERT_EQ(origin_.asked.size(), 5u);
+  EXPECT_EQ(origin_.asked[0].first, "bytes=0-262143");
+  EXPECT_EQ(origin_.asked[0].second, "");
+  int64_t covered = 262144;
+  for (size_t i = 1; i < origin_.asked.size(); ++i) {
+    EXPECT_EQ(origin_.asked[i].second, "\"v1\"");
+    long long a = 0, b = 0;
+    ASSERT_EQ(std::sscanf(origin_.asked[i].first.c_str(), "bytes=%lld-%lld", &a, &b), 2);
+    covered += b - a + 1;
+  }
+  EXPECT_EQ(covered, static_cast<int64_t>(origin_.body.size()));
+  EXPECT_GE(origin_.max_in_flight.load(), 3);
+  EXPECT_LE(origin_.max_in_flight.load(), 4);
+  // The scratch room is asked for once, with the whole size; the connections are all back.
+  EXPECT_EQ(reserved_, std::vector<int64_t>{static_cast<int64_t>(origin_.body.size())});
+  EXPECT_EQ(pool_->Free(), 6);
+}
+
+TEST_F(RangedFetchTest, WithNoFreeConnectionTheRestComesInOneRange) {
+  auto none = std::make_shared<FetchConnections>(0);
+  policy_.connections = none;
+  Status st = FetchOrigin(server_->Url("/master.tif"), policy_, dest_);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_TRUE(ReadFile(dest_) == origin_.body);
+  ASSERT_EQ(origin_.asked.size(), 2u);
+  EXPECT_EQ(origin_.asked[1].first, "bytes=262144-" + std::to_string(origin_.body.size() - 1));
+  EXPECT_EQ(origin_.max_in_flight.load(), 1);
+}
+
+TEST_F(RangedFetchTest, AnOriginThatIgnoresRangesIsFetchedWholeOnce) {
+  origin_.mode = RangedOrigin::Mode::kIgnoreRanges;
+  Status st = FetchOrigin(server_->Url("/master.tif"), policy_, dest_);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_TRUE(ReadFile(dest_) == origin_.body);
+  EXPECT_EQ(origin_.asked.size(), 1u);
+  EXPECT_EQ(reserved_, std::vector<int64_t>{static_cast<int64_t>(origin_.body.size())});
+  EXPECT_EQ(pool_->Free(), 6);
+}
+
+TEST_F(RangedFetchTest, AWrongContentRangeFallsBackToOneWholeGet) {
+  origin_.mode = RangedOrigin::Mode::kWrongContentRange;
+  Status st = FetchOrigin(server_->Url("/master.tif"), policy_, dest_);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_TRUE(ReadFile(dest_) == origin_.body) << "bytes of a misplaced range were kept";
+  ASSERT_GE(origin_.asked.size(), 3u);
+  EXPECT_EQ(origin_.asked.back().first, "") << "the last request should be a plain GET";
+  // Room was asked for once; the whole GET used it again.
+  EXPECT_EQ(reserved_.size(), 1u);
+  EXPECT_EQ(pool_->Free(), 6);
+}
+
+TEST_F(RangedFetchTest, AnOriginThatChangesMidDownloadIsATransientFailure) {
+  origin_.mode = RangedOrigin::Mode::kChangesAfterProbe;
+  Status st = FetchOrigin(server_->Url("/master.tif"), policy_, dest_);
+  EXPECT_EQ(st.code(), Code::kUnavailable) << st.message();
+  EXPECT_NE(st.message().find("changed during the download"), std::string::npos) << st.message();
+  EXPECT_FALSE(fs::exists(dest_));
+  EXPECT_EQ(pool_->Free(), 6);
+}
+
+TEST_F(RangedFetchTest, AnEmptyOriginAnswering416IsFetchedWhole) {
+  origin_.body.clear();
+  Status st = FetchOrigin(server_->Url("/empty"), policy_, dest_);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_TRUE(fs::exists(dest_));
+  EXPECT_EQ(fs::file_size(dest_), 0u);
+  ASSERT_EQ(origin_.asked.size(), 2u);
+  EXPECT_EQ(origin_.asked[1].first, "");
+}
+
+TEST_F(RangedFetchTest, ASizeOverTheLimitIsRefusedFromTheFirstRange) {
+  policy_.max_bytes = 1 << 20;
+  Status st = FetchOrigin(server_->Url("/master.tif"), policy_, dest_);
+  EXPECT_EQ(st.code(), Code::kTooLarge) << st.message();
+  EXPECT_EQ(origin_.asked.size(), 1u);
+  EXPECT_TRUE(reserved_.empty());
+  EXPECT_FALSE(fs::exists(dest_));
+}
+
+TEST_F(RangedFetchTest, NoRoomInTheScratchBudgetWritesNothing) {
+  policy_.reserve = [this](int64_t bytes) {
+    reserved_.push_back(bytes);
+    return false;
+  };
+  Status st = FetchOrigin(server_->Url("/master.tif"), policy_, dest_);
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_NE(st.message().find("scratch budget"), std::string::npos) << st.message();
+  EXPECT_EQ(origin_.asked.size(), 1u);
+  EXPECT_FALSE(fs::exists(dest_));
+  EXPECT_EQ(pool_->Free(), 6);
+}
+
+TEST_F(RangedFetchTest, AStopAbandonsEveryRange) {
+  origin_.delay_ms = 400;
+  std::atomic<bool> stop{false};
+  policy_.cancel = &stop;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the ranges are under way
+    stop = true;
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  Status st = FetchOrigin(server_->Url("/master.tif"), policy_, dest_);
+  stopper.join();
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_NE(st.message().find("abandoned"), std::string::npos) << st.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_FALSE(fs::exists(dest_));
+  EXPECT_EQ(pool_->Free(), 6);
 }
 
 }  // namespace

@@ -677,5 +677,36 @@ TEST_F(RangedFetchTest, AStopAbandonsEveryRange) {
   EXPECT_EQ(pool_->Free(), 6);
 }
 
+
+TEST_F(RangedFetchTest, EveryRangeGoesThroughTheRedirectAndTheAddressGuard) {
+  // The ranged origin sits behind a redirect on another address: every range asks for the
+  // origin's own URL again (so credentials never reach another host) and every connection
+  // passes the address rule.
+  LoopbackServer target(
+      LoopbackServer::RequestHandler([this](const std::string&, const std::string& req, int fd,
+                                            const std::atomic<bool>&) { origin_.Answer(req, fd); }),
+      "127.0.0.2");
+  if (!target.ok()) GTEST_SKIP() << "cannot bind 127.0.0.2";
+  std::string target_url = target.Url("/master.tif");
+  LoopbackServer first([&](const std::string&, int fd, const std::atomic<bool>&) {
+    Respond(fd, 302, "", "Location: " + target_url + "\r\n");
+  });
+  ASSERT_TRUE(first.ok());
+  AddressRule none = [](const std::string&) { return false; };
+  Status st = FetchOriginWithRule(first.Url("/start"), policy_, dest_, none);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_TRUE(ReadFile(dest_) == origin_.body);
+  EXPECT_EQ(static_cast<size_t>(first.connections()), origin_.asked.size());
+  EXPECT_GT(origin_.asked.size(), 2u);
+
+  AddressRule no_second_host = [](const std::string& ip) { return ip == "127.0.0.2"; };
+  const int before = target.connections();
+  st = FetchOriginWithRule(first.Url("/start"), policy_, dest_, no_second_host);
+  EXPECT_EQ(st.code(), Code::kForbidden) << st.message();
+  EXPECT_EQ(target.connections(), before);
+  EXPECT_FALSE(fs::exists(dest_));
+  EXPECT_EQ(pool_->Free(), 6);
+}
+
 }  // namespace
 }  // namespace quire

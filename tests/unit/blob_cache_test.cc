@@ -3,9 +3,9 @@
 #include "blob/cache/blob_cache.h"
 
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -110,15 +110,25 @@ TEST_F(BlobCacheTest, ConcurrentReadersNeverPassTheBound) {
 
 // Warm reads keep recently read entries' files open: never more than kOpenFiles at once, an
 // evicted entry's file closed with it (its disk space really freed), the bytes always right.
-TEST_F(BlobCacheTest, HeldOpenFilesStayBoundedAndGoWithTheirEntries) {
-  auto open_fds = [] {
-    size_t n = 0;
-    for (auto it = fs::directory_iterator("/proc/self/fd"); it != fs::directory_iterator(); ++it)
-      ++n;
-    return n;
-  };
-  const size_t before = open_fds();
-  auto cache = BlobCache::Open(*store_, dir_ + "/cache", 1 << 20, /*max_open_files=*/256);
+// Mappings of this cache's entry files in this process (/proc/self/maps), and descriptors.
+size_t CacheMappings(const std::string& dir) {
+  std::ifstream maps("/proc/self/maps");
+  size_t n = 0;
+  for (std::string line; std::getline(maps, line);)
+    if (line.find(dir) != std::string::npos) ++n;
+  return n;
+}
+size_t OpenFds() {
+  size_t n = 0;
+  for (auto it = fs::directory_iterator("/proc/self/fd"); it != fs::directory_iterator(); ++it)
+    ++n;
+  return n;
+}
+
+TEST_F(BlobCacheTest, HeldEntriesStayBoundedAndGoWithTheirEntries) {
+  const std::string cache_dir = dir_ + "/cache";
+  const size_t fds_before = OpenFds();
+  auto cache = BlobCache::Open(*store_, cache_dir, 1 << 20, /*max_held=*/256);
   ASSERT_TRUE(cache.ok());
   for (int round = 0; round < 2; ++round) {
     for (int i = 0; i < 400; ++i) {  // 400 entries of 1000 bytes: all cached, read twice
@@ -128,32 +138,83 @@ TEST_F(BlobCacheTest, HeldOpenFilesStayBoundedAndGoWithTheirEntries) {
     }
   }
   EXPECT_EQ((*cache)->hits(), 400);
-  const size_t peak = open_fds();
-  EXPECT_LE(peak, before + 256 + 4);
-  EXPECT_GE(peak, before + 200) << "warm reads hold their files";
-  // Entries of 100,000 bytes push the small ones out: their held files close.
+  const size_t peak = CacheMappings(cache_dir);
+  EXPECT_LE(peak, 256u);
+  EXPECT_GE(peak, 200u) << "warm reads hold their entries mapped";
+  EXPECT_LE(OpenFds(), fds_before + 4) << "a mapped entry holds no descriptor";
+  // Entries of 100,000 bytes push the small ones out: their mappings go.
   for (int i = 0; i < 10; ++i)
     ASSERT_TRUE((*cache)->GetRange("1/1/a/image.tif", version_, i * 100000, 100000).ok());
-  EXPECT_LE(test::TreeBytes(dir_ + "/cache"), 1 << 20);
+  EXPECT_LE(test::TreeBytes(cache_dir), 1 << 20);
   for (int i = 0; i < 10; ++i)
     ASSERT_TRUE((*cache)->GetRange("1/1/a/image.tif", version_, i * 100000, 100000).ok());
-  // 10 large entries and the ≤ 48 small ones that still fit beside them.
-  EXPECT_LE(open_fds(), before + 10 + 48 + 4);
-  EXPECT_LE(open_fds() + 190, peak);
+  // 10 large entries and the <= 48 small ones that still fit beside them.
+  EXPECT_LE(CacheMappings(cache_dir), 10u + 48u);
+  EXPECT_LE(CacheMappings(cache_dir) + 190, peak);
   cache->reset();
-  EXPECT_EQ(open_fds(), before);
+  EXPECT_EQ(CacheMappings(cache_dir), 0u);
+  EXPECT_EQ(OpenFds(), fds_before);
 }
 
-// By default the held files are a quarter of the descriptor limit, within [256, 16384]; reads
-// into the caller's buffer answer exactly what GetRange does, and only for the entry's size.
-TEST_F(BlobCacheTest, HeldFilesFollowTheDescriptorLimitAndReadsIntoBuffersMatch) {
-  struct rlimit rl;
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
-  const size_t held = BlobCache::HeldOpenFiles();
-  EXPECT_GE(held, 256u);
-  EXPECT_LE(held, 16384u);
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 1024) {
-    EXPECT_LE(held, size_t(rl.rlim_cur) / 4);
+// A reader holding an entry keeps its bytes while the entry is evicted and its file unlinked;
+// a file that is not the entry's size (changed behind the cache's back) is never read.
+TEST_F(BlobCacheTest, AnEvictedEntryStaysWholeForItsReaderAndAWrongSizedFileIsNotRead) {
+  const std::string cache_dir = dir_ + "/cache";
+  auto cache = BlobCache::Open(*store_, cache_dir, 40000, /*max_held=*/4);
+  ASSERT_TRUE(cache.ok());
+  ASSERT_TRUE((*cache)->GetRange("1/1/a/image.tif", version_, 0, 10000).ok());
+  std::string buf(10000, '\0');
+  ASSERT_TRUE((*cache)->PeekRangeInto("1/1/a/image.tif", version_, 0, 10000, buf.data()));
+  // Readers on other threads while new entries evict it, again and again.
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t)
+    readers.emplace_back([&] {
+      std::string b(10000, '\0');
+      while (!stop.load())
+        for (int i = 0; i < 8; ++i)
+          if ((*cache)->PeekRangeInto("1/1/a/image.tif", version_, i * 10000, 10000, b.data()) &&
+              b != content_.substr(size_t(i) * 10000, 10000))
+            ++bad;
+    });
+  for (int round = 0; round < 20; ++round)
+    for (int i = 0; i < 8; ++i)
+      ASSERT_TRUE((*cache)->GetRange("1/1/a/image.tif", version_, i * 10000, 10000).ok());
+  stop = true;
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(bad.load(), 0) << "a reader saw bytes of another entry or a torn one";
+  EXPECT_LE(test::TreeBytes(cache_dir), 40000);
+  // Truncate one entry's file behind the cache's back (after its mapping went: a fresh cache).
+  cache->reset();
+  auto again = BlobCache::Open(*store_, cache_dir, 40000);
+  ASSERT_TRUE(again.ok());
+  int truncated = 0;
+  for (auto it = fs::recursive_directory_iterator(cache_dir); it != fs::recursive_directory_iterator();
+       ++it)
+    if (it->is_regular_file() && truncated == 0) {
+      fs::resize_file(it->path(), 100);
+      ++truncated;
+    }
+  ASSERT_EQ(truncated, 1);
+  for (int i = 0; i < 8; ++i) {
+    std::string b(10000, '\0');
+    if ((*again)->PeekRangeInto("1/1/a/image.tif", version_, i * 10000, 10000, b.data())) {
+      EXPECT_EQ(b, content_.substr(size_t(i) * 10000, 10000));
+    }
+  }
+}
+
+// By default a quarter of vm.max_map_count, within [1024, 32768], are held; reads into the
+// caller's buffer answer exactly what GetRange does, and only for the entry's size.
+TEST_F(BlobCacheTest, HeldEntriesFollowTheMappingLimitAndReadsIntoBuffersMatch) {
+  const size_t held = BlobCache::HeldEntries();
+  EXPECT_GE(held, 1024u);
+  EXPECT_LE(held, 32768u);
+  long long maps = 0;
+  std::ifstream("/proc/sys/vm/max_map_count") >> maps;
+  if (maps >= 4096) {
+    EXPECT_LE(held, size_t(maps) / 4);
   }
   auto cache = BlobCache::Open(*store_, dir_ + "/cache", 1 << 20);
   ASSERT_TRUE(cache.ok());

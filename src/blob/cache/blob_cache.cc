@@ -1,9 +1,8 @@
 #include "blob/cache/blob_cache.h"
 
-#include <sys/resource.h>
-
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 namespace quire {
@@ -97,7 +97,26 @@ int64_t BlobCache::used_bytes() const {
   return used_;
 }
 
-BlobCache::OpenFile::~OpenFile() { ::close(fd); }
+BlobCache::OpenFile::~OpenFile() {
+  if (data != nullptr) ::munmap(const_cast<char*>(data), size);
+  if (fd >= 0) ::close(fd);
+}
+
+bool BlobCache::OpenFile::Copy(size_t offset, size_t n, char* out) const {
+  if (offset > size || n > size - offset) return false;
+  if (fd < 0) {
+    if (n > 0) std::memcpy(out, data + offset, n);
+    return true;
+  }
+  size_t done = 0;
+  while (done < n) {
+    ssize_t got = ::pread(fd, out + done, n - done, off_t(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    done += size_t(got);
+  }
+  return true;
+}
 
 void BlobCache::DropFile(Entry& e) {
   if (!e.file) return;
@@ -105,10 +124,11 @@ void BlobCache::DropFile(Entry& e) {
   e.file.reset();
 }
 
-size_t BlobCache::HeldOpenFiles() {
-  struct rlimit rl;
-  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 256;
-  return std::clamp<size_t>(size_t(rl.rlim_cur) / 4, 256, 16384);
+size_t BlobCache::HeldEntries() {
+  long long maps = 65530;  // the kernel's default
+  std::ifstream in("/proc/sys/vm/max_map_count");
+  if (!(in >> maps) || maps <= 0) maps = 65530;
+  return std::clamp<size_t>(size_t(maps) / 4, 1024, 32768);
 }
 
 std::shared_ptr<BlobCache::OpenFile> BlobCache::Acquire(const std::string& name, int64_t* size) {
@@ -126,10 +146,23 @@ std::shared_ptr<BlobCache::OpenFile> BlobCache::Acquire(const std::string& name,
   int fd = ::open(PathOf(name).c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
   if (fd < 0 && errno == EPERM) fd = ::open(PathOf(name).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return nullptr;  // evicted meanwhile
-  file = std::make_shared<OpenFile>(fd);
+  struct stat sb;
+  if (::fstat(fd, &sb) != 0 || int64_t(sb.st_size) != *size) {
+    ::close(fd);
+    return nullptr;  // not the entry's size: never read a short (or replaced) file
+  }
+  if (*size > kMaxMappedBytes) return std::make_shared<OpenFile>(nullptr, size_t(*size), fd);
+  const char* data = nullptr;
+  if (*size > 0) {
+    void* m = ::mmap(nullptr, size_t(*size), PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) return std::make_shared<OpenFile>(nullptr, size_t(*size), fd);
+    data = static_cast<const char*>(m);
+  }
+  ::close(fd);
+  file = std::make_shared<OpenFile>(data, size_t(*size), -1);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = index_.find(name);
-  if (it != index_.end() && it->second->ready && !it->second->file) {
+  if (file->fd < 0 && it != index_.end() && it->second->ready && !it->second->file) {
     open_lru_.push_front(name);
     it->second->file = file;
     it->second->open_at = open_lru_.begin();
@@ -139,19 +172,12 @@ std::shared_ptr<BlobCache::OpenFile> BlobCache::Acquire(const std::string& name,
 }
 
 bool BlobCache::ReadInto(const std::string& name, char* out, size_t n) {
-  // The hot path of warm delivery: one pread of the known size, on a file held open or
-  // opened now (and then held for the next read).
+  // The hot path of warm delivery: one copy from the entry's mapping (held, or made now and
+  // then held for the next read).
   int64_t size = 0;
   std::shared_ptr<OpenFile> file = Acquire(name, &size);
   if (!file || size_t(size) != n) return false;
-  size_t done = 0;
-  while (done < n) {
-    ssize_t got = ::pread(file->fd, out + done, n - done, off_t(done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    done += size_t(got);
-  }
-  return done == n;
+  return file->Copy(0, n, out);
 }
 
 bool BlobCache::Read(const std::string& name, std::string* out) {
@@ -159,14 +185,7 @@ bool BlobCache::Read(const std::string& name, std::string* out) {
   std::shared_ptr<OpenFile> file = Acquire(name, &size);
   if (!file) return false;
   out->resize(size_t(size));
-  size_t done = 0;
-  while (done < out->size()) {
-    ssize_t n = ::pread(file->fd, out->data() + done, out->size() - done, off_t(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += size_t(n);
-  }
-  return done == out->size();
+  return file->Copy(0, out->size(), out->data());
 }
 
 BlobCache::Reservation BlobCache::Reserve(const std::string& name, int64_t size) {

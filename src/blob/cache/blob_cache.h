@@ -8,6 +8,11 @@
 //   and renamed into place, so a reader sees a whole entry or none.
 // - Across restarts: Open re-indexes the directory (oldest files first in the LRU order),
 //   drops stray temp files and trims to the bound.
+// - Warm reads at memory speed: the most recently read entries (up to HeldEntries()) stay
+//   mapped read-only, so a warm read is a copy from the page cache with no system call and
+//   holds no descriptor. The pages are the page cache's (VmRSS counts them as RssFile; the
+//   kernel reclaims them like any cached file page). An evicted entry is unmapped at once,
+//   or when its last reader lets go.
 // Thread-safe. One process per directory.
 #pragma once
 
@@ -25,12 +30,14 @@ namespace quire {
 
 class BlobCache {
  public:
-  // `max_open_files`: how many entries' files warm reads keep open; 0: HeldOpenFiles().
+  // `max_held`: how many entries warm reads keep mapped; 0: HeldEntries().
   static Result<std::unique_ptr<BlobCache>> Open(const BlobStore& source, const std::string& dir,
-                                                 int64_t capacity, size_t max_open_files = 0);
-  // A quarter of the process's descriptor limit, between 256 and 16384: the rest stays for
-  // connections.
-  static size_t HeldOpenFiles();
+                                                 int64_t capacity, size_t max_held = 0);
+  // A quarter of the kernel's per-process mapping limit (vm.max_map_count), between 1024 and
+  // 32768: the rest stays for the allocator, libraries and libvips.
+  static size_t HeldEntries();
+  // Entries larger than this are read with pread and never held mapped.
+  static constexpr int64_t kMaxMappedBytes = 16 << 20;
 
   // Bytes [offset, offset + length) of `key` at `version`, from disk or else one ranged GET
   // (which then fills the cache). kConflict when the blob is no longer that version.
@@ -60,13 +67,18 @@ class BlobCache {
   const std::string& dir() const { return dir_; }
 
  private:
-  // An entry's file held open for warm reads; closed when the last reader lets go.
+  // An entry's bytes for reading: mapped (held for warm reads, unmapped when the last reader
+  // lets go) or, above kMaxMappedBytes, an open descriptor for pread (never held).
   struct OpenFile {
-    explicit OpenFile(int f) : fd(f) {}
+    OpenFile(const char* d, size_t n, int f) : data(d), size(n), fd(f) {}
     OpenFile(const OpenFile&) = delete;
     OpenFile& operator=(const OpenFile&) = delete;
     ~OpenFile();
-    const int fd;
+    // Copies [offset, offset + n) of the entry into `out`; false when the entry is shorter.
+    bool Copy(size_t offset, size_t n, char* out) const;
+    const char* const data;  // null when read through fd (or empty)
+    const size_t size;
+    const int fd;  // -1 when mapped
   };
   struct Entry {
     std::string name;
@@ -75,12 +87,12 @@ class BlobCache {
     std::shared_ptr<OpenFile> file;            // held for the max_open_ most recently read entries
     std::list<std::string>::iterator open_at;  // in open_lru_ while `file` is set
   };
-  // Warm reads of recently read entries skip open and close: at most max_open_ files are
-  // held open (an evicted entry's is closed at once, so the disk bound still holds).
+  // Warm reads of recently read entries skip open, mmap and close: at most max_open_ are held
+  // mapped (an evicted entry's is unmapped at once, so the disk bound still holds).
   void DropFile(Entry& e);  // mu_ held
   BlobCache(const BlobStore& source, std::string dir, int64_t capacity, size_t max_open)
       : source_(source), dir_(std::move(dir)), capacity_(capacity),
-        max_open_(max_open > 0 ? max_open : HeldOpenFiles()) {}
+        max_open_(max_open > 0 ? max_open : HeldEntries()) {}
   std::string PathOf(const std::string& name) const;
   // The entry's bytes when present and whole: into `out`, or (ReadInto) into the caller's
   // `n` bytes at `out` when the entry is exactly that size.

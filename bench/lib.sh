@@ -87,3 +87,15 @@ make_inputs() { # DIR N W H: DIR/img01.jpg … made once (2 at a time) and kept 
     [ -s "$dir/img$i.jpg" ] || echo "$dir/img$i.jpg $w $h $((10#$i))"
   done | xargs -r -P2 -n4 bash -c 'gen_image "$@"' _
 }
+
+perf_summary() { # DATA OUT: by library, inclusive time by symbol (callers), self time by symbol
+  local data=$1 o=$2
+  {
+    echo "-- share of samples by library (self)"
+    perf report -i "$data" --stdio --no-children --sort dso --percent-limit 1 -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15
+    echo "-- inclusive (children) time by symbol, >= 4%"
+    perf report -i "$data" --stdio --children --sort sym --percent-limit 3 -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | grep -v '\] 0x0000' | head -45
+    echo "-- self time by symbol, >= 1%"
+    perf report -i "$data" --stdio --no-children --sort dso,sym --percent-limit 1 -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -25
+  } | cut -c1-180 >"$o" || true
+}

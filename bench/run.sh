@@ -381,17 +381,6 @@ log "wrk tiles quire with response cache"
 run_wrk tiles_quire_cached $QPORT "$RUN/tiles-quire.txt" 64 $DUR_SHORT
 TILE_QPID=$QPID
 
-perf_summary() { # DATA OUT: by library, inclusive time by symbol (callers), self time by symbol
-  local data=$1 o=$2
-  {
-    echo "-- share of samples by library (self)"
-    perf report -i "$data" --stdio --no-children --sort dso --percent-limit 1 -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15
-    echo "-- inclusive (children) time by symbol, >= 4%"
-    perf report -i "$data" --stdio --children --sort sym --percent-limit 3 -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | grep -v '\] 0x0000' | head -45
-    echo "-- self time by symbol, >= 1%"
-    perf report -i "$data" --stdio --no-children --sort dso,sym --percent-limit 1 -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -25
-  } | cut -c1-180 >"$o" || true
-}
 profile_wrk() { # NAME PID PORT URLFILE CONNS [AUTH]
   [ "$PROFILE" = 1 ] && command -v perf >/dev/null || return 0
   local name=$1 pid=$2 port=$3 urls=$4 conns=$5 auth=${6:-}

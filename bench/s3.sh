@@ -187,6 +187,28 @@ for rep in $(seq 1 $REPS); do
 done
 g3=$(ranged_gets)
 record warm_gets "{\"ranged_gets\":$((g3 - g2))}"
+# Profiles of both servers under the same warm load when S3 misses its ≥ 0.9× target.
+WARM_RATIO=$($PY - "$RES" <<'PYEOF'
+import json, statistics, sys
+res = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line); res[r["k"]] = r["v"]
+m = lambda p: statistics.median(v["rps"] for k, v in res.items() if k.startswith(p))
+print(f"{m('tiles_s3_warm_') / m('tiles_file_'):.3f}")
+PYEOF
+)
+PROFILE=${BENCH_PROFILE:-1}
+if [ "$PROFILE" = 1 ] && command -v perf >/dev/null && awk -v r="$WARM_RATIO" 'BEGIN {exit !(r < 0.9)}'; then
+  for what in s3 file; do
+    log "profile warm tiles: $what"
+    pid=$SPID port=$QPORT; [ $what = file ] && pid=$FPID port=$FPORT
+    perf record -F 199 --call-graph dwarf -p "$pid" -o "$RUN/perf-warm-$what.data" -- sleep 8 >/dev/null 2>&1 &
+    pp=$!
+    URLS=$RUN/tiles-$what.txt wrk -t2 -c64 -d9s --timeout 10s -s "$HERE/urls.lua" "http://127.0.0.1:$port" >/dev/null 2>&1 || true
+    wait $pp || true
+    perf_summary "$RUN/perf-warm-$what.data" "$RUN/profile-warm-$what.txt"
+  done
+fi
 record cache "{\"bytes\":$(du -sb "$RUN/cache" | cut -f1)}"
 
 # ---- report
@@ -226,7 +248,15 @@ lines = [
   f"| cold-cache tiles (each once, 16 clients), req/s / p99 ms | | {cold['rps']:.0f} / {cold['p99_ms']:.1f} | | report |",
   f"| GETs per cold tile (each image's structure included) | | {gets} / {creq} = {gets/max(creq,1):.2f} | | ≤ 2 |",
   f"| GETs during the warm runs | | {res['warm_gets']['ranged_gets']} | | 0 |",
-  "", "Raw results:", "", "```"] + [json.dumps({k: v}) for k, v in res.items()] + ["```"]
+  ""]
+import os
+run = os.path.dirname(sys.argv[1])
+for what in ("s3", "file"):
+    prof = os.path.join(run, f"profile-warm-{what}.txt")
+    if os.path.exists(prof):
+        lines += [f"Profile of warm tiles from {what} storage (perf, 8 s under the same wrk load; the S3 "
+                  "target was missed):", "", "```"] + open(prof).read().rstrip().split("\n") + ["```", ""]
+lines += ["Raw results:", "", "```"] + [json.dumps({k: v}) for k, v in res.items()] + ["```"]
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PYEOF
